@@ -1,0 +1,1 @@
+"""The built-in `palette` model: files shipped in the package, built by `build_palette`."""

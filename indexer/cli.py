@@ -1,0 +1,103 @@
+"""The `dtindex` command: global options, subcommand dispatch, errors to exit codes.
+
+This is the only place that turns exceptions into messages; stdout carries data only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from types import ModuleType
+
+from . import __version__
+from .config import load_config, locate_config
+from .context import Context
+from .errors import DtindexError
+
+DESCRIPTION = """\
+Keep an image gallery tagged by ONNX tagging models (WD v1.4/v3, DeepDanbooru,
+ML-Danbooru, or the built-in `palette` colour model), incrementally, in SQLite.
+
+  dtindex tag palette ~/pictures          tag pictures, print path<TAB>tag<TAB>weight
+  dtindex scan ~/gallery                  index new and changed pictures
+  dtindex export --model caformer | gallery tag "$GD" caformer "ML-Danbooru CAFormer"
+"""
+
+
+def _commands() -> dict[str, tuple[ModuleType, str]]:
+    from . import export, scan, show_models, show_status, tag
+
+    return {
+        "tag": (tag, "tag pictures and print path<TAB>tag<TAB>weight (no database)"),
+        "scan": (scan, "index new and changed pictures and tag what no model version has tagged"),
+        "export": (export, "print stored tags, sha1<TAB>tag<TAB>weight for `gallery tag`"),
+        "models": (show_models, "list models, their versions and coverage"),
+        "status": (show_status, "show roots, counts and failures"),
+    }
+
+
+def build_parser(commands: dict[str, tuple[ModuleType, str]]) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dtindex", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--config", metavar="PATH",
+                        help="config file (env DTINDEX_CONFIG; default ./deeptagger.toml, "
+                        "else $XDG_CONFIG_HOME/dtindex/deeptagger.toml)")  # fmt: skip
+    parser.add_argument("--db", metavar="PATH",
+                        help="index database (env DTINDEX_DB; default: config's database, "
+                        "else $XDG_DATA_HOME/dtindex/index.sqlite)")  # fmt: skip
+    parser.add_argument("-v", "--verbose", action="store_true", help="more messages on stderr")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    parser.add_argument("--version", action="version", version=f"dtindex {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (module, summary) in commands.items():
+        child = sub.add_parser(name, help=summary, description=(module.__doc__ or summary),
+                               formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+        module.add_arguments(child)
+    return parser
+
+
+def _setup_logging(args: argparse.Namespace) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("dtindex: %(message)s"))
+    log = logging.getLogger("dtindex")
+    log.handlers[:] = [handler]
+    log.propagate = False
+    debug = args.verbose or getattr(args, "debug", False)
+    log.setLevel(logging.DEBUG if debug else logging.WARNING if args.quiet else logging.INFO)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    commands = _commands()
+    parser = build_parser(commands)
+    args = parser.parse_args(argv)
+    _setup_logging(args)
+    module = commands[args.command][0]
+    try:
+        path, named = locate_config(args.config, os.environ)
+        ctx = Context(
+            config=load_config(path, required=named),
+            env=dict(os.environ),
+            db_option=args.db,
+            stdout=sys.stdout.buffer,
+            stderr_is_tty=sys.stderr.isatty(),
+        )
+        return int(module.run(args, ctx))
+    except DtindexError as exc:
+        print(f"dtindex: {exc}", file=sys.stderr)
+        return int(getattr(module, "FAILURE", 1))
+    except KeyboardInterrupt:
+        print("dtindex: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader went away (`| head`); stop quietly as Unix tools do.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+
+
+def main_entry() -> None:
+    sys.exit(main())

@@ -1,0 +1,226 @@
+"""`deeptagger.toml`: read once into frozen dataclasses that are passed down.
+
+Model tables are checked when the file is read (unknown keys, bad values), but their
+files are only opened when the model is used, so a missing model never breaks a
+command that does not need it.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError
+from .spec import SPEC_KEYS, ModelSpec, parse_settings, read_model_file
+
+DEFAULT_EXTENSIONS = (
+    "jpg", "jpeg", "jpe", "png", "gif", "webp", "bmp", "tif", "tiff", "avif", "heic", "heif", "jxl",
+)  # fmt: skip
+DEFAULT_THRESHOLD = 0.1
+BUILTIN_MODEL = "palette"
+_TOP_KEYS = {"database", "roots", "store_threshold", "batch", "scan", "models", "max_pixels"}
+_SCAN_KEYS = {"extensions", "exclude", "follow_symlinks"}
+_MODEL_KEYS = {"model", "onnx", "tags", "title", "threshold", "enabled"} | SPEC_KEYS
+
+
+@dataclass(frozen=True)
+class ModelDef:
+    """A model ready to load: its files, settings and default threshold."""
+
+    name: str
+    title: str
+    onnx: Path
+    tags: Path
+    spec: ModelSpec
+    threshold: float | None = None
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    """A model as declared; `resolve` reads its `.model` file when it is used."""
+
+    name: str
+    where: str
+    title: str | None = None
+    threshold: float | None = None
+    enabled: bool = True
+    model_file: Path | None = None
+    onnx: Path | None = None
+    tags: Path | None = None
+    settings: tuple[tuple[str, Any], ...] = ()
+
+    def resolve(self) -> ModelDef:
+        overrides = dict(self.settings)
+        if self.model_file is not None:
+            declared = read_model_file(self.model_file)
+            base = {k: v for k, v in vars(declared.spec).items() if v is not None}
+            spec = parse_settings({**base, **overrides}, self.where)
+            onnx, tags, title = declared.onnx, declared.tags, declared.name
+        else:
+            assert self.onnx is not None and self.tags is not None
+            spec = parse_settings(overrides, self.where)
+            onnx, tags, title = self.onnx, self.tags, self.name
+        return ModelDef(self.name, self.title or title, onnx, tags, spec, self.threshold)
+
+
+@dataclass(frozen=True)
+class ScanConfig:
+    extensions: frozenset[str] = frozenset(DEFAULT_EXTENSIONS)
+    exclude: tuple[str, ...] = ()
+    follow_symlinks: bool = False
+
+
+@dataclass(frozen=True)
+class Config:
+    path: Path | None = None
+    database: Path | None = None
+    roots: tuple[Path, ...] = ()
+    store_threshold: float = 0.01
+    batch: int = 8
+    max_pixels: int = 178_956_970
+    scan: ScanConfig = field(default_factory=ScanConfig)
+    models: Mapping[str, ModelEntry] = field(default_factory=dict)
+
+    def model(self, name: str) -> ModelEntry:
+        if name in self.models:
+            return self.models[name]
+        if name == BUILTIN_MODEL:
+            return builtin_entry()
+        known = ", ".join(sorted({*self.models, BUILTIN_MODEL}))
+        where = f" in {self.path}" if self.path else ""
+        raise ConfigError(f"no model named {name!r}{where} (known: {known})")
+
+    def default_models(self) -> tuple[ModelEntry, ...]:
+        """Enabled configured models, else the built-in one."""
+        enabled = tuple(m for m in self.models.values() if m.enabled)
+        return enabled or (builtin_entry(),)
+
+
+def builtin_entry() -> ModelEntry:
+    folder = Path(str(resources.files("indexer.builtin")))
+    return ModelEntry(
+        name=BUILTIN_MODEL,
+        where="built-in palette model",
+        title="Palette colour tags (built in)",
+        model_file=folder / "palette.model",
+    )
+
+
+def locate_config(explicit: str | None, env: Mapping[str, str]) -> tuple[Path | None, bool]:
+    """Return the config path and whether the user named it (a named one must exist)."""
+    if explicit:
+        return Path(explicit).expanduser(), True
+    if env.get("DTINDEX_CONFIG"):
+        return Path(env["DTINDEX_CONFIG"]).expanduser(), True
+    local = Path("deeptagger.toml")
+    if local.is_file():
+        return local, False
+    base = Path(env.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    return base / "dtindex" / "deeptagger.toml", False
+
+
+def load_config(path: Path | None, required: bool = False) -> Config:
+    if path is None or (not required and not path.is_file()):
+        return Config()
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: config file not found") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read config: {exc.strerror or exc}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return parse_config(data, path)
+
+
+def _unknown(table: Mapping[str, Any], allowed: set[str], where: str) -> None:
+    for key in table:
+        if key not in allowed:
+            raise ConfigError(f"{where}: unknown key {key!r} (allowed: {', '.join(sorted(allowed))})")
+
+
+def _number(value: Any, where: str, key: str, low: float, high: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        raise ConfigError(f"{where}: {key} = {value!r} must be a number from {low} to {high}")
+    return float(value)
+
+
+def _strings(value: Any, where: str, key: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise ConfigError(f"{where}: {key} must be a list of strings")
+    return tuple(value)
+
+
+def parse_config(data: Mapping[str, Any], path: Path) -> Config:
+    where = str(path)
+    folder = path.parent
+    _unknown(data, _TOP_KEYS, where)
+
+    def rel(value: Any, key: str) -> Path:
+        if not isinstance(value, str) or not value:
+            raise ConfigError(f"{where}: {key} must be a non-empty string path")
+        return folder / Path(value).expanduser()
+
+    scan_table = data.get("scan", {})
+    if not isinstance(scan_table, dict):
+        raise ConfigError(f"{where}: [scan] must be a table")
+    _unknown(scan_table, _SCAN_KEYS, f"{where} [scan]")
+    exts = _strings(scan_table.get("extensions", list(DEFAULT_EXTENSIONS)), where, "extensions")
+    scan = ScanConfig(
+        extensions=frozenset(e.lower().lstrip(".") for e in exts),
+        exclude=_strings(scan_table.get("exclude", []), where, "[scan] exclude"),
+        follow_symlinks=bool(scan_table.get("follow_symlinks", False)),
+    )
+    models_table = data.get("models", {})
+    if not isinstance(models_table, dict):
+        raise ConfigError(f"{where}: [models] must hold [models.NAME] tables")
+    models = {name: _model_entry(name, t, where, rel) for name, t in models_table.items()}
+    batch = data.get("batch", 8)
+    if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= 4096:
+        raise ConfigError(f"{where}: batch = {batch!r} must be an integer from 1 to 4096")
+    max_pixels = data.get("max_pixels", Config.max_pixels)
+    if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1:
+        raise ConfigError(f"{where}: max_pixels = {max_pixels!r} must be a positive integer")
+    return Config(
+        path=path,
+        database=rel(data["database"], "database") if "database" in data else None,
+        roots=tuple(rel(r, "roots") for r in _strings(data.get("roots", []), where, "roots")),
+        store_threshold=_number(data.get("store_threshold", 0.01), where, "store_threshold", 0, 1),
+        batch=batch,
+        max_pixels=max_pixels,
+        scan=scan,
+        models=models,
+    )
+
+
+def _model_entry(name: str, table: Any, where: str, rel: Any) -> ModelEntry:
+    here = f"{where} [models.{name}]"
+    if not isinstance(table, dict):
+        raise ConfigError(f"{here}: must be a table")
+    _unknown(table, _MODEL_KEYS, here)
+    settings = {k: v for k, v in table.items() if k in SPEC_KEYS}
+    parse_settings(settings, here)  # fail early on bad values
+    threshold = table.get("threshold")
+    if threshold is not None:
+        threshold = _number(threshold, here, "threshold", 0, 1)
+    enabled = table.get("enabled", True)
+    if not isinstance(enabled, bool):
+        raise ConfigError(f"{here}: enabled = {enabled!r} must be true or false")
+    title = table.get("title")
+    if title is not None and not isinstance(title, str):
+        raise ConfigError(f"{here}: title must be a string")
+    common = dict(
+        name=name, where=here, title=title, threshold=threshold, enabled=enabled,
+        settings=tuple(sorted(settings.items())),
+    )  # fmt: skip
+    if "model" in table:
+        if "onnx" in table or "tags" in table:
+            raise ConfigError(f"{here}: give either model, or onnx and tags, not both")
+        return ModelEntry(model_file=rel(table["model"], "model"), **common)  # type: ignore[arg-type]
+    if "onnx" not in table or "tags" not in table:
+        raise ConfigError(f"{here}: needs model = \"x.model\", or both onnx and tags")
+    return ModelEntry(onnx=rel(table["onnx"], "onnx"), tags=rel(table["tags"], "tags"), **common)  # type: ignore[arg-type]

@@ -1,0 +1,77 @@
+"""What every subcommand gets from the CLI: the config read once, streams, shared options."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from .config import Config, ModelDef
+from .errors import UsageError
+from .models import RuntimeOptions, parse_provider_option
+from .spec import read_model_file
+
+
+@dataclass(frozen=True)
+class Context:
+    config: Config
+    env: Mapping[str, str]
+    db_option: str | None
+    stdout: BinaryIO
+    stderr_is_tty: bool
+
+    def database_path(self) -> Path:
+        """`--db`, `DTINDEX_DB`, the config's `database`, else the XDG data folder."""
+        if self.db_option:
+            return Path(self.db_option).expanduser()
+        if self.env.get("DTINDEX_DB"):
+            return Path(self.env["DTINDEX_DB"]).expanduser()
+        if self.config.database is not None:
+            return self.config.database
+        base = Path(self.env.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+        return base / "dtindex" / "index.sqlite"
+
+    def resolve_model(self, name_or_path: str) -> ModelDef:
+        """A `.model` path, or a model name from the config (or the built-in one)."""
+        path = Path(name_or_path).expanduser()
+        if name_or_path.endswith(".model") or (os.sep in name_or_path and path.is_file()):
+            declared = read_model_file(path)
+            return ModelDef(declared.name, declared.name, declared.onnx, declared.tags, declared.spec)
+        return self.config.model(name_or_path).resolve()
+
+
+def add_runtime_arguments(parser: argparse.ArgumentParser, batch_default: str = "config") -> None:
+    group = parser.add_argument_group("inference")
+    group.add_argument("-b", "--batch", type=int, metavar="N",
+                       help=f"pictures per model call (default: {batch_default} batch, 8)")  # fmt: skip
+    group.add_argument("--cpu", action="store_true", help="use only the CPU execution provider")
+    group.add_argument(
+        "-o", "--options", action="append", default=[], metavar="EP;K=V...",
+        help='provider options, e.g. "CUDAExecutionProvider;device_id=1" (repeatable); '
+        "naming TensorrtExecutionProvider asks for TensorRT",
+    )  # fmt: skip
+    group.add_argument("-d", "--debug", action="store_true",
+                       help="report the providers each session really uses")  # fmt: skip
+
+
+def runtime_options(args: argparse.Namespace) -> RuntimeOptions:
+    return RuntimeOptions(
+        cpu=args.cpu, provider_options=tuple(parse_provider_option(o) for o in args.options)
+    )
+
+
+def batch_size(args: argparse.Namespace, config: Config) -> int:
+    size = args.batch if args.batch is not None else config.batch
+    if not 1 <= size <= 4096:
+        raise UsageError(f"--batch {size} must be between 1 and 4096")
+    return int(size)
+
+
+def threshold_value(value: float | None, default: float) -> float:
+    threshold = default if value is None else value
+    if not 0.0 <= threshold <= 1.0:
+        raise UsageError(f"threshold {threshold} must be within 0..1")
+    return threshold

@@ -1,0 +1,259 @@
+"""The incremental indexer behind `scan` and `watch`.
+
+A scan walks the roots and compares every file's stat with the index: unchanged files are
+not opened; renamed and moved files (same device, inode, size and mtime) keep their
+content; new and changed files are read once, hashed (xxh3-128 and SHA-1 from the same
+bytes) and, when some model version has no result for that content, decoded from those
+same bytes and tagged. Results are committed batch by batch, so a killed scan resumes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, fields
+
+import numpy as np
+import xxhash
+from numpy.typing import NDArray
+from sqlalchemy import Engine, select
+
+from .config import Config
+from .errors import DecodeError
+from .models import Tagger
+from .pipeline import Budget, Prepared, prepare_for, run_pipeline
+from .store.index import FileRow, Index, Stat
+from .store.schema import contents, taggings
+
+log = logging.getLogger("dtindex")
+RACY_NS = 2_000_000_000  # coarse file-system clocks: FAT keeps 2 s, some NFS servers 1 s
+
+
+@dataclass
+class Counts:
+    files: int = 0
+    new: int = 0
+    changed: int = 0
+    moved: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    hashed: int = 0
+    tagged: int = 0
+    failed: int = 0
+
+    def as_dict(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass
+class ReadJob:
+    """A new, changed or racily-clean file: read, hash, and tag what needs it."""
+
+    path: bytes
+    root_id: int
+    stat: Stat
+    known: FileRow | None
+    content_id: int | None = None
+
+
+@dataclass
+class TagJob:
+    """An indexed content that some selected model version has no result for yet."""
+
+    path: bytes
+    content_id: int
+    xxh128: str
+    wanted: tuple[int, ...]
+
+
+class Unstable(Exception):
+    """The file changed while it was read; it is left for the next look."""
+
+
+def read_stable(path: bytes) -> tuple[bytes, Stat]:
+    with open(path, "rb") as handle:
+        before = os.fstat(handle.fileno())
+        data = handle.read()
+        after = os.fstat(handle.fileno())
+    if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns) or len(
+        data
+    ) != after.st_size:
+        raise Unstable
+    return data, Stat(after.st_size, after.st_mtime_ns, after.st_ino, after.st_dev)
+
+
+def is_unchanged(row: FileRow, stat: Stat) -> bool:
+    same = (row.size, row.mtime_ns, row.inode, row.device) == (
+        stat.size, stat.mtime_ns, stat.inode, stat.device,
+    )  # fmt: skip
+    settled = row.content_id is not None or row.error is not None
+    return same and settled and row.mtime_ns + RACY_NS < row.checked_ns
+
+
+ProgressFn = Callable[[str, Counts], None]
+
+
+class Indexer:
+    """Records files and contents and tags what is missing, for a set of loaded models."""
+
+    def __init__(self, engine: Engine, taggers: Sequence[Tagger], config: Config, batch: int,
+                 progress: ProgressFn | None = None) -> None:  # fmt: skip
+        self.engine, self.taggers, self.config, self.batch = engine, taggers, config, batch
+        self.progress = progress or (lambda phase, counts: None)
+        self.budget = Budget.for_machine()
+        self.conn = engine.connect()
+        self.index = Index(self.conn)
+        self.version_ids = [
+            self.index.model_version(t.name, t.version, t.definition.title,
+                                     t.tags.names, t.tags.categories)
+            for t in taggers
+        ]  # fmt: skip
+        self._inflight: set[tuple[int, int]] = set()
+
+    def close(self) -> None:
+        self.index.commit()
+        self.conn.close()
+
+    # -- worker side (threads): read, hash, decide, decode ------------------------
+    def _wanted(self, xxh128: str) -> list[int]:
+        with self.engine.connect() as conn:
+            query = (select(taggings.c.model_version_id)
+                     .join(contents, contents.c.id == taggings.c.content_id)
+                     .where(contents.c.xxh128 == xxh128))  # fmt: skip
+            settled = set(conn.execute(query).scalars())
+        return [i for i, v in enumerate(self.version_ids) if v not in settled]
+
+    def _read_work(self, job: ReadJob) -> Prepared[ReadJob]:
+        try:
+            data, stat = read_stable(job.path)
+        except FileNotFoundError:
+            return Prepared(job, error="vanished", info={"vanished": True})
+        except Unstable:
+            return Prepared(job, error="changed while being read", info={"unstable": True})
+        except OSError as exc:
+            return Prepared(job, error=f"cannot read: {exc.strerror or exc}", info={"stat": job.stat})
+        job.stat = stat
+        info: dict[str, object] = {
+            "xxh": xxhash.xxh3_128_hexdigest(data), "sha1": hashlib.sha1(data).hexdigest(),
+            "stat": stat,
+        }  # fmt: skip
+        wanted = self._wanted(str(info["xxh"]))
+        info["wanted"] = wanted
+        try:
+            pictures, size = prepare_for(data, self.taggers, wanted, self.config.max_pixels)
+        except DecodeError as exc:
+            return Prepared(job, error=str(exc), info=info)
+        info["size"] = size
+        return Prepared(job, pictures, info=info)
+
+    def _tag_work(self, job: TagJob) -> Prepared[TagJob]:
+        try:
+            with open(job.path, "rb") as handle:
+                data = handle.read()
+        except OSError as exc:
+            return Prepared(job, error=f"cannot read: {exc.strerror or exc}", info={"skip": True})
+        if xxhash.xxh3_128_hexdigest(data) != job.xxh128:
+            return Prepared(job, error="changed since it was indexed", info={"skip": True})
+        pictures, _ = prepare_for(data, self.taggers, job.wanted, self.config.max_pixels)
+        return Prepared(job, pictures)
+
+    # -- main thread: record ------------------------------------------------------
+    def _claim(self, content_id: int, wanted: Iterable[int]) -> list[int]:
+        claimed = []
+        for i in wanted:
+            if (content_id, i) not in self._inflight:
+                self._inflight.add((content_id, i))
+                claimed.append(i)
+        return claimed
+
+    def _accept_read(self, prepared: Prepared[ReadJob], counts: Counts) -> list[int]:
+        job, info = prepared.job, prepared.info
+        if info.get("vanished"):
+            if job.known is not None:
+                self.index.delete_path(job.path)
+                counts.removed += 1
+            return []
+        if info.get("unstable"):
+            log.warning("%s: changed while being read; left for the next scan", os.fsdecode(job.path))
+            return []
+        now = time.time_ns()
+        if "xxh" not in info:  # could not be read at all
+            counts.failed += 1
+            log.warning("%s: %s", os.fsdecode(job.path), prepared.error)
+            self.index.put_file(job.path, job.root_id, job.stat, None, now, prepared.error)
+            return []
+        counts.hashed += 1
+        size = info.get("size")
+        width, height = size if isinstance(size, tuple) else (None, None)
+        content_id = self.index.add_content(str(info["xxh"]), str(info["sha1"]), job.stat.size,
+                                            width, height)  # fmt: skip
+        job.content_id = content_id
+        if job.known is None:
+            counts.new += 1
+        elif job.known.content_id == content_id:
+            counts.unchanged += 1
+        else:
+            counts.changed += 1
+        self.index.put_file(job.path, job.root_id, job.stat, content_id, now)
+        wanted = self._claim(content_id, info.get("wanted", []))  # type: ignore[arg-type]
+        if prepared.error is not None:
+            counts.failed += 1
+            log.warning("%s: %s", os.fsdecode(job.path), prepared.error)
+            for i in wanted:
+                self.index.record_failure(self.version_ids[i], content_id, prepared.error)
+            return []
+        return wanted
+
+    def _accept_tag(self, prepared: Prepared[TagJob], counts: Counts) -> list[int]:
+        job = prepared.job
+        if prepared.info.get("skip"):
+            log.warning("%s: %s; left for the next scan", os.fsdecode(job.path), prepared.error)
+            return []
+        wanted = self._claim(job.content_id, job.wanted)
+        if prepared.error is not None:
+            counts.failed += 1
+            log.warning("%s: %s", os.fsdecode(job.path), prepared.error)
+            for i in wanted:
+                self.index.record_failure(self.version_ids[i], job.content_id, prepared.error)
+            return []
+        return wanted
+
+    def process(self, reads: Sequence[ReadJob], counts: Counts) -> None:
+        """Read and tag the given files, then tag every content still missing a result."""
+
+        def on_scores(i: int, jobs: list[ReadJob] | list[TagJob], matrix: NDArray[np.float32]) -> None:
+            ids = [int(job.content_id) for job in jobs if job.content_id is not None]
+            self.index.record_scores(self.version_ids[i], ids, matrix, self.config.store_threshold)
+            counts.tagged += len(ids)
+            self.progress("tagging", counts)
+
+        def on_fail(i: int, job: ReadJob | TagJob, reason: str) -> None:
+            assert job.content_id is not None
+            counts.failed += 1
+            log.warning("%s: %s", os.fsdecode(job.path), reason)
+            self.index.record_failure(self.version_ids[i], job.content_id, reason)
+
+        def accept_read(p: Prepared[ReadJob]) -> list[int]:
+            wanted = self._accept_read(p, counts)
+            self.progress("hashing", counts)
+            return wanted
+
+        self._inflight.clear()
+        run_pipeline(self.taggers, reads, self._read_work, accept_read, on_scores,  # type: ignore[arg-type]
+                     on_fail, self.batch, self.budget)  # fmt: skip
+        self.index.commit()
+        run_pipeline(self.taggers, self._pending(), self._tag_work,  # type: ignore[arg-type]
+                     lambda p: self._accept_tag(p, counts), on_scores, on_fail,
+                     self.batch, self.budget)  # fmt: skip
+        self.index.commit()
+
+    def _pending(self) -> list[TagJob]:
+        wanted: dict[int, TagJob] = {}
+        for i, version_id in enumerate(self.version_ids):
+            for content_id, path, xxh in self.index.unsettled(version_id):
+                job = wanted.setdefault(content_id, TagJob(path, content_id, xxh, ()))
+                job.wanted = (*job.wanted, i)
+        return list(wanted.values())

@@ -1,0 +1,1 @@
+"""The index: SQLite through SQLAlchemy Core, schema managed by Alembic migrations."""

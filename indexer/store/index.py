@@ -1,0 +1,182 @@
+"""Writes and lookups a scan needs, on one connection, committed in batches.
+
+Every write lands in a transaction that `Index.maybe_commit` closes after a few hundred
+changes or a second, so a scan killed at any moment keeps all but the last moment's work
+and the next scan picks up exactly what is missing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import NDArray
+from sqlalchemy import Connection, and_, delete, exists, func, insert, select, update
+
+from .schema import contents, files, model_versions, roots, scores, taggings, tags
+
+
+@dataclass(frozen=True)
+class FileRow:
+    id: int
+    path: bytes
+    root_id: int
+    size: int
+    mtime_ns: int
+    inode: int
+    device: int
+    content_id: int | None
+    checked_ns: int
+    error: str | None
+
+
+@dataclass(frozen=True)
+class Stat:
+    size: int
+    mtime_ns: int
+    inode: int
+    device: int
+
+
+class Index:
+    def __init__(self, conn: Connection, commit_every: int = 500, commit_seconds: float = 1.0):
+        self.conn = conn
+        self._pending = 0
+        self._last = time.monotonic()
+        self._every, self._seconds = commit_every, commit_seconds
+
+    # -- transactions -------------------------------------------------------------
+    def maybe_commit(self, changes: int = 1) -> None:
+        self._pending += changes
+        now = time.monotonic()
+        if self._pending >= self._every or now - self._last >= self._seconds:
+            self.commit()
+
+    def commit(self) -> None:
+        self.conn.commit()
+        self._pending, self._last = 0, time.monotonic()
+
+    # -- roots --------------------------------------------------------------------
+    def root_id(self, path: bytes, device: int) -> int:
+        found = self.conn.execute(select(roots.c.id).where(roots.c.path == path)).scalar()
+        if found is not None:
+            self.conn.execute(update(roots).where(roots.c.id == found).values(device=device))
+            return int(found)
+        return int(self.conn.execute(insert(roots).values(path=path, device=device)).inserted_primary_key[0])  # type: ignore[index]
+
+    def root_paths(self) -> list[bytes]:
+        return list(self.conn.execute(select(roots.c.path).order_by(roots.c.id)).scalars())
+
+    def mark_scanned(self, root_id: int, when_ns: int) -> None:
+        self.conn.execute(update(roots).where(roots.c.id == root_id).values(scanned_ns=when_ns))
+
+    # -- files --------------------------------------------------------------------
+    def files_under(self, root_id: int) -> dict[bytes, FileRow]:
+        rows = self.conn.execute(select(files).where(files.c.root_id == root_id))
+        return {row.path: FileRow(**row._mapping) for row in rows}
+
+    def count_files(self, root_id: int) -> int:
+        query = select(func.count()).select_from(files).where(files.c.root_id == root_id)
+        return int(self.conn.execute(query).scalar_one())
+
+    def put_file(
+        self, path: bytes, root_id: int, stat: Stat, content_id: int | None,
+        checked_ns: int, error: str | None = None,
+    ) -> None:  # fmt: skip
+        values = dict(root_id=root_id, size=stat.size, mtime_ns=stat.mtime_ns, inode=stat.inode,
+                      device=stat.device, content_id=content_id, checked_ns=checked_ns, error=error)  # fmt: skip
+        done = self.conn.execute(update(files).where(files.c.path == path).values(**values))
+        if done.rowcount == 0:
+            self.conn.execute(insert(files).values(path=path, **values))
+        self.maybe_commit()
+
+    def move_file(self, file_id: int, path: bytes, root_id: int) -> None:
+        self.conn.execute(delete(files).where(files.c.path == path))
+        self.conn.execute(update(files).where(files.c.id == file_id).values(path=path, root_id=root_id))
+        self.maybe_commit()
+
+    def delete_files(self, ids: Sequence[int]) -> None:
+        for start in range(0, len(ids), 500):
+            self.conn.execute(delete(files).where(files.c.id.in_(ids[start : start + 500])))
+            self.maybe_commit(len(ids[start : start + 500]))
+
+    def delete_path(self, path: bytes) -> int:
+        return int(self.conn.execute(delete(files).where(files.c.path == path)).rowcount)
+
+    # -- contents -----------------------------------------------------------------
+    def content_id(self, xxh128: str) -> int | None:
+        found = self.conn.execute(select(contents.c.id).where(contents.c.xxh128 == xxh128)).scalar()
+        return None if found is None else int(found)
+
+    def add_content(self, xxh128: str, sha1: str, size: int, width: int | None, height: int | None) -> int:
+        found = self.content_id(xxh128)
+        if found is not None:
+            if width is not None:
+                self.conn.execute(update(contents).where(contents.c.id == found, contents.c.width.is_(None)).values(width=width, height=height))
+            return found
+        values = dict(xxh128=xxh128, sha1=sha1, size=size, width=width, height=height)
+        return int(self.conn.execute(insert(contents).values(**values)).inserted_primary_key[0])  # type: ignore[index]
+
+    # -- model versions and results ----------------------------------------------
+    def model_version(self, model: str, version: str, title: str,
+                      names: Sequence[str], categories: Sequence[int | None]) -> int:  # fmt: skip
+        query = select(model_versions.c.id).where(
+            model_versions.c.model == model, model_versions.c.version == version
+        )
+        found = self.conn.execute(query).scalar()
+        if found is not None:
+            return int(found)
+        new_id = int(self.conn.execute(insert(model_versions).values(
+            model=model, version=version, title=title, tag_count=len(names),
+            created_ns=time.time_ns(),
+        )).inserted_primary_key[0])  # type: ignore[index]  # fmt: skip
+        rows = [dict(model_version_id=new_id, idx=i, name=n, category=c)
+                for i, (n, c) in enumerate(zip(names, categories, strict=True))]  # fmt: skip
+        self.conn.execute(insert(tags), rows)
+        self.commit()
+        return new_id
+
+    def settled(self, content_id: int, version_ids: Iterable[int]) -> set[int]:
+        """Which of the model versions already have a result (done or failed) for a content."""
+        query = select(taggings.c.model_version_id).where(
+            taggings.c.content_id == content_id, taggings.c.model_version_id.in_(list(version_ids))
+        )
+        return set(self.conn.execute(query).scalars())
+
+    def unsettled(self, version_id: int) -> Iterator[tuple[int, bytes, str]]:
+        """Present contents without a result for the version: id, one path, xxh3-128."""
+        done = exists().where(and_(taggings.c.content_id == files.c.content_id,
+                                   taggings.c.model_version_id == version_id))  # fmt: skip
+        query = (select(files.c.content_id, func.min(files.c.path), contents.c.xxh128)
+                 .join(contents, contents.c.id == files.c.content_id)
+                 .where(~done)
+                 .group_by(files.c.content_id).order_by(files.c.content_id))  # fmt: skip
+        for content_id, path, xxh in self.conn.execute(query).all():
+            yield int(content_id), bytes(path), str(xxh)
+
+    def record_scores(self, version_id: int, content_ids: Sequence[int],
+                      matrix: NDArray[np.float32], floor: float) -> None:  # fmt: skip
+        now = time.time_ns()
+        rows = []
+        for content_id, row in zip(content_ids, matrix, strict=True):
+            for index in np.flatnonzero(row >= floor):
+                rows.append((version_id, content_id, int(index), float(row[index])))
+        self.conn.execute(delete(scores).where(scores.c.model_version_id == version_id,
+                                               scores.c.content_id.in_(list(content_ids))))  # fmt: skip
+        if rows:
+            self.conn.execute(insert(scores), [dict(model_version_id=v, content_id=c, tag_idx=t, score=s)
+                                               for v, c, t, s in rows])  # fmt: skip
+        self.conn.execute(insert(taggings).prefix_with("OR REPLACE"), [
+            dict(model_version_id=version_id, content_id=c, status="done", error=None, tagged_ns=now)
+            for c in content_ids
+        ])  # fmt: skip
+        self.commit()
+
+    def record_failure(self, version_id: int, content_id: int, reason: str) -> None:
+        self.conn.execute(insert(taggings).prefix_with("OR REPLACE").values(
+            model_version_id=version_id, content_id=content_id, status="failed",
+            error=reason, tagged_ns=time.time_ns(),
+        ))  # fmt: skip
+        self.maybe_commit()

@@ -1,0 +1,73 @@
+"""Walking gallery roots with `os.scandir`: picture files and their stat, nothing read.
+
+Paths are bytes all the way, so any name the file system holds round-trips. Folders that
+cannot be listed are reported, and the scan keeps the index's files under them.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from .config import ScanConfig
+from .store.index import Stat
+
+log = logging.getLogger("dtindex")
+
+
+@dataclass
+class Walk:
+    """One root's walk: files found, and folders that could not be listed."""
+
+    root: bytes
+    settings: ScanConfig
+    unreadable: list[bytes] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._exts = {e.encode() for e in self.settings.extensions}
+        self._globs = [os.fsencode(g) for g in self.settings.exclude]
+
+    def _excluded(self, path: bytes, name: bytes) -> bool:
+        rel = os.path.relpath(path, self.root)
+        return any(fnmatch.fnmatch(name, g) or fnmatch.fnmatch(rel, g) for g in self._globs)
+
+    def picture(self, name: bytes) -> bool:
+        _, dot, ext = name.rpartition(b".")
+        return bool(dot) and ext.lower() in self._exts
+
+    def files(self) -> Iterator[tuple[bytes, Stat]]:
+        seen: set[tuple[int, int]] = set()
+        stack = [self.root]
+        while stack:
+            folder = stack.pop()
+            try:
+                entries = list(os.scandir(folder))
+            except OSError as exc:
+                log.warning("%s: cannot list folder: %s", os.fsdecode(folder), exc.strerror)
+                self.unreadable.append(folder)
+                continue
+            entries.sort(key=lambda e: e.name)
+            for entry in entries:
+                if self._globs and self._excluded(entry.path, entry.name):
+                    continue
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(entry.path)
+                    elif entry.is_symlink() and entry.is_dir():
+                        if self.settings.follow_symlinks:
+                            info = entry.stat()
+                            if (info.st_dev, info.st_ino) not in seen:
+                                seen.add((info.st_dev, info.st_ino))
+                                stack.append(entry.path)
+                    elif self.picture(entry.name) and entry.is_file():
+                        info = entry.stat()
+                        yield entry.path, Stat(info.st_size, info.st_mtime_ns, info.st_ino, info.st_dev)
+                except OSError:
+                    continue  # vanished or a dangling link between listing and stat
+
+    def covers(self, path: bytes) -> bool:
+        """False for files under a folder this walk could not list: they may still exist."""
+        return not any(path.startswith(folder + os.sep.encode()) for folder in self.unreadable)

@@ -1,0 +1,1 @@
+"""Alembic migrations of the dtindex index; installed as the `dtindex_migrations` package."""
