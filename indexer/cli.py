@@ -41,21 +41,33 @@ def _commands() -> dict[str, tuple[ModuleType, str]]:
 
 def build_parser(commands: dict[str, tuple[ModuleType, str]]) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="dtindex", description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter
+        prog="dtindex",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--config", metavar="PATH",
-                        help="config file (env DTINDEX_CONFIG; default ./deeptagger.toml, "
-                        "else $XDG_CONFIG_HOME/dtindex/deeptagger.toml)")  # fmt: skip
-    parser.add_argument("--db", metavar="PATH",
-                        help="index database (env DTINDEX_DB; default: config's database, "
-                        "else $XDG_DATA_HOME/dtindex/index.sqlite)")  # fmt: skip
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        help="config file (env DTINDEX_CONFIG; default ./deeptagger.toml, "
+        "else $XDG_CONFIG_HOME/dtindex/deeptagger.toml)",
+    )
+    parser.add_argument(
+        "--db",
+        metavar="PATH",
+        help="index database (env DTINDEX_DB; default: config's database, "
+        "else $XDG_DATA_HOME/dtindex/index.sqlite)",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="more messages on stderr")
     parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
     parser.add_argument("--version", action="version", version=f"dtindex {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (module, summary) in commands.items():
-        child = sub.add_parser(name, help=summary, description=(module.__doc__ or summary),
-                               formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+        child = sub.add_parser(
+            name,
+            help=summary,
+            description=(module.__doc__ or summary),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
         module.add_arguments(child)
     return parser
 

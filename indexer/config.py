@@ -18,8 +18,20 @@ from .errors import ConfigError
 from .spec import SPEC_KEYS, ModelSpec, parse_settings, read_model_file
 
 DEFAULT_EXTENSIONS = (
-    "jpg", "jpeg", "jpe", "png", "gif", "webp", "bmp", "tif", "tiff", "avif", "heic", "heif", "jxl",
-)  # fmt: skip
+    "jpg",
+    "jpeg",
+    "jpe",
+    "png",
+    "gif",
+    "webp",
+    "bmp",
+    "tif",
+    "tiff",
+    "avif",
+    "heic",
+    "heif",
+    "jxl",
+)
 DEFAULT_THRESHOLD = 0.1
 BUILTIN_MODEL = "palette"
 _TOP_KEYS = {"database", "roots", "store_threshold", "batch", "scan", "models", "max_pixels"}
@@ -140,7 +152,9 @@ def load_config(path: Path | None, required: bool = False) -> Config:
 def _unknown(table: Mapping[str, Any], allowed: set[str], where: str) -> None:
     for key in table:
         if key not in allowed:
-            raise ConfigError(f"{where}: unknown key {key!r} (allowed: {', '.join(sorted(allowed))})")
+            raise ConfigError(
+                f"{where}: unknown key {key!r} (allowed: {', '.join(sorted(allowed))})"
+            )
 
 
 def _number(value: Any, where: str, key: str, low: float, high: float) -> float:
@@ -214,13 +228,17 @@ def _model_entry(name: str, table: Any, where: str, rel: Any) -> ModelEntry:
     if title is not None and not isinstance(title, str):
         raise ConfigError(f"{here}: title must be a string")
     common = dict(
-        name=name, where=here, title=title, threshold=threshold, enabled=enabled,
+        name=name,
+        where=here,
+        title=title,
+        threshold=threshold,
+        enabled=enabled,
         settings=tuple(sorted(settings.items())),
-    )  # fmt: skip
+    )
     if "model" in table:
         if "onnx" in table or "tags" in table:
             raise ConfigError(f"{here}: give either model, or onnx and tags, not both")
         return ModelEntry(model_file=rel(table["model"], "model"), **common)  # type: ignore[arg-type]
     if "onnx" not in table or "tags" not in table:
-        raise ConfigError(f"{here}: needs model = \"x.model\", or both onnx and tags")
+        raise ConfigError(f'{here}: needs model = "x.model", or both onnx and tags')
     return ModelEntry(onnx=rel(table["onnx"], "onnx"), tags=rel(table["tags"], "tags"), **common)  # type: ignore[arg-type]

@@ -39,22 +39,34 @@ class Context:
         path = Path(name_or_path).expanduser()
         if name_or_path.endswith(".model") or (os.sep in name_or_path and path.is_file()):
             declared = read_model_file(path)
-            return ModelDef(declared.name, declared.name, declared.onnx, declared.tags, declared.spec)
+            return ModelDef(
+                declared.name, declared.name, declared.onnx, declared.tags, declared.spec
+            )
         return self.config.model(name_or_path).resolve()
 
 
 def add_runtime_arguments(parser: argparse.ArgumentParser, batch_default: str = "config") -> None:
     group = parser.add_argument_group("inference")
-    group.add_argument("-b", "--batch", type=int, metavar="N",
-                       help=f"pictures per model call (default: {batch_default} batch, 8)")  # fmt: skip
+    group.add_argument(
+        "-b",
+        "--batch",
+        type=int,
+        metavar="N",
+        help=f"pictures per model call (default: {batch_default} batch, 8)",
+    )
     group.add_argument("--cpu", action="store_true", help="use only the CPU execution provider")
     group.add_argument(
-        "-o", "--options", action="append", default=[], metavar="EP;K=V...",
+        "-o",
+        "--options",
+        action="append",
+        default=[],
+        metavar="EP;K=V...",
         help='provider options, e.g. "CUDAExecutionProvider;device_id=1" (repeatable); '
         "naming TensorrtExecutionProvider asks for TensorRT",
-    )  # fmt: skip
-    group.add_argument("-d", "--debug", action="store_true",
-                       help="report the providers each session really uses")  # fmt: skip
+    )
+    group.add_argument(
+        "-d", "--debug", action="store_true", help="report the providers each session really uses"
+    )
 
 
 def runtime_options(args: argparse.Namespace) -> RuntimeOptions:

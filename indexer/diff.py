@@ -35,8 +35,9 @@ def check_root(root: Path) -> bytes:
     return os.fsencode(os.path.abspath(root))
 
 
-def plan_scan(index: Index, roots: list[Path], settings: ScanConfig, counts: Counts,
-              allow_empty: bool = False) -> Plan:  # fmt: skip
+def plan_scan(
+    index: Index, roots: list[Path], settings: ScanConfig, counts: Counts, allow_empty: bool = False
+) -> Plan:
     plan = Plan()
     encoded = [check_root(root) for root in roots]
     walked: list[tuple[int, Walk, dict[bytes, Stat], dict[bytes, FileRow]]] = []

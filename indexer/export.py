@@ -27,12 +27,25 @@ FAILURE = 1
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-m", "--model", required=True, metavar="NAME", help="model to export")
-    parser.add_argument("-t", "--threshold", type=float, metavar="T",
-                        help="weights above T (default: the model's threshold, else 0.1)")  # fmt: skip
-    parser.add_argument("--id", choices=("sha1", "path"), default="sha1",
-                        help="identify pictures by SHA-1 (default, for gallery) or by file path")  # fmt: skip
-    parser.add_argument("--format", choices=("tsv", "jsonl"), default="tsv",
-                        help="tsv: id<TAB>tag<TAB>weight lines; jsonl: one object per picture")  # fmt: skip
+    parser.add_argument(
+        "-t",
+        "--threshold",
+        type=float,
+        metavar="T",
+        help="weights above T (default: the model's threshold, else 0.1)",
+    )
+    parser.add_argument(
+        "--id",
+        choices=("sha1", "path"),
+        default="sha1",
+        help="identify pictures by SHA-1 (default, for gallery) or by file path",
+    )
+    parser.add_argument(
+        "--format",
+        choices=("tsv", "jsonl"),
+        default="tsv",
+        help="tsv: id<TAB>tag<TAB>weight lines; jsonl: one object per picture",
+    )
 
 
 def _by_content(rows: Iterator[Scored]) -> Iterator[tuple[int, list[Scored]]]:
@@ -42,7 +55,9 @@ def _by_content(rows: Iterator[Scored]) -> Iterator[tuple[int, list[Scored]]]:
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
     entry = ctx.config.models.get(args.model)
-    threshold = threshold_value(args.threshold, (entry.threshold if entry else None) or DEFAULT_THRESHOLD)
+    threshold = threshold_value(
+        args.threshold, (entry.threshold if entry else None) or DEFAULT_THRESHOLD
+    )
     engine = open_index(ctx.database_path(), readonly=True)
     refused = 0
     try:
@@ -61,8 +76,11 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                         refused += 1
                         log.warning("%r: path holds a tab or line break; not exported", ident)
                         continue
-                    out.write(b"".join(b"%s\t%s\t%.2f\n" % (ident, r.tag.encode(), r.score)
-                                       for r in group))  # fmt: skip
+                    out.write(
+                        b"".join(
+                            b"%s\t%s\t%.2f\n" % (ident, r.tag.encode(), r.score) for r in group
+                        )
+                    )
             out.flush()
     finally:
         engine.dispose()
@@ -74,7 +92,10 @@ def _json_line(group: list[Scored], paths: list[bytes]) -> bytes:
         "sha1": group[0].sha1,
         "paths": [os.fsdecode(p) for p in paths],
         "tags": {r.tag: round(r.score, 4) for r in group},
-        "categories": {r.tag: CATEGORY_NAMES.get(r.category, str(r.category))
-                       for r in group if r.category is not None},
-    }  # fmt: skip
+        "categories": {
+            r.tag: CATEGORY_NAMES.get(r.category, str(r.category))
+            for r in group
+            if r.category is not None
+        },
+    }
     return json.dumps(record, ensure_ascii=False).encode("utf-8", "surrogateescape") + b"\n"

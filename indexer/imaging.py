@@ -18,7 +18,6 @@ from .errors import DecodeError
 from .spec import ModelSpec
 
 
-
 def decode(
     data: bytes, max_pixels: int, draft_to: int | None = None
 ) -> tuple[Image.Image, tuple[int, int]]:
@@ -118,7 +117,9 @@ def input_shape(spec: ModelSpec, batch: int, height: int, width: int) -> tuple[i
     return (batch, height, width, 3)
 
 
-def prepare(data: bytes, spec: ModelSpec, height: int, width: int, max_pixels: int) -> NDArray[np.uint8]:
+def prepare(
+    data: bytes, spec: ModelSpec, height: int, width: int, max_pixels: int
+) -> NDArray[np.uint8]:
     """Bytes to the model's uint8 input picture, DCT-scaling JPEGs to twice the input."""
     image, _ = decode(data, max_pixels, draft_to=2 * max(height, width))
     return fit(image, spec, height, width)

@@ -87,8 +87,11 @@ def read_stable(path: bytes) -> tuple[bytes, Stat]:
 
 def is_unchanged(row: FileRow, stat: Stat) -> bool:
     same = (row.size, row.mtime_ns, row.inode, row.device) == (
-        stat.size, stat.mtime_ns, stat.inode, stat.device,
-    )  # fmt: skip
+        stat.size,
+        stat.mtime_ns,
+        stat.inode,
+        stat.device,
+    )
     settled = row.content_id is not None or row.error is not None
     return same and settled and row.mtime_ns + RACY_NS < row.checked_ns
 
@@ -99,18 +102,25 @@ ProgressFn = Callable[[str, Counts], None]
 class Indexer:
     """Records files and contents and tags what is missing, for a set of loaded models."""
 
-    def __init__(self, engine: Engine, taggers: Sequence[Tagger], config: Config, batch: int,
-                 progress: ProgressFn | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        engine: Engine,
+        taggers: Sequence[Tagger],
+        config: Config,
+        batch: int,
+        progress: ProgressFn | None = None,
+    ) -> None:
         self.engine, self.taggers, self.config, self.batch = engine, taggers, config, batch
         self.progress = progress or (lambda phase, counts: None)
         self.budget = Budget.for_machine()
         self.conn = engine.connect()
         self.index = Index(self.conn)
         self.version_ids = [
-            self.index.model_version(t.name, t.version, t.definition.title,
-                                     t.tags.names, t.tags.categories)
+            self.index.model_version(
+                t.name, t.version, t.definition.title, t.tags.names, t.tags.categories
+            )
             for t in taggers
-        ]  # fmt: skip
+        ]
         self._inflight: set[tuple[int, int]] = set()
 
     def close(self) -> None:
@@ -120,9 +130,11 @@ class Indexer:
     # -- worker side (threads): read, hash, decide, decode ------------------------
     def _wanted(self, xxh128: str) -> list[int]:
         with self.engine.connect() as conn:
-            query = (select(taggings.c.model_version_id)
-                     .join(contents, contents.c.id == taggings.c.content_id)
-                     .where(contents.c.xxh128 == xxh128))  # fmt: skip
+            query = (
+                select(taggings.c.model_version_id)
+                .join(contents, contents.c.id == taggings.c.content_id)
+                .where(contents.c.xxh128 == xxh128)
+            )
             settled = set(conn.execute(query).scalars())
         return [i for i, v in enumerate(self.version_ids) if v not in settled]
 
@@ -134,12 +146,15 @@ class Indexer:
         except Unstable:
             return Prepared(job, error="changed while being read", info={"unstable": True})
         except OSError as exc:
-            return Prepared(job, error=f"cannot read: {exc.strerror or exc}", info={"stat": job.stat})
+            return Prepared(
+                job, error=f"cannot read: {exc.strerror or exc}", info={"stat": job.stat}
+            )
         job.stat = stat
         info: dict[str, object] = {
-            "xxh": xxhash.xxh3_128_hexdigest(data), "sha1": hashlib.sha1(data).hexdigest(),
+            "xxh": xxhash.xxh3_128_hexdigest(data),
+            "sha1": hashlib.sha1(data).hexdigest(),
             "stat": stat,
-        }  # fmt: skip
+        }
         wanted = self._wanted(str(info["xxh"]))
         info["wanted"] = wanted
         try:
@@ -177,7 +192,9 @@ class Indexer:
                 counts.removed += 1
             return []
         if info.get("unstable"):
-            log.warning("%s: changed while being read; left for the next scan", os.fsdecode(job.path))
+            log.warning(
+                "%s: changed while being read; left for the next scan", os.fsdecode(job.path)
+            )
             return []
         now = time.time_ns()
         if "xxh" not in info:  # could not be read at all
@@ -188,8 +205,9 @@ class Indexer:
         counts.hashed += 1
         size = info.get("size")
         width, height = size if isinstance(size, tuple) else (None, None)
-        content_id = self.index.add_content(str(info["xxh"]), str(info["sha1"]), job.stat.size,
-                                            width, height)  # fmt: skip
+        content_id = self.index.add_content(
+            str(info["xxh"]), str(info["sha1"]), job.stat.size, width, height
+        )
         job.content_id = content_id
         if job.known is None:
             counts.new += 1
@@ -224,7 +242,9 @@ class Indexer:
     def process(self, reads: Sequence[ReadJob], counts: Counts) -> None:
         """Read and tag the given files, then tag every content still missing a result."""
 
-        def on_scores(i: int, jobs: list[ReadJob] | list[TagJob], matrix: NDArray[np.float32]) -> None:
+        def on_scores(
+            i: int, jobs: list[ReadJob] | list[TagJob], matrix: NDArray[np.float32]
+        ) -> None:
             ids = [int(job.content_id) for job in jobs if job.content_id is not None]
             self.index.record_scores(self.version_ids[i], ids, matrix, self.config.store_threshold)
             counts.tagged += len(ids)
@@ -242,12 +262,27 @@ class Indexer:
             return wanted
 
         self._inflight.clear()
-        run_pipeline(self.taggers, reads, self._read_work, accept_read, on_scores,  # type: ignore[arg-type]
-                     on_fail, self.batch, self.budget)  # fmt: skip
+        run_pipeline(
+            self.taggers,
+            reads,
+            self._read_work,
+            accept_read,
+            on_scores,  # type: ignore[arg-type]
+            on_fail,
+            self.batch,
+            self.budget,
+        )
         self.index.commit()
-        run_pipeline(self.taggers, self._pending(), self._tag_work,  # type: ignore[arg-type]
-                     lambda p: self._accept_tag(p, counts), on_scores, on_fail,
-                     self.batch, self.budget)  # fmt: skip
+        run_pipeline(
+            self.taggers,
+            self._pending(),
+            self._tag_work,  # type: ignore[arg-type]
+            lambda p: self._accept_tag(p, counts),
+            on_scores,
+            on_fail,
+            self.batch,
+            self.budget,
+        )
         self.index.commit()
 
     def _pending(self) -> list[TagJob]:

@@ -99,7 +99,9 @@ class Tagger:
             chunk = batch[start : start + step]
             real = len(chunk)
             if real < step:
-                chunk = np.concatenate([chunk, np.zeros((step - real, *chunk.shape[1:]), chunk.dtype)])
+                chunk = np.concatenate(
+                    [chunk, np.zeros((step - real, *chunk.shape[1:]), chunk.dtype)]
+                )
             out = self.session.run([self.output_name], {self.input_name: chunk})[0]
             parts.append(np.asarray(out, dtype=np.float32).reshape(step, -1)[:real])
         scores = np.concatenate(parts) if len(parts) > 1 else parts[0]
@@ -109,7 +111,7 @@ class Tagger:
                 f"but the tag list has {len(self.tags)} tags"
             )
         if self.spec.interpret == "sigmoid":
-            scores = 1.0 / (1.0 + np.exp(-scores))
+            scores = (1.0 / (1.0 + np.exp(-scores))).astype(np.float32, copy=False)
         return scores
 
 
@@ -196,4 +198,6 @@ def _checked(model: ModelDef, tags: TagList, version: str, session: Any) -> Tagg
             f"{where}: output {out.name!r} has {width_out} scores but {model.tags} "
             f"lists {len(tags)} tags"
         )
-    return Tagger(model, tags, version, height, width, _dim(shape[0]), session, tensor.name, out.name)
+    return Tagger(
+        model, tags, version, height, width, _dim(shape[0]), session, tensor.name, out.name
+    )

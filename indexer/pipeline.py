@@ -94,9 +94,13 @@ FailCallback = Callable[[int, J, str], None]
 
 
 def run_inference(
-    index: int, tagger: Tagger, jobs: list[J], array: NDArray[np.float32],
-    on_scores: ScoresCallback[J], on_fail: FailCallback[J],
-) -> None:  # fmt: skip
+    index: int,
+    tagger: Tagger,
+    jobs: list[J],
+    array: NDArray[np.float32],
+    on_scores: ScoresCallback[J],
+    on_fail: FailCallback[J],
+) -> None:
     """Run a batch; a run-time failure retries it in halves, down to single pictures."""
     try:
         scores = tagger.run(array)
@@ -148,7 +152,9 @@ def run_pipeline(
                     if picture is None:
                         continue
                     if batchers[index].add(prepared.job, picture):
-                        run_inference(index, taggers[index], *batchers[index].take(), on_scores, on_fail)
+                        run_inference(
+                            index, taggers[index], *batchers[index].take(), on_scores, on_fail
+                        )
             for index, batcher in enumerate(batchers):
                 if batcher.jobs:
                     run_inference(index, taggers[index], *batcher.take(), on_scores, on_fail)

@@ -35,14 +35,28 @@ FAILURE = 1
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("roots", nargs="*", metavar="ROOT", type=Path,
-                        help="gallery folders (default: the config's roots, else those indexed)")  # fmt: skip
-    parser.add_argument("-m", "--model", action="append", default=[], metavar="NAME",
-                        help="model to tag with (repeatable; default: every enabled model, "
-                        "else the built-in palette)")  # fmt: skip
+    parser.add_argument(
+        "roots",
+        nargs="*",
+        metavar="ROOT",
+        type=Path,
+        help="gallery folders (default: the config's roots, else those indexed)",
+    )
+    parser.add_argument(
+        "-m",
+        "--model",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="model to tag with (repeatable; default: every enabled model, "
+        "else the built-in palette)",
+    )
     parser.add_argument("--json", action="store_true", help="print the counts as one JSON object")
-    parser.add_argument("--allow-empty", action="store_true",
-                        help="accept a root that is now empty and drop its files from the index")  # fmt: skip
+    parser.add_argument(
+        "--allow-empty",
+        action="store_true",
+        help="accept a root that is now empty and drop its files from the index",
+    )
     add_runtime_arguments(parser)
 
 
@@ -63,8 +77,15 @@ def load_models(names: Sequence[str], ctx: Context, args: argparse.Namespace) ->
     return [load(entry.resolve(), options) for entry in entries]
 
 
-def scan(engine: Engine, roots: list[Path], taggers: Sequence[Tagger], ctx: Context,
-         batch: int, progress: Progress, allow_empty: bool = False) -> Counts:  # fmt: skip
+def scan(
+    engine: Engine,
+    roots: list[Path],
+    taggers: Sequence[Tagger],
+    ctx: Context,
+    batch: int,
+    progress: Progress,
+    allow_empty: bool = False,
+) -> Counts:
     counts = Counts()
     indexer = Indexer(engine, taggers, ctx.config, batch, progress)
     try:

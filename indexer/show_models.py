@@ -45,12 +45,20 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                 row["error"] = str(exc)
                 rows.append(row)
                 continue
-            row.update(title=definition.title, version=version, tags=len(tags),
-                       threshold=definition.threshold or DEFAULT_THRESHOLD)  # fmt: skip
+            row.update(
+                title=definition.title,
+                version=version,
+                tags=len(tags),
+                threshold=definition.threshold or DEFAULT_THRESHOLD,
+            )
             if conn is not None:
                 cov = coverage(conn, entry.name, version)
-                row.update(pictures=cov.present, tagged=cov.done, failed=cov.failed,
-                           todo=cov.present - cov.done - cov.failed)  # fmt: skip
+                row.update(
+                    pictures=cov.present,
+                    tagged=cov.done,
+                    failed=cov.failed,
+                    todo=cov.present - cov.done - cov.failed,
+                )
             rows.append(row)
         older = versions(conn) if conn is not None else []
         if conn is not None:
@@ -65,11 +73,15 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         if "error" in row:
             line = f"{row['name']}: unavailable: {row['error']}"
         else:
-            line = (f"{row['name']}: {row['title']}, version {row['version']}, {row['tags']} tags, "
-                    f"threshold {row['threshold']}")  # fmt: skip
+            line = (
+                f"{row['name']}: {row['title']}, version {row['version']}, {row['tags']} tags, "
+                f"threshold {row['threshold']}"
+            )
             if "pictures" in row:
-                line += (f"; {row['tagged']} of {row['pictures']} pictures tagged, "
-                         f"{row['failed']} failed, {row['todo']} to do")  # fmt: skip
+                line += (
+                    f"; {row['tagged']} of {row['pictures']} pictures tagged, "
+                    f"{row['failed']} failed, {row['todo']} to do"
+                )
         if not row["enabled"]:
             line += " (disabled)"
         ctx.stdout.write(line.encode() + b"\n")
@@ -77,6 +89,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         current = {(r["name"], r.get("version")) for r in rows}
         for model, version, title, count in older:
             if (model, version) not in current:
-                ctx.stdout.write(f"  stored: {model} version {version} ({title}, {count} tags)\n".encode())
+                ctx.stdout.write(
+                    f"  stored: {model} version {version} ({title}, {count} tags)\n".encode()
+                )
     ctx.stdout.flush()
     return 0

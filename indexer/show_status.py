@@ -16,8 +16,13 @@ FAILURE = 1
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--json", action="store_true", help="one JSON object")
-    parser.add_argument("--failures", type=int, default=20, metavar="N",
-                        help="list up to N failed pictures (default 20)")  # fmt: skip
+    parser.add_argument(
+        "--failures",
+        type=int,
+        default=20,
+        metavar="N",
+        help="list up to N failed pictures (default 20)",
+    )
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
@@ -41,10 +46,14 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         return 0
     lines = [f"index: {db}"]
     for path, scanned, count in roots:
-        when = time.strftime("%Y-%m-%d %H:%M", time.localtime(scanned / 1e9)) if scanned else "never"
+        when = (
+            time.strftime("%Y-%m-%d %H:%M", time.localtime(scanned / 1e9)) if scanned else "never"
+        )
         lines.append(f"root: {os.fsdecode(path)} ({count} files, scanned {when})")
-    lines.append(f"{counts['files']} files, {counts['contents']} distinct pictures, "
-                 f"{counts['unreadable']} unreadable, {counts['failed']} failed taggings")  # fmt: skip
+    lines.append(
+        f"{counts['files']} files, {counts['contents']} distinct pictures, "
+        f"{counts['unreadable']} unreadable, {counts['failed']} failed taggings"
+    )
     lines += [f"failed: {os.fsdecode(p)}: {e}" for p, e in failed]
     ctx.stdout.write("\n".join(lines).encode("utf-8", "surrogateescape") + b"\n")
     return 0

@@ -28,13 +28,27 @@ FAILURE = 2  # usage, config and model errors
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("model", metavar="MODEL", help="a .model file, or a model name from the config")
-    parser.add_argument("images", nargs="*", metavar="IMAGE",
-                        help="pictures to tag; a folder means every picture under it")  # fmt: skip
-    parser.add_argument("-t", "--threshold", type=float, metavar="T",
-                        help="print tags whose weight is above T (default: the model's, else 0.1)")  # fmt: skip
-    parser.add_argument("--pipe", action="store_true",
-                        help="read picture paths from standard input, one per line, as a stream")  # fmt: skip
+    parser.add_argument(
+        "model", metavar="MODEL", help="a .model file, or a model name from the config"
+    )
+    parser.add_argument(
+        "images",
+        nargs="*",
+        metavar="IMAGE",
+        help="pictures to tag; a folder means every picture under it",
+    )
+    parser.add_argument(
+        "-t",
+        "--threshold",
+        type=float,
+        metavar="T",
+        help="print tags whose weight is above T (default: the model's, else 0.1)",
+    )
+    parser.add_argument(
+        "--pipe",
+        action="store_true",
+        help="read picture paths from standard input, one per line, as a stream",
+    )
     add_runtime_arguments(parser)
 
 

@@ -69,7 +69,8 @@ def _parse_csv(text: str, where: str) -> tuple[list[str], list[int | None]]:
             try:
                 category = int(row[cat_col])
             except ValueError:
-                raise ModelError(f"{where}:{number}: category {row[cat_col]!r} is not a number")
+                message = f"{where}:{number}: category {row[cat_col]!r} is not a number"
+                raise ModelError(message) from None
         categories.append(category)
     return names, categories
 

@@ -64,7 +64,10 @@ class Walk:
                                 stack.append(entry.path)
                     elif self.picture(entry.name) and entry.is_file():
                         info = entry.stat()
-                        yield entry.path, Stat(info.st_size, info.st_mtime_ns, info.st_ino, info.st_dev)
+                        yield (
+                            entry.path,
+                            Stat(info.st_size, info.st_mtime_ns, info.st_ino, info.st_dev),
+                        )
                 except OSError:
                     continue  # vanished or a dangling link between listing and stat
 

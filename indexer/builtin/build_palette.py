@@ -23,13 +23,22 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
 SIZE = 64
-HUES = {"red": 0, "orange": 30, "yellow": 58, "green": 120, "aqua": 180, "blue": 225,
-        "purple": 275, "pink": 325}  # fmt: skip
+HUES = {
+    "red": 0,
+    "orange": 30,
+    "yellow": 58,
+    "green": 120,
+    "aqua": 180,
+    "blue": 225,
+    "purple": 275,
+    "pink": 325,
+}
 THEMES = (*HUES, "brown", "black", "white", "grey")
 TAGS = ("greyscale", "monochrome", "sepia", *(f"{t}_theme" for t in THEMES))
 MODEL_FILE = """\
@@ -99,7 +108,7 @@ def build() -> bytes:
         inits.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), name))
         return name
 
-    def op(kind: str, *inputs: str, **attrs: object) -> str:
+    def op(kind: str, *inputs: str, **attrs: Any) -> str:
         out = f"t{next(counter)}"
         nodes.append(helper.make_node(kind, list(inputs), [out], **attrs))
         return out
@@ -164,8 +173,9 @@ def build() -> bytes:
         [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["batch", len(TAGS)])],
         inits,  # type: ignore[arg-type]
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)],
-                              producer_name="dtindex-palette")  # fmt: skip
+    model = helper.make_model(
+        graph, opset_imports=[helper.make_opsetid("", 18)], producer_name="dtindex-palette"
+    )
     model.ir_version = 8
     return bytes(model.SerializeToString(deterministic=True))
 

@@ -87,7 +87,9 @@ def open_index(path: Path, readonly: bool = False) -> Engine:
             upgrade(engine)
     except SQLAlchemyError as exc:
         engine.dispose()
-        raise StoreError(f"{path}: cannot open index: {exc.orig or exc}") from None
+        raise StoreError(
+            f"{path}: cannot open index: {getattr(exc, 'orig', None) or exc}"
+        ) from None
     except StoreError:
         engine.dispose()
         raise

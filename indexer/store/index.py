@@ -10,12 +10,19 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import Connection, and_, delete, exists, func, insert, select, update
+from sqlalchemy import Connection, CursorResult, and_, delete, exists, func, insert, select, update
 
 from .schema import contents, files, model_versions, roots, scores, taggings, tags
+
+
+def _new_id(result: CursorResult[Any]) -> int:
+    key = result.inserted_primary_key
+    assert key is not None
+    return int(key[0])
 
 
 @dataclass(frozen=True)
@@ -64,7 +71,7 @@ class Index:
         if found is not None:
             self.conn.execute(update(roots).where(roots.c.id == found).values(device=device))
             return int(found)
-        return int(self.conn.execute(insert(roots).values(path=path, device=device)).inserted_primary_key[0])  # type: ignore[index]
+        return _new_id(self.conn.execute(insert(roots).values(path=path, device=device)))
 
     def root_paths(self) -> list[bytes]:
         return list(self.conn.execute(select(roots.c.path).order_by(roots.c.id)).scalars())
@@ -82,11 +89,24 @@ class Index:
         return int(self.conn.execute(query).scalar_one())
 
     def put_file(
-        self, path: bytes, root_id: int, stat: Stat, content_id: int | None,
-        checked_ns: int, error: str | None = None,
-    ) -> None:  # fmt: skip
-        values = dict(root_id=root_id, size=stat.size, mtime_ns=stat.mtime_ns, inode=stat.inode,
-                      device=stat.device, content_id=content_id, checked_ns=checked_ns, error=error)  # fmt: skip
+        self,
+        path: bytes,
+        root_id: int,
+        stat: Stat,
+        content_id: int | None,
+        checked_ns: int,
+        error: str | None = None,
+    ) -> None:
+        values = dict(
+            root_id=root_id,
+            size=stat.size,
+            mtime_ns=stat.mtime_ns,
+            inode=stat.inode,
+            device=stat.device,
+            content_id=content_id,
+            checked_ns=checked_ns,
+            error=error,
+        )
         done = self.conn.execute(update(files).where(files.c.path == path).values(**values))
         if done.rowcount == 0:
             self.conn.execute(insert(files).values(path=path, **values))
@@ -94,7 +114,9 @@ class Index:
 
     def move_file(self, file_id: int, path: bytes, root_id: int) -> None:
         self.conn.execute(delete(files).where(files.c.path == path))
-        self.conn.execute(update(files).where(files.c.id == file_id).values(path=path, root_id=root_id))
+        self.conn.execute(
+            update(files).where(files.c.id == file_id).values(path=path, root_id=root_id)
+        )
         self.maybe_commit()
 
     def delete_files(self, ids: Sequence[int]) -> None:
@@ -110,30 +132,48 @@ class Index:
         found = self.conn.execute(select(contents.c.id).where(contents.c.xxh128 == xxh128)).scalar()
         return None if found is None else int(found)
 
-    def add_content(self, xxh128: str, sha1: str, size: int, width: int | None, height: int | None) -> int:
+    def add_content(
+        self, xxh128: str, sha1: str, size: int, width: int | None, height: int | None
+    ) -> int:
         found = self.content_id(xxh128)
         if found is not None:
             if width is not None:
-                self.conn.execute(update(contents).where(contents.c.id == found, contents.c.width.is_(None)).values(width=width, height=height))
+                self.conn.execute(
+                    update(contents)
+                    .where(contents.c.id == found, contents.c.width.is_(None))
+                    .values(width=width, height=height)
+                )
             return found
         values = dict(xxh128=xxh128, sha1=sha1, size=size, width=width, height=height)
-        return int(self.conn.execute(insert(contents).values(**values)).inserted_primary_key[0])  # type: ignore[index]
+        return _new_id(self.conn.execute(insert(contents).values(**values)))
 
     # -- model versions and results ----------------------------------------------
-    def model_version(self, model: str, version: str, title: str,
-                      names: Sequence[str], categories: Sequence[int | None]) -> int:  # fmt: skip
+    def model_version(
+        self,
+        model: str,
+        version: str,
+        title: str,
+        names: Sequence[str],
+        categories: Sequence[int | None],
+    ) -> int:
         query = select(model_versions.c.id).where(
             model_versions.c.model == model, model_versions.c.version == version
         )
         found = self.conn.execute(query).scalar()
         if found is not None:
             return int(found)
-        new_id = int(self.conn.execute(insert(model_versions).values(
-            model=model, version=version, title=title, tag_count=len(names),
+        values = dict(
+            model=model,
+            version=version,
+            title=title,
+            tag_count=len(names),
             created_ns=time.time_ns(),
-        )).inserted_primary_key[0])  # type: ignore[index]  # fmt: skip
-        rows = [dict(model_version_id=new_id, idx=i, name=n, category=c)
-                for i, (n, c) in enumerate(zip(names, categories, strict=True))]  # fmt: skip
+        )
+        new_id = _new_id(self.conn.execute(insert(model_versions).values(**values)))
+        rows = [
+            dict(model_version_id=new_id, idx=i, name=n, category=c)
+            for i, (n, c) in enumerate(zip(names, categories, strict=True))
+        ]
         self.conn.execute(insert(tags), rows)
         self.commit()
         return new_id
@@ -147,36 +187,65 @@ class Index:
 
     def unsettled(self, version_id: int) -> Iterator[tuple[int, bytes, str]]:
         """Present contents without a result for the version: id, one path, xxh3-128."""
-        done = exists().where(and_(taggings.c.content_id == files.c.content_id,
-                                   taggings.c.model_version_id == version_id))  # fmt: skip
-        query = (select(files.c.content_id, func.min(files.c.path), contents.c.xxh128)
-                 .join(contents, contents.c.id == files.c.content_id)
-                 .where(~done)
-                 .group_by(files.c.content_id).order_by(files.c.content_id))  # fmt: skip
+        done = exists().where(
+            and_(
+                taggings.c.content_id == files.c.content_id,
+                taggings.c.model_version_id == version_id,
+            )
+        )
+        query = (
+            select(files.c.content_id, func.min(files.c.path), contents.c.xxh128)
+            .join(contents, contents.c.id == files.c.content_id)
+            .where(~done)
+            .group_by(files.c.content_id)
+            .order_by(files.c.content_id)
+        )
         for content_id, path, xxh in self.conn.execute(query).all():
             yield int(content_id), bytes(path), str(xxh)
 
-    def record_scores(self, version_id: int, content_ids: Sequence[int],
-                      matrix: NDArray[np.float32], floor: float) -> None:  # fmt: skip
+    def record_scores(
+        self, version_id: int, content_ids: Sequence[int], matrix: NDArray[np.float32], floor: float
+    ) -> None:
         now = time.time_ns()
         rows = []
         for content_id, row in zip(content_ids, matrix, strict=True):
             for index in np.flatnonzero(row >= floor):
                 rows.append((version_id, content_id, int(index), float(row[index])))
-        self.conn.execute(delete(scores).where(scores.c.model_version_id == version_id,
-                                               scores.c.content_id.in_(list(content_ids))))  # fmt: skip
+        self.conn.execute(
+            delete(scores).where(
+                scores.c.model_version_id == version_id, scores.c.content_id.in_(list(content_ids))
+            )
+        )
         if rows:
-            self.conn.execute(insert(scores), [dict(model_version_id=v, content_id=c, tag_idx=t, score=s)
-                                               for v, c, t, s in rows])  # fmt: skip
-        self.conn.execute(insert(taggings).prefix_with("OR REPLACE"), [
-            dict(model_version_id=version_id, content_id=c, status="done", error=None, tagged_ns=now)
-            for c in content_ids
-        ])  # fmt: skip
+            self.conn.execute(
+                insert(scores),
+                [dict(model_version_id=v, content_id=c, tag_idx=t, score=s) for v, c, t, s in rows],
+            )
+        self.conn.execute(
+            insert(taggings).prefix_with("OR REPLACE"),
+            [
+                dict(
+                    model_version_id=version_id,
+                    content_id=c,
+                    status="done",
+                    error=None,
+                    tagged_ns=now,
+                )
+                for c in content_ids
+            ],
+        )
         self.commit()
 
     def record_failure(self, version_id: int, content_id: int, reason: str) -> None:
-        self.conn.execute(insert(taggings).prefix_with("OR REPLACE").values(
-            model_version_id=version_id, content_id=content_id, status="failed",
-            error=reason, tagged_ns=time.time_ns(),
-        ))  # fmt: skip
+        self.conn.execute(
+            insert(taggings)
+            .prefix_with("OR REPLACE")
+            .values(
+                model_version_id=version_id,
+                content_id=content_id,
+                status="failed",
+                error=reason,
+                tagged_ns=time.time_ns(),
+            )
+        )
         self.maybe_commit()

@@ -38,13 +38,16 @@ def model_known(conn: Connection, model: str) -> bool:
 
 def scored(conn: Connection, model: str, floor: float) -> Iterator[Scored]:
     """Tags above `floor` of every present content, ordered by SHA-1 then model order."""
-    query = text(_BEST + """
+    query = text(
+        _BEST
+        + """
         SELECT c.id, c.sha1, tg.name, tg.category, s.score
         FROM best JOIN contents c ON c.id = best.cid
         JOIN scores s ON s.model_version_id = best.mv AND s.content_id = best.cid
         JOIN tags tg ON tg.model_version_id = best.mv AND tg.idx = s.tag_idx
         WHERE s.score > :floor
-        ORDER BY c.sha1, c.id, s.tag_idx""")  # fmt: skip
+        ORDER BY c.sha1, c.id, s.tag_idx"""
+    )
     for row in conn.execute(query, {"model": model, "floor": floor}):
         yield Scored(int(row[0]), str(row[1]), str(row[2]), row[3], float(row[4]))
 
@@ -75,7 +78,7 @@ def coverage(conn: Connection, model: str, version: str) -> Coverage:
           (SELECT COUNT(*) FROM taggings t JOIN present p ON p.content_id = t.content_id
              JOIN model_versions v ON v.id = t.model_version_id
              WHERE v.model = :model AND v.version = :version AND t.status = 'failed')
-    """)  # fmt: skip
+    """)
     present, done, failed = conn.execute(query, {"model": model, "version": version}).one()
     return Coverage(int(present), int(done), int(failed))
 
@@ -109,5 +112,5 @@ def failures(conn: Connection, limit: int) -> list[tuple[bytes, str]]:
           JOIN files f ON f.content_id = t.content_id
           JOIN model_versions v ON v.id = t.model_version_id
           WHERE t.status = 'failed' GROUP BY t.content_id, t.model_version_id
-        ORDER BY 1 LIMIT :limit""")  # fmt: skip
+        ORDER BY 1 LIMIT :limit""")
     return [(bytes(p), str(e)) for p, e in conn.execute(query, {"limit": limit})]

@@ -24,25 +24,28 @@ from sqlalchemy import (
 metadata = MetaData()
 
 roots = Table(
-    "roots", metadata,
+    "roots",
+    metadata,
     Column("id", Integer, primary_key=True),
     Column("path", LargeBinary, nullable=False, unique=True),
     Column("device", Integer),
     Column("scanned_ns", Integer),
-)  # fmt: skip
+)
 
 contents = Table(
-    "contents", metadata,
+    "contents",
+    metadata,
     Column("id", Integer, primary_key=True),
     Column("xxh128", String(32), nullable=False, unique=True),
     Column("sha1", String(40), nullable=False, index=True),
     Column("size", Integer, nullable=False),
     Column("width", Integer),
     Column("height", Integer),
-)  # fmt: skip
+)
 
 files = Table(
-    "files", metadata,
+    "files",
+    metadata,
     Column("id", Integer, primary_key=True),
     Column("path", LargeBinary, nullable=False, unique=True),
     Column("root_id", Integer, ForeignKey("roots.id", ondelete="CASCADE"), nullable=False),
@@ -54,10 +57,11 @@ files = Table(
     Column("checked_ns", Integer, nullable=False),
     Column("error", Text),
     Index("ix_files_root", "root_id"),
-)  # fmt: skip
+)
 
 model_versions = Table(
-    "model_versions", metadata,
+    "model_versions",
+    metadata,
     Column("id", Integer, primary_key=True),
     Column("model", Text, nullable=False),
     Column("version", String(64), nullable=False),
@@ -65,19 +69,21 @@ model_versions = Table(
     Column("tag_count", Integer, nullable=False),
     Column("created_ns", Integer, nullable=False),
     UniqueConstraint("model", "version", name="uq_model_versions"),
-)  # fmt: skip
+)
 
 tags = Table(
-    "tags", metadata,
+    "tags",
+    metadata,
     Column("model_version_id", Integer, ForeignKey("model_versions.id"), primary_key=True),
     Column("idx", Integer, primary_key=True),
     Column("name", Text, nullable=False),
     Column("category", Integer),
     sqlite_with_rowid=False,
-)  # fmt: skip
+)
 
 taggings = Table(
-    "taggings", metadata,
+    "taggings",
+    metadata,
     Column("model_version_id", Integer, ForeignKey("model_versions.id"), primary_key=True),
     Column("content_id", Integer, ForeignKey("contents.id"), primary_key=True),
     Column("status", String(8), nullable=False),  # done | failed
@@ -85,13 +91,14 @@ taggings = Table(
     Column("tagged_ns", Integer, nullable=False),
     Index("ix_taggings_content", "content_id"),
     sqlite_with_rowid=False,
-)  # fmt: skip
+)
 
 scores = Table(
-    "scores", metadata,
+    "scores",
+    metadata,
     Column("model_version_id", Integer, primary_key=True),
     Column("content_id", Integer, primary_key=True),
     Column("tag_idx", Integer, primary_key=True),
     Column("score", Float, nullable=False),
     sqlite_with_rowid=False,
-)  # fmt: skip
+)

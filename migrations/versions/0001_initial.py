@@ -37,8 +37,9 @@ def upgrade() -> None:
         "files",
         sa.Column("id", sa.Integer, primary_key=True),
         sa.Column("path", sa.LargeBinary, nullable=False, unique=True),
-        sa.Column("root_id", sa.Integer, sa.ForeignKey("roots.id", ondelete="CASCADE"),
-                  nullable=False),  # fmt: skip
+        sa.Column(
+            "root_id", sa.Integer, sa.ForeignKey("roots.id", ondelete="CASCADE"), nullable=False
+        ),
         sa.Column("size", sa.Integer, nullable=False),
         sa.Column("mtime_ns", sa.Integer, nullable=False),
         sa.Column("inode", sa.Integer, nullable=False),
@@ -61,8 +62,9 @@ def upgrade() -> None:
     )
     op.create_table(
         "tags",
-        sa.Column("model_version_id", sa.Integer, sa.ForeignKey("model_versions.id"),
-                  primary_key=True),  # fmt: skip
+        sa.Column(
+            "model_version_id", sa.Integer, sa.ForeignKey("model_versions.id"), primary_key=True
+        ),
         sa.Column("idx", sa.Integer, primary_key=True),
         sa.Column("name", sa.Text, nullable=False),
         sa.Column("category", sa.Integer),
@@ -70,8 +72,9 @@ def upgrade() -> None:
     )
     op.create_table(
         "taggings",
-        sa.Column("model_version_id", sa.Integer, sa.ForeignKey("model_versions.id"),
-                  primary_key=True),  # fmt: skip
+        sa.Column(
+            "model_version_id", sa.Integer, sa.ForeignKey("model_versions.id"), primary_key=True
+        ),
         sa.Column("content_id", sa.Integer, sa.ForeignKey("contents.id"), primary_key=True),
         sa.Column("status", sa.String(8), nullable=False),
         sa.Column("error", sa.Text),

@@ -1,0 +1,120 @@
+"""Shared test helpers: tiny ONNX models whose outputs are predictable, generated pictures."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper, numpy_helper, save
+from PIL import Image
+
+OLD = 1_600_000_000  # an mtime far in the past, so files are not racily clean
+
+
+def write_model(
+    folder: Path,
+    stem: str,
+    *,
+    shape: str = "nhwc",
+    size: int = 8,
+    fixed_size: bool = True,
+    batch: int | None = None,
+    positions: Sequence[int] = (),
+    settings: str = "",
+    mean: bool = False,
+) -> Path:
+    """Write stem.onnx/.tags/.model; outputs are chosen input values or channel means.
+
+    With `positions`, output k is the flattened input value at positions[k] (a Gather), so
+    a test reads the prepared tensor directly. With `mean`, outputs are the three channel
+    means in the layout's channel order (tags c0, c1, c2).
+    """
+    dims: list[int | str] = [batch if batch else "batch"]
+    hw: list[int | str] = [size, size] if fixed_size else ["h", "w"]
+    dims += [3, *hw] if shape == "nchw" else [*hw, 3]
+    nodes, inits = [], []
+    if mean:
+        axes = [2, 3] if shape == "nchw" else [1, 2]
+        inits.append(numpy_helper.from_array(np.array(axes, np.int64), "axes"))
+        nodes.append(helper.make_node("ReduceMean", ["input", "axes"], ["scores"], keepdims=0))
+        count = 3
+    else:
+        inits.append(numpy_helper.from_array(np.array([0, -1], np.int64), "flat"))
+        inits.append(numpy_helper.from_array(np.array(positions, np.int64), "pos"))
+        nodes.append(helper.make_node("Reshape", ["input", "flat"], ["flattened"]))
+        nodes.append(helper.make_node("Gather", ["flattened", "pos"], ["scores"], axis=1))
+        count = len(positions)
+    graph = helper.make_graph(
+        nodes,
+        stem,
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, dims)],
+        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, [dims[0], count])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 8
+    folder.mkdir(parents=True, exist_ok=True)
+    save(model, str(folder / f"{stem}.onnx"))
+    names = ["c0", "c1", "c2"] if mean else [f"p{k}" for k in range(len(positions))]
+    (folder / f"{stem}.tags").write_text("\n".join(names) + "\n")
+    text = f"name = {stem}\nshape = {shape}\n" + settings
+    if not fixed_size:
+        text += f"size = {size}\n"
+    (folder / f"{stem}.model").write_text(text)
+    return folder / f"{stem}.model"
+
+
+def picture(
+    path: Path,
+    colour: tuple[int, int, int] = (255, 0, 0),
+    size: tuple[int, int] = (16, 16),
+    fmt: str | None = None,
+    old: bool = True,
+) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", size, colour).save(path, format=fmt)
+    if old:
+        os.utime(path, ns=(OLD * 10**9, OLD * 10**9))
+    return path
+
+
+def age(*paths: Path) -> None:
+    """Set mtimes into the past so a rescan trusts the stat (no racy-clean recheck)."""
+    for path in paths:
+        os.utime(path, ns=(OLD * 10**9, OLD * 10**9))
+
+
+@pytest.fixture
+def mean_model(tmp_path: Path) -> Path:
+    """An nhwc rgb model giving the mean of each channel scaled to 0..1."""
+    return write_model(tmp_path / "models", "means", mean=True, settings="normalize = true\n")
+
+
+def run_cli(
+    argv: Sequence[str], capsysbinary: pytest.CaptureFixture[bytes]
+) -> tuple[int, bytes, str]:
+    from indexer.cli import main
+
+    code = main(list(argv))
+    out, err = capsysbinary.readouterr()
+    return code, out, err.decode("utf-8", "replace")
+
+
+@pytest.fixture
+def cli(
+    capsysbinary: pytest.CaptureFixture[bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Callable[..., tuple[int, bytes, str]]:
+    """Run `dtindex` in-process with a private database and no user config."""
+    monkeypatch.setenv("DTINDEX_DB", str(tmp_path / "index.sqlite"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
+    monkeypatch.delenv("DTINDEX_CONFIG", raising=False)
+    monkeypatch.chdir(tmp_path)
+
+    def call(*argv: str) -> tuple[int, bytes, str]:
+        return run_cli(argv, capsysbinary)
+
+    return call

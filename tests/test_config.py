@@ -1,0 +1,154 @@
+"""`.model` files, `deeptagger.toml` and tag lists: what they accept and how they refuse."""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from indexer.config import load_config, locate_config, parse_config
+from indexer.errors import ConfigError, ModelError
+from indexer.spec import ModelSpec, parse_model_text, read_model_file
+from indexer.taglist import parse_taglist
+
+
+def test_model_file_with_comments_and_defaults(tmp_path: Path) -> None:
+    path = tmp_path / "wd.model"
+    path.write_text(
+        "# WD v1.4\n\nname = wd14\nshape=nhwc  # layout\nchannels = BGR\n"
+        "normalize = false\npad = white\nsize = 448\n"
+    )
+    declared = read_model_file(path)
+    assert declared.name == "wd14"
+    assert declared.onnx == tmp_path / "wd.onnx" and declared.tags == tmp_path / "wd.tags"
+    assert declared.spec == ModelSpec(channels="bgr", size=448)
+    (tmp_path / "plain.model").write_text("")
+    assert read_model_file(tmp_path / "plain.model").spec == ModelSpec()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("shape = nhcw\n", "shape = 'nhcw' is not one of nhwc, nchw"),
+        ("pad = black\n", "is not one of white, edge, stretch"),
+        ("normalize = maybe\n", "not a boolean"),
+        ("size = big\n", "not a positive integer"),
+        ("colour = rgb\n", "unknown key 'colour'"),
+        ("interpret = softmax\n", "not one of sigmoid, false"),
+        ("just words\n", ":1: expected key=value"),
+    ],
+)
+def test_model_file_errors_name_file_key_and_values(
+    tmp_path: Path, text: str, message: str
+) -> None:
+    path = tmp_path / "bad.model"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=re.escape(str(path))) as info:
+        read_model_file(path)
+    assert message in str(info.value)
+
+
+@given(
+    st.dictionaries(
+        st.from_regex(r"[a-z]{1,8}", fullmatch=True),
+        st.from_regex(r"[a-z0-9 ]{0,8}", fullmatch=True),
+        max_size=6,
+    )
+)
+def test_model_text_round_trips(pairs: dict[str, str]) -> None:
+    text = "# comment\n" + "".join(f"{k} = {v}\n\n" for k, v in pairs.items())
+    assert parse_model_text(text, "x") == {k: v.strip() for k, v in pairs.items()}
+
+
+def test_config_resolves_paths_against_its_folder(tmp_path: Path) -> None:
+    path = tmp_path / "conf" / "deeptagger.toml"
+    path.parent.mkdir()
+    path.write_text(
+        'database = "db/index.sqlite"\nroots = ["gallery"]\n'
+        '[scan]\nexclude = ["*.tmp"]\n'
+        '[models.cf]\nonnx = "m/cf.onnx"\ntags = "m/cf.csv"\nshape = "nchw"\n'
+        'normalize = true\npad = "stretch"\nsize = 448\ninterpret = "sigmoid"\n'
+        'threshold = 0.7\ntitle = "CAFormer"\nenabled = false\n'
+    )
+    config = load_config(path, required=True)
+    assert config.database == path.parent / "db/index.sqlite"
+    assert config.roots == (path.parent / "gallery",)
+    model = config.models["cf"].resolve()
+    assert model.onnx == path.parent / "m/cf.onnx" and model.title == "CAFormer"
+    assert model.spec == ModelSpec("nchw", "rgb", True, "stretch", 448, "sigmoid")
+    assert model.threshold == 0.7
+    assert [m.name for m in config.default_models()] == ["palette"]
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("colour = 1\n", "unknown key 'colour'"),
+        (
+            "[models.a]\nonnx = 'a.onnx'\ntags = 'a.tags'\npad = 'black'\n",
+            "[models.a]: pad = 'black' is not one of white, edge, stretch",
+        ),
+        ("[models.a]\nonnx = 'a.onnx'\n", "needs model"),
+        ("[models.a]\nmodel = 'a.model'\nthreshold = 2\n", "threshold = 2 must be a number from 0"),
+        ("[models.a]\nmodel = 'a.model'\nbatch = 2\n", "unknown key 'batch'"),
+        ("batch = 0\n", "batch = 0 must be an integer"),
+        ("roots = 'x'\n", "roots must be a list"),
+    ],
+)
+def test_config_errors(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "deeptagger.toml"
+    with pytest.raises(ConfigError, match=re.escape(str(path))) as info:
+        parse_config(tomllib.loads(text), path)
+    assert message in str(info.value)
+
+
+def test_missing_model_files_only_fail_when_used(tmp_path: Path) -> None:
+    path = tmp_path / "deeptagger.toml"
+    path.write_text('[models.gone]\nmodel = "nowhere/gone.model"\n')
+    config = load_config(path)
+    with pytest.raises(ConfigError, match=r"gone\.model"):
+        config.models["gone"].resolve()
+
+
+def test_config_lookup_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    env = {"XDG_CONFIG_HOME": str(tmp_path / "xdg")}
+    assert locate_config(None, env) == (tmp_path / "xdg" / "dtindex" / "deeptagger.toml", False)
+    (tmp_path / "deeptagger.toml").write_text("")
+    assert locate_config(None, env) == (Path("deeptagger.toml"), False)
+    assert locate_config(None, {**env, "DTINDEX_CONFIG": "/x.toml"}) == (Path("/x.toml"), True)
+    assert locate_config("/y.toml", env) == (Path("/y.toml"), True)
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "absent.toml", required=True)
+    assert load_config(tmp_path / "absent.toml").models == {}
+
+
+def test_the_shipped_example_config_loads() -> None:
+    config = load_config(Path(__file__).parent.parent / "deeptagger.toml", required=True)
+    assert {"deepdanbooru", "wd14-vit-v2", "caformer", "tresnetd", "wd-vit-v3"} <= set(
+        config.models
+    )
+    assert not any(m.enabled for m in config.models.values())
+
+
+def test_tag_lists() -> None:
+    plain = parse_taglist("1girl\r\nsolo\r\n\r\n", "t")
+    assert plain.names == ("1girl", "solo") and plain.categories == (None, None)
+    wd = parse_taglist(
+        "tag_id,name,category,count\n9999999,general,9,100\n"
+        "470575,1girl,0,4000\n212816,hatsune_miku,4,10\n",
+        "s",
+    )
+    assert wd.names == ("general", "1girl", "hatsune_miku") and wd.categories == (9, 0, 4)
+    ml = parse_taglist('name,category,count\n1girl,0,1\n":d",0,2\n', "m")
+    assert ml.names == ("1girl", ":d")
+    only = parse_taglist("name\nsolo\n", "o")  # one column with a header line: plain list
+    assert only.names == ("name", "solo")
+    with pytest.raises(ModelError, match="tag 2 is empty"):
+        parse_taglist("a\n\nb\n", "e")
+    with pytest.raises(ModelError, match="empty"):
+        parse_taglist("", "e")

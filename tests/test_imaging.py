@@ -1,0 +1,120 @@
+"""Decoding every kind of picture to RGB, and the pure preparation functions."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from indexer.errors import DecodeError
+from indexer.imaging import decode, fill, fit
+from indexer.spec import ModelSpec
+
+LIMIT = 10**8
+
+
+def encode(image: Image.Image, fmt: str, **kw: object) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, format=fmt, **kw)
+    return buffer.getvalue()
+
+
+def test_exif_orientation_is_applied() -> None:
+    image = Image.new("RGB", (40, 20), (0, 0, 255))
+    image.paste((255, 0, 0), (0, 0, 20, 20))  # left half red
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90 degrees clockwise to display
+    decoded, size = decode(encode(image, "JPEG", exif=exif, quality=95), LIMIT)
+    assert decoded.size == (20, 40) and size == (20, 40)
+    top, bottom = decoded.getpixel((10, 5)), decoded.getpixel((10, 35))
+    assert top[0] > 200 and top[2] < 60  # the red half is now on top
+    assert bottom[2] > 200
+
+
+def test_transparency_is_composited_over_white() -> None:
+    rgba = Image.new("RGBA", (4, 4), (255, 0, 0, 0))
+    rgba.putpixel((0, 0), (0, 0, 255, 255))
+    decoded, _ = decode(encode(rgba, "PNG"), LIMIT)
+    assert decoded.mode == "RGB"
+    assert decoded.getpixel((1, 1)) == (255, 255, 255)
+    assert decoded.getpixel((0, 0)) == (0, 0, 255)
+    la = Image.new("LA", (2, 2), (0, 128))
+    assert decode(encode(la, "PNG"), LIMIT)[0].getpixel((0, 0)) == (127, 127, 127)
+
+
+def test_palette_with_transparency() -> None:
+    image = Image.new("P", (2, 2), 1)
+    image.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)
+    decoded, _ = decode(encode(image, "GIF", transparency=1), LIMIT)
+    assert decoded.getpixel((0, 0)) == (255, 255, 255)
+
+
+def test_first_frame_of_animation() -> None:
+    frames = [Image.new("RGB", (4, 4), c) for c in ((255, 0, 0), (0, 255, 0))]
+    data = encode(frames[0], "GIF", save_all=True, append_images=frames[1:])
+    assert decode(data, LIMIT)[0].getpixel((0, 0)) == (255, 0, 0)
+
+
+def test_cmyk_and_sixteen_bit() -> None:
+    cmyk = Image.new("CMYK", (2, 2), (0, 255, 255, 0))
+    assert decode(encode(cmyk, "JPEG"), LIMIT)[0].getpixel((0, 0))[0] > 200
+    deep = Image.fromarray(np.full((2, 2), 65535 // 2, np.uint16))
+    decoded, _ = decode(encode(deep, "PNG"), LIMIT)
+    assert abs(decoded.getpixel((0, 0))[0] - 127) <= 1
+    assert decode(encode(Image.new("L", (2, 2), 9), "TIFF"), LIMIT)[0].getpixel((0, 0)) == (9, 9, 9)
+
+
+@pytest.mark.parametrize(
+    ("data", "reason"),
+    [(b"", "empty file"), (b"GIF89a", "not a picture"), (b"hello", "not a picture")],
+)
+def test_broken_input_raises_decode_error(data: bytes, reason: str) -> None:
+    with pytest.raises(DecodeError, match=reason):
+        decode(data, LIMIT)
+
+
+def test_pixel_limit() -> None:
+    with pytest.raises(DecodeError, match="over the limit"):
+        decode(encode(Image.new("RGB", (100, 100)), "PNG"), 5000)
+
+
+def test_jpeg_draft_stays_close_to_full_decode() -> None:
+    rng = np.random.default_rng(1)
+    smooth = np.kron(rng.integers(0, 255, (30, 40, 3)), np.ones((40, 40, 1))).astype(np.uint8)
+    data = encode(Image.fromarray(smooth), "JPEG", quality=90)
+    spec = ModelSpec(pad="white")
+    exact = fit(decode(data, LIMIT)[0], spec, 64, 64).astype(float)
+    drafted_image, size = decode(data, LIMIT, draft_to=128)
+    assert drafted_image.size[0] < 1600 and size == (1600, 1200)
+    drafted = fit(drafted_image, spec, 64, 64).astype(float)
+    assert np.abs(exact - drafted).mean() < 1.0
+
+
+def test_fit_geometry() -> None:
+    wide = Image.new("RGB", (8, 4), (10, 20, 30))
+    white = fit(wide, ModelSpec(pad="white"), 8, 8)
+    assert white.shape == (8, 8, 3)
+    assert (
+        (white[:2] == 255).all() and (white[6:] == 255).all() and (white[2:6] == (10, 20, 30)).all()
+    )
+    assert (fit(wide, ModelSpec(pad="edge"), 8, 8) == (10, 20, 30)).all()
+    assert (fit(wide, ModelSpec(pad="stretch"), 6, 10) == (10, 20, 30)).all()
+    assert fit(wide, ModelSpec(pad="stretch"), 6, 10).shape == (6, 10, 3)
+    assert fit(Image.new("RGB", (2, 2), 0), ModelSpec(upscale=False), 8, 8)[3, 3].tolist() == [
+        0,
+        0,
+        0,
+    ]
+
+
+def test_fill_writes_layout_order_and_scale_in_place() -> None:
+    rgb = np.zeros((2, 2, 3), np.uint8)
+    rgb[..., 0], rgb[..., 2] = 255, 51
+    batch = np.zeros((1, 3, 2, 2), np.float32)
+    fill(batch[0], rgb, ModelSpec(shape="nchw", channels="bgr", normalize=True))
+    assert batch[0, 0, 0, 0] == pytest.approx(0.2) and batch[0, 2, 0, 0] == 1.0
+    flat = np.zeros((1, 2, 2, 3), np.float32)
+    fill(flat[0], rgb, ModelSpec())
+    assert flat[0, 1, 1].tolist() == [255.0, 0.0, 51.0]

@@ -1,0 +1,135 @@
+"""A scan killed with SIGKILL at several points resumes with nothing lost or duplicated."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import OLD
+from onnx import TensorProto, helper, numpy_helper, save
+from PIL import Image
+
+
+def slow_model(folder: Path, rounds: int = 40) -> Path:
+    """Channel means (tags c0..c2) plus enough dense work to make each picture take a while."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    inits = [
+        numpy_helper.from_array(np.array([1, 2], np.int64), "axes"),
+        numpy_helper.from_array(np.array([0, -1], np.int64), "flat"),
+        numpy_helper.from_array((rng.standard_normal((192, 1024)) * 0.05).astype(np.float32), "w0"),
+        numpy_helper.from_array((rng.standard_normal((1024, 1024)) * 0.03).astype(np.float32), "w"),
+        numpy_helper.from_array(np.zeros((1,), np.float32), "zero"),
+        numpy_helper.from_array(np.array([1], np.int64), "one"),
+    ]
+    nodes = [
+        helper.make_node("ReduceMean", ["input", "axes"], ["means"], keepdims=0),
+        helper.make_node("Reshape", ["input", "flat"], ["x"]),
+        helper.make_node("MatMul", ["x", "w0"], ["h0"]),
+    ]
+    for k in range(rounds):
+        nodes.append(helper.make_node("MatMul", [f"h{k}", "w"], [f"m{k}"]))
+        nodes.append(helper.make_node("Tanh", [f"m{k}"], [f"h{k + 1}"]))
+    nodes += [
+        helper.make_node("ReduceMean", [f"h{rounds}", "one"], ["r"], keepdims=1),
+        helper.make_node("Mul", ["r", "zero"], ["nothing"]),
+        helper.make_node("Add", ["means", "nothing"], ["scores"]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "slow",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 8, 8, 3])],
+        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["batch", 3])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 8
+    save(model, str(folder / "slow.onnx"))
+    (folder / "slow.tags").write_text("c0\nc1\nc2\n")
+    (folder / "slow.model").write_text("name = slow\nnormalize = true\npad = stretch\n")
+    return folder / "slow.model"
+
+
+def make_gallery(folder: Path, count: int) -> None:
+    folder.mkdir(parents=True)
+    for i in range(count):
+        path = folder / f"{i:03}.png"
+        Image.new("RGB", (8, 8), (i * 3 % 256, (i * 7) % 256, 100)).save(path)
+        os.utime(path, ns=(OLD * 10**9, OLD * 10**9))
+    for i in range(0, count, 10):  # duplicates share a content
+        (folder / f"dup{i:03}.png").write_bytes((folder / f"{i:03}.png").read_bytes())
+        os.utime(folder / f"dup{i:03}.png", ns=(OLD * 10**9, OLD * 10**9))
+
+
+def dtindex(tmp_path: Path, db: Path, *args: str) -> subprocess.Popen[bytes]:
+    env = {**os.environ, "DTINDEX_DB": str(db), "DTINDEX_CONFIG": str(tmp_path / "deeptagger.toml")}
+    return subprocess.Popen(
+        [sys.executable, "-m", "indexer", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+
+
+def count(db: Path, sql: str) -> int:
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
+            return int(conn.execute(sql).fetchone()[0])
+    except sqlite3.OperationalError:
+        return 0  # not created yet
+
+
+def wait_for(condition, process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
+    """Poll a condition, waiting on the process's exit between looks."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(0.01)
+
+
+@pytest.mark.parametrize(
+    "point",
+    [
+        "SELECT COUNT(*) FROM contents",
+        "SELECT COUNT(*) FROM taggings",
+        "SELECT COUNT(*) >= 30 FROM taggings",
+    ],
+)
+def test_sigkill_then_resume(tmp_path: Path, point: str) -> None:
+    model = slow_model(tmp_path / "models")
+    (tmp_path / "deeptagger.toml").write_text(f'[models.slow]\nmodel = "{model}"\n')
+    gallery = tmp_path / "gallery"
+    make_gallery(gallery, 60)
+
+    clean_db = tmp_path / "clean.sqlite"
+    done = dtindex(tmp_path, clean_db, "scan", "-b", "2", str(gallery))
+    assert done.wait(120) == 0, done.stderr.read() if done.stderr else ""
+    expected = dtindex(tmp_path, clean_db, "export", "--model", "slow").communicate()[0]
+
+    db = tmp_path / "killed.sqlite"
+    victim = dtindex(tmp_path, db, "scan", "-b", "2", str(gallery))
+    wait_for(lambda: count(db, point) > 0 or victim.poll() is not None, victim)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(30)
+    tagged_before = count(db, "SELECT COUNT(*) FROM taggings")
+    assert tagged_before < 60, "the scan finished before it could be killed"
+
+    resumed = dtindex(tmp_path, db, "scan", "--json", "-b", "2", str(gallery))
+    _, err = resumed.communicate(timeout=120)
+    assert resumed.returncode == 0, err
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert conn.execute("SELECT COUNT(*) FROM taggings").fetchone()[0] == 60
+        assert conn.execute("SELECT COUNT(*) FROM files").fetchone()[0] == 66
+    assert dtindex(tmp_path, db, "export", "--model", "slow").communicate()[0] == expected
+    assert len(expected.splitlines()) > 60
