@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, fields
@@ -109,8 +110,11 @@ class Indexer:
         config: Config,
         batch: int,
         progress: ProgressFn | None = None,
+        stop: threading.Event | None = None,
+        log_batches: bool = False,
     ) -> None:
         self.engine, self.taggers, self.config, self.batch = engine, taggers, config, batch
+        self.stop, self.log_batches = stop, log_batches
         self.progress = progress or (lambda phase, counts: None)
         self.budget = Budget.for_machine()
         self.conn = engine.connect()
@@ -239,8 +243,8 @@ class Indexer:
             return []
         return wanted
 
-    def process(self, reads: Sequence[ReadJob], counts: Counts) -> None:
-        """Read and tag the given files, then tag every content still missing a result."""
+    def process(self, reads: Sequence[ReadJob], counts: Counts, pending: bool = True) -> None:
+        """Read and tag the given files, then (with `pending`) every content missing a result."""
 
         def on_scores(
             i: int, jobs: list[ReadJob] | list[TagJob], matrix: NDArray[np.float32]
@@ -249,6 +253,8 @@ class Indexer:
             self.index.record_scores(self.version_ids[i], ids, matrix, self.config.store_threshold)
             counts.tagged += len(ids)
             self.progress("tagging", counts)
+            if self.log_batches:
+                log.info("%s: tagged %d pictures", self.taggers[i].name, len(ids))
 
         def on_fail(i: int, job: ReadJob | TagJob, reason: str) -> None:
             assert job.content_id is not None
@@ -271,8 +277,11 @@ class Indexer:
             on_fail,
             self.batch,
             self.budget,
+            self.stop,
         )
         self.index.commit()
+        if not pending or (self.stop is not None and self.stop.is_set()):
+            return
         run_pipeline(
             self.taggers,
             self._pending(),
@@ -282,6 +291,7 @@ class Indexer:
             on_fail,
             self.batch,
             self.budget,
+            self.stop,
         )
         self.index.commit()
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -127,15 +128,20 @@ def run_pipeline(
     on_fail: FailCallback[J],
     batch: int,
     budget: Budget,
+    stop: threading.Event | None = None,
 ) -> None:
-    """Prepare jobs ahead in threads; `accept` says which models each prepared job goes to."""
+    """Prepare jobs ahead in threads; `accept` says which models each prepared job goes to.
+
+    Once `stop` is set no new job starts; the batches already filled still run, so a
+    signal costs at most one batch of inference per model.
+    """
     batchers = [Batcher[J](t, batch) for t in taggers]
     window = max(budget.decoders * 2, batch * budget.ahead)
     pending: deque[Future[Prepared[J]]] = deque()
     source = iter(jobs)
 
     def refill(pool: ThreadPoolExecutor) -> None:
-        while len(pending) < window:
+        while len(pending) < window and not (stop and stop.is_set()):
             job = next(source, None)
             if job is None:
                 return
@@ -144,7 +150,7 @@ def run_pipeline(
     with ThreadPoolExecutor(budget.decoders, thread_name_prefix="dtindex-decode") as pool:
         try:
             refill(pool)
-            while pending:
+            while pending and not (stop and stop.is_set()):
                 prepared = pending.popleft().result()
                 refill(pool)
                 for index in accept(prepared):

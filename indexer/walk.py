@@ -34,6 +34,15 @@ class Walk:
         rel = os.path.relpath(path, self.root)
         return any(fnmatch.fnmatch(name, g) or fnmatch.fnmatch(rel, g) for g in self._globs)
 
+    def excluded_path(self, path: bytes) -> bool:
+        """Whether a path below the root, or any folder on the way to it, is excluded."""
+        if not self._globs:
+            return False
+        rel = os.path.relpath(path, self.root).split(b"/")
+        return any(
+            self._excluded(os.path.join(self.root, *rel[: i + 1]), rel[i]) for i in range(len(rel))
+        )
+
     def picture(self, name: bytes) -> bool:
         _, dot, ext = name.rpartition(b".")
         return bool(dot) and ext.lower() in self._exts

@@ -84,6 +84,14 @@ class Index:
         rows = self.conn.execute(select(files).where(files.c.root_id == root_id))
         return {row.path: FileRow(**row._mapping) for row in rows}
 
+    def files_at(self, path: bytes) -> dict[bytes, FileRow]:
+        """The row for `path` and, when it is (or was) a folder, every row below it."""
+        below = path.rstrip(b"/") + b"/"
+        query = select(files).where(
+            (files.c.path == path) | ((files.c.path >= below) & (files.c.path < below[:-1] + b"0"))
+        )
+        return {row.path: FileRow(**row._mapping) for row in self.conn.execute(query)}
+
     def count_files(self, root_id: int) -> int:
         query = select(func.count()).select_from(files).where(files.c.root_id == root_id)
         return int(self.conn.execute(query).scalar_one())

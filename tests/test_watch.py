@@ -1,0 +1,155 @@
+"""`dtindex watch` through the CLI with a real watchdog observer (inotify and polling)."""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import picture
+from PIL import Image
+
+
+class Watcher:
+    """A `dtindex watch` process whose stderr is collected by a thread."""
+
+    def __init__(self, *args: str) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "indexer", "watch", "--settle", "0.3", *args],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        self.lines: list[str] = []
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self.lines.append(line.decode(errors="replace"))
+
+    def log(self) -> str:
+        return "".join(self.lines)
+
+    def wait_until(self, condition: Callable[[], bool], timeout: float = 30.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not condition():
+            if self.process.poll() is not None:
+                raise AssertionError(f"watch exited {self.process.returncode}:\n{self.log()}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"condition not met in {timeout}s; log:\n{self.log()}")
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self.process.wait(0.05)  # wake on the process's exit, or poll again
+
+    def terminate(self) -> int:
+        self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(15)
+        self.reader.join(5)
+        return code
+
+
+def sha1(path: Path) -> str:
+    return hashlib.sha1(path.read_bytes()).hexdigest()
+
+
+@pytest.fixture
+def gallery(tmp_path: Path, mean_model: Path, cli) -> Path:
+    (tmp_path / "deeptagger.toml").write_text(f'[models.means]\nmodel = "{mean_model}"\n')
+    folder = tmp_path / "gallery"
+    picture(folder / "first.png", (255, 0, 0))
+    return folder
+
+
+def exported(cli, by: str = "sha1") -> str:
+    code, out, _ = cli("export", "--model", "means", "--id", by)
+    return out.decode() if code == 0 else ""
+
+
+@pytest.mark.parametrize(
+    "observer", [[], ["--polling", "--interval", "0.2"]], ids=["native", "polling"]
+)
+def test_watch_follows_the_gallery(cli, gallery: Path, tmp_path: Path, observer: list[str]) -> None:
+    watcher = Watcher(*observer, str(gallery))
+    try:
+        watcher.wait_until(lambda: sha1(gallery / "first.png") in exported(cli))
+
+        second = picture(tmp_path / "staging" / "second.png", (0, 255, 0), old=False)
+        (gallery / "second.png").write_bytes(second.read_bytes())
+        watcher.wait_until(lambda: sha1(gallery / "second.png") in exported(cli))
+
+        # A picture written in two halves: the first half fails, the whole ends up tagged.
+        noisy = tmp_path / "staging" / "slow.png"
+        Image.frombytes("RGB", (64, 64), os.urandom(64 * 64 * 3)).save(noisy)
+        data = noisy.read_bytes()
+        target = gallery / "slow.png"
+        with open(target, "wb") as handle:
+            handle.write(data[: len(data) // 2])
+        db = tmp_path / "index.sqlite"
+        watcher.wait_until(lambda: failed_count(db) >= 1)
+        with open(target, "ab") as handle:
+            handle.write(data[len(data) // 2 :])
+        watcher.wait_until(lambda: sha1(target) in exported(cli))
+
+        (gallery / "sub").mkdir()
+        (gallery / "second.png").rename(gallery / "sub" / "moved.png")
+        watcher.wait_until(
+            lambda: (
+                str(gallery / "sub" / "moved.png") in exported(cli, "path")
+                and str(gallery / "second.png") not in exported(cli, "path")
+            )
+        )
+        (gallery / "first.png").unlink()
+        watcher.wait_until(lambda: str(gallery / "first.png") not in exported(cli, "path"))
+
+        again = Watcher(*observer, str(gallery))
+        assert again.process.wait(30) == 1
+        again.reader.join(5)
+        assert "another dtindex watch is running" in again.log()
+    finally:
+        code = watcher.terminate()
+    assert code == 0, watcher.log()
+    assert "tagged" in watcher.log()
+
+    picture(gallery / "while-stopped.png", (0, 0, 255))
+    restarted = Watcher(*observer, str(gallery))
+    try:
+        restarted.wait_until(lambda: sha1(gallery / "while-stopped.png") in exported(cli))
+    finally:
+        assert restarted.terminate() == 0
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def failed_count(db: Path) -> int:
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+            return int(
+                conn.execute("SELECT COUNT(*) FROM taggings WHERE status = 'failed'").fetchone()[0]
+            )
+    except sqlite3.OperationalError:
+        return 0
+
+
+def test_many_files_copied_at_once_run_in_batches(cli, gallery: Path, tmp_path: Path) -> None:
+    watcher = Watcher("-b", "8", str(gallery))
+    try:
+        watcher.wait_until(lambda: "watching" in watcher.log())
+        sources = [
+            picture(tmp_path / "in" / f"{i}.png", (i, 100, 200 - i), old=False) for i in range(40)
+        ]
+        for source in sources:
+            (gallery / source.name).write_bytes(source.read_bytes())
+        watcher.wait_until(lambda: len(exported(cli).splitlines()) >= 40 * 2)
+    finally:
+        assert watcher.terminate() == 0
+    batch_lines = [line for line in watcher.lines if "tagged" in line and "means" in line]
+    assert len(batch_lines) < 40  # grouped into batches, not one call per picture
