@@ -34,7 +34,16 @@ DEFAULT_EXTENSIONS = (
 )
 DEFAULT_THRESHOLD = 0.1
 BUILTIN_MODEL = "palette"
-_TOP_KEYS = {"database", "roots", "store_threshold", "batch", "scan", "models", "max_pixels"}
+_TOP_KEYS = {
+    "database",
+    "roots",
+    "store_threshold",
+    "batch",
+    "scan",
+    "models",
+    "max_pixels",
+    "decode_timeout",
+}
 _SCAN_KEYS = {"extensions", "exclude", "follow_symlinks"}
 _MODEL_KEYS = {"model", "onnx", "tags", "title", "threshold", "enabled"} | SPEC_KEYS
 
@@ -94,6 +103,7 @@ class Config:
     store_threshold: float = 0.01
     batch: int = 8
     max_pixels: int = 178_956_970
+    decode_timeout: float = 60.0
     scan: ScanConfig = field(default_factory=ScanConfig)
     models: Mapping[str, ModelEntry] = field(default_factory=dict)
 
@@ -206,6 +216,9 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
         store_threshold=_number(data.get("store_threshold", 0.01), where, "store_threshold", 0, 1),
         batch=batch,
         max_pixels=max_pixels,
+        decode_timeout=_number(
+            data.get("decode_timeout", 60.0), where, "decode_timeout", 0.1, 86400
+        ),
         scan=scan,
         models=models,
     )

@@ -23,10 +23,11 @@ from numpy.typing import NDArray
 from sqlalchemy import Engine, select
 
 from .config import Config
+from .decoders import DecoderPool
 from .errors import DecodeError
 from .models import Tagger
 from .pipeline import Budget, Prepared, prepare_for, run_pipeline
-from .store.index import FileRow, Index, Stat
+from .store.index import FileRow, Index, Stat, claim_owner
 from .store.schema import contents, taggings
 
 log = logging.getLogger("dtindex")
@@ -117,6 +118,7 @@ class Indexer:
         self.stop, self.log_batches = stop, log_batches
         self.progress = progress or (lambda phase, counts: None)
         self.budget = Budget.for_machine()
+        self.decoders = DecoderPool(self.budget.decoders, config.max_pixels, config.decode_timeout)
         self.conn = engine.connect()
         self.index = Index(self.conn)
         self.version_ids = [
@@ -126,9 +128,12 @@ class Indexer:
             for t in taggers
         ]
         self._inflight: set[tuple[int, int]] = set()
+        self.owner = claim_owner()
 
     def close(self) -> None:
+        self.decoders.close()
         self.index.commit()
+        self.index.release_claims(self.owner)
         self.conn.close()
 
     # -- worker side (threads): read, hash, decide, decode ------------------------
@@ -162,7 +167,7 @@ class Indexer:
         wanted = self._wanted(str(info["xxh"]))
         info["wanted"] = wanted
         try:
-            pictures, size = prepare_for(data, self.taggers, wanted, self.config.max_pixels)
+            pictures, size = prepare_for(self.decoders, data, self.taggers, wanted)
         except DecodeError as exc:
             return Prepared(job, error=str(exc), info=info)
         info["size"] = size
@@ -176,16 +181,21 @@ class Indexer:
             return Prepared(job, error=f"cannot read: {exc.strerror or exc}", info={"skip": True})
         if xxhash.xxh3_128_hexdigest(data) != job.xxh128:
             return Prepared(job, error="changed since it was indexed", info={"skip": True})
-        pictures, _ = prepare_for(data, self.taggers, job.wanted, self.config.max_pixels)
+        pictures, _ = prepare_for(self.decoders, data, self.taggers, job.wanted)
         return Prepared(job, pictures)
 
     # -- main thread: record ------------------------------------------------------
     def _claim(self, content_id: int, wanted: Iterable[int]) -> list[int]:
+        """Models this process will run on the content: not queued here, not held elsewhere."""
         claimed = []
         for i in wanted:
-            if (content_id, i) not in self._inflight:
-                self._inflight.add((content_id, i))
-                claimed.append(i)
+            if (content_id, i) in self._inflight:
+                continue
+            if not self.index.claim(self.version_ids[i], content_id, self.owner):
+                log.debug("content %d: tagged or being tagged by another process", content_id)
+                continue
+            self._inflight.add((content_id, i))
+            claimed.append(i)
         return claimed
 
     def _accept_read(self, prepared: Prepared[ReadJob], counts: Counts) -> list[int]:

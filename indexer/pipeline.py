@@ -20,8 +20,9 @@ from typing import Generic, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
+from .decoders import DecoderPool, Target
 from .errors import DecodeError, ModelError
-from .imaging import decode, fill, fit
+from .imaging import fill
 from .models import Tagger
 
 log = logging.getLogger("dtindex")
@@ -56,19 +57,15 @@ class Budget:
 
 
 def prepare_for(
-    data: bytes, taggers: Sequence[Tagger], wanted: Iterable[int], max_pixels: int
+    pool: DecoderPool, data: bytes, taggers: Sequence[Tagger], wanted: Iterable[int]
 ) -> tuple[dict[int, NDArray[np.uint8]], tuple[int, int] | None]:
-    """Decode once and fit for every wanted model; also the picture's (width, height).
-
-    JPEGs are DCT-scaled while decoding to no less than twice the largest model input.
-    """
+    """Decode once in a worker process and fit for every wanted model; also (width, height)."""
     wanted = list(wanted)
     if not wanted:
         return {}, None
-    largest = max(max(taggers[i].height, taggers[i].width) for i in wanted)
-    image, full = decode(data, max_pixels, draft_to=2 * largest)
-    pictures = {i: fit(image, taggers[i].spec, taggers[i].height, taggers[i].width) for i in wanted}
-    return pictures, full
+    targets = [Target(taggers[i].spec, taggers[i].height, taggers[i].width) for i in wanted]
+    pictures, full = pool.prepare(data, targets)
+    return dict(zip(wanted, pictures, strict=True)), full
 
 
 class Batcher(Generic[J]):

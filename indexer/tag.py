@@ -19,6 +19,7 @@ from numpy.typing import NDArray
 
 from .config import DEFAULT_THRESHOLD
 from .context import Context, add_runtime_arguments, batch_size, runtime_options, threshold_value
+from .decoders import DecoderPool
 from .errors import DecodeError
 from .models import load
 from .pipeline import Budget, Prepared, prepare_for, run_pipeline
@@ -87,7 +88,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             data = Path(path).read_bytes()
         except OSError as exc:
             raise DecodeError(exc.strerror or str(exc)) from None
-        return Prepared(path, prepare_for(data, [tagger], [0], max_pixels)[0])
+        return Prepared(path, prepare_for(pool, data, [tagger], [0])[0])
 
     def accept(prepared: Prepared[str]) -> list[int]:
         nonlocal failures
@@ -111,5 +112,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         failures += 1
         log.error("%s: %s", path, reason)
 
-    run_pipeline([tagger], paths, work, accept, on_scores, on_fail, batch, Budget.for_machine())
+    budget = Budget.for_machine()
+    with DecoderPool(budget.decoders, max_pixels, ctx.config.decode_timeout) as pool:
+        run_pipeline([tagger], paths, work, accept, on_scores, on_fail, batch, budget)
     return 1 if failures else 0

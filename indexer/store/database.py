@@ -57,6 +57,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     cfg = _alembic_config()
     scripts = ScriptDirectory.from_config(cfg)
     with engine.begin() as conn:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")  # two processes never migrate at once
         current = MigrationContext.configure(conn).get_current_revision()
         if current is not None:
             try:

@@ -100,5 +100,18 @@ scores = Table(
     Column("content_id", Integer, primary_key=True),
     Column("tag_idx", Integer, primary_key=True),
     Column("score", Float, nullable=False),
+    Index("ix_scores_tag", "model_version_id", "tag_idx", "score"),
+    sqlite_with_rowid=False,
+)
+
+# A writer about to tag a content with a model version claims the pair first; a claim
+# whose owner process is gone (or whose lease ran out) may be taken over.
+claims = Table(
+    "claims",
+    metadata,
+    Column("model_version_id", Integer, primary_key=True),
+    Column("content_id", Integer, primary_key=True),
+    Column("owner", Text, nullable=False),
+    Column("expires_ns", Integer, nullable=False),
     sqlite_with_rowid=False,
 )
