@@ -12,6 +12,8 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
+from sqlalchemy.exc import SQLAlchemyError
+
 from . import __version__
 from .config import load_config, locate_config
 from .context import Context
@@ -102,6 +104,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except DtindexError as exc:
         print(f"dtindex: {exc}", file=sys.stderr)
         return int(getattr(module, "FAILURE", 1))
+    except SQLAlchemyError as exc:
+        detail = getattr(exc, "orig", None) or exc
+        print(f"dtindex: index database error: {detail}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("dtindex: interrupted", file=sys.stderr)
         return 130

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import sqlite3
@@ -58,11 +59,11 @@ def slow_model(folder: Path, rounds: int = 40) -> Path:
     return folder / "slow.model"
 
 
-def make_gallery(folder: Path, count: int) -> None:
+def make_gallery(folder: Path, count: int, blue: int = 100) -> None:
     folder.mkdir(parents=True)
     for i in range(count):
         path = folder / f"{i:03}.png"
-        Image.new("RGB", (8, 8), (i * 3 % 256, (i * 7) % 256, 100)).save(path)
+        Image.new("RGB", (8, 8), (i * 3 % 256, (i * 7) % 256, blue)).save(path)
         os.utime(path, ns=(OLD * 10**9, OLD * 10**9))
     for i in range(0, count, 10):  # duplicates share a content
         (folder / f"dup{i:03}.png").write_bytes((folder / f"{i:03}.png").read_bytes())
@@ -133,3 +134,58 @@ def test_sigkill_then_resume(tmp_path: Path, point: str) -> None:
         assert conn.execute("SELECT COUNT(*) FROM files").fetchone()[0] == 66
     assert dtindex(tmp_path, db, "export", "--model", "slow").communicate()[0] == expected
     assert len(expected.splitlines()) > 60
+
+
+def tagged_in_log(stderr: bytes) -> int:
+    """Pictures a watch reported tagging: its 'slow: tagged N pictures' lines."""
+    return sum(int(line.split()[3]) for line in stderr.decode().splitlines()
+               if line.startswith("dtindex: slow: tagged"))  # fmt: skip
+
+
+def test_two_writers_never_lock_or_tag_twice(tmp_path: Path) -> None:
+    model = slow_model(tmp_path / "models")
+    (tmp_path / "deeptagger.toml").write_text(f'[models.slow]\nmodel = "{model}"\n')
+    gallery = tmp_path / "gallery"
+    make_gallery(gallery, 60)
+    db = tmp_path / "index.sqlite"
+
+    scans = [dtindex(tmp_path, db, "scan", "--json", "-b", "2", str(gallery)) for _ in range(2)]
+    results = [scan.communicate(timeout=180) for scan in scans]
+    for scan, (_, err) in zip(scans, results, strict=True):
+        assert scan.returncode == 0, err
+        assert b"locked" not in err
+    assert sum(json.loads(out)["tagged"] for out, _ in results) == 60
+    assert count(db, "SELECT COUNT(*) FROM taggings") == 60
+
+    more = tmp_path / "more"
+    make_gallery(more, 30, blue=200)
+    watch = dtindex(tmp_path, db, "watch", "--settle", "0.2", "-b", "2", str(more))
+    scan = dtindex(tmp_path, db, "scan", "--json", "-b", "2", str(more))
+    out, err = scan.communicate(timeout=180)
+    assert scan.returncode == 0, err
+    wait_for(lambda: count(db, "SELECT COUNT(*) FROM taggings") == 90, watch)
+    watch.send_signal(signal.SIGTERM)
+    _, watch_err = watch.communicate(timeout=30)
+    assert watch.returncode == 0, watch_err
+    assert b"locked" not in err + watch_err
+    assert json.loads(out)["tagged"] + tagged_in_log(watch_err) == 30
+
+
+def test_sigkill_during_watch_then_restart(tmp_path: Path) -> None:
+    model = slow_model(tmp_path / "models")
+    (tmp_path / "deeptagger.toml").write_text(f'[models.slow]\nmodel = "{model}"\n')
+    gallery = tmp_path / "gallery"
+    make_gallery(gallery, 60)
+    db = tmp_path / "index.sqlite"
+    watch = dtindex(tmp_path, db, "watch", "-b", "2", str(gallery))
+    wait_for(lambda: count(db, "SELECT COUNT(*) FROM taggings") >= 10, watch)
+    watch.send_signal(signal.SIGKILL)
+    watch.wait(30)
+    assert count(db, "SELECT COUNT(*) FROM taggings") < 60
+    restarted = dtindex(tmp_path, db, "watch", "-b", "2", str(gallery))
+    wait_for(lambda: count(db, "SELECT COUNT(*) FROM taggings") == 60, restarted)
+    restarted.send_signal(signal.SIGTERM)
+    assert restarted.wait(30) == 0
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+        assert conn.execute("SELECT COUNT(*) FROM claims").fetchone() == (0,)

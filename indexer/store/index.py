@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 from sqlalchemy import Connection, CursorResult, and_, delete, exists, func, insert, select, update
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from .schema import claims, contents, files, model_versions, roots, scores, taggings, tags
 
@@ -92,11 +93,10 @@ class Index:
 
     # -- roots --------------------------------------------------------------------
     def root_id(self, path: bytes, device: int) -> int:
-        found = self.conn.execute(select(roots.c.id).where(roots.c.path == path)).scalar()
-        if found is not None:
-            self.conn.execute(update(roots).where(roots.c.id == found).values(device=device))
-            return int(found)
-        return _new_id(self.conn.execute(insert(roots).values(path=path, device=device)))
+        # Insert first: the write takes the lock, so a concurrent writer cannot race us.
+        self.conn.execute(insert(roots).prefix_with("OR IGNORE").values(path=path, device=device))
+        self.conn.execute(update(roots).where(roots.c.path == path).values(device=device))
+        return int(self.conn.execute(select(roots.c.id).where(roots.c.path == path)).scalar_one())
 
     def root_paths(self) -> list[bytes]:
         return list(self.conn.execute(select(roots.c.path).order_by(roots.c.id)).scalars())
@@ -140,9 +140,8 @@ class Index:
             checked_ns=checked_ns,
             error=error,
         )
-        done = self.conn.execute(update(files).where(files.c.path == path).values(**values))
-        if done.rowcount == 0:
-            self.conn.execute(insert(files).values(path=path, **values))
+        upsert = sqlite_insert(files).values(path=path, **values)
+        self.conn.execute(upsert.on_conflict_do_update(index_elements=[files.c.path], set_=values))
         self.maybe_commit()
 
     def move_file(self, file_id: int, path: bytes, root_id: int) -> None:
@@ -168,17 +167,17 @@ class Index:
     def add_content(
         self, xxh128: str, sha1: str, size: int, width: int | None, height: int | None
     ) -> int:
-        found = self.content_id(xxh128)
-        if found is not None:
-            if width is not None:
-                self.conn.execute(
-                    update(contents)
-                    .where(contents.c.id == found, contents.c.width.is_(None))
-                    .values(width=width, height=height)
-                )
-            return found
         values = dict(xxh128=xxh128, sha1=sha1, size=size, width=width, height=height)
-        return _new_id(self.conn.execute(insert(contents).values(**values)))
+        self.conn.execute(insert(contents).prefix_with("OR IGNORE").values(**values))
+        if width is not None:
+            self.conn.execute(
+                update(contents)
+                .where(contents.c.xxh128 == xxh128, contents.c.width.is_(None))
+                .values(width=width, height=height)
+            )
+        found = self.content_id(xxh128)
+        assert found is not None
+        return found
 
     # -- model versions and results ----------------------------------------------
     def model_version(
@@ -189,12 +188,6 @@ class Index:
         names: Sequence[str],
         categories: Sequence[int | None],
     ) -> int:
-        query = select(model_versions.c.id).where(
-            model_versions.c.model == model, model_versions.c.version == version
-        )
-        found = self.conn.execute(query).scalar()
-        if found is not None:
-            return int(found)
         values = dict(
             model=model,
             version=version,
@@ -202,14 +195,21 @@ class Index:
             tag_count=len(names),
             created_ns=time.time_ns(),
         )
-        new_id = _new_id(self.conn.execute(insert(model_versions).values(**values)))
-        rows = [
-            dict(model_version_id=new_id, idx=i, name=n, category=c)
-            for i, (n, c) in enumerate(zip(names, categories, strict=True))
-        ]
-        self.conn.execute(insert(tags), rows)
+        created = self.conn.execute(
+            insert(model_versions).prefix_with("OR IGNORE").values(**values)
+        )
+        query = select(model_versions.c.id).where(
+            model_versions.c.model == model, model_versions.c.version == version
+        )
+        version_id = int(self.conn.execute(query).scalar_one())
+        if created.rowcount == 1:  # tags go in the same transaction as their version
+            rows = [
+                dict(model_version_id=version_id, idx=i, name=n, category=c)
+                for i, (n, c) in enumerate(zip(names, categories, strict=True))
+            ]
+            self.conn.execute(insert(tags), rows)
         self.commit()
-        return new_id
+        return version_id
 
     def settled(self, content_id: int, version_ids: Iterable[int]) -> set[int]:
         """Which of the model versions already have a result (done or failed) for a content."""

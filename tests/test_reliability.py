@@ -1,0 +1,247 @@
+"""Hostile pictures, crashing and hanging decoders, vanishing files, failing models."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sqlite3
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import OLD, age, picture
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from onnx import TensorProto, helper, numpy_helper, save
+from PIL import Image
+
+from indexer.config import ScanConfig
+from indexer.store.database import open_index
+from indexer.store.index import Index, Stat
+from indexer.walk import Walk
+
+
+def scan_json(cli, *args: str) -> dict[str, int]:
+    code, out, err = cli("scan", "--json", *args)
+    assert code == 0, err
+    return json.loads(out)
+
+
+def png_chunk(kind: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+
+def hostile_corpus(folder: Path) -> dict[str, str]:
+    """Broken and odd pictures; value: 'ok' if it must be tagged, else a reason fragment."""
+    folder.mkdir(parents=True, exist_ok=True)
+    expect: dict[str, str] = {}
+    rng = np.random.default_rng(0)
+    photo = Image.fromarray(rng.integers(0, 255, (200, 300, 3), dtype=np.uint8))
+    jpeg = io.BytesIO()
+    photo.save(jpeg, "JPEG", quality=90)
+    data = jpeg.getvalue()
+    for fraction in (0.05, 0.5, 0.9):
+        name = f"truncated-{int(fraction * 100)}.jpg"
+        (folder / name).write_bytes(data[: int(len(data) * fraction)])
+        expect[name] = "cannot decode" if fraction > 0.05 else ""
+    (folder / "zero.png").write_bytes(b"")
+    expect["zero.png"] = "empty file"
+    (folder / "png-named.jpg").write_bytes(_png(photo))
+    expect["png-named.jpg"] = "ok"
+    header = png_chunk(b"IHDR", struct.pack(">IIBBBBB", 100_000, 100_000, 8, 2, 0, 0, 0))
+    (folder / "bomb.png").write_bytes(b"\x89PNG\r\n\x1a\n" + header + png_chunk(b"IEND", b""))
+    expect["bomb.png"] = "pixels"
+    exif = (
+        data[:2]
+        + b"\xff\xe1\x00\x20Exif\x00\x00MM\x00\x2a\xff\xff\xff\xff"
+        + b"\x00" * 14
+        + data[2:]
+    )
+    (folder / "bad-exif.jpg").write_bytes(exif)
+    expect["bad-exif.jpg"] = "ok"
+    frames = [Image.new("RGB", (32, 32), c) for c in ((250, 0, 0), (0, 250, 0), (0, 0, 250))]
+    gif = io.BytesIO()
+    frames[0].save(gif, "GIF", save_all=True, append_images=frames[1:])
+    (folder / "anim-broken.gif").write_bytes(gif.getvalue()[: len(gif.getvalue()) - 40])
+    expect["anim-broken.gif"] = ""  # first frame may decode or not; never a crash
+    deep = Image.fromarray((rng.random((20, 20)) * 65535).astype(np.uint16))
+    deep.save(folder / "sixteen.png")
+    expect["sixteen.png"] = "ok"
+    Image.new("CMYK", (20, 20), (0, 200, 200, 0)).save(folder / "cmyk.jpg")
+    expect["cmyk.jpg"] = "ok"
+    Image.new("P", (20, 20), 3).save(folder / "palette.gif")
+    expect["palette.gif"] = "ok"
+    for name in expect:
+        age(folder / name)
+    return expect
+
+
+def _png(image: Image.Image) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, "PNG")
+    return buffer.getvalue()
+
+
+@pytest.fixture
+def configured(tmp_path: Path, mean_model: Path) -> Path:
+    config = tmp_path / "deeptagger.toml"
+    config.write_text(
+        f'decode_timeout = 3\nmax_pixels = 50000000\n[models.means]\nmodel = "{mean_model}"\n'
+    )
+    return config
+
+
+def test_hostile_pictures_are_recorded_not_fatal(cli, configured: Path, tmp_path: Path) -> None:
+    gallery = tmp_path / "gallery"
+    expect = hostile_corpus(gallery)
+    result = scan_json(cli, str(gallery))
+    assert result["files"] == len(expect)
+    _, out, _ = cli("status", "--json")
+    failures = {Path(f["path"]).name: f["error"] for f in json.loads(out)["failures"]}
+    for name, outcome in expect.items():
+        if outcome == "ok":
+            assert name not in failures, failures.get(name)
+        elif outcome:
+            assert outcome in failures[name], (name, failures.get(name))
+    assert result["tagged"] + result["failed"] == len(expect)
+    again = scan_json(cli, str(gallery))
+    assert (again["hashed"], again["failed"], again["tagged"]) == (0, 0, 0)
+    with sqlite3.connect(tmp_path / "index.sqlite") as db:
+        assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
+
+
+def test_crashing_and_hanging_decoders_cost_one_picture(
+    cli, configured: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DTINDEX_TEST_FAULTS", "CRASH-THIS-DECODER,HANG-THIS-DECODER")
+    gallery = tmp_path / "gallery"
+    for i in range(4):
+        picture(gallery / f"good{i}.png", (60 * i, 10, 10))
+    for name, marker in (("crash.png", b"CRASH-THIS-DECODER"), ("hang.png", b"HANG-THIS-DECODER")):
+        picture(gallery / name, (1, 2, 3))
+        with open(gallery / name, "ab") as handle:
+            handle.write(marker)  # trailing bytes: still a valid PNG
+        age(gallery / name)
+    result = scan_json(cli, str(gallery))
+    assert (result["tagged"], result["failed"]) == (4, 2)
+    failures = {
+        Path(f["path"]).name: f["error"] for f in json.loads(cli("status", "--json")[1])["failures"]
+    }
+    assert "decoder crashed (signal SIGSEGV)" in failures["crash.png"]
+    assert "decoding took over 3 s" in failures["hang.png"]
+
+
+def test_files_vanishing_between_walk_and_read(cli, configured: Path, tmp_path: Path) -> None:
+    from indexer.config import load_config
+    from indexer.diff import apply_moves, plan_scan
+    from indexer.indexing import Counts, Indexer
+    from indexer.models import RuntimeOptions, load
+
+    gallery = tmp_path / "gallery"
+    keep, gone = picture(gallery / "keep.png"), picture(gallery / "gone.png", (0, 9, 9))
+    config = load_config(configured)
+    engine = open_index(tmp_path / "index.sqlite")
+    tagger = load(config.models["means"].resolve(), RuntimeOptions())
+    indexer = Indexer(engine, [tagger], config, 4)
+    try:
+        counts = Counts()
+        plan = plan_scan(indexer.index, [gallery], config.scan, counts)
+        apply_moves(indexer.index, plan, counts)
+        gone.unlink()
+        indexer.process(plan.reads, counts)
+    finally:
+        indexer.close()
+        engine.dispose()
+    assert (counts.new, counts.tagged, counts.failed) == (1, 1, 0)
+    with sqlite3.connect(tmp_path / "index.sqlite") as db:
+        assert [bytes(p) for (p,) in db.execute("SELECT path FROM files")] == [bytes(keep)]
+
+
+def failing_model(folder: Path) -> Path:
+    """Channel means, but any batch holding a pixel whose red value is exactly 254 fails."""
+    folder.mkdir(parents=True, exist_ok=True)
+    inits = [
+        numpy_helper.from_array(np.array([1, 2], np.int64), "axes"),
+        numpy_helper.from_array(np.array([254.0], np.float32), "poison"),
+        numpy_helper.from_array(np.array([3], np.int64), "three"),
+        numpy_helper.from_array(np.array([0], np.int64), "zero"),
+        numpy_helper.from_array(np.array([1], np.int64), "one"),
+    ]
+    nodes = [
+        helper.make_node("ReduceMean", ["input", "axes"], ["means"], keepdims=0),
+        helper.make_node("Equal", ["input", "poison"], ["hit"]),
+        helper.make_node("Cast", ["hit"], ["hits"], to=TensorProto.INT64),
+        helper.make_node("ReduceMax", ["hits"], ["any"], keepdims=0),
+        helper.make_node("Reshape", ["any", "one"], ["any1"]),
+        helper.make_node("Add", ["three", "any1"], ["width"]),
+        helper.make_node("Shape", ["input"], ["shape"]),
+        helper.make_node("Slice", ["shape", "zero", "one"], ["n"]),
+        helper.make_node("Concat", ["n", "width"], ["target"], axis=0),
+        helper.make_node("Reshape", ["means", "target"], ["scores"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "failing",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 8, 8, 3])],
+        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["batch", 3])], inits,
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 8
+    save(model, str(folder / "failing.onnx"))
+    (folder / "failing.tags").write_text("c0\nc1\nc2\n")
+    (folder / "failing.model").write_text("name = failing\npad = stretch\n")
+    return folder / "failing.model"
+
+
+def test_model_failures_retry_smaller_and_record_the_picture(cli, tmp_path: Path) -> None:
+    model = failing_model(tmp_path / "models")
+    (tmp_path / "deeptagger.toml").write_text(f'[models.failing]\nmodel = "{model}"\n')
+    gallery = tmp_path / "gallery"
+    for i in range(8):
+        picture(gallery / f"{i}.png", (254 if i == 5 else 10 * i + 1, 0, 0), size=(8, 8))
+    result = scan_json(cli, "-b", "4", str(gallery))
+    assert (result["tagged"], result["failed"]) == (7, 1)
+    failures = json.loads(cli("status", "--json")[1])["failures"]
+    assert [Path(f["path"]).name for f in failures] == ["5.png"]
+    assert "model failing failed" in failures[0]["error"]
+
+
+def test_missing_gpu_provider_warns_once(cli, tmp_path: Path) -> None:
+    image = picture(tmp_path / "x.png")
+    code, _, err = cli("tag", "-o", "CUDAExecutionProvider;device_id=0", "palette", str(image))
+    assert code == 0
+    assert err.count("CUDAExecutionProvider was asked for but is not installed") == 1
+
+
+NAMES = st.binary(min_size=1, max_size=40).filter(
+    lambda b: b"/" not in b and b"\0" not in b and b not in (b".", b"..")
+)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(stem=NAMES)
+def test_any_file_name_round_trips_through_walk_and_index(tmp_path: Path, stem: bytes) -> None:
+    folder = os.fsencode(tmp_path / "names")
+    os.makedirs(folder, exist_ok=True)
+    for old in os.listdir(folder):
+        os.unlink(os.path.join(folder, old))
+    path = os.path.join(folder, stem + b".png")
+    with open(path, "wb") as handle:
+        handle.write(b"x")
+    os.utime(path, ns=(OLD * 10**9, OLD * 10**9))
+    found = dict(Walk(folder, ScanConfig()).files())
+    assert list(found) == [path]
+    engine = open_index(tmp_path / "names.sqlite")
+    with engine.connect() as conn:
+        index = Index(conn)
+        root = index.root_id(folder, 1)
+        index.put_file(path, root, Stat(1, 2, 3, 4), None, 5)
+        index.commit()
+        assert list(index.files_under(root)) == [path]
+        index.delete_path(path)
+        index.commit()
+    engine.dispose()
