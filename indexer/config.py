@@ -102,7 +102,7 @@ class Config:
     roots: tuple[Path, ...] = ()
     store_threshold: float = 0.01
     batch: int = 8
-    max_pixels: int = 178_956_970
+    max_pixels: int = 100_000_000
     decode_timeout: float = 60.0
     scan: ScanConfig = field(default_factory=ScanConfig)
     models: Mapping[str, ModelEntry] = field(default_factory=dict)

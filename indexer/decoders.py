@@ -50,7 +50,8 @@ def _serve(conn: Connection, max_pixels: int) -> None:
     faults = [m.encode() for m in os.environ.get(FAULT_ENV, "").split(",") if m]
     while True:
         try:
-            data, targets = conn.recv()
+            targets = conn.recv()
+            data = conn.recv_bytes()
         except (EOFError, OSError):
             return  # the parent went away
         if faults and faults[0] in data:
@@ -95,7 +96,8 @@ class DecoderPool:
     def prepare(self, data: bytes, targets: Sequence[Target]) -> Result:
         worker = self._idle.get() or self._start()
         try:
-            worker.conn.send((data, list(targets)))
+            worker.conn.send(list(targets))
+            worker.conn.send_bytes(data)  # no pickled copy of a big file
             if not worker.conn.poll(self.timeout):
                 self._replace(worker)
                 worker = self._start()

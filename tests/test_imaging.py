@@ -33,22 +33,34 @@ def test_exif_orientation_is_applied() -> None:
     assert bottom[2] > 200
 
 
+def prepared(data: bytes, size: tuple[int, int]) -> np.ndarray:
+    """Decode and fit at the picture's own size (no scaling), as a model would see it."""
+    return fit(decode(data, LIMIT)[0], ModelSpec(pad="stretch"), size[1], size[0])
+
+
 def test_transparency_is_composited_over_white() -> None:
     rgba = Image.new("RGBA", (4, 4), (255, 0, 0, 0))
     rgba.putpixel((0, 0), (0, 0, 255, 255))
-    decoded, _ = decode(encode(rgba, "PNG"), LIMIT)
-    assert decoded.mode == "RGB"
-    assert decoded.getpixel((1, 1)) == (255, 255, 255)
-    assert decoded.getpixel((0, 0)) == (0, 0, 255)
+    pixels = prepared(encode(rgba, "PNG"), (4, 4))
+    assert pixels[1, 1].tolist() == [255, 255, 255] and pixels[0, 0].tolist() == [0, 0, 255]
     la = Image.new("LA", (2, 2), (0, 128))
-    assert decode(encode(la, "PNG"), LIMIT)[0].getpixel((0, 0)) == (127, 127, 127)
+    assert prepared(encode(la, "PNG"), (2, 2))[0, 0].tolist() == [127, 127, 127]
+
+
+def test_compositing_after_scaling_matches_compositing_first() -> None:
+    rng = np.random.default_rng(2)
+    rgba = Image.fromarray(rng.integers(0, 255, (300, 400, 4), dtype=np.uint8), "RGBA")
+    first = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+    first.alpha_composite(rgba)
+    spec = ModelSpec(pad="white")
+    expected = fit(first.convert("RGB"), spec, 64, 64).astype(float)
+    assert np.abs(fit(rgba, spec, 64, 64).astype(float) - expected).mean() < 1.0
 
 
 def test_palette_with_transparency() -> None:
     image = Image.new("P", (2, 2), 1)
     image.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)
-    decoded, _ = decode(encode(image, "GIF", transparency=1), LIMIT)
-    assert decoded.getpixel((0, 0)) == (255, 255, 255)
+    assert prepared(encode(image, "GIF", transparency=1), (2, 2))[0, 0].tolist() == [255, 255, 255]
 
 
 def test_first_frame_of_animation() -> None:

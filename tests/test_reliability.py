@@ -245,3 +245,36 @@ def test_any_file_name_round_trips_through_walk_and_index(tmp_path: Path, stem: 
         index.delete_path(path)
         index.commit()
     engine.dispose()
+
+
+def test_peak_memory_stays_within_the_documented_bound(tmp_path: Path) -> None:
+    """README: each decoder needs about 100 MB + the file + 8 bytes per decoded pixel."""
+    import subprocess
+    import sys
+
+    gallery = tmp_path / "gallery"
+    gallery.mkdir()
+    rng = np.random.default_rng(0)
+    seed = Image.fromarray(rng.integers(0, 255, (60, 60, 4), dtype=np.uint8), "RGBA")
+    seed.resize((4400, 4400), Image.Resampling.BILINEAR).save(
+        gallery / "huge.png", compress_level=1
+    )
+    seed.convert("RGB").resize((9000, 9000)).save(gallery / "huge.jpg", quality=80)
+    seed.resize((6000, 6000)).save(gallery / "too-big.png", compress_level=1)  # 36 MP > limit
+    config = tmp_path / "c.toml"
+    config.write_text("max_pixels = 20000000\n")
+    script = (
+        "import resource, subprocess, sys\n"
+        "p = subprocess.run([sys.executable, '-m', 'indexer', 'scan', '--json', sys.argv[1]])\n"
+        "print(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss * 1024)\n"
+        "sys.exit(p.returncode)\n"
+    )
+    env = {**os.environ, "DTINDEX_DB": str(tmp_path / "db.sqlite"), "DTINDEX_CONFIG": str(config)}
+    done = subprocess.run([sys.executable, "-c", script, str(gallery)], env=env,
+                          capture_output=True, check=True)  # fmt: skip
+    lines = done.stdout.decode().splitlines()
+    result, peak = json.loads(lines[0]), int(lines[1])
+    assert (result["tagged"], result["failed"]) == (2, 1)
+    biggest_file = max(p.stat().st_size for p in gallery.iterdir())
+    bound = 100 * 2**20 + biggest_file + 8 * 20_000_000
+    assert peak < bound, (peak / 2**20, bound / 2**20)
