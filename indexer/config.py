@@ -43,6 +43,8 @@ _TOP_KEYS = {
     "models",
     "max_pixels",
     "decode_timeout",
+    "decoders",
+    "threads",
 }
 _SCAN_KEYS = {"extensions", "exclude", "follow_symlinks"}
 _MODEL_KEYS = {"model", "onnx", "tags", "title", "threshold", "enabled"} | SPEC_KEYS
@@ -104,6 +106,8 @@ class Config:
     batch: int = 8
     max_pixels: int = 100_000_000
     decode_timeout: float = 60.0
+    decoders: int = 0  # decoder processes; 0: one per core
+    threads: int = 0  # ONNX Runtime intra-op threads; 0: one per core
     scan: ScanConfig = field(default_factory=ScanConfig)
     models: Mapping[str, ModelEntry] = field(default_factory=dict)
 
@@ -209,8 +213,18 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
     max_pixels = data.get("max_pixels", Config.max_pixels)
     if isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1:
         raise ConfigError(f"{where}: max_pixels = {max_pixels!r} must be a positive integer")
+    counts = {}
+    for key in ("decoders", "threads"):
+        value = data.get(key, 0)
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 1024:
+            raise ConfigError(
+                f"{where}: {key} = {value!r} must be an integer from 0 (one per core)"
+            )
+        counts[key] = value
     return Config(
         path=path,
+        decoders=counts["decoders"],
+        threads=counts["threads"],
         database=rel(data["database"], "database") if "database" in data else None,
         roots=tuple(rel(r, "roots") for r in _strings(data.get("roots", []), where, "roots")),
         store_threshold=_number(data.get("store_threshold", 0.01), where, "store_threshold", 0, 1),

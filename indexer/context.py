@@ -69,9 +69,11 @@ def add_runtime_arguments(parser: argparse.ArgumentParser, batch_default: str = 
     )
 
 
-def runtime_options(args: argparse.Namespace) -> RuntimeOptions:
+def runtime_options(args: argparse.Namespace, config: Config) -> RuntimeOptions:
     return RuntimeOptions(
-        cpu=args.cpu, provider_options=tuple(parse_provider_option(o) for o in args.options)
+        cpu=args.cpu,
+        provider_options=tuple(parse_provider_option(o) for o in args.options),
+        threads=config.threads,
     )
 
 

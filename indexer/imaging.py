@@ -15,6 +15,7 @@ from numpy.typing import NDArray
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .errors import DecodeError
+from .fastdecode import fast_decode, orientation
 from .spec import ModelSpec
 
 
@@ -34,7 +35,7 @@ def decode(
             image = Image.open(io.BytesIO(data))
             image.seek(0)
             full = image.size
-            if image.getexif().get(0x0112) in (5, 6, 7, 8):
+            if orientation(image) in (5, 6, 7, 8):
                 full = (full[1], full[0])
             if draft_to and image.format == "JPEG":
                 image.draft("RGB", (draft_to, draft_to))
@@ -43,6 +44,9 @@ def decode(
                 raise DecodeError(
                     f"picture is {width}x{height}, over the limit of {max_pixels} pixels"
                 )
+            fast = fast_decode(image, data)
+            if fast is not None:
+                return to_rgb(fast), full
             image.load()
             ImageOps.exif_transpose(image, in_place=True)  # a copy would double the memory
             return to_rgb(image), full

@@ -117,7 +117,7 @@ class Indexer:
         self.engine, self.taggers, self.config, self.batch = engine, taggers, config, batch
         self.stop, self.log_batches = stop, log_batches
         self.progress = progress or (lambda phase, counts: None)
-        self.budget = Budget.for_machine()
+        self.budget = Budget.for_machine(config.decoders)
         self.decoders = DecoderPool(self.budget.decoders, config.max_pixels, config.decode_timeout)
         self.conn = engine.connect()
         self.index = Index(self.conn)

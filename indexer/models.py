@@ -153,6 +153,8 @@ def load(model: ModelDef, options: RuntimeOptions) -> Tagger:
     if options.threads:
         session_options.intra_op_num_threads = options.threads
     session_options.log_severity_level = 3
+    # Idle intra-op threads sleep rather than spin, leaving the cores to the decoders.
+    session_options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     providers = choose_providers(options, ort.get_available_providers())
     try:
         session = ort.InferenceSession(onnx_bytes, session_options, providers=providers)

@@ -73,7 +73,7 @@ def select_roots(args_roots: Sequence[Path], ctx: Context, index: Index) -> list
 
 def load_models(names: Sequence[str], ctx: Context, args: argparse.Namespace) -> list[Tagger]:
     entries = [ctx.config.model(n) for n in names] if names else list(ctx.config.default_models())
-    options = runtime_options(args)
+    options = runtime_options(args, ctx.config)
     return [load(entry.resolve(), options) for entry in entries]
 
 

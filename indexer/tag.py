@@ -76,7 +76,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     definition = ctx.resolve_model(args.model)
     threshold = threshold_value(args.threshold, definition.threshold or DEFAULT_THRESHOLD)
     batch = batch_size(args, ctx.config)
-    tagger = load(definition, runtime_options(args))
+    tagger = load(definition, runtime_options(args, ctx.config))
     names = _stdin_paths() if args.pipe else iter(args.images)
     paths = _expand(names, ctx.config.scan.extensions)
     tag_bytes = [name.encode("utf-8", "surrogateescape") for name in tagger.tags.names]
@@ -112,7 +112,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         failures += 1
         log.error("%s: %s", path, reason)
 
-    budget = Budget.for_machine()
+    budget = Budget.for_machine(ctx.config.decoders)
     with DecoderPool(budget.decoders, max_pixels, ctx.config.decode_timeout) as pool:
         run_pipeline([tagger], paths, work, accept, on_scores, on_fail, batch, budget)
     return 1 if failures else 0

@@ -1,0 +1,1 @@
+"""Benchmarks: scripts that measure ratios against baselines in one run and print them."""

@@ -1,0 +1,260 @@
+"""Throughput of dtindex against the naive pipeline and against pure inference, in one run.
+
+    python -m benchmarks.bench                       # balanced model (+ replicas if torch/timm)
+    python -m benchmarks.bench --models balanced,wd-vit-v2,caformer --pictures 48
+
+For each model, on the same pictures: (1) the naive loop a user would write (decode one
+picture with Pillow, pad, resize, run it, repeat); (2) pure inference on tensors already
+prepared (the limit); (3) `dtindex tag` and `dtindex scan` on a fresh database at batch
+1, 4 and 16. Then an unchanged rescan of a gallery of 100,000 small files. Results go to
+`--out` as JSON and a Markdown table, and are printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from PIL import Image
+
+from benchmarks import corpus, models, rescan
+from indexer.cli import main
+from indexer.config import ModelDef
+from indexer.imaging import decode, fit
+from indexer.models import RuntimeOptions, load
+from indexer.spec import read_model_file
+
+
+@contextmanager
+def quiet_stdout() -> Iterator[None]:
+    saved = sys.stdout
+    sys.stdout = io.TextIOWrapper(open(os.devnull, "wb"))  # noqa: SIM115
+    try:
+        yield
+    finally:
+        sys.stdout.close()
+        sys.stdout = saved
+
+
+def timed(action: Callable[[], object]) -> float:
+    start = time.perf_counter()
+    action()
+    return time.perf_counter() - start
+
+
+def definition(model_file: Path) -> ModelDef:
+    declared = read_model_file(model_file)
+    return ModelDef(declared.name, declared.name, declared.onnx, declared.tags, declared.spec)
+
+
+def naive_prepare(path: Path, size: int, nchw: bool, bgr: bool, scale: bool) -> np.ndarray:
+    """What the reference scripts do: full decode, pad to a white square, Lanczos resize."""
+    image = Image.open(path).convert("RGB")
+    side = max(image.size)
+    square = Image.new("RGB", (side, side), (255, 255, 255))
+    square.paste(image, ((side - image.width) // 2, (side - image.height) // 2))
+    array = np.asarray(square.resize((size, size), Image.Resampling.LANCZOS), dtype=np.float32)
+    if bgr:
+        array = array[:, :, ::-1]
+    if nchw:
+        array = array.transpose(2, 0, 1)
+    if scale:
+        array = array / 255.0
+    return np.ascontiguousarray(array[None])
+
+
+def naive(paths: list[Path], model: ModelDef, size: int) -> tuple[float, float]:
+    """Seconds for the naive loop, and the part of it spent decoding and preparing."""
+    session = ort.InferenceSession(str(model.onnx), providers=["CPUExecutionProvider"])
+    name = session.get_inputs()[0].name
+    spec = model.spec
+    preparing = 0.0
+    start = time.perf_counter()
+    for path in paths:
+        t0 = time.perf_counter()
+        tensor = naive_prepare(
+            path, size, spec.shape == "nchw", spec.channels == "bgr", spec.normalize
+        )
+        preparing += time.perf_counter() - t0
+        session.run(None, {name: tensor})
+    return time.perf_counter() - start, preparing
+
+
+def pure_inference(paths: list[Path], model: ModelDef, batch: int) -> float:
+    """Seconds to run already-prepared tensors through dtindex's own session, batched."""
+    tagger = load(model, RuntimeOptions())
+    pictures = [fit(decode(p.read_bytes(), 10**9)[0], model.spec, tagger.height, tagger.width)
+                for p in paths]  # fmt: skip
+    array = tagger.new_batch(len(pictures))
+    from indexer.imaging import fill
+
+    for slot, picture in zip(array, pictures, strict=True):
+        fill(slot, picture, model.spec)
+    start = time.perf_counter()
+    for first in range(0, len(array), batch):
+        tagger.run(array[first : first + batch])
+    return time.perf_counter() - start
+
+
+def dtindex_run(argv: list[str]) -> float:
+    with quiet_stdout():
+        start = time.perf_counter()
+        code = main(["-q", *argv])
+        seconds = time.perf_counter() - start
+    if code != 0:
+        raise SystemExit(f"dtindex {' '.join(argv[:6])} ... exited {code}")
+    return seconds
+
+
+def bench_model(name: str, model_file: Path, paths: list[Path], work: Path) -> dict[str, object]:
+    model = definition(model_file)
+    tagger = load(model, RuntimeOptions())
+    results: dict[str, object] = {"model": name, "pictures": len(paths)}
+    naive_s, preparing_s = naive(paths, model, tagger.height)
+    results["naive"] = {"seconds": naive_s, "decode_share": preparing_s / naive_s}
+    limit_batch = 16 if tagger.fixed_batch is None else 1
+    pure_s = pure_inference(paths, model, limit_batch)
+    results["pure_inference"] = {"seconds": pure_s, "batch": limit_batch}
+    config = work / f"{name}.toml"
+    config.write_text(f'[models.{name}]\nmodel = "{model_file}"\n')
+    names = [str(p) for p in paths]
+    for batch in (1, 4, 16):
+        common = ["--config", str(config)]
+        tag_argv = [*common, "tag", "-b", str(batch), name, *names]
+        results[f"tag_b{batch}"] = {"seconds": dtindex_run(tag_argv)}
+        db = work / f"{name}-b{batch}.sqlite"
+        scan_argv = [
+            *common,
+            "--db",
+            str(db),
+            "scan",
+            "-b",
+            str(batch),
+            "-m",
+            name,
+            str(paths[0].parent),
+        ]
+        results[f"scan_b{batch}"] = {"seconds": dtindex_run(scan_argv)}
+    for value in results.values():
+        if isinstance(value, dict) and "seconds" in value:
+            value["pictures_per_s"] = len(paths) / value["seconds"]
+            value["vs_naive"] = naive_s / value["seconds"]
+            value["vs_pure"] = pure_s / value["seconds"]
+    return results
+
+
+def inference_seconds(session: ort.InferenceSession, tensor: np.ndarray) -> float:
+    session.run(None, {"input": tensor})
+    return min(timed(lambda: session.run(None, {"input": tensor})) for _ in range(5))
+
+
+def calibrate_balanced(paths: list[Path], work: Path) -> Path:
+    """Size the balanced model so inference costs what the naive loop spends preparing."""
+    start = time.perf_counter()
+    for path in paths:
+        naive_prepare(path, 448, False, True, False)
+    target = (time.perf_counter() - start) / len(paths)
+    tensor = np.zeros((1, 448, 448, 3), np.float32)
+    costs = {}
+    for rounds in (1, 5):
+        onnx_file = models.balanced(work, rounds).with_suffix(".onnx")
+        costs[rounds] = inference_seconds(ort.InferenceSession(str(onnx_file)), tensor)
+    per_round = (costs[5] - costs[1]) / 4
+    rounds = max(1, round(1 + (target - costs[1]) / per_round))
+    print(f"balanced model: {rounds} conv layers, aiming at {target * 1000:.0f} ms per picture")
+    return models.balanced(work, rounds)
+
+
+def machine() -> dict[str, object]:
+    cpu = "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
+            "onnxruntime": ort.__version__, "providers": ort.get_available_providers(),
+            "date": time.strftime("%Y-%m-%d")}  # fmt: skip
+
+
+def table(all_results: list[dict[str, object]], rescan_result: dict[str, float] | None) -> str:
+    lines = ["| model | run | pictures/s | vs naive | vs pure inference |", "|---|---|---|---|---|"]
+    for result in all_results:
+        for key, value in result.items():
+            if isinstance(value, dict) and "pictures_per_s" in value:
+                lines.append(f"| {result['model']} | {key} | {value['pictures_per_s']:.2f} | "
+                             f"{value['vs_naive']:.2f}x | {value['vs_pure']:.2f} |")  # fmt: skip
+    if rescan_result:
+        lines.append("")
+        lines.append(f"Unchanged rescan of {rescan_result['files']:,} files: "
+                     f"{rescan_result['rescan_seconds']:.2f} s "
+                     f"(first scan {rescan_result['first_scan_seconds']:.1f} s)")  # fmt: skip
+    return "\n".join(lines)
+
+
+def main_bench() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--models", default="auto", help="balanced,wd-vit-v2,caformer (auto: all available)"
+    )
+    parser.add_argument("--pictures", type=int, default=48)
+    parser.add_argument("--replica-pictures", type=int, default=16)
+    parser.add_argument(
+        "--rescan-files", type=int, default=100_000, help="0 skips the rescan benchmark"
+    )
+    parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "dtindex-bench")
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    args = parser.parse_args()
+    names = (
+        args.models.split(",") if args.models != "auto" else ["balanced", "wd-vit-v2", "caformer"]
+    )
+    pictures = corpus.build(args.work / "pictures", max(args.pictures, args.replica_pictures))
+    results = []
+    for name in names:
+        if name == "balanced":
+            model_file, paths = (
+                calibrate_balanced(pictures[: args.pictures], args.work / "models"),
+                pictures[: args.pictures],
+            )
+        else:
+            try:
+                builder = {"wd-vit-v2": models.wd_vit_v2, "caformer": models.caformer}[name]
+                model_file = builder(args.work / "models")
+            except ImportError as exc:
+                print(f"{name}: skipped ({exc}; pip install '.[replicas]')")
+                continue
+            paths = pictures[: args.replica_pictures]
+        run_dir = Path(tempfile.mkdtemp(dir=args.work))
+        print(f"{name}: {len(paths)} pictures ...", flush=True)
+        results.append(bench_model(name, model_file, paths, run_dir))
+    rescan_result = (
+        rescan.run(args.work / "rescan", args.rescan_files) if args.rescan_files else None
+    )
+    report = {"machine": machine(), "models": results, "rescan": rescan_result}
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = f"{report['machine']['date']}-{report['machine']['cores']}cores"  # type: ignore[index]
+    (args.out / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
+    text = table(results, rescan_result)
+    (args.out / f"{stem}.md").write_text(
+        f"# Benchmark {stem}\n\n{json.dumps(report['machine'])}\n\n{text}\n"
+    )
+    print(text)
+
+
+if __name__ == "__main__":
+    main_bench()

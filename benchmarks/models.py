@@ -1,0 +1,130 @@
+"""Models for the benchmarks.
+
+- `balanced`: built with onnx.helper, WD-like settings (448, NHWC, BGR, white pad), a
+  small convolutional net whose depth is chosen at run time so one picture's inference
+  costs what the naive pipeline spends decoding and preparing one picture.
+- `wd-vit-v2` and `caformer`: random-weight replicas of WD v1.4 ViT v2 (ViT-B/16 at 448,
+  9,083 tags, batch fixed at 1, NHWC BGR 0..255 in the graph) and ML-Danbooru CAFormer
+  (caformer_m36 at 448, 12,547 tags, NCHW, logits), built from timm's architectures and
+  exported with torch: the same compute as the real files, meaningless tags. Needs the
+  `replicas` extra (torch and timm).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+WD_TAGS = 9083
+ML_TAGS = 12547
+
+
+def _write_tags(path: Path, count: int) -> None:
+    path.write_text("".join(f"tag_{i}\n" for i in range(count)))
+
+
+def balanced(folder: Path, rounds: int) -> Path:
+    """A small convolutional net on the 448 input; `rounds` 3x3 conv layers set the cost.
+
+    Compute grows with the batch like a real tagger's (no fixed per-call overhead trick).
+    """
+    from onnx import TensorProto, helper, numpy_helper, save
+
+    rng = np.random.default_rng(0)
+    inits = [
+        numpy_helper.from_array(
+            (rng.standard_normal((32, 3, 4, 4)) * 0.01).astype(np.float32), "stem"
+        ),
+        numpy_helper.from_array(
+            (rng.standard_normal((32, 32, 3, 3)) * 0.05).astype(np.float32), "conv"
+        ),
+        numpy_helper.from_array((rng.standard_normal((32, 64)) * 0.1).astype(np.float32), "head"),
+        numpy_helper.from_array(np.array([0, -1], np.int64), "flat"),
+    ]
+    nodes = [
+        helper.make_node("Transpose", ["input"], ["nchw"], perm=[0, 3, 1, 2]),
+        helper.make_node("Conv", ["nchw", "stem"], ["h0"], strides=[4, 4]),
+    ]
+    for k in range(rounds):
+        nodes.append(helper.make_node("Conv", [f"h{k}", "conv"], [f"c{k}"], pads=[1, 1, 1, 1]))
+        nodes.append(helper.make_node("Relu", [f"c{k}"], [f"h{k + 1}"]))
+    nodes += [
+        helper.make_node("GlobalAveragePool", [f"h{rounds}"], ["pooled"]),
+        helper.make_node("Reshape", ["pooled", "flat"], ["features"]),
+        helper.make_node("MatMul", ["features", "head"], ["logits"]),
+        helper.make_node("Sigmoid", ["logits"], ["scores"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "balanced",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 448, 448, 3])],
+        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["batch", 64])], inits,
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 8
+    folder.mkdir(parents=True, exist_ok=True)
+    save(model, str(folder / "balanced.onnx"))
+    _write_tags(folder / "balanced.tags", 64)
+    (folder / "balanced.model").write_text(
+        "name = balanced\nshape = nhwc\nchannels = bgr\nnormalize = false\npad = white\n"
+    )
+    return folder / "balanced.model"
+
+
+def _export(module: object, example: object, path: Path, dynamic_batch: bool) -> None:
+    import torch
+
+    kwargs: dict[str, object] = {"input_names": ["input"], "output_names": ["output"],
+                                 "opset_version": 18}  # fmt: skip
+    if dynamic_batch:
+        kwargs["dynamic_axes"] = {"input": {0: "batch"}, "output": {0: "batch"}}
+    try:
+        torch.onnx.export(module, (example,), str(path), dynamo=False, **kwargs)
+    except TypeError:  # a torch without the choice
+        torch.onnx.export(module, (example,), str(path), **kwargs)
+
+
+def wd_vit_v2(folder: Path) -> Path:
+    import timm
+    import torch
+
+    class NhwcBgr(torch.nn.Module):
+        """The published v2 graphs take NHWC BGR 0..255 and end in a sigmoid."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = timm.create_model("vit_base_patch16_224", img_size=448,
+                                         num_classes=WD_TAGS, pretrained=False)  # fmt: skip
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            x = x.flip(-1).permute(0, 3, 1, 2) / 127.5 - 1.0
+            return torch.sigmoid(self.net(x))
+
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "wd-vit-v2.onnx"
+    if not path.exists():
+        with torch.no_grad():
+            _export(NhwcBgr().eval(), torch.zeros(1, 448, 448, 3), path, dynamic_batch=False)
+    _write_tags(folder / "wd-vit-v2.tags", WD_TAGS)
+    (folder / "wd-vit-v2.model").write_text(
+        "name = wd-vit-v2\nshape = nhwc\nchannels = bgr\nnormalize = false\npad = white\n"
+    )
+    return folder / "wd-vit-v2.model"
+
+
+def caformer(folder: Path) -> Path:
+    import timm
+    import torch
+
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "caformer.onnx"
+    if not path.exists():
+        net = timm.create_model("caformer_m36", num_classes=ML_TAGS, pretrained=False).eval()
+        with torch.no_grad():
+            _export(net, torch.zeros(1, 3, 448, 448), path, dynamic_batch=True)
+    _write_tags(folder / "caformer.tags", ML_TAGS)
+    (folder / "caformer.model").write_text(
+        "name = caformer\nshape = nchw\nchannels = rgb\nnormalize = true\npad = stretch\n"
+        "size = 448\ninterpret = sigmoid\n"
+    )
+    return folder / "caformer.model"
