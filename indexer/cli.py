@@ -30,13 +30,15 @@ ML-Danbooru, or the built-in `palette` colour model), incrementally, in SQLite.
 
 
 def _commands() -> dict[str, tuple[ModuleType, str]]:
-    from . import export, scan, show_models, show_status, tag, watch
+    from . import export, scan, search, show, show_models, show_status, tag, watch
 
     return {
         "tag": (tag, "tag pictures and print path<TAB>tag<TAB>weight (no database)"),
         "scan": (scan, "index new and changed pictures and tag what no model version has tagged"),
         "watch": (watch, "catch up, then tag pictures as they arrive"),
         "export": (export, "print stored tags, sha1<TAB>tag<TAB>weight for `gallery tag`"),
+        "search": (search, "list files whose stored tags match a query"),
+        "show": (show, "print a picture's stored tags per model"),
         "models": (show_models, "list models, their versions and coverage"),
         "status": (show_status, "show roots, counts and failures"),
     }

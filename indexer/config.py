@@ -47,7 +47,8 @@ _TOP_KEYS = {
     "threads",
 }
 _SCAN_KEYS = {"extensions", "exclude", "follow_symlinks"}
-_MODEL_KEYS = {"model", "onnx", "tags", "title", "threshold", "enabled"} | SPEC_KEYS
+_MODEL_KEYS = {"model", "onnx", "tags", "title", "threshold", "general", "character", "enabled"}
+_MODEL_KEYS |= SPEC_KEYS
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,8 @@ class ModelDef:
     tags: Path
     spec: ModelSpec
     threshold: float | None = None
+    general: float | None = None
+    character: float | None = None
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,8 @@ class ModelEntry:
     where: str
     title: str | None = None
     threshold: float | None = None
+    general: float | None = None
+    character: float | None = None
     enabled: bool = True
     model_file: Path | None = None
     onnx: Path | None = None
@@ -87,7 +92,16 @@ class ModelEntry:
             assert self.onnx is not None and self.tags is not None
             spec = parse_settings(overrides, self.where)
             onnx, tags, title = self.onnx, self.tags, self.name
-        return ModelDef(self.name, self.title or title, onnx, tags, spec, self.threshold)
+        return ModelDef(
+            self.name,
+            self.title or title,
+            onnx,
+            tags,
+            spec,
+            self.threshold,
+            self.general,
+            self.character,
+        )
 
 
 @dataclass(frozen=True)
@@ -245,9 +259,10 @@ def _model_entry(name: str, table: Any, where: str, rel: Any) -> ModelEntry:
     _unknown(table, _MODEL_KEYS, here)
     settings = {k: v for k, v in table.items() if k in SPEC_KEYS}
     parse_settings(settings, here)  # fail early on bad values
-    threshold = table.get("threshold")
-    if threshold is not None:
-        threshold = _number(threshold, here, "threshold", 0, 1)
+    limits = {}
+    for key in ("threshold", "general", "character"):
+        if table.get(key) is not None:
+            limits[key] = _number(table[key], here, key, 0, 1)
     enabled = table.get("enabled", True)
     if not isinstance(enabled, bool):
         raise ConfigError(f"{here}: enabled = {enabled!r} must be true or false")
@@ -258,9 +273,9 @@ def _model_entry(name: str, table: Any, where: str, rel: Any) -> ModelEntry:
         name=name,
         where=here,
         title=title,
-        threshold=threshold,
         enabled=enabled,
         settings=tuple(sorted(settings.items())),
+        **limits,
     )
     if "model" in table:
         if "onnx" in table or "tags" in table:

@@ -23,7 +23,7 @@ best AS (
 
 
 @dataclass(frozen=True)
-class Scored:
+class Row:
     content_id: int
     sha1: str
     tag: str
@@ -36,28 +36,42 @@ def model_known(conn: Connection, model: str) -> bool:
     return conn.execute(query, {"model": model}).first() is not None
 
 
-def scored(conn: Connection, model: str, floor: float) -> Iterator[Scored]:
-    """Tags above `floor` of every present content, ordered by SHA-1 then model order."""
+def scored(
+    conn: Connection, model: str, floor: float, since_ns: int | None = None
+) -> Iterator[Row]:
+    """Tags above `floor` (and every rating tag) of each present content, by SHA-1.
+
+    With `since_ns`, only contents whose exported result was recorded at or after it.
+    """
     query = text(
         _BEST
         + """
         SELECT c.id, c.sha1, tg.name, tg.category, s.score
         FROM best JOIN contents c ON c.id = best.cid
+        JOIN taggings tt ON tt.content_id = best.cid AND tt.model_version_id = best.mv
         JOIN scores s ON s.model_version_id = best.mv AND s.content_id = best.cid
         JOIN tags tg ON tg.model_version_id = best.mv AND tg.idx = s.tag_idx
-        WHERE s.score > :floor
+        WHERE (s.score > :floor OR tg.category = 9) AND tt.tagged_ns >= :since
         ORDER BY c.sha1, c.id, s.tag_idx"""
     )
-    for row in conn.execute(query, {"model": model, "floor": floor}):
-        yield Scored(int(row[0]), str(row[1]), str(row[2]), row[3], float(row[4]))
+    values = {"model": model, "floor": floor, "since": since_ns or 0}
+    for row in conn.execute(query, values):
+        yield Row(int(row[0]), str(row[1]), str(row[2]), row[3], float(row[4]))
 
 
-def paths_by_content(conn: Connection) -> dict[int, list[bytes]]:
-    paths: dict[int, list[bytes]] = {}
-    query = text("SELECT content_id, path FROM files WHERE content_id IS NOT NULL ORDER BY path")
-    for content_id, path in conn.execute(query):
-        paths.setdefault(int(content_id), []).append(bytes(path))
+def paths_by_content(conn: Connection) -> dict[int, list[tuple[bytes, bytes]]]:
+    """Each present content's files, with the root each lies under."""
+    paths: dict[int, list[tuple[bytes, bytes]]] = {}
+    query = text("""SELECT f.content_id, f.path, r.path
+                    FROM files f JOIN roots r ON r.id = f.root_id
+                    WHERE f.content_id IS NOT NULL ORDER BY f.path""")
+    for content_id, path, root in conn.execute(query):
+        paths.setdefault(int(content_id), []).append((bytes(path), bytes(root)))
     return paths
+
+
+def all_paths(conn: Connection) -> list[bytes]:
+    return [bytes(p) for (p,) in conn.execute(text("SELECT path FROM files"))]
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,108 @@
+"""Which stored tags a picture gets at export time: thresholds per category, MCut, rating.
+
+Pure functions of the stored scores, so any threshold above the storage floor can be
+applied without running a model again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+GENERAL, CHARACTER, RATING = 0, 4, 9
+
+# Danbooru tags drawn as faces, whose underscores are part of the picture, not spaces.
+KAOMOJI = frozenset(
+    {
+        "0_0",
+        "(o)_(o)",
+        "+_+",
+        "+_-",
+        "._.",
+        "<o>_<o>",
+        "<|>_<|>",
+        "=_=",
+        ">_<",
+        "3_3",
+        "6_9",
+        ">_o",
+        "@_@",
+        "^_^",
+        "o_o",
+        "u_u",
+        "x_x",
+        "|_|",
+        "||_||",
+        "-_-",
+        "t_t",
+        "^_-",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Scored:
+    tag: str
+    category: int | None
+    score: float
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """`default` for tags without their own; `general`/`character` where the list has
+    categories; `mcut` picks each category's threshold at the largest gap in its scores."""
+
+    default: float = 0.1
+    general: float | None = None
+    character: float | None = None
+    mcut: bool = False
+
+    def floor(self) -> float:
+        """The lowest score any rule here could accept (for the database query)."""
+        if self.mcut:
+            return 0.0
+        return min(t for t in (self.default, self.general, self.character) if t is not None)
+
+    def for_category(self, category: int | None) -> float:
+        if category == GENERAL and self.general is not None:
+            return self.general
+        if category == CHARACTER and self.character is not None:
+            return self.character
+        return self.default
+
+
+def mcut_threshold(scores: Sequence[float]) -> float:
+    """Maximum Cut Thresholding: the midpoint of the largest gap between sorted scores."""
+    ordered = sorted(scores, reverse=True)
+    if len(ordered) < 2:
+        return 0.0
+    gaps = [ordered[i] - ordered[i + 1] for i in range(len(ordered) - 1)]
+    best = max(range(len(gaps)), key=gaps.__getitem__)
+    return (ordered[best] + ordered[best + 1]) / 2
+
+
+def select(tags: Sequence[Scored], rules: Thresholds) -> list[Scored]:
+    """The tags to export, in the order given: one best rating, then thresholds."""
+    ratings = [t for t in tags if t.category == RATING]
+    best_rating = max(ratings, key=lambda t: t.score) if ratings else None
+    groups: dict[int | None, float] = {}
+    if rules.mcut:
+        by_category: dict[int | None, list[float]] = {}
+        for t in tags:
+            if t.category != RATING:
+                by_category.setdefault(t.category, []).append(t.score)
+        groups = {c: mcut_threshold(s) for c, s in by_category.items()}
+    chosen = []
+    for t in tags:
+        if t.category == RATING:
+            if t is best_rating:
+                chosen.append(t)
+            continue
+        limit = groups.get(t.category, 0.0) if rules.mcut else rules.for_category(t.category)
+        if t.score > limit:
+            chosen.append(t)
+    return chosen
+
+
+def caption_text(tag: str) -> str:
+    return tag if tag in KAOMOJI else tag.replace("_", " ")

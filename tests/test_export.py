@@ -1,0 +1,104 @@
+"""Exports people use: categories and ratings, MCut, captions, csv, changed-since, search, show."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+from conftest import picture, write_model
+
+
+@pytest.fixture
+def wd_like(tmp_path: Path, cli) -> Path:
+    """A probe model whose tags carry WD categories: ratings, general and a character."""
+    folder = tmp_path / "models"
+    model = write_model(folder, "wd", mean=True, settings="normalize = true\n")
+    (folder / "wd.csv").write_text(
+        "tag_id,name,category,count\n1,general,9,10\n2,blue_hair,0,10\n3,hatsune_miku,4,10\n"
+    )
+    (tmp_path / "deeptagger.toml").write_text(
+        f'[models.wd]\nonnx = "{folder / "wd.onnx"}"\ntags = "{folder / "wd.csv"}"\n'
+        "normalize = true\nthreshold = 0.05\ngeneral = 0.3\ncharacter = 0.6\n"
+    )
+    del model
+    gallery = tmp_path / "gallery"
+    picture(gallery / "a.png", (10, 200, 100))  # general 0.04, blue_hair 0.78, miku 0.39
+    picture(gallery / "a.jpg", (250, 20, 200), fmt="JPEG")
+    picture(gallery / "sub" / "b.png", (120, 80, 250))
+    code, _, err = cli("scan", str(gallery))
+    assert code == 0, err
+    return gallery
+
+
+def lines(cli, *args: str) -> list[list[str]]:
+    code, out, err = cli("export", "--model", "wd", *args)
+    assert code == 0, err
+    return [line.split("\t") for line in out.decode().splitlines()]
+
+
+def test_category_thresholds_and_best_rating(cli, wd_like: Path) -> None:
+    rows = lines(cli, "--id", "path")
+    a = {tag for path, tag, _ in rows if path.endswith("a.png")}
+    assert a == {"general", "blue_hair"}  # miku 0.39 < 0.6; rating kept though 0.04
+    rows = lines(cli, "--id", "path", "--character", "0.3")
+    assert "hatsune_miku" in {tag for path, tag, _ in rows if path.endswith("a.png")}
+    mcut = lines(cli, "--id", "path", "--mcut")
+    assert {tag for path, tag, _ in mcut if path.endswith("a.png")} >= {"general"}
+
+
+def test_captions_beside_and_mirrored(cli, wd_like: Path, tmp_path: Path) -> None:
+    code, _, err = cli("export", "--model", "wd", "--format", "captions", "--beside",
+                       "--replace", "blue_hair=aqua_hair", "--exclude", "general")  # fmt: skip
+    assert code == 0, err
+    assert (wd_like / "a.png.txt").read_text() == "aqua hair\n"  # shares the stem with a.jpg
+    assert (wd_like / "a.jpg.txt").exists() and not (wd_like / "a.txt").exists()
+    assert (wd_like / "sub" / "b.txt").exists()
+    out = tmp_path / "captions"
+    code, _, _ = cli("export", "--model", "wd", "--format", "captions", "--out", str(out),
+                     "--limit", "1")  # fmt: skip
+    assert code == 0
+    assert (out / "sub" / "b.txt").read_text().count(",") == 0
+    text = (out / "a.png.txt").read_text().strip()
+    assert text in ("blue hair", "general")
+
+
+def test_csv_and_jsonl(cli, wd_like: Path) -> None:
+    code, out, _ = cli("export", "--model", "wd", "--format", "csv")
+    assert code == 0
+    rows = list(csv.reader(io.StringIO(out.decode())))
+    assert rows[0] == ["sha1", "tag", "weight", "category"]
+    assert {"rating", "general"} <= {r[3] for r in rows[1:]}
+    code, out, _ = cli("export", "--model", "wd", "--format", "jsonl")
+    assert code == 0
+    record = json.loads(out.splitlines()[0])
+    assert record["categories"]["general"] == "rating"
+
+
+def test_changed_since(cli, wd_like: Path) -> None:
+    assert len(lines(cli, "--changed-since", "2000-01-01T00:00:00")) == len(lines(cli))
+    future = str(time.time() + 3600)
+    assert lines(cli, "--changed-since", future) == []
+    code, _, err = cli("export", "--model", "wd", "--changed-since", "yesterday")
+    assert code == 1 and "ISO 8601" in err
+
+
+def test_search_and_show(cli, wd_like: Path) -> None:
+    code, out, _ = cli("search", "blue_hair", "-t", "0.5")
+    assert out.decode().splitlines() == [str(wd_like / "a.png")]
+    code, out, _ = cli("search", "rating:general -blue_hair", "-t", "0.5")
+    assert out.decode().splitlines() == [str(wd_like / "a.jpg")]  # b.png: general 0.47
+    code, out, _ = cli("search", "-t", "0.5", "--", "-blue_hair")
+    assert out.decode().splitlines() == [str(wd_like / "a.jpg"), str(wd_like / "sub" / "b.png")]
+    code, out, _ = cli("search", "blue_hair hatsune_miku", "--any", "-t", "0.7")
+    assert set(out.decode().splitlines()) == {str(wd_like / "a.png"), str(wd_like / "a.jpg"),
+                                              str(wd_like / "sub" / "b.png")}  # fmt: skip
+    code, out, _ = cli("show", str(wd_like / "a.png"))
+    text = out.decode()
+    assert code == 0 and "wd (version" in text and "blue_hair\t0.78" in text and "[general]" in text
+    code, _, err = cli("show", os.devnull)
+    assert code == 1 and "not in the index" in err

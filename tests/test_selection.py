@@ -1,0 +1,53 @@
+"""Export-time tag selection: category thresholds, one rating, MCut, kaomoji."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from indexer.selection import Scored, Thresholds, caption_text, mcut_threshold, select
+
+TAGS = [
+    Scored("general", 9, 0.2),
+    Scored("sensitive", 9, 0.7),
+    Scored("explicit", 9, 0.1),
+    Scored("1girl", 0, 0.95),
+    Scored("solo", 0, 0.5),
+    Scored("smile", 0, 0.3),
+    Scored("hatsune_miku", 4, 0.9),
+    Scored("kagamine_rin", 4, 0.6),
+]
+
+
+def names(tags: list[Scored]) -> list[str]:
+    return [t.tag for t in tags]
+
+
+def test_category_thresholds_and_single_rating() -> None:
+    rules = Thresholds(default=0.1, general=0.35, character=0.85)
+    assert names(select(TAGS, rules)) == ["sensitive", "1girl", "solo", "hatsune_miku"]
+
+
+def test_plain_threshold_applies_to_lists_without_categories() -> None:
+    plain = [Scored("a", None, 0.5), Scored("b", None, 0.05)]
+    assert names(select(plain, Thresholds(default=0.1, general=0.9))) == ["a"]
+
+
+def test_mcut_cuts_at_the_largest_gap() -> None:
+    assert mcut_threshold([0.95, 0.9, 0.3, 0.25]) == (0.9 + 0.3) / 2
+    assert names(select(TAGS, Thresholds(mcut=True))) == [
+        "sensitive",
+        "1girl",
+        "hatsune_miku",
+    ]
+
+
+@given(st.lists(st.floats(0, 1), min_size=2, max_size=30))
+def test_mcut_threshold_separates_the_scores(scores: list[float]) -> None:
+    cut = mcut_threshold(scores)
+    assert min(scores) <= cut <= max(scores)
+
+
+def test_caption_text_keeps_kaomoji() -> None:
+    assert caption_text("blue_hair") == "blue hair"
+    assert caption_text("^_^") == "^_^" and caption_text(">_<") == ">_<"
