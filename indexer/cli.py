@@ -10,6 +10,7 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from types import ModuleType
 
 from sqlalchemy.exc import SQLAlchemyError
@@ -30,7 +31,7 @@ ML-Danbooru, or the built-in `palette` colour model), incrementally, in SQLite.
 
 
 def _commands() -> dict[str, tuple[ModuleType, str]]:
-    from . import export, scan, search, show, show_models, show_status, tag, watch
+    from . import export, model_add, scan, search, show, show_models, show_status, tag, watch
 
     return {
         "tag": (tag, "tag pictures and print path<TAB>tag<TAB>weight (no database)"),
@@ -39,6 +40,7 @@ def _commands() -> dict[str, tuple[ModuleType, str]]:
         "export": (export, "print stored tags, sha1<TAB>tag<TAB>weight for `gallery tag`"),
         "search": (search, "list files whose stored tags match a query"),
         "show": (show, "print a picture's stored tags per model"),
+        "model": (model_add, "add a model as downloaded (folder, .model file or hub id)"),
         "models": (show_models, "list models, their versions and coverage"),
         "status": (show_status, "show roots, counts and failures"),
     }
@@ -101,6 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             db_option=args.db,
             stdout=sys.stdout.buffer,
             stderr_is_tty=sys.stderr.isatty(),
+            config_target=path if path is not None else Path("deeptagger.toml"),
         )
         return int(module.run(args, ctx))
     except DtindexError as exc:

@@ -22,6 +22,7 @@ class Context:
     db_option: str | None
     stdout: BinaryIO
     stderr_is_tty: bool
+    config_target: Path = Path("deeptagger.toml")  # where `model add` writes
 
     def database_path(self) -> Path:
         """`--db`, `DTINDEX_DB`, the config's `database`, else the XDG data folder."""

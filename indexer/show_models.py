@@ -1,4 +1,4 @@
-"""`dtindex models`: each model, its current version, and how much of the gallery it covers.
+"""`dtindex models`: each model's family, input, tags, thresholds, version and coverage.
 
 Coverage counts the pictures present now: tagged by the current version, failed, and
 still to do (the next `scan` tags those). Models whose files are missing say so.
@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections import Counter
+from typing import Any
 
 from .config import DEFAULT_THRESHOLD, ModelEntry, builtin_entry
 from .context import Context
 from .errors import DtindexError
+from .layouts import family
 from .models import identify
 from .store.database import open_index
 from .store.queries import coverage, versions
+from .taglist import CATEGORY_NAMES
 
 FAILURE = 1
 
@@ -45,11 +49,18 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                 row["error"] = str(exc)
                 rows.append(row)
                 continue
+            spec = definition.spec
+            kinds = Counter(CATEGORY_NAMES.get(c, str(c)) for c in tags.categories if c is not None)
             row.update(
                 title=definition.title,
+                family=family(spec),
                 version=version,
                 tags=len(tags),
+                input=f"{spec.shape} {spec.channels} {spec.size or 'from graph'} {spec.pad}",
+                categories=dict(kinds),
                 threshold=definition.threshold or DEFAULT_THRESHOLD,
+                general=definition.general,
+                character=definition.character,
             )
             if conn is not None:
                 cov = coverage(conn, entry.name, version)
@@ -73,10 +84,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         if "error" in row:
             line = f"{row['name']}: unavailable: {row['error']}"
         else:
-            line = (
-                f"{row['name']}: {row['title']}, version {row['version']}, {row['tags']} tags, "
-                f"threshold {row['threshold']}"
-            )
+            line = _describe(row)
             if "pictures" in row:
                 line += (
                     f"; {row['tagged']} of {row['pictures']} pictures tagged, "
@@ -94,3 +102,13 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                 )
     ctx.stdout.flush()
     return 0
+
+
+def _describe(row: dict[str, Any]) -> str:
+    kinds = ", ".join(f"{k} {n}" for k, n in row["categories"].items())
+    limits = "".join(f", {k} {row[k]}" for k in ("general", "character") if row[k] is not None)
+    return (
+        f'{row["name"]}: {row["family"]} "{row["title"]}", input {row["input"]}, '
+        f"{row['tags']} tags{f' ({kinds})' if kinds else ''}, "
+        f"threshold {row['threshold']}{limits}, version {row['version']}"
+    )
