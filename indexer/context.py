@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from .config import Config, ModelDef
 from .errors import UsageError
-from .models import RuntimeOptions, parse_provider_option
+from .models import RuntimeOptions, Tagger, load, parse_provider_option
 from .spec import read_model_file
+from .store.index import Index
 
 
 @dataclass(frozen=True)
@@ -90,3 +91,40 @@ def threshold_value(value: float | None, default: float) -> float:
     if not 0.0 <= threshold <= 1.0:
         raise UsageError(f"threshold {threshold} must be within 0..1")
     return threshold
+
+
+def add_gallery_arguments(parser: argparse.ArgumentParser) -> None:
+    """ROOT... and --model, shared by `scan` and `watch`."""
+    parser.add_argument(
+        "roots",
+        nargs="*",
+        metavar="ROOT",
+        type=Path,
+        help="gallery folders (default: the config's roots, else those indexed)",
+    )
+    parser.add_argument(
+        "-m",
+        "--model",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="model to tag with (repeatable; default: every enabled model, "
+        "else the built-in palette)",
+    )
+
+
+def select_roots(args_roots: Sequence[Path], ctx: Context, index: Index) -> list[Path]:
+    if args_roots:
+        return list(args_roots)
+    if ctx.config.roots:
+        return list(ctx.config.roots)
+    known = [Path(os.fsdecode(p)) for p in index.root_paths()]
+    if not known:
+        raise UsageError("no roots: name a gallery folder, or set roots in the config")
+    return known
+
+
+def load_models(names: Sequence[str], ctx: Context, args: argparse.Namespace) -> list[Tagger]:
+    entries = [ctx.config.model(n) for n in names] if names else list(ctx.config.default_models())
+    options = runtime_options(args, ctx.config)
+    return [load(entry.resolve(), options) for entry in entries]

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from .config import ScanConfig
 from .errors import ScanError
-from .indexing import Counts, ReadJob, is_unchanged
+from .jobs import Counts, ReadJob, is_unchanged
 from .store.index import FileRow, Index, Stat
 from .walk import Walk
 

@@ -15,7 +15,6 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, fields
 
 import numpy as np
 import xxhash
@@ -25,77 +24,14 @@ from sqlalchemy import Engine, select
 from .config import Config
 from .decoders import DecoderPool
 from .errors import DecodeError
+from .jobs import Counts, ReadJob, TagJob, Unstable, read_stable
 from .models import Tagger
 from .pipeline import Budget, Prepared, prepare_for, run_pipeline
-from .store.index import FileRow, Index, Stat, claim_owner
+from .store.claims import claim, claim_owner, release_claims
+from .store.index import Index
 from .store.schema import contents, taggings
 
 log = logging.getLogger("dtindex")
-RACY_NS = 2_000_000_000  # coarse file-system clocks: FAT keeps 2 s, some NFS servers 1 s
-
-
-@dataclass
-class Counts:
-    files: int = 0
-    new: int = 0
-    changed: int = 0
-    moved: int = 0
-    removed: int = 0
-    unchanged: int = 0
-    hashed: int = 0
-    tagged: int = 0
-    failed: int = 0
-
-    def as_dict(self) -> dict[str, int]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
-
-
-@dataclass
-class ReadJob:
-    """A new, changed or racily-clean file: read, hash, and tag what needs it."""
-
-    path: bytes
-    root_id: int
-    stat: Stat
-    known: FileRow | None
-    content_id: int | None = None
-
-
-@dataclass
-class TagJob:
-    """An indexed content that some selected model version has no result for yet."""
-
-    path: bytes
-    content_id: int
-    xxh128: str
-    wanted: tuple[int, ...]
-
-
-class Unstable(Exception):
-    """The file changed while it was read; it is left for the next look."""
-
-
-def read_stable(path: bytes) -> tuple[bytes, Stat]:
-    with open(path, "rb") as handle:
-        before = os.fstat(handle.fileno())
-        data = handle.read()
-        after = os.fstat(handle.fileno())
-    if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns) or len(
-        data
-    ) != after.st_size:
-        raise Unstable
-    return data, Stat(after.st_size, after.st_mtime_ns, after.st_ino, after.st_dev)
-
-
-def is_unchanged(row: FileRow, stat: Stat) -> bool:
-    same = (row.size, row.mtime_ns, row.inode, row.device) == (
-        stat.size,
-        stat.mtime_ns,
-        stat.inode,
-        stat.device,
-    )
-    settled = row.content_id is not None or row.error is not None
-    return same and settled and row.mtime_ns + RACY_NS < row.checked_ns
 
 
 ProgressFn = Callable[[str, Counts], None]
@@ -133,7 +69,7 @@ class Indexer:
     def close(self) -> None:
         self.decoders.close()
         self.index.commit()
-        self.index.release_claims(self.owner)
+        release_claims(self.index, self.owner)
         self.conn.close()
 
     # -- worker side (threads): read, hash, decide, decode ------------------------
@@ -191,7 +127,7 @@ class Indexer:
         for i in wanted:
             if (content_id, i) in self._inflight:
                 continue
-            if not self.index.claim(self.version_ids[i], content_id, self.owner):
+            if not claim(self.index, self.version_ids[i], content_id, self.owner):
                 log.debug("content %d: tagged or being tagged by another process", content_id)
                 continue
             self._inflight.add((content_id, i))

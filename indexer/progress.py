@@ -6,7 +6,7 @@ import sys
 import time
 from typing import TextIO
 
-from .indexing import Counts
+from .jobs import Counts
 
 
 class Progress:

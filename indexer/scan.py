@@ -14,18 +14,24 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from sqlalchemy import Engine
 
-from .context import Context, add_runtime_arguments, batch_size, runtime_options
+from .context import (
+    Context,
+    add_gallery_arguments,
+    add_runtime_arguments,
+    batch_size,
+    load_models,
+    select_roots,
+)
 from .diff import apply_moves, plan_scan
-from .errors import UsageError
-from .indexing import Counts, Indexer
-from .models import Tagger, load
+from .indexing import Indexer
+from .jobs import Counts
+from .models import Tagger
 from .progress import Progress
 from .store.database import open_index
 from .store.index import Index
@@ -35,22 +41,7 @@ FAILURE = 1
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "roots",
-        nargs="*",
-        metavar="ROOT",
-        type=Path,
-        help="gallery folders (default: the config's roots, else those indexed)",
-    )
-    parser.add_argument(
-        "-m",
-        "--model",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="model to tag with (repeatable; default: every enabled model, "
-        "else the built-in palette)",
-    )
+    add_gallery_arguments(parser)
     parser.add_argument("--json", action="store_true", help="print the counts as one JSON object")
     parser.add_argument(
         "--allow-empty",
@@ -58,23 +49,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="accept a root that is now empty and drop its files from the index",
     )
     add_runtime_arguments(parser)
-
-
-def select_roots(args_roots: Sequence[Path], ctx: Context, index: Index) -> list[Path]:
-    if args_roots:
-        return list(args_roots)
-    if ctx.config.roots:
-        return list(ctx.config.roots)
-    known = [Path(os.fsdecode(p)) for p in index.root_paths()]
-    if not known:
-        raise UsageError("no roots: name a gallery folder, or set roots in the config")
-    return known
-
-
-def load_models(names: Sequence[str], ctx: Context, args: argparse.Namespace) -> list[Tagger]:
-    entries = [ctx.config.model(n) for n in names] if names else list(ctx.config.default_models())
-    options = runtime_options(args, ctx.config)
-    return [load(entry.resolve(), options) for entry in entries]
 
 
 def scan(

@@ -22,12 +22,19 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
-from .context import Context, add_runtime_arguments, batch_size
+from .context import (
+    Context,
+    add_gallery_arguments,
+    add_runtime_arguments,
+    batch_size,
+    load_models,
+    select_roots,
+)
 from .diff import apply_moves, check_root, plan_paths, plan_scan
 from .errors import ScanError, UsageError
 from .events import Collector
-from .indexing import Counts, Indexer
-from .scan import load_models, select_roots
+from .indexing import Indexer
+from .jobs import Counts
 from .store.database import open_index
 from .store.index import Index
 
@@ -36,21 +43,7 @@ FAILURE = 1
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "roots",
-        nargs="*",
-        metavar="ROOT",
-        type=Path,
-        help="gallery folders (default: the config's roots, else those indexed)",
-    )
-    parser.add_argument(
-        "-m",
-        "--model",
-        action="append",
-        default=[],
-        metavar="NAME",
-        help="model to tag with (repeatable; default as for scan)",
-    )
+    add_gallery_arguments(parser)
     parser.add_argument(
         "--polling",
         action="store_true",

@@ -137,7 +137,8 @@ def test_crashing_and_hanging_decoders_cost_one_picture(
 def test_files_vanishing_between_walk_and_read(cli, configured: Path, tmp_path: Path) -> None:
     from indexer.config import load_config
     from indexer.diff import apply_moves, plan_scan
-    from indexer.indexing import Counts, Indexer
+    from indexer.indexing import Indexer
+    from indexer.jobs import Counts
     from indexer.models import RuntimeOptions, load
 
     gallery = tmp_path / "gallery"

@@ -7,9 +7,6 @@ and the next scan picks up exactly what is missing.
 
 from __future__ import annotations
 
-import os
-import secrets
-import socket
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -21,28 +18,6 @@ from sqlalchemy import Connection, CursorResult, and_, delete, exists, func, ins
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from .schema import claims, contents, files, model_versions, roots, scores, taggings, tags
-
-CLAIM_LEASE_NS = 3600 * 10**9
-HOST = socket.gethostname
-
-
-def claim_owner() -> str:
-    """Who holds a claim: host, process id and a token that tells reused pids apart."""
-    return f"{HOST()}:{os.getpid()}:{secrets.token_hex(4)}"
-
-
-def _alive(owner: str) -> bool:
-    host, _, rest = owner.partition(":")
-    pid_text = rest.partition(":")[0]
-    if host != HOST() or not pid_text.isdigit():
-        return True  # another machine's process: trust the lease
-    try:
-        os.kill(int(pid_text), 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _new_id(result: CursorResult[Any]) -> int:
@@ -274,46 +249,6 @@ class Index:
                 claims.c.model_version_id == version_id, claims.c.content_id.in_(list(content_ids))
             )
         )
-        self.commit()
-
-    # -- claims: concurrent writers never tag one content twice ---------------------
-    def claim(self, version_id: int, content_id: int, owner: str) -> bool:
-        """Claim a (content, model version) pair, or say another live process holds it.
-
-        The claim is committed at once so other writers see it; it is released when the
-        result is recorded. Claims of dead processes on this host, or past their lease
-        (an hour, for other hosts sharing the file), are taken over.
-        """
-        now = time.time_ns()
-        key = (claims.c.model_version_id == version_id) & (claims.c.content_id == content_id)
-        self.conn.execute(
-            insert(claims)
-            .prefix_with("OR IGNORE")
-            .values(
-                model_version_id=version_id,
-                content_id=content_id,
-                owner=owner,
-                expires_ns=now + CLAIM_LEASE_NS,
-            )
-        )  # the write takes SQLite's write lock, so the check below is atomic
-        holder, expires = self.conn.execute(
-            select(claims.c.owner, claims.c.expires_ns).where(key)
-        ).one()
-        done = self.conn.execute(
-            select(taggings.c.status).where(
-                taggings.c.model_version_id == version_id, taggings.c.content_id == content_id
-            )
-        ).first()
-        mine = holder == owner or expires < now or not _alive(holder)
-        if mine and done is None:
-            self.conn.execute(
-                update(claims).where(key).values(owner=owner, expires_ns=now + CLAIM_LEASE_NS)
-            )
-        self.commit()
-        return mine and done is None
-
-    def release_claims(self, owner: str) -> None:
-        self.conn.execute(delete(claims).where(claims.c.owner == owner))
         self.commit()
 
     def record_failure(self, version_id: int, content_id: int, reason: str) -> None:
