@@ -71,12 +71,19 @@ def add_runtime_arguments(parser: argparse.ArgumentParser, batch_default: str = 
     )
 
 
-def runtime_options(args: argparse.Namespace, config: Config) -> RuntimeOptions:
+def runtime_options(
+    args: argparse.Namespace, config: Config, env: Mapping[str, str] | None = None
+) -> RuntimeOptions:
     return RuntimeOptions(
         cpu=args.cpu,
         provider_options=tuple(parse_provider_option(o) for o in args.options),
         threads=config.threads,
+        engine_cache=str(cache_folder(env or {}) / "tensorrt"),
     )
+
+
+def cache_folder(env: Mapping[str, str]) -> Path:
+    return Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dtindex"
 
 
 def batch_size(args: argparse.Namespace, config: Config) -> int:
@@ -126,5 +133,5 @@ def select_roots(args_roots: Sequence[Path], ctx: Context, index: Index) -> list
 
 def load_models(names: Sequence[str], ctx: Context, args: argparse.Namespace) -> list[Tagger]:
     entries = [ctx.config.model(n) for n in names] if names else list(ctx.config.default_models())
-    options = runtime_options(args, ctx.config)
+    options = runtime_options(args, ctx.config, ctx.env)
     return [load(entry.resolve(), options) for entry in entries]

@@ -35,6 +35,7 @@ class RuntimeOptions:
     cpu: bool = False
     provider_options: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
     threads: int = 0  # 0: ONNX Runtime's default (one per core)
+    engine_cache: str = ""  # TensorRT engines are built once and kept here
 
 
 def parse_provider_option(text: str) -> tuple[str, tuple[tuple[str, str], ...]]:
@@ -63,7 +64,12 @@ def choose_providers(options: RuntimeOptions, available: Sequence[str]) -> list[
         names = [n for n in ("TensorrtExecutionProvider",) if n in asked and n in available]
         names += [n for n in PREFERRED if n in available]
         names.append("CPUExecutionProvider")
-    return [(n, dict(asked[n])) if n in asked else n for n in names]
+    settings = {name: dict(values) for name, values in asked.items()}
+    if "TensorrtExecutionProvider" in names and options.engine_cache:
+        trt = settings["TensorrtExecutionProvider"]
+        trt.setdefault("trt_engine_cache_enable", "True")  # building an engine takes minutes
+        trt.setdefault("trt_engine_cache_path", options.engine_cache)
+    return [(n, settings[n]) if n in settings else n for n in names]
 
 
 @dataclass(frozen=True)

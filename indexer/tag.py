@@ -76,7 +76,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     definition = ctx.resolve_model(args.model)
     threshold = threshold_value(args.threshold, definition.threshold or DEFAULT_THRESHOLD)
     batch = batch_size(args, ctx.config)
-    tagger = load(definition, runtime_options(args, ctx.config))
+    tagger = load(definition, runtime_options(args, ctx.config, ctx.env))
     names = _stdin_paths() if args.pipe else iter(args.images)
     paths = _expand(names, ctx.config.scan.extensions)
     tag_bytes = [name.encode("utf-8", "surrogateescape") for name in tagger.tags.names]

@@ -184,10 +184,12 @@ def failing_model(folder: Path) -> Path:
         helper.make_node("Reshape", ["means", "target"], ["scores"]),
     ]
     graph = helper.make_graph(
-        nodes, "failing",
+        nodes,
+        "failing",
         [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 8, 8, 3])],
-        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["batch", 3])], inits,
-    )  # fmt: skip
+        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["batch", 3])],
+        inits,
+    )
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     model.ir_version = 8
     save(model, str(folder / "failing.onnx"))
@@ -271,11 +273,30 @@ def test_peak_memory_stays_within_the_documented_bound(tmp_path: Path) -> None:
         "sys.exit(p.returncode)\n"
     )
     env = {**os.environ, "DTINDEX_DB": str(tmp_path / "db.sqlite"), "DTINDEX_CONFIG": str(config)}
-    done = subprocess.run([sys.executable, "-c", script, str(gallery)], env=env,
-                          capture_output=True, check=True)  # fmt: skip
+    done = subprocess.run(
+        [sys.executable, "-c", script, str(gallery)], env=env, capture_output=True, check=True
+    )
     lines = done.stdout.decode().splitlines()
     result, peak = json.loads(lines[0]), int(lines[1])
     assert (result["tagged"], result["failed"]) == (2, 1)
     biggest_file = max(p.stat().st_size for p in gallery.iterdir())
     bound = 100 * 2**20 + biggest_file + 8 * 20_000_000
     assert peak < bound, (peak / 2**20, bound / 2**20)
+
+
+def test_provider_order_and_tensorrt_engine_cache() -> None:
+    from indexer.models import RuntimeOptions, choose_providers, parse_provider_option
+
+    available = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
+    plain = choose_providers(RuntimeOptions(), available)
+    assert plain == ["CUDAExecutionProvider", "CPUExecutionProvider"]  # TensorRT only when asked
+    asked = RuntimeOptions(
+        provider_options=(parse_provider_option("TensorrtExecutionProvider"),),
+        engine_cache="/cache/trt",
+    )
+    first = choose_providers(asked, available)[0]
+    assert first == (
+        "TensorrtExecutionProvider",
+        {"trt_engine_cache_enable": "True", "trt_engine_cache_path": "/cache/trt"},
+    )
+    assert choose_providers(RuntimeOptions(cpu=True), available) == ["CPUExecutionProvider"]

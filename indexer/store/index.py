@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from dataclasses import fields as dataclass_fields
 from typing import Any
 
 import numpy as np
@@ -81,8 +82,13 @@ class Index:
 
     # -- files --------------------------------------------------------------------
     def files_under(self, root_id: int) -> dict[bytes, FileRow]:
-        rows = self.conn.execute(select(files).where(files.c.root_id == root_id))
-        return {row.path: FileRow(**row._mapping) for row in rows}
+        # The raw cursor: SQLAlchemy's row objects cost half a second per 100,000 files,
+        # and an unchanged rescan of that many should take well under two seconds.
+        columns = ", ".join(f.name for f in dataclass_fields(FileRow))
+        sql = f"SELECT {columns} FROM files WHERE root_id = ?"
+        rows = self.conn.exec_driver_sql(sql, (root_id,)).cursor
+        assert rows is not None
+        return {row[1]: FileRow(*row) for row in rows}
 
     def files_at(self, path: bytes) -> dict[bytes, FileRow]:
         """The row for `path` and, when it is (or was) a folder, every row below it."""
