@@ -154,7 +154,7 @@ def bench_model(name: str, model_file: Path, paths: list[Path], work: Path) -> d
             str(batch),
             "-m",
             name,
-            str(paths[0].parent),
+            str(gallery),
         ]
         results[f"scan_b{batch}"] = {"seconds": dtindex_run(scan_argv)}
     for value in results.values():

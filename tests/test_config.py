@@ -152,3 +152,54 @@ def test_tag_lists() -> None:
         parse_taglist("a\n\nb\n", "e")
     with pytest.raises(ModelError, match="empty"):
         parse_taglist("", "e")
+
+
+SETTING_VALUES = st.one_of(
+    st.booleans(),
+    st.integers(-5, 5000),
+    st.floats(allow_nan=False),
+    st.text(max_size=8),
+    st.sampled_from(["nhwc", "nchw", "rgb", "bgr", "white", "edge", "stretch", "sigmoid"]),
+)
+MODEL_KEYS = st.sampled_from(
+    [
+        "shape",
+        "channels",
+        "normalize",
+        "pad",
+        "size",
+        "interpret",
+        "upscale",
+        "threshold",
+        "general",
+        "character",
+        "title",
+        "enabled",
+        "onnx",
+        "tags",
+        "model",
+        "colour",
+    ]
+)
+
+
+@given(st.dictionaries(MODEL_KEYS, SETTING_VALUES, max_size=8))
+def test_any_model_table_loads_or_is_refused_with_a_config_error(table: dict[str, object]) -> None:
+    path = Path("/conf/deeptagger.toml")
+    try:
+        config = parse_config({"models": {"m": table}}, path)
+    except ConfigError as exc:
+        assert str(exc).startswith(str(path))
+        return
+    entry = config.models["m"]
+    assert entry.where.startswith(str(path))
+
+
+@given(st.text(max_size=200))
+def test_any_model_file_text_parses_or_names_the_line(text: str) -> None:
+    try:
+        pairs = parse_model_text(text, "x.model")
+    except ConfigError as exc:
+        assert str(exc).startswith("x.model:")
+        return
+    assert all(key == key.strip().lower() and key for key in pairs)
