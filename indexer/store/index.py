@@ -225,18 +225,21 @@ class Index:
         now = time.time_ns()
         rows = []
         for content_id, row in zip(content_ids, matrix, strict=True):
-            for index in np.flatnonzero(row >= floor):
-                rows.append((version_id, content_id, int(index), float(row[index])))
+            kept = np.flatnonzero(row >= floor)
+            rows += zip(
+                [version_id] * len(kept),
+                [content_id] * len(kept),
+                kept.tolist(),
+                row[kept].tolist(),
+                strict=True,
+            )
         self.conn.execute(
             delete(scores).where(
                 scores.c.model_version_id == version_id, scores.c.content_id.in_(list(content_ids))
             )
         )
-        if rows:
-            self.conn.execute(
-                insert(scores),
-                [dict(model_version_id=v, content_id=c, tag_idx=t, score=s) for v, c, t, s in rows],
-            )
+        if rows:  # the driver's executemany: a WD model can keep thousands of rows per picture
+            self.conn.exec_driver_sql("INSERT INTO scores VALUES (?, ?, ?, ?)", rows)
         self.conn.execute(
             insert(taggings).prefix_with("OR REPLACE"),
             [
