@@ -86,9 +86,9 @@ class Index:
         # and an unchanged rescan of that many should take well under two seconds.
         columns = ", ".join(f.name for f in dataclass_fields(FileRow))
         sql = f"SELECT {columns} FROM files WHERE root_id = ?"
-        rows = self.conn.exec_driver_sql(sql, (root_id,)).cursor
-        assert rows is not None
-        return {row[1]: FileRow(*row) for row in rows}
+        cursor = self.conn.exec_driver_sql(sql, (root_id,)).cursor
+        assert cursor is not None
+        return {row[1]: FileRow(*row) for row in cursor.fetchall()}
 
     def files_at(self, path: bytes) -> dict[bytes, FileRow]:
         """The row for `path` and, when it is (or was) a folder, every row below it."""
@@ -223,7 +223,7 @@ class Index:
         if not content_ids:
             return
         now = time.time_ns()
-        rows = []
+        rows: list[tuple[int, int, int, float]] = []
         for content_id, row in zip(content_ids, matrix, strict=True):
             kept = np.flatnonzero(row >= floor)
             rows += zip(
