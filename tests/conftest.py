@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -12,6 +13,32 @@ from onnx import TensorProto, helper, numpy_helper, save
 from PIL import Image
 
 OLD = 1_600_000_000  # an mtime far in the past, so files are not racily clean
+
+
+def save_graph(
+    folder: Path,
+    stem: str,
+    nodes: list[Any],
+    inits: list[Any],
+    dims: Sequence[int | str],
+    tags: Sequence[str],
+    model_text: str,
+) -> Path:
+    """Write stem.onnx (opset 18, input `input`, output `scores`), stem.tags, stem.model."""
+    graph = helper.make_graph(
+        nodes,
+        stem,
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, list(dims))],
+        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, [dims[0], len(tags)])],
+        inits,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 8
+    folder.mkdir(parents=True, exist_ok=True)
+    save(model, str(folder / f"{stem}.onnx"))
+    (folder / f"{stem}.tags").write_text("\n".join(tags) + "\n")
+    (folder / f"{stem}.model").write_text(model_text)
+    return folder / f"{stem}.model"
 
 
 def write_model(
@@ -47,24 +74,11 @@ def write_model(
         nodes.append(helper.make_node("Reshape", ["input", "flat"], ["flattened"]))
         nodes.append(helper.make_node("Gather", ["flattened", "pos"], ["scores"], axis=1))
         count = len(positions)
-    graph = helper.make_graph(
-        nodes,
-        stem,
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, dims)],
-        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, [dims[0], count])],
-        inits,
-    )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
-    model.ir_version = 8
-    folder.mkdir(parents=True, exist_ok=True)
-    save(model, str(folder / f"{stem}.onnx"))
-    names = ["c0", "c1", "c2"] if mean else [f"p{k}" for k in range(len(positions))]
-    (folder / f"{stem}.tags").write_text("\n".join(names) + "\n")
+    names = ["c0", "c1", "c2"] if mean else [f"p{k}" for k in range(count)]
     text = f"name = {stem}\nshape = {shape}\n" + settings
     if not fixed_size:
         text += f"size = {size}\n"
-    (folder / f"{stem}.model").write_text(text)
-    return folder / f"{stem}.model"
+    return save_graph(folder, stem, nodes, inits, dims, names, text)
 
 
 def picture(

@@ -12,10 +12,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import OLD, age, picture
+from conftest import OLD, age, picture, save_graph
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from onnx import TensorProto, helper, numpy_helper, save
+from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
 
 from indexer.config import ScanConfig
@@ -183,19 +183,10 @@ def failing_model(folder: Path) -> Path:
         helper.make_node("Concat", ["n", "width"], ["target"], axis=0),
         helper.make_node("Reshape", ["means", "target"], ["scores"]),
     ]
-    graph = helper.make_graph(
-        nodes,
-        "failing",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 8, 8, 3])],
-        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["batch", 3])],
-        inits,
+    dims = ["batch", 8, 8, 3]
+    return save_graph(
+        folder, "failing", nodes, inits, dims, ["c0", "c1", "c2"], "name = failing\npad = stretch\n"
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
-    model.ir_version = 8
-    save(model, str(folder / "failing.onnx"))
-    (folder / "failing.tags").write_text("c0\nc1\nc2\n")
-    (folder / "failing.model").write_text("name = failing\npad = stretch\n")
-    return folder / "failing.model"
 
 
 def test_model_failures_retry_smaller_and_record_the_picture(cli, tmp_path: Path) -> None:

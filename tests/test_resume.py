@@ -14,8 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import OLD
-from onnx import TensorProto, helper, numpy_helper, save
+from conftest import OLD, save_graph
+from onnx import helper, numpy_helper
 from PIL import Image
 
 
@@ -44,19 +44,16 @@ def slow_model(folder: Path, rounds: int = 40) -> Path:
         helper.make_node("Mul", ["r", "zero"], ["nothing"]),
         helper.make_node("Add", ["means", "nothing"], ["scores"]),
     ]
-    graph = helper.make_graph(
-        nodes,
+    dims = ["batch", 8, 8, 3]
+    return save_graph(
+        folder,
         "slow",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 8, 8, 3])],
-        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["batch", 3])],
+        nodes,
         inits,
+        dims,
+        ["c0", "c1", "c2"],
+        "name = slow\nnormalize = true\npad = stretch\n",
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
-    model.ir_version = 8
-    save(model, str(folder / "slow.onnx"))
-    (folder / "slow.tags").write_text("c0\nc1\nc2\n")
-    (folder / "slow.model").write_text("name = slow\nnormalize = true\npad = stretch\n")
-    return folder / "slow.model"
 
 
 def make_gallery(folder: Path, count: int, blue: int = 100) -> None:
