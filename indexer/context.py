@@ -79,6 +79,7 @@ def runtime_options(
         provider_options=tuple(parse_provider_option(o) for o in args.options),
         threads=config.threads,
         engine_cache=str(cache_folder(env or {}) / "tensorrt"),
+        cache_dir=str(cache_folder(env or {})),
     )
 
 

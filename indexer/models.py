@@ -7,7 +7,6 @@ is known to give wrong results for the published WD v1.4 v2 files.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,7 +19,8 @@ from .config import ModelDef
 from .errors import ModelError
 from .imaging import input_shape
 from .spec import ModelSpec
-from .taglist import TagList, read_taglist
+from .taglist import TagList
+from .versions import identify
 
 log = logging.getLogger("dtindex")
 
@@ -36,6 +36,7 @@ class RuntimeOptions:
     provider_options: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
     threads: int = 0  # 0: ONNX Runtime's default (one per core)
     engine_cache: str = ""  # TensorRT engines are built once and kept here
+    cache_dir: str = ""  # digests of .onnx files, so a start does not re-read them
 
 
 def parse_provider_option(text: str) -> tuple[str, tuple[tuple[str, str], ...]]:
@@ -121,24 +122,6 @@ class Tagger:
         return scores
 
 
-def version_hash(onnx_bytes: bytes, tag_bytes: bytes, spec: ModelSpec) -> str:
-    """A model version: the graph, the tag list and the preparation settings together."""
-    digest = hashlib.sha256()
-    for part in (onnx_bytes, tag_bytes, spec.canonical().encode()):
-        digest.update(hashlib.sha256(part).digest())
-    return digest.hexdigest()[:16]
-
-
-def identify(model: ModelDef) -> tuple[str, TagList]:
-    """The version and tag list of a model without starting a session (for listings)."""
-    tags, tag_bytes = read_taglist(model.tags)
-    try:
-        onnx_bytes = model.onnx.read_bytes()
-    except OSError as exc:
-        raise ModelError(f"{model.onnx}: cannot read model: {exc.strerror or exc}") from None
-    return version_hash(onnx_bytes, tag_bytes, model.spec), tags
-
-
 def _dim(value: object) -> int | None:
     return value if isinstance(value, int) and value > 0 else None
 
@@ -146,14 +129,7 @@ def _dim(value: object) -> int | None:
 def load(model: ModelDef, options: RuntimeOptions) -> Tagger:
     import onnxruntime as ort  # heavy import, only when a model is really used
 
-    tags, tag_bytes = read_taglist(model.tags)
-    try:
-        onnx_bytes = model.onnx.read_bytes()
-    except FileNotFoundError:
-        raise ModelError(f"{model.onnx}: model file not found (model {model.name!r})") from None
-    except OSError as exc:
-        raise ModelError(f"{model.onnx}: cannot read model: {exc.strerror or exc}") from None
-    version = version_hash(onnx_bytes, tag_bytes, model.spec)
+    version, tags = identify(model, options.cache_dir)
 
     session_options = ort.SessionOptions()
     if options.threads:
@@ -163,10 +139,9 @@ def load(model: ModelDef, options: RuntimeOptions) -> Tagger:
     session_options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     providers = choose_providers(options, ort.get_available_providers())
     try:
-        session = ort.InferenceSession(onnx_bytes, session_options, providers=providers)
+        session = ort.InferenceSession(str(model.onnx), session_options, providers=providers)
     except Exception as exc:  # onnxruntime raises its own untyped errors
         raise ModelError(f"{model.onnx}: ONNX Runtime cannot load it: {exc}") from None
-    del onnx_bytes
     used = session.get_providers()
     log.debug("%s: session uses %s", model.name, ", ".join(used))
     wanted_gpu = [p if isinstance(p, str) else p[0] for p in providers]

@@ -12,13 +12,13 @@ from collections import Counter
 from typing import Any
 
 from .config import DEFAULT_THRESHOLD, ModelEntry, builtin_entry
-from .context import Context
+from .context import Context, cache_folder
 from .errors import DtindexError
 from .layouts import family
-from .models import identify
 from .store.database import open_index
 from .store.queries import coverage, versions
 from .taglist import CATEGORY_NAMES
+from .versions import identify
 
 FAILURE = 1
 
@@ -44,7 +44,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             row: dict[str, object] = {"name": entry.name, "enabled": entry.enabled}
             try:
                 definition = entry.resolve()
-                version, tags = identify(definition)
+                version, tags = identify(definition, str(cache_folder(ctx.env)))
             except DtindexError as exc:
                 row["error"] = str(exc)
                 rows.append(row)
