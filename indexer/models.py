@@ -86,6 +86,7 @@ class Tagger:
     session: Any
     input_name: str
     output_name: str
+    bound: bool = False  # I/O binding: set when a GPU provider runs the session
 
     @property
     def name(self) -> str:
@@ -109,7 +110,7 @@ class Tagger:
                 chunk = np.concatenate(
                     [chunk, np.zeros((step - real, *chunk.shape[1:]), chunk.dtype)]
                 )
-            out = self.session.run([self.output_name], {self.input_name: chunk})[0]
+            out = self._bound_run(chunk) if self.bound else self._plain_run(chunk)
             parts.append(np.asarray(out, dtype=np.float32).reshape(step, -1)[:real])
         scores = np.concatenate(parts) if len(parts) > 1 else parts[0]
         if scores.shape[1] != len(self.tags):
@@ -120,6 +121,17 @@ class Tagger:
         if self.spec.interpret == "sigmoid":
             scores = (1.0 / (1.0 + np.exp(-scores))).astype(np.float32, copy=False)
         return scores
+
+    def _plain_run(self, chunk: NDArray[np.float32]) -> Any:
+        return self.session.run([self.output_name], {self.input_name: chunk})[0]
+
+    def _bound_run(self, chunk: NDArray[np.float32]) -> Any:
+        """With a GPU provider: the batch is copied to the device once, the scores back once."""
+        binding = self.session.io_binding()
+        binding.bind_cpu_input(self.input_name, np.ascontiguousarray(chunk))
+        binding.bind_output(self.output_name)
+        self.session.run_with_iobinding(binding)
+        return binding.copy_outputs_to_cpu()[0]
 
 
 def _dim(value: object) -> int | None:
@@ -181,6 +193,7 @@ def _checked(model: ModelDef, tags: TagList, version: str, session: Any) -> Tagg
             f"{where}: output {out.name!r} has {width_out} scores but {model.tags} "
             f"lists {len(tags)} tags"
         )
+    gpu = bool(session.get_providers()) and session.get_providers()[0] in GPU_PROVIDERS
     return Tagger(
-        model, tags, version, height, width, _dim(shape[0]), session, tensor.name, out.name
+        model, tags, version, height, width, _dim(shape[0]), session, tensor.name, out.name, gpu
     )

@@ -237,3 +237,22 @@ def test_builtin_palette_tags_colours(tmp_path: Path, cli) -> None:
     tags = {(p, t) for p, t, _ in (line.split("\t") for line in out.decode().splitlines())}
     assert (str(red), "red_theme") in tags and (str(grey), "greyscale") in tags
     assert (str(red), "greyscale") not in tags and (str(grey), "red_theme") not in tags
+
+
+def test_io_binding_gives_the_same_scores(tmp_path: Path) -> None:
+    """The GPU path (I/O binding) runs on the CPU provider too; it must agree exactly."""
+    import dataclasses
+
+    import numpy as np
+
+    from indexer.config import ModelDef
+    from indexer.models import RuntimeOptions, load
+    from indexer.spec import read_model_file
+
+    declared = read_model_file(probe(tmp_path, settings="normalize = true\ninterpret = sigmoid\n"))
+    model = ModelDef("probe", "probe", declared.onnx, declared.tags, declared.spec)
+    tagger = load(model, RuntimeOptions(cpu=True))
+    assert not tagger.bound  # CPU sessions need no binding
+    batch = np.random.default_rng(0).random(tagger.new_batch(3).shape, dtype=np.float32)
+    bound = dataclasses.replace(tagger, bound=True)
+    assert np.array_equal(bound.run(batch), tagger.run(batch))
