@@ -31,7 +31,7 @@ from PIL import Image
 from benchmarks import corpus, models, rescan
 from indexer.cli import main
 from indexer.config import ModelDef
-from indexer.imaging import decode, fit
+from indexer.imaging import decode, fill, fit
 from indexer.models import RuntimeOptions, load
 from indexer.spec import read_model_file
 
@@ -101,8 +101,6 @@ def pure_inference(paths: list[Path], model: ModelDef, batch: int) -> float:
     pictures = [fit(decode(p.read_bytes(), 10**9)[0], model.spec, tagger.height, tagger.width)
                 for p in paths]  # fmt: skip
     array = tagger.new_batch(len(pictures))
-    from indexer.imaging import fill
-
     for slot, picture in zip(array, pictures, strict=True):
         fill(slot, picture, model.spec)
     best = float("inf")

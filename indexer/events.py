@@ -21,6 +21,8 @@ from watchdog.events import (
     FileSystemEventHandler,
 )
 
+from .walk import is_picture
+
 log = logging.getLogger("dtindex")
 
 
@@ -49,10 +51,7 @@ class Collector(FileSystemEventHandler):
         self.wakeup = threading.Event()
 
     def _wanted(self, path: bytes, is_dir: bool) -> bool:
-        if is_dir:
-            return True
-        _, dot, ext = os.path.basename(path).rpartition(b".")
-        return bool(dot) and ext.lower() in self._exts
+        return is_dir or is_picture(path, self._exts)
 
     def _note(self, raw: str | bytes, is_dir: bool, closed: bool = False) -> None:
         path = os.fsencode(raw)

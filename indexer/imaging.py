@@ -130,11 +130,3 @@ def input_shape(spec: ModelSpec, batch: int, height: int, width: int) -> tuple[i
     if spec.shape == "nchw":
         return (batch, 3, height, width)
     return (batch, height, width, 3)
-
-
-def prepare(
-    data: bytes, spec: ModelSpec, height: int, width: int, max_pixels: int
-) -> NDArray[np.uint8]:
-    """Bytes to the model's uint8 input picture, DCT-scaling JPEGs to twice the input."""
-    image, _ = decode(data, max_pixels, draft_to=2 * max(height, width))
-    return fit(image, spec, height, width)

@@ -23,6 +23,7 @@ from .decoders import DecoderPool
 from .errors import DecodeError
 from .models import load
 from .pipeline import Budget, Prepared, prepare_for, run_pipeline
+from .walk import is_picture
 
 log = logging.getLogger("dtindex")
 FAILURE = 2  # usage, config and model errors
@@ -54,12 +55,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _expand(names: Iterable[str], extensions: frozenset[str]) -> Iterator[str]:
+    wanted = {e.encode() for e in extensions}
     for name in names:
         if os.path.isdir(name):
             for folder, dirs, files in os.walk(name):
                 dirs.sort()
                 for file in sorted(files):
-                    if file.rsplit(".", 1)[-1].lower() in extensions:
+                    if is_picture(os.fsencode(file), wanted):
                         yield os.path.join(folder, file)
         else:
             yield name

@@ -9,13 +9,19 @@ from __future__ import annotations
 import fnmatch
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 
 from .config import ScanConfig
 from .store.index import Stat
 
 log = logging.getLogger("dtindex")
+
+
+def is_picture(name: bytes, extensions: Collection[bytes]) -> bool:
+    """Chosen by extension, case-insensitively (`.JPG` is a picture too)."""
+    _, dot, ext = os.path.basename(name).rpartition(b".")
+    return bool(dot) and ext.lower() in extensions
 
 
 @dataclass
@@ -44,8 +50,7 @@ class Walk:
         )
 
     def picture(self, name: bytes) -> bool:
-        _, dot, ext = name.rpartition(b".")
-        return bool(dot) and ext.lower() in self._exts
+        return is_picture(name, self._exts)
 
     def files(self) -> Iterator[tuple[bytes, Stat]]:
         seen: set[tuple[int, int]] = set()

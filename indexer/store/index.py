@@ -11,20 +11,13 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from dataclasses import fields as dataclass_fields
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import Connection, CursorResult, and_, delete, exists, func, insert, select, update
+from sqlalchemy import Connection, and_, delete, exists, func, insert, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from .schema import claims, contents, files, model_versions, roots, scores, taggings, tags
-
-
-def _new_id(result: CursorResult[Any]) -> int:
-    key = result.inserted_primary_key
-    assert key is not None
-    return int(key[0])
 
 
 @dataclass(frozen=True)
@@ -97,10 +90,6 @@ class Index:
             (files.c.path == path) | ((files.c.path >= below) & (files.c.path < below[:-1] + b"0"))
         )
         return {row.path: FileRow(**row._mapping) for row in self.conn.execute(query)}
-
-    def count_files(self, root_id: int) -> int:
-        query = select(func.count()).select_from(files).where(files.c.root_id == root_id)
-        return int(self.conn.execute(query).scalar_one())
 
     def put_file(
         self,
