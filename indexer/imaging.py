@@ -68,7 +68,7 @@ def to_rgb(image: Image.Image) -> Image.Image:
     after scaling gives the same pixels for a fraction of the memory).
     """
     mode = image.mode
-    if mode == "RGB":
+    if mode in ("RGB", "RGBX"):  # RGBX: see fastdecode; made RGB after scaling
         return image
     if mode in ("I", "I;16", "I;16B", "I;16L", "I;16N", "F"):
         pixels = np.asarray(image, dtype=np.float64)
@@ -83,7 +83,9 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 
 def over_white(image: Image.Image) -> Image.Image:
-    """Composite transparency over white, as every model family's authors do."""
+    """Composite transparency over white, as every model family's authors do; RGB out."""
+    if image.mode == "RGBX":
+        return image.convert("RGB")
     if image.mode != "RGBA":
         return image
     background = Image.new("RGBA", image.size, (255, 255, 255, 255))

@@ -156,3 +156,24 @@ def test_fast_decoders_give_the_same_pixels_as_pillow(fmt: str, mode: str) -> No
     assert difference.mean() < 1.0  # lossless PNG: 0; WebP: libwebp versions may round apart
     if fmt == "PNG":
         assert difference.max() == 0
+
+
+@pytest.mark.parametrize("fmt", ["PNG", "WEBP"])
+@pytest.mark.parametrize("pad", ["white", "edge", "stretch"])
+def test_fast_path_prepares_the_same_tensor_as_pillow(fmt: str, pad: str) -> None:
+    """Through decode and fit: the fast path's RGBX and RGBA layouts end as plain RGB."""
+    pytest.importorskip("imagecodecs")
+    rng = np.random.default_rng(5)
+    smooth = np.kron(rng.integers(0, 255, (12, 9, 4)), np.ones((20, 20, 1))).astype(np.uint8)
+    for array in (smooth[..., :3], smooth):
+        data = encode(Image.fromarray(array), fmt, **({"lossless": True} if fmt == "WEBP" else {}))
+        fast = decode(data, LIMIT)[0]
+        alpha = array.shape[2] == 4
+        assert fast.mode == ("RGBA" if alpha else "RGBX" if fmt == "WEBP" else "RGB")
+        reference = Image.open(io.BytesIO(data))
+        reference.load()
+        spec = ModelSpec(pad=pad)
+        got = fit(fast, spec, 48, 48)
+        expected = fit(reference.convert("RGBA" if alpha else "RGB"), spec, 48, 48)
+        assert got.shape == (48, 48, 3) and got.dtype == np.uint8
+        assert np.array_equal(got, expected)
