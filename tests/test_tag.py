@@ -256,3 +256,48 @@ def test_io_binding_gives_the_same_scores(tmp_path: Path) -> None:
     batch = np.random.default_rng(0).random(tagger.new_batch(3).shape, dtype=np.float32)
     bound = dataclasses.replace(tagger, bound=True)
     assert np.array_equal(bound.run(batch), tagger.run(batch))
+
+
+@pytest.mark.parametrize("gpu_style", [False, True])
+def test_pipeline_hands_results_back_in_order_on_the_calling_thread(
+    tmp_path: Path, gpu_style: bool
+) -> None:
+    """A bound (GPU) session runs batches in an inference thread; results must not care."""
+    import dataclasses
+    import threading
+
+    import numpy as np
+
+    from indexer.config import ModelDef
+    from indexer.decoders import DecoderPool
+    from indexer.imaging import decode, fill, fit
+    from indexer.models import RuntimeOptions, load
+    from indexer.pipeline import Budget, Prepared, prepare_for, run_pipeline
+    from indexer.spec import read_model_file
+
+    declared = read_model_file(probe(tmp_path, settings="normalize = true\n"))
+    model = ModelDef("probe", "probe", declared.onnx, declared.tags, declared.spec)
+    tagger = dataclasses.replace(load(model, RuntimeOptions(cpu=True)), bound=gpu_style)
+    paths = [picture(tmp_path / f"{i:02}.png", (i * 23 % 256, i * 7 % 256, 99)) for i in range(11)]
+    seen: list[tuple[Path, list[float]]] = []
+    threads = set()
+
+    def on_scores(index: int, jobs: list[Path], scores: np.ndarray) -> None:
+        threads.add(threading.get_ident())
+        seen.extend(zip(jobs, scores.tolist(), strict=True))
+
+    with DecoderPool(2, 10**8, 60) as pool:
+
+        def work(path: Path) -> Prepared[Path]:
+            return Prepared(path, prepare_for(pool, path.read_bytes(), [tagger], [0])[0])
+
+        run_pipeline(
+            [tagger], paths, work, lambda p: [0], on_scores, lambda *a: None, 3, Budget(2, 2)
+        )
+    assert threads == {threading.get_ident()}
+    assert [path for path, _ in seen] == paths
+    for path, scores in seen:
+        expected = tagger.new_batch(1)
+        image = decode(path.read_bytes(), 10**8)[0]
+        fill(expected[0], fit(image, tagger.spec, tagger.height, tagger.width), tagger.spec)
+        assert np.allclose(scores, tagger.run(expected)[0])
