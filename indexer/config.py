@@ -48,6 +48,7 @@ _TOP_KEYS = {
 }
 _SCAN_KEYS = {"extensions", "exclude", "follow_symlinks"}
 _MODEL_KEYS = {"model", "onnx", "tags", "title", "threshold", "general", "character", "enabled"}
+_MODEL_KEYS |= {"fp16"}
 _MODEL_KEYS |= SPEC_KEYS
 
 
@@ -63,6 +64,7 @@ class ModelDef:
     threshold: float | None = None
     general: float | None = None
     character: float | None = None
+    fp16: bool = False  # run a half-precision copy of the graph (for GPUs; see precision.py)
 
 
 @dataclass(frozen=True)
@@ -76,6 +78,7 @@ class ModelEntry:
     general: float | None = None
     character: float | None = None
     enabled: bool = True
+    fp16: bool = False
     model_file: Path | None = None
     onnx: Path | None = None
     tags: Path | None = None
@@ -101,6 +104,7 @@ class ModelEntry:
             self.threshold,
             self.general,
             self.character,
+            self.fp16,
         )
 
 
@@ -263,9 +267,10 @@ def _model_entry(name: str, table: Any, where: str, rel: Any) -> ModelEntry:
     for key in ("threshold", "general", "character"):
         if table.get(key) is not None:
             limits[key] = _number(table[key], here, key, 0, 1)
-    enabled = table.get("enabled", True)
-    if not isinstance(enabled, bool):
-        raise ConfigError(f"{here}: enabled = {enabled!r} must be true or false")
+    enabled, fp16 = table.get("enabled", True), table.get("fp16", False)
+    for key, flag in (("enabled", enabled), ("fp16", fp16)):
+        if not isinstance(flag, bool):
+            raise ConfigError(f"{here}: {key} = {flag!r} must be true or false")
     title = table.get("title")
     if title is not None and not isinstance(title, str):
         raise ConfigError(f"{here}: title must be a string")
@@ -274,6 +279,7 @@ def _model_entry(name: str, table: Any, where: str, rel: Any) -> ModelEntry:
         where=here,
         title=title,
         enabled=enabled,
+        fp16=fp16,
         settings=tuple(sorted(settings.items())),
         **limits,
     )

@@ -18,9 +18,10 @@ from numpy.typing import NDArray
 from .config import ModelDef
 from .errors import ModelError
 from .imaging import input_shape
+from .precision import fp16_graph
 from .spec import ModelSpec
 from .taglist import TagList
-from .versions import identify
+from .versions import identify, onnx_digest
 
 log = logging.getLogger("dtindex")
 
@@ -150,8 +151,13 @@ def load(model: ModelDef, options: RuntimeOptions) -> Tagger:
     # Idle intra-op threads sleep rather than spin, leaving the cores to the decoders.
     session_options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     providers = choose_providers(options, ort.get_available_providers())
+    graph: str | bytes = str(model.onnx)
+    if model.fp16:
+        graph = fp16_graph(
+            model.onnx, onnx_digest(model.onnx, options.cache_dir), options.cache_dir
+        )
     try:
-        session = ort.InferenceSession(str(model.onnx), session_options, providers=providers)
+        session = ort.InferenceSession(graph, session_options, providers=providers)
     except Exception as exc:  # onnxruntime raises its own untyped errors
         raise ModelError(f"{model.onnx}: ONNX Runtime cannot load it: {exc}") from None
     used = session.get_providers()
@@ -159,6 +165,8 @@ def load(model: ModelDef, options: RuntimeOptions) -> Tagger:
     wanted_gpu = [p if isinstance(p, str) else p[0] for p in providers]
     if any(p in GPU_PROVIDERS for p in wanted_gpu) and not any(p in GPU_PROVIDERS for p in used):
         log.warning("%s: a GPU provider is installed but the session fell back to CPU", model.name)
+    if model.fp16 and not any(p in GPU_PROVIDERS for p in used):
+        log.warning("%s: fp16 is meant for GPUs; on the CPU it runs slower than fp32", model.name)
     return _checked(model, tags, version, session)
 
 

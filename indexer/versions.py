@@ -21,7 +21,8 @@ CACHE_FILE = "onnx-digests.json"
 CACHE_ENTRIES = 200
 
 
-def version_hash(onnx_digest: bytes, tag_bytes: bytes, spec: ModelSpec) -> str:
+def version_hash(onnx_digest: bytes, tag_bytes: bytes, spec: ModelSpec, fp16: bool = False) -> str:
+    """fp16 scores differ in the third decimal, so a half-precision run is its own version."""
     digest = hashlib.sha256()
     for part in (
         onnx_digest,
@@ -29,6 +30,8 @@ def version_hash(onnx_digest: bytes, tag_bytes: bytes, spec: ModelSpec) -> str:
         hashlib.sha256(spec.canonical().encode()).digest(),
     ):
         digest.update(part)
+    if fp16:
+        digest.update(b"fp16")
     return digest.hexdigest()[:16]
 
 
@@ -72,4 +75,5 @@ def onnx_digest(path: Path, cache_dir: str = "") -> bytes:
 def identify(model: ModelDef, cache_dir: str = "") -> tuple[str, TagList]:
     """The version and tag list of a model, without starting a session."""
     tags, tag_bytes = read_taglist(model.tags)
-    return version_hash(onnx_digest(model.onnx, cache_dir), tag_bytes, model.spec), tags
+    digest = onnx_digest(model.onnx, cache_dir)
+    return version_hash(digest, tag_bytes, model.spec, model.fp16), tags

@@ -125,6 +125,7 @@ def cli(
     monkeypatch.setenv("DTINDEX_DB", str(tmp_path / "index.sqlite"))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))
     monkeypatch.delenv("DTINDEX_CONFIG", raising=False)
     monkeypatch.chdir(tmp_path)
 

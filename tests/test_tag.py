@@ -301,3 +301,63 @@ def test_pipeline_hands_results_back_in_order_on_the_calling_thread(
         image = decode(path.read_bytes(), 10**8)[0]
         fill(expected[0], fit(image, tagger.spec, tagger.height, tagger.width), tagger.spec)
         assert np.allclose(scores, tagger.run(expected)[0])
+
+
+def test_fp16_copy_is_converted_once_agrees_and_is_its_own_version(tmp_path: Path, cli) -> None:
+    import numpy as np
+    import onnx
+
+    from indexer.config import ModelDef
+    from indexer.models import RuntimeOptions, load
+    from indexer.spec import read_model_file
+    from indexer.versions import identify
+
+    probe(tmp_path, settings="normalize = true\n")
+    (tmp_path / "deeptagger.toml").write_text(
+        '[models.full]\nmodel = "m/probe.model"\n'
+        '[models.half]\nmodel = "m/probe.model"\nfp16 = true\n'
+    )
+    image = picture(tmp_path / "x.png", (10, 20, 200), size=(8, 8))
+    code, out, err = cli("tag", "-t", "0", "half", str(image))
+    assert code == 0, err
+    assert "fp16 is meant for GPUs" in err
+    assert weights(out)[str(image)] == pytest.approx([10 / 255, 20 / 255, 200 / 255] * 2, abs=0.005)
+
+    (copy,) = (tmp_path / "xdg-cache" / "dtindex" / "fp16").glob("*.onnx")
+    graph = onnx.load(str(copy))
+    assert graph.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    casts = [n for n in graph.graph.node if n.op_type == "Cast"]
+    assert any(a.i == onnx.TensorProto.FLOAT16 for n in casts for a in n.attribute)
+    converted_at = copy.stat().st_mtime_ns
+    assert cli("tag", "half", str(image))[0] == 0
+    assert copy.stat().st_mtime_ns == converted_at  # kept, not converted again
+
+    declared = read_model_file(tmp_path / "m" / "probe.model")
+    plain = ModelDef("p", "p", declared.onnx, declared.tags, declared.spec)
+    halved = ModelDef("p", "p", declared.onnx, declared.tags, declared.spec, fp16=True)
+    assert identify(plain)[0] != identify(halved)[0]
+    options = RuntimeOptions(cpu=True, cache_dir=str(tmp_path / "xdg-cache" / "dtindex"))
+    fp32, fp16 = load(plain, options), load(halved, options)
+    batch = np.random.default_rng(3).random(fp32.new_batch(4).shape, dtype=np.float32)
+    difference = np.abs(fp16.run(batch) - fp32.run(batch))
+    assert 0 < difference.max() < 1e-3  # really half precision, and close
+
+
+def test_fp16_setting_must_be_a_boolean(tmp_path: Path, cli) -> None:
+    probe(tmp_path)
+    (tmp_path / "deeptagger.toml").write_text(
+        '[models.half]\nmodel = "m/probe.model"\nfp16 = "yes"\n'
+    )
+    code, _, err = cli("tag", "half", str(picture(tmp_path / "x.png")))
+    assert code == 2 and "[models.half]: fp16 = 'yes' must be true or false" in err
+
+
+def test_fp16_without_onnx_says_what_to_install(tmp_path: Path, cli, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "onnx", None)  # as on a machine without the package
+    monkeypatch.setitem(sys.modules, "onnxruntime.transformers.float16", None)
+    probe(tmp_path)
+    (tmp_path / "deeptagger.toml").write_text(
+        '[models.half]\nmodel = "m/probe.model"\nfp16 = true\n'
+    )
+    code, _, err = cli("tag", "half", str(picture(tmp_path / "x.png")))
+    assert code == 2 and "needs the onnx package" in err and "dtindex[cuda]" in err
