@@ -94,6 +94,11 @@ def over_white(image: Image.Image) -> Image.Image:
 
 
 def _resize(image: Image.Image, size: tuple[int, int]) -> Image.Image:
+    """Lanczos, after a box reduction to no less than three times the target.
+
+    A gap of 2 would save 10-40 ms on a 16-megapixel picture, but on flat colours with
+    hard edges (drawn artwork) it lands 1.9 grey levels from exact Lanczos; 3 lands 0.5.
+    """
     if image.size == size:
         return image
     gap = 3.0 if image.width >= 3 * size[0] and image.height >= 3 * size[1] else None

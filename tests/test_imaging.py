@@ -92,16 +92,21 @@ def test_pixel_limit() -> None:
         decode(encode(Image.new("RGB", (100, 100)), "PNG"), 5000)
 
 
-def test_jpeg_draft_stays_close_to_full_decode() -> None:
+def test_jpeg_draft_and_reduction_stay_within_a_grey_level_of_exact_lanczos() -> None:
+    """Flat blocks with hard edges, like drawn artwork: the worst case for box filters."""
     rng = np.random.default_rng(1)
-    smooth = np.kron(rng.integers(0, 255, (30, 40, 3)), np.ones((40, 40, 1))).astype(np.uint8)
-    data = encode(Image.fromarray(smooth), "JPEG", quality=90)
+    blocks = np.kron(rng.integers(0, 255, (30, 40, 3)), np.ones((40, 40, 1))).astype(np.uint8)
+    data = encode(Image.fromarray(blocks), "JPEG", quality=90)
+    full = Image.open(io.BytesIO(data)).convert("RGB")
+    exact = np.asarray(full.resize((64, 48), Image.Resampling.LANCZOS), float)
     spec = ModelSpec(pad="white")
-    exact = fit(decode(data, LIMIT)[0], spec, 64, 64).astype(float)
+    reduced = fit(decode(data, LIMIT)[0], spec, 64, 64).astype(float)
     drafted_image, size = decode(data, LIMIT, draft_to=128)
     assert drafted_image.size[0] < 1600 and size == (1600, 1200)
     drafted = fit(drafted_image, spec, 64, 64).astype(float)
-    assert np.abs(exact - drafted).mean() < 1.0
+    for prepared in (reduced, drafted):
+        assert np.abs(prepared[8:56] - exact).mean() < 1.0
+        assert np.all(prepared[:8] == 255)
 
 
 def test_fit_geometry() -> None:
@@ -177,3 +182,20 @@ def test_fast_path_prepares_the_same_tensor_as_pillow(fmt: str, pad: str) -> Non
         expected = fit(reference.convert("RGBA" if alpha else "RGB"), spec, 48, 48)
         assert got.shape == (48, 48, 3) and got.dtype == np.uint8
         assert np.array_equal(got, expected)
+
+
+def test_big_pictures_reduced_first_stay_within_a_grey_level_of_exact_lanczos() -> None:
+    rng = np.random.default_rng(6)
+    coarse = rng.integers(0, 255, (24, 32, 3)).astype(np.uint8)
+    photo = Image.fromarray(coarse).resize((1600, 1200), Image.Resampling.BICUBIC)
+    photo = Image.fromarray(
+        np.clip(np.asarray(photo, int) + rng.integers(-20, 20, (1200, 1600, 3)), 0, 255).astype(
+            np.uint8
+        )
+    )
+    data = encode(photo, "PNG")
+    spec = ModelSpec(pad="white")
+    got = fit(decode(data, LIMIT)[0], spec, 64, 64).astype(float)
+    exact_inner = np.asarray(photo.resize((64, 48), Image.Resampling.LANCZOS), float)
+    assert np.abs(got[8:56] - exact_inner).mean() < 1.0
+    assert np.all(got[:8] == 255) and np.all(got[56:] == 255)
