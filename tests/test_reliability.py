@@ -7,6 +7,8 @@ import json
 import os
 import sqlite3
 import struct
+import subprocess
+import sys
 import zlib
 from pathlib import Path
 
@@ -291,3 +293,14 @@ def test_provider_order_and_tensorrt_engine_cache() -> None:
         {"trt_engine_cache_enable": "True", "trt_engine_cache_path": "/cache/trt"},
     )
     assert choose_providers(RuntimeOptions(cpu=True), available) == ["CPUExecutionProvider"]
+
+
+def test_decoder_workers_do_not_import_the_database_layer() -> None:
+    """A spawned worker imports the `dtindex` script's module (indexer.cli) before it can
+    decode, so that module must stay cheap: no SQLAlchemy, no ONNX Runtime at import."""
+    code = "import sys, indexer.cli, indexer.decoders; print(sorted(sys.modules))"
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert "'sqlalchemy'" not in loaded and "'onnxruntime'" not in loaded
+    assert "'PIL.Image'" in loaded  # the check itself sees imports
