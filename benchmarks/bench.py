@@ -168,21 +168,35 @@ def inference_seconds(session: ort.InferenceSession, tensor: np.ndarray) -> floa
     return min(timed(lambda: session.run(None, {"input": tensor})) for _ in range(5))
 
 
-def calibrate_balanced(paths: list[Path], work: Path) -> Path:
-    """Size the balanced model so inference costs what the naive loop spends preparing."""
+def decode_seconds(paths: list[Path]) -> float:
+    """What the naive loop spends preparing one picture, on average."""
     start = time.perf_counter()
     for path in paths:
         naive_prepare(path, 448, False, True, False)
-    target = (time.perf_counter() - start) / len(paths)
+    return (time.perf_counter() - start) / len(paths)
+
+
+def calibrate_balanced(target: float, work: Path, name: str, threads: int) -> Path:
+    """Size the balanced model so one picture's inference costs `target` seconds.
+
+    Two readings of "costs as much as decoding". `balanced` (threads=0): inference on
+    every core takes as long as the naive loop's decoding, so the naive loop spends half
+    its time in each. `balanced-cpu` (threads=1): inference on one core takes that long,
+    so both stages cost the same CPU time, the resource they share on a small machine.
+    """
     tensor = np.zeros((1, 448, 448, 3), np.float32)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
     costs = {}
     for rounds in (1, 5):
-        onnx_file = models.balanced(work, rounds).with_suffix(".onnx")
-        costs[rounds] = inference_seconds(ort.InferenceSession(str(onnx_file)), tensor)
+        onnx_file = models.balanced(work, rounds, name).with_suffix(".onnx")
+        session = ort.InferenceSession(str(onnx_file), options, providers=["CPUExecutionProvider"])
+        costs[rounds] = inference_seconds(session, tensor)
     per_round = (costs[5] - costs[1]) / 4
     rounds = max(1, round(1 + (target - costs[1]) / per_round))
-    print(f"balanced model: {rounds} conv layers, aiming at {target * 1000:.0f} ms per picture")
-    return models.balanced(work, rounds)
+    how = "on every core" if threads == 0 else f"on {threads} core(s)"
+    print(f"{name}: {rounds} conv layers, aiming at {target * 1000:.0f} ms per picture {how}")
+    return models.balanced(work, rounds, name)
 
 
 def machine() -> dict[str, object]:
@@ -219,7 +233,9 @@ def main_bench() -> None:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument(
-        "--models", default="auto", help="balanced,wd-vit-v2,caformer (auto: all available)"
+        "--models",
+        default="auto",
+        help="balanced,balanced-cpu,wd-vit-v2,caformer (auto: all available)",
     )
     parser.add_argument("--pictures", type=int, default=48)
     parser.add_argument("--replica-pictures", type=int, default=16)
@@ -230,16 +246,19 @@ def main_bench() -> None:
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
     args = parser.parse_args()
     names = (
-        args.models.split(",") if args.models != "auto" else ["balanced", "wd-vit-v2", "caformer"]
+        args.models.split(",")
+        if args.models != "auto"
+        else ["balanced", "balanced-cpu", "wd-vit-v2", "caformer"]
     )
     pictures = corpus.build(args.work / "pictures", max(args.pictures, args.replica_pictures))
+    balanced_paths = pictures[: args.pictures]
+    target = decode_seconds(balanced_paths) if any("balanced" in n for n in names) else 0.0
     results = []
     for name in names:
-        if name == "balanced":
-            model_file, paths = (
-                calibrate_balanced(pictures[: args.pictures], args.work / "models"),
-                pictures[: args.pictures],
-            )
+        if name in ("balanced", "balanced-cpu"):
+            threads = 1 if name == "balanced-cpu" else 0
+            model_file = calibrate_balanced(target, args.work / "models", name, threads)
+            paths = balanced_paths
         else:
             try:
                 builder = {"wd-vit-v2": models.wd_vit_v2, "caformer": models.caformer}[name]

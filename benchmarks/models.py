@@ -24,7 +24,7 @@ def _write_tags(path: Path, count: int) -> None:
     path.write_text("".join(f"tag_{i}\n" for i in range(count)))
 
 
-def balanced(folder: Path, rounds: int) -> Path:
+def balanced(folder: Path, rounds: int, name: str = "balanced") -> Path:
     """A small convolutional net on the 448 input; `rounds` 3x3 conv layers set the cost.
 
     Compute grows with the batch like a real tagger's (no fixed per-call overhead trick).
@@ -63,12 +63,12 @@ def balanced(folder: Path, rounds: int) -> Path:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
     model.ir_version = 8
     folder.mkdir(parents=True, exist_ok=True)
-    save(model, str(folder / "balanced.onnx"))
-    _write_tags(folder / "balanced.tags", 64)
-    (folder / "balanced.model").write_text(
-        "name = balanced\nshape = nhwc\nchannels = bgr\nnormalize = false\npad = white\n"
+    save(model, str(folder / f"{name}.onnx"))
+    _write_tags(folder / f"{name}.tags", 64)
+    (folder / f"{name}.model").write_text(
+        f"name = {name}\nshape = nhwc\nchannels = bgr\nnormalize = false\npad = white\n"
     )
-    return folder / "balanced.model"
+    return folder / f"{name}.model"
 
 
 def _export(module: object, example: object, path: Path, dynamic_batch: bool) -> None:
