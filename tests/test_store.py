@@ -61,3 +61,78 @@ def test_readers_ask_for_an_upgrade_instead_of_migrating(tmp_path: Path) -> None
         pytest.skip("only one revision so far")
     with pytest.raises(StoreError, match="needs upgrading"):
         open_index(path, readonly=True)
+
+
+def _scored_index(path: Path) -> None:
+    """Three pictures whose tag `a` scores 0.05, 0.3 and 0.8 (tag `b`: 0.9 on the first)."""
+    import numpy as np
+
+    from indexer.store.index import Index, Stat
+
+    engine = open_index(path)
+    with engine.connect() as conn:
+        index = Index(conn)
+        version = index.model_version("m", "v1", "m", ["a", "b"], [0, 0])
+        root = index.root_id(b"/g", 1)
+        ids = []
+        for n in range(3):
+            content = index.add_content(f"{n:032x}", f"{n:040x}", 1, 1, 1)
+            index.put_file(b"/g/%d.png" % n, root, Stat(1, 0, n, 1), content, 0)
+            ids.append(content)
+        matrix = np.array([[0.05, 0.9], [0.3, 0.0], [0.8, 0.0]], np.float32)
+        index.record_scores(version, ids, matrix, 0.01)
+        index.commit()
+    engine.dispose()
+
+
+def test_searches_use_the_partial_tag_index_and_stay_right_below_its_floor(
+    tmp_path: Path,
+) -> None:
+    from indexer.store.search import search
+
+    path = tmp_path / "index.sqlite"
+    _scored_index(path)
+    engine = open_index(path, readonly=True)
+    statements: list[str] = []
+    with engine.connect() as conn:
+        raw = conn.connection.dbapi_connection
+        assert raw is not None
+        definition = raw.execute(
+            "SELECT sql FROM sqlite_master WHERE name = 'ix_scores_tag'"
+        ).fetchone()[0]
+        assert definition.endswith("WHERE score >= 0.1")
+        raw.set_trace_callback(statements.append)
+        assert search(conn, "m", ["a"], [], 0.5) == [b"/g/2.png"]
+        assert search(conn, "m", ["a"], [], 0.1) == [b"/g/1.png", b"/g/2.png"]
+        assert search(conn, "m", ["a"], ["b"], 0.01) == [b"/g/1.png", b"/g/2.png"]
+        assert search(conn, "m", ["a", "b"], [], 0.02) == [b"/g/0.png"]
+        assert search(conn, "m", ["a"], [], 0.02, any_of=True) == [
+            b"/g/0.png",
+            b"/g/1.png",
+            b"/g/2.png",
+        ]
+        raw.set_trace_callback(None)
+        plans = {
+            sql: " ".join(str(row[-1]) for row in raw.execute(f"EXPLAIN QUERY PLAN {sql}"))
+            for sql in statements
+            if "FROM scores WHERE" in sql
+        }
+    engine.dispose()
+    assert plans
+    for sql, plan in plans.items():
+        wants_index = "score > 0.5" in sql or "score > 0.1" in sql
+        assert ("ix_scores_tag" in plan) == wants_index, (sql, plan)
+
+
+def test_upgrade_to_the_partial_tag_index_keeps_scores(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    engine = _engine(path)
+    upgrade(engine, "0002")
+    engine.dispose()
+    with sqlite3.connect(path) as db:
+        db.execute("INSERT INTO scores VALUES (1, 1, 0, 0.5), (1, 1, 1, 0.05)")
+    open_index(path).dispose()
+    with sqlite3.connect(path) as db:
+        assert db.execute("SELECT COUNT(*) FROM scores").fetchone()[0] == 2
+        definition = db.execute("SELECT sql FROM sqlite_master WHERE name = 'ix_scores_tag'")
+        assert definition.fetchone()[0].endswith("WHERE score >= 0.1")

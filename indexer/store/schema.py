@@ -19,9 +19,14 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 
 metadata = MetaData()
+
+# Scores from here up are in the by-tag index that searches use; migration 0003 holds
+# the same literal, which a query must repeat for SQLite to use the partial index.
+SEARCH_FLOOR = 0.1
 
 roots = Table(
     "roots",
@@ -100,7 +105,14 @@ scores = Table(
     Column("content_id", Integer, primary_key=True),
     Column("tag_idx", Integer, primary_key=True),
     Column("score", Float, nullable=False),
-    Index("ix_scores_tag", "model_version_id", "tag_idx", "score"),
+    # Partial: only scores a default search can ask for (see migration 0003).
+    Index(
+        "ix_scores_tag",
+        "model_version_id",
+        "tag_idx",
+        "score",
+        sqlite_where=text(f"score >= {SEARCH_FLOOR}"),
+    ),
     sqlite_with_rowid=False,
 )
 

@@ -3,6 +3,8 @@
 Each model version is searched on its own: the first wanted tag is a range scan of the
 `ix_scores_tag` index (version, tag, score); the others are primary-key lookups per
 candidate. A content counts under the newest version of the model that has tagged it.
+The index holds scores from `SEARCH_FLOOR` up; a threshold below it reads every score
+of the version instead (slow on big galleries, but still right).
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from sqlalchemy import Connection
+
+from .schema import SEARCH_FLOOR
 
 
 def _tag_ids(conn: Connection, version_id: int, names: Sequence[str]) -> dict[str, int]:
@@ -37,6 +41,8 @@ def search(
             "SELECT id FROM model_versions WHERE model = ? ORDER BY id", (model,)
         )
     ]
+    # SQLite uses a partial index only when the query repeats its condition word for word.
+    indexed = f" AND score >= {SEARCH_FLOOR}" if threshold >= SEARCH_FLOOR else ""
     found: set[bytes] = set()
     for version_id in versions:
         ids = _tag_ids(conn, version_id, [*wanted, *unwanted])
@@ -60,7 +66,7 @@ def search(
         elif any_of:
             base = " UNION ".join(
                 "SELECT content_id AS cid FROM scores WHERE model_version_id = ? "
-                "AND tag_idx = ? AND score > ?"
+                f"AND tag_idx = ? AND score > ?{indexed}"
                 for _ in present
             )
             for idx in present:
@@ -68,7 +74,7 @@ def search(
         else:
             base = (
                 "SELECT content_id AS cid FROM scores WHERE model_version_id = ? "
-                "AND tag_idx = ? AND score > ?"
+                f"AND tag_idx = ? AND score > ?{indexed}"
             )
             params += [version_id, present[0], threshold]
         conditions = [newer]
