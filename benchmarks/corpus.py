@@ -30,17 +30,24 @@ def source_photos() -> list[Path]:
 
 
 def build(folder: Path, count: int) -> list[Path]:
-    """`count` pictures cycling through photos, sizes and formats; cached in `folder`."""
+    """`count` pictures cycling through photos, sizes and formats; cached in `folder`.
+
+    scikit-image is needed only for pictures not in `folder` yet, so a folder built here
+    can be carried to a machine without it (the GPU check).
+    """
     folder.mkdir(parents=True, exist_ok=True)
-    photos = source_photos()
+    photos: dict[str, Path] = {}
     paths = []
     for i in range(count):
-        photo = photos[i % len(photos)]
-        megapixels = MEGAPIXELS[(i // len(photos)) % len(MEGAPIXELS)]
+        name = PHOTOS[i % len(PHOTOS)]
+        megapixels = MEGAPIXELS[(i // len(PHOTOS)) % len(MEGAPIXELS)]
         ext, fmt, options = FORMATS[i % len(FORMATS)]
-        path = folder / f"{i:03}-{photo.stem}-{megapixels:g}mp.{ext}"
+        path = folder / f"{i:03}-{Path(name).stem}-{megapixels:g}mp.{ext}"
         if not path.exists():
-            with Image.open(photo) as image:
+            photos = photos or {photo.name: photo for photo in source_photos()}
+            if name not in photos:
+                raise SystemExit(f"this scikit-image does not ship {name}")
+            with Image.open(photos[name]) as image:
                 image = image.convert("RGBA" if image.mode in ("RGBA", "LA", "P") else "RGB")
                 scale = (megapixels * 1e6 / (image.width * image.height)) ** 0.5
                 size = (round(image.width * scale), round(image.height * scale))
