@@ -26,7 +26,7 @@ from .decoders import DecoderPool
 from .errors import DecodeError
 from .jobs import Counts, ReadJob, TagJob, Unstable, read_stable
 from .models import Tagger
-from .pipeline import Budget, Prepared, prepare_for, run_pipeline
+from .pipeline import Budget, Prepared, Timings, prepare_for, run_pipeline
 from .store.claims import claim, claim_owner, release_claims
 from .store.index import Index
 from .store.schema import contents, taggings
@@ -65,6 +65,7 @@ class Indexer:
         ]
         self._inflight: set[tuple[int, int]] = set()
         self.owner = claim_owner()
+        self.timings = Timings()  # summed over every `process` call
 
     def close(self) -> None:
         self.decoders.close()
@@ -224,6 +225,7 @@ class Indexer:
             self.batch,
             self.budget,
             self.stop,
+            self.timings,
         )
         self.index.commit()
         if not pending or (self.stop is not None and self.stop.is_set()):
@@ -238,6 +240,7 @@ class Indexer:
             self.batch,
             self.budget,
             self.stop,
+            self.timings,
         )
         self.index.commit()
 

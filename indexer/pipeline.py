@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -38,6 +39,21 @@ class Prepared(Generic[J]):
     pictures: dict[int, NDArray[np.uint8]] = field(default_factory=dict)
     error: str | None = None
     info: dict[str, object] = field(default_factory=dict)
+
+
+@dataclass
+class Timings:
+    """Where a run's time went: is the model kept busy, or waiting for decoded pictures?"""
+
+    model_s: float = 0.0  # batches running in ONNX Runtime
+    waiting_s: float = 0.0  # the loop waiting for the next prepared picture
+
+    def summary(self, wall_s: float) -> str:
+        share = 100 * self.model_s / wall_s if wall_s > 0 else 0.0
+        return (
+            f"the model ran {self.model_s:.1f} s of {wall_s:.1f} s ({share:.0f}%); "
+            f"{self.waiting_s:.1f} s waiting for decoded pictures"
+        )
 
 
 @dataclass(frozen=True)
@@ -111,6 +127,14 @@ def infer(tagger: Tagger, jobs: list[J], array: NDArray[np.float32]) -> list[Out
         return infer(tagger, jobs[:half], array[:half]) + infer(tagger, jobs[half:], array[half:])
 
 
+def _timed(
+    tagger: Tagger, jobs: list[J], array: NDArray[np.float32]
+) -> tuple[list[Outcome[J]], float]:
+    start = time.perf_counter()
+    outcomes = infer(tagger, jobs, array)
+    return outcomes, time.perf_counter() - start
+
+
 class Inference(Generic[J]):
     """Runs batches and hands their results to the callbacks in the calling thread.
 
@@ -123,17 +147,21 @@ class Inference(Generic[J]):
     """
 
     def __init__(
-        self, on_scores: ScoresCallback[J], on_fail: FailCallback[J], threaded: bool
+        self,
+        on_scores: ScoresCallback[J],
+        on_fail: FailCallback[J],
+        threaded: bool,
+        timings: Timings,
     ) -> None:
-        self.on_scores, self.on_fail = on_scores, on_fail
+        self.on_scores, self.on_fail, self.timings = on_scores, on_fail, timings
         self._thread = ThreadPoolExecutor(1, "dtindex-infer") if threaded else None
-        self._running: deque[tuple[int, Future[list[Outcome[J]]]]] = deque()
+        self._running: deque[tuple[int, Future[tuple[list[Outcome[J]], float]]]] = deque()
 
     def submit(self, index: int, tagger: Tagger, jobs: list[J], array: NDArray[np.float32]) -> None:
         if self._thread is None:
-            self._hand_over(index, infer(tagger, jobs, array))
+            self._hand_over(index, _timed(tagger, jobs, array))
             return
-        self._running.append((index, self._thread.submit(infer, tagger, jobs, array)))
+        self._running.append((index, self._thread.submit(_timed, tagger, jobs, array)))
         while len(self._running) > 2:
             self._deliver()
 
@@ -145,7 +173,9 @@ class Inference(Generic[J]):
         index, future = self._running.popleft()
         self._hand_over(index, future.result())
 
-    def _hand_over(self, index: int, outcomes: list[Outcome[J]]) -> None:
+    def _hand_over(self, index: int, result: tuple[list[Outcome[J]], float]) -> None:
+        outcomes, seconds = result
+        self.timings.model_s += seconds
         for jobs, scores, error in outcomes:
             if scores is None:
                 self.on_fail(index, jobs[0], error or "no result")
@@ -168,17 +198,20 @@ def run_pipeline(
     batch: int,
     budget: Budget,
     stop: threading.Event | None = None,
+    timings: Timings | None = None,
 ) -> None:
     """Prepare jobs ahead in threads; `accept` says which models each prepared job goes to.
 
     Once `stop` is set no new job starts; the batches already filled still run, so a
-    signal costs at most one batch of inference per model.
+    signal costs at most one batch of inference per model. `timings` adds up where the
+    time went.
     """
+    timings = timings if timings is not None else Timings()
     batchers = [Batcher[J](t, batch) for t in taggers]
     window = max(budget.decoders * 2, batch * budget.ahead)
     pending: deque[Future[Prepared[J]]] = deque()
     source = iter(jobs)
-    inference = Inference[J](on_scores, on_fail, any(t.bound for t in taggers))
+    inference = Inference[J](on_scores, on_fail, any(t.bound for t in taggers), timings)
 
     def refill(pool: ThreadPoolExecutor) -> None:
         while len(pending) < window and not (stop and stop.is_set()):
@@ -191,7 +224,9 @@ def run_pipeline(
         try:
             refill(pool)
             while pending and not (stop and stop.is_set()):
+                waiting_since = time.perf_counter()
                 prepared = pending.popleft().result()
+                timings.waiting_s += time.perf_counter() - waiting_since
                 refill(pool)
                 for index in accept(prepared):
                     picture = prepared.pictures.get(index)

@@ -67,7 +67,10 @@ def scan(
         plan = plan_scan(indexer.index, roots, ctx.config.scan, counts, allow_empty)
         apply_moves(indexer.index, plan, counts)
         progress.to_hash = len(plan.reads)
+        tagging_started = time.perf_counter()
         indexer.process(plan.reads, counts)
+        if counts.tagged:
+            log.info("%s", indexer.timings.summary(time.perf_counter() - tagging_started))
         for root_id in plan.root_ids:
             indexer.index.mark_scanned(root_id, started)
     finally:

@@ -11,6 +11,7 @@ import argparse
 import logging
 import os
 import sys
+import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -22,7 +23,7 @@ from .context import Context, add_runtime_arguments, batch_size, runtime_options
 from .decoders import DecoderPool
 from .errors import DecodeError
 from .models import load
-from .pipeline import Budget, Prepared, prepare_for, run_pipeline
+from .pipeline import Budget, Prepared, Timings, prepare_for, run_pipeline
 from .walk import is_picture
 
 log = logging.getLogger("dtindex")
@@ -115,6 +116,10 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         log.error("%s: %s", path, reason)
 
     budget = Budget.for_machine(ctx.config.decoders)
+    timings, started = Timings(), time.perf_counter()
     with DecoderPool(budget.decoders, max_pixels, ctx.config.decode_timeout) as pool:
-        run_pipeline([tagger], paths, work, accept, on_scores, on_fail, batch, budget)
+        run_pipeline(
+            [tagger], paths, work, accept, on_scores, on_fail, batch, budget, timings=timings
+        )
+    log.info("%s", timings.summary(time.perf_counter() - started))
     return 1 if failures else 0

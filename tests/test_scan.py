@@ -213,3 +213,19 @@ def test_integrity_after_scans(cli, setup: Path, tmp_path: Path) -> None:
     with sqlite3.connect(tmp_path / "index.sqlite") as db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         assert db.execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_scan_and_tag_say_whether_the_model_was_kept_busy(cli, setup: Path) -> None:
+    summary = re.compile(
+        r"the model ran (\d+\.\d) s of (\d+\.\d) s \((\d+)%\); (\d+\.\d) s waiting for decoded"
+    )
+    code, _, err = cli("scan", str(setup))
+    assert code == 0, err
+    match = summary.search(err)
+    assert match, err
+    model_s, wall_s, _, waiting_s = (float(g) for g in match.groups())
+    assert model_s + waiting_s <= wall_s + 0.1
+    assert not summary.search(cli("scan", str(setup))[2])  # nothing tagged, nothing to say
+    pictures = [str(p) for p in sorted(setup.rglob("*.*")) if p.suffix != ".txt"]
+    code, _, err = cli("tag", "means", *pictures)
+    assert code == 0 and summary.search(err), err
