@@ -7,8 +7,10 @@
 For each model, on the same pictures: (1) the naive loop a user would write (decode one
 picture with Pillow, pad, resize, run it, repeat); (2) pure inference on tensors already
 prepared (the limit); (3) `dtindex tag` and `dtindex scan` on a fresh database at batch
-1, 4 and 16 (`--batches`). Then an unchanged rescan of a gallery of 100,000 small files.
-Results go to `--out` as JSON and a Markdown table, and are printed.
+1, 4 and 16 (`--batches`), with where their time went (the seconds the model ran, and
+the seconds spent waiting for decoded pictures, from dtindex's own summary). Then an
+unchanged rescan of a gallery of 100,000 small files. Results go to `--out` as JSON and
+a Markdown table, and are printed.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import io
 import json
 import os
 import platform
+import re
 import sys
 import tempfile
 import time
@@ -114,14 +117,28 @@ def pure_inference(paths: list[Path], model: ModelDef, batches: list[int]) -> fl
     return best
 
 
-def dtindex_run(argv: list[str]) -> float:
+BUSY = re.compile(r"the model ran ([\d.]+) s of ([\d.]+) s \(\d+%\); ([\d.]+) s waiting")
+
+
+def dtindex_run(argv: list[str]) -> dict[str, float]:
+    """Seconds for one dtindex command in this process, and where its tagging time went
+    (read from its summary line: the model's seconds, and the seconds spent waiting)."""
+    errors = io.StringIO()
     with quiet_stdout():
-        start = time.perf_counter()
-        code = main(["-q", *argv])
-        seconds = time.perf_counter() - start
+        saved, sys.stderr = sys.stderr, errors
+        try:
+            start = time.perf_counter()
+            code = main(argv)
+            seconds = time.perf_counter() - start
+        finally:
+            sys.stderr = saved
     if code != 0:
-        raise SystemExit(f"dtindex {' '.join(argv[:6])} ... exited {code}")
-    return seconds
+        raise SystemExit(f"dtindex {' '.join(argv[:6])} ... exited {code}:\n{errors.getvalue()}")
+    result = {"seconds": seconds}
+    busy = BUSY.search(errors.getvalue())
+    if busy:
+        result["model_s"], result["waiting_s"] = float(busy[1]), float(busy[3])
+    return result
 
 
 def bench_model(
@@ -145,7 +162,7 @@ def bench_model(
     for batch in batches:
         common = ["--config", str(config)]
         tag_argv = [*common, "tag", "-b", str(batch), name, *names]
-        results[f"tag_b{batch}"] = {"seconds": dtindex_run(tag_argv)}
+        results[f"tag_b{batch}"] = dtindex_run(tag_argv)
         db = work / f"{name}-b{batch}.sqlite"
         scan_argv = [
             *common,
@@ -158,7 +175,7 @@ def bench_model(
             name,
             str(gallery),
         ]
-        results[f"scan_b{batch}"] = {"seconds": dtindex_run(scan_argv)}
+        results[f"scan_b{batch}"] = dtindex_run(scan_argv)
     for value in results.values():
         if isinstance(value, dict) and "seconds" in value:
             value["pictures_per_s"] = len(paths) / value["seconds"]
@@ -218,12 +235,22 @@ def machine() -> dict[str, object]:
 
 
 def table(all_results: list[dict[str, object]], rescan_result: dict[str, float] | None) -> str:
-    lines = ["| model | run | pictures/s | vs naive | vs pure inference |", "|---|---|---|---|---|"]
+    lines = [
+        "| model | run | pictures/s | vs naive | vs pure inference | model busy | waiting |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for result in all_results:
         for key, value in result.items():
-            if isinstance(value, dict) and "pictures_per_s" in value:
-                lines.append(f"| {result['model']} | {key} | {value['pictures_per_s']:.2f} | "
-                             f"{value['vs_naive']:.2f}x | {value['vs_pure']:.2f} |")  # fmt: skip
+            if not (isinstance(value, dict) and "pictures_per_s" in value):
+                continue
+            busy = " | "
+            if "model_s" in value:
+                busy = f"{value['model_s']:.1f} s of {value['seconds']:.1f} s | "
+                busy += f"{value['waiting_s']:.1f} s"
+            lines.append(
+                f"| {result['model']} | {key} | {value['pictures_per_s']:.2f} | "
+                f"{value['vs_naive']:.2f}x | {value['vs_pure']:.2f} | {busy} |"
+            )
     if rescan_result:
         lines.append("")
         lines.append(f"Unchanged rescan of {rescan_result['files']:,} files: "
