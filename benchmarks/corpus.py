@@ -18,6 +18,9 @@ PHOTOS = ("retina.jpg", "hubble_deep_field.jpg", "astronaut.png", "coffee.png", 
 MEGAPIXELS = (0.5, 2.0, 8.0, 16.0)
 FORMATS = (("jpg", "JPEG", {"quality": 90}), ("png", "PNG", {"compress_level": 6}),
            ("webp", "WEBP", {"quality": 90}))  # fmt: skip
+# Pictures 0..95 hold every photograph at every size in every format once; from 96 on
+# they repeat (and a scan would tag each repeat's content only once).
+COMPLETE = len(PHOTOS) * len(MEGAPIXELS) * len(FORMATS)
 
 
 def source_photos() -> list[Path]:
