@@ -47,9 +47,8 @@ _TOP_KEYS = {
     "threads",
 }
 _SCAN_KEYS = {"extensions", "exclude", "follow_symlinks"}
-_MODEL_KEYS = {"model", "onnx", "tags", "title", "threshold", "general", "character", "enabled"}
-_MODEL_KEYS |= {"fp16"}
-_MODEL_KEYS |= SPEC_KEYS
+_MODEL_KEYS = {"model", "onnx", "tags", "title", "threshold", "general", "character"}
+_MODEL_KEYS |= {"enabled", "fp16"} | SPEC_KEYS
 
 
 @dataclass(frozen=True)

@@ -142,7 +142,8 @@ def _dim(value: object) -> int | None:
 def load(model: ModelDef, options: RuntimeOptions) -> Tagger:
     import onnxruntime as ort  # heavy import, only when a model is really used
 
-    version, tags = identify(model, options.cache_dir)
+    digest = onnx_digest(model.onnx, options.cache_dir)  # read once, also for fp16
+    version, tags = identify(model, options.cache_dir, digest)
 
     session_options = ort.SessionOptions()
     if options.threads:
@@ -153,9 +154,7 @@ def load(model: ModelDef, options: RuntimeOptions) -> Tagger:
     providers = choose_providers(options, ort.get_available_providers())
     graph: str | bytes = str(model.onnx)
     if model.fp16:
-        graph = fp16_graph(
-            model.onnx, onnx_digest(model.onnx, options.cache_dir), options.cache_dir
-        )
+        graph = fp16_graph(model.onnx, digest, options.cache_dir)
     try:
         session = ort.InferenceSession(graph, session_options, providers=providers)
     except Exception as exc:  # onnxruntime raises its own untyped errors

@@ -72,8 +72,11 @@ def onnx_digest(path: Path, cache_dir: str = "") -> bytes:
     return digest.digest()
 
 
-def identify(model: ModelDef, cache_dir: str = "") -> tuple[str, TagList]:
-    """The version and tag list of a model, without starting a session."""
+def identify(
+    model: ModelDef, cache_dir: str = "", digest: bytes | None = None
+) -> tuple[str, TagList]:
+    """The version and tag list of a model, without starting a session (`digest`: the
+    graph's, when the caller already has it)."""
     tags, tag_bytes = read_taglist(model.tags)
-    digest = onnx_digest(model.onnx, cache_dir)
+    digest = digest if digest is not None else onnx_digest(model.onnx, cache_dir)
     return version_hash(digest, tag_bytes, model.spec, model.fp16), tags
