@@ -1,0 +1,210 @@
+"""Removing what the index no longer needs: forgotten roots, and results nothing uses.
+
+A scan never drops a root (a missing one may be an unmounted disk) and never drops a
+content or a model version (a file may come back; an old version stays exported until
+the new one has caught up), so the index only grows. These are the explicit ways to
+shrink it. Each runs in one `BEGIN IMMEDIATE` transaction: a concurrent scan waits
+rather than seeing half of it, and an interrupted run leaves the index as it was.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from sqlalchemy import Connection, Engine
+
+from ..errors import UsageError
+
+# Rows per statement: well under SQLite's limit on bound parameters.
+_CHUNK = 500
+# Tables holding per-content or per-version results, none of them with a foreign key
+# that would cascade (scores and claims have none), so each is cleaned explicitly.
+_RESULT_TABLES = ("scores", "taggings", "claims")
+
+
+@dataclass(frozen=True)
+class Forgotten:
+    """What `forget_roots` did: roots and files removed, files moved to another root."""
+
+    roots: int
+    files: int
+    reassigned: int
+
+
+@dataclass(frozen=True)
+class Pruned:
+    """What `prune` removed; `scores` counts score rows of both contents and versions."""
+
+    contents: int
+    model_versions: int
+    scores: int
+
+
+@contextmanager
+def _immediate(engine: Engine) -> Iterator[Connection]:
+    """One write transaction, its lock taken up front so no writer slips in between
+    our reads and our deletes (the same idiom as the migrations)."""
+    with engine.begin() as conn:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        yield conn
+
+
+def _chunks(ids: Sequence[int]) -> Iterator[Sequence[int]]:
+    for start in range(0, len(ids), _CHUNK):
+        yield ids[start : start + _CHUNK]
+
+
+def _delete_where_in(conn: Connection, table: str, column: str, ids: Sequence[int]) -> int:
+    """Delete rows whose `column` is one of `ids`; returns how many went."""
+    removed = 0
+    for chunk in _chunks(ids):
+        marks = ", ".join("?" * len(chunk))
+        sql = f"DELETE FROM {table} WHERE {column} IN ({marks})"
+        removed += int(conn.exec_driver_sql(sql, tuple(chunk)).rowcount)
+    return removed
+
+
+# -- forget ---------------------------------------------------------------------------
+def root_key(path: str | bytes) -> bytes:
+    """A root as the index stores it: absolute, normalised (`..` resolved lexically,
+    never through symlinks, as scans store it), as file-system bytes."""
+    return os.fsencode(os.path.abspath(path))
+
+
+def _below(root: bytes) -> bytes:
+    """The prefix every path strictly inside `root` starts with (`/` stays `/`)."""
+    return root.rstrip(b"/") + b"/"
+
+
+def _innermost(path: bytes, roots: Mapping[bytes, int]) -> int | None:
+    """The id of the longest root holding `path`, so nested roots keep their own files."""
+    holders = [r for r in roots if path.startswith(_below(r))]
+    return roots[max(holders, key=len)] if holders else None
+
+
+def _affected(conn: Connection, gone: Mapping[bytes, int]) -> dict[int, tuple[bytes, int]]:
+    """Files inside a forgotten root by path, plus any still attached to one by id.
+
+    By path, because a file inside a forgotten root may be recorded under an outer
+    root; by id, because deleting a root cascades to its files whatever their paths.
+    A range on the unique path index, not LIKE: `/a/g2` must not match `/a/g`, and
+    `0` is the byte after `/`.
+    """
+    found: dict[int, tuple[bytes, int]] = {}
+    for root, root_id in gone.items():
+        low = _below(root)
+        sql = "SELECT id, path, root_id FROM files WHERE (path >= ? AND path < ?) OR root_id = ?"
+        cursor = conn.exec_driver_sql(sql, (low, low[:-1] + b"0", root_id)).cursor
+        assert cursor is not None
+        found.update((int(i), (bytes(p), int(r))) for i, p, r in cursor.fetchall())
+    return found
+
+
+def _unknown_roots(asked: Sequence[bytes], known: Mapping[bytes, int]) -> UsageError:
+    missing = ", ".join(os.fsdecode(p) for p in asked if p not in known)
+    listed = ", ".join(os.fsdecode(p) for p in sorted(known)) or "none"
+    return UsageError(f"not an indexed root: {missing}; nothing was removed (roots: {listed})")
+
+
+def forget_roots(engine: Engine, paths: Sequence[bytes]) -> Forgotten:
+    """Remove roots (`root_key` spellings) and their files from the index.
+
+    A file inside a forgotten root that also lies inside a remaining root is kept and
+    attached to the innermost such root (`reassigned` counts those whose root changed),
+    so its stat and content survive and the next scan of that root reads nothing again.
+    Unknown roots are refused before anything changes. Contents and tags stay (identical
+    pictures elsewhere share them); `prune` drops them.
+    """
+    asked = list(dict.fromkeys(paths))
+    with _immediate(engine) as conn:
+        rows = conn.exec_driver_sql("SELECT path, id FROM roots").all()
+        known = {bytes(p): int(i) for p, i in rows}
+        if any(p not in known for p in asked):
+            raise _unknown_roots(asked, known)
+        gone = {p: known[p] for p in asked}
+        remaining = {p: i for p, i in known.items() if p not in gone}
+        moves: list[tuple[int, int]] = []
+        drops: list[int] = []
+        for file_id, (path, root_id) in _affected(conn, gone).items():
+            target = _innermost(path, remaining)
+            if target is None:
+                drops.append(file_id)
+            elif target != root_id:
+                moves.append((target, file_id))
+        if moves:
+            conn.exec_driver_sql("UPDATE files SET root_id = ? WHERE id = ?", moves)
+        files = _delete_where_in(conn, "files", "id", drops)
+        _delete_where_in(conn, "roots", "id", list(gone.values()))
+    return Forgotten(roots=len(gone), files=files, reassigned=len(moves))
+
+
+# -- prune ----------------------------------------------------------------------------
+def model_names(engine: Engine) -> list[str]:
+    """Every model with a stored version, configured or not."""
+    with engine.connect() as conn:
+        rows = conn.exec_driver_sql("SELECT DISTINCT model FROM model_versions ORDER BY model")
+        return [str(name) for (name,) in rows]
+
+
+def _stale_versions(conn: Connection, configured: Mapping[str, str | None]) -> list[int]:
+    """Versions neither configured nor the newest of their model.
+
+    The newest stays even when not configured: it is what exports fall back to, and a
+    setting being tried out should not lose its results to a prune. A model missing from
+    `configured` (appeared since the caller looked) keeps only its newest version.
+    """
+    rows = conn.exec_driver_sql("SELECT id, model, version FROM model_versions").all()
+    newest: dict[str, int] = {}
+    for version_id, model, _ in rows:
+        newest[str(model)] = max(newest.get(str(model), 0), int(version_id))
+    return sorted(
+        int(version_id)
+        for version_id, model, version in rows
+        if int(version_id) != newest[str(model)] and version != configured.get(str(model))
+    )
+
+
+def _orphan_contents(conn: Connection) -> list[int]:
+    """Contents no file points to any more (their files were deleted or forgotten)."""
+    sql = (
+        "SELECT c.id FROM contents c WHERE NOT EXISTS "
+        "(SELECT 1 FROM files f WHERE f.content_id = c.id) ORDER BY c.id"
+    )
+    return [int(i) for (i,) in conn.exec_driver_sql(sql)]
+
+
+def _drop(conn: Connection, column: str, ids: Sequence[int], owner: str) -> int:
+    """Delete the results keyed by `column`, then the owning rows; returns score rows."""
+    removed = 0
+    for table in _RESULT_TABLES:
+        count = _delete_where_in(conn, table, column, ids)
+        removed += count if table == "scores" else 0
+    if owner == "model_versions":
+        _delete_where_in(conn, "tags", "model_version_id", ids)
+    _delete_where_in(conn, owner, "id", ids)
+    return removed
+
+
+def prune(engine: Engine, configured: Mapping[str, str | None]) -> Pruned:
+    """Remove unreferenced contents and superseded model versions, with their results.
+
+    `configured` maps a model name to the version its config describes now (None when
+    unknown). Exports are unchanged: they read present contents only, and the version
+    they use for a content is the configured or the newest one, both of which stay.
+    """
+    with _immediate(engine) as conn:
+        versions = _stale_versions(conn, configured)
+        scores = _drop(conn, "model_version_id", versions, "model_versions")
+        contents = _orphan_contents(conn)
+        scores += _drop(conn, "content_id", contents, "contents")
+    return Pruned(contents=len(contents), model_versions=len(versions), scores=scores)
+
+
+def vacuum(engine: Engine) -> None:
+    """Give the freed pages back to the file system. VACUUM cannot run inside a
+    transaction, so it goes through a connection in autocommit mode."""
+    with engine.connect() as conn:
+        conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("VACUUM")
