@@ -124,7 +124,7 @@ def parse_model_text(text: str, where: str) -> dict[str, str]:
 def read_model_file(path: Path) -> ModelFile:
     """Read a deeptagger `.model` file; its `.onnx` and `.tags` share its stem."""
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_text(encoding="utf-8-sig")  # a BOM (Windows editors) is not a key
     except OSError as exc:
         raise ConfigError(f"{path}: cannot read model file: {exc.strerror or exc}") from None
     except UnicodeDecodeError:

@@ -3,6 +3,10 @@
 Prints `path<TAB>tag<TAB>weight` (`%.2f`) for every tag above the threshold, in model
 order, flushed per batch. Pictures that cannot be read are named on stderr and make the
 exit status 1; the others are still tagged.
+
+With `--pipe`, as deeptagger, each path is answered as soon as it arrives, while standard
+input stays open: the pipeline reads ahead and waits for full batches, so it is run on
+the paths that have arrived so far (batched together), then on the next ones.
 """
 
 from __future__ import annotations
@@ -10,7 +14,9 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import queue
 import sys
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
@@ -18,10 +24,10 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import NDArray
 
-from .config import DEFAULT_THRESHOLD
+from .config import threshold_or_default
 from .context import Context, add_runtime_arguments, batch_size, runtime_options, threshold_value
 from .decoders import DecoderPool
-from .errors import DecodeError
+from .errors import DecodeError, Failure
 from .models import load
 from .pipeline import Budget, Prepared, Timings, prepare_for, run_pipeline
 from .walk import is_picture
@@ -68,20 +74,54 @@ def _expand(names: Iterable[str], extensions: frozenset[str]) -> Iterator[str]:
             yield name
 
 
-def _stdin_paths() -> Iterator[str]:
-    for line in sys.stdin.buffer:  # a stream: paths are tagged while more arrive
-        path = line.rstrip(b"\r\n")
-        if path:
-            yield os.fsdecode(path)
+class _Arrivals:
+    """Paths from standard input, read by a thread as they arrive.
+
+    `chunks` gives what has arrived so far, waiting only for the first path of each, so
+    a lone path is tagged at once and paths written together are still batched together.
+    """
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self.ended = self.failed = False
+        # A daemon: a process that stops early must not wait for a pipe that stays open.
+        threading.Thread(target=self._read, name="dtindex-stdin", daemon=True).start()
+
+    def _read(self) -> None:
+        try:
+            for line in sys.stdin.buffer:
+                path = line.rstrip(b"\r\n")
+                if path:
+                    self._queue.put(os.fsdecode(path))
+        except (OSError, ValueError) as exc:  # a read error ends the input, and fails
+            self.failed = True
+            log.error("standard input: %s", exc)
+        finally:
+            self._queue.put(None)
+
+    def _available(self) -> Iterator[str]:
+        item = self._queue.get()  # the first path of a chunk: wait for it
+        while item is not None:
+            yield item
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return
+        self.ended = True
+
+    def chunks(self) -> Iterator[Iterator[str]]:
+        while not self.ended:
+            yield self._available()
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
     definition = ctx.resolve_model(args.model)
-    threshold = threshold_value(args.threshold, definition.threshold or DEFAULT_THRESHOLD)
+    threshold = threshold_value(args.threshold, threshold_or_default(definition.threshold))
     batch = batch_size(args, ctx.config)
     tagger = load(definition, runtime_options(args, ctx.config, ctx.env))
-    names = _stdin_paths() if args.pipe else iter(args.images)
-    paths = _expand(names, ctx.config.scan.extensions)
+    extensions = ctx.config.scan.extensions
+    arrivals = _Arrivals() if args.pipe else None
+    chunks = arrivals.chunks() if arrivals else iter([iter(args.images)])
     tag_bytes = [name.encode("utf-8", "surrogateescape") for name in tagger.tags.names]
     failures = 0
     max_pixels = ctx.config.max_pixels
@@ -110,16 +150,18 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         ctx.stdout.write(b"".join(lines))
         ctx.stdout.flush()
 
-    def on_fail(_: int, path: str, reason: str) -> None:
+    def on_fail(_: int, path: str, failure: Failure) -> None:
         nonlocal failures
         failures += 1
-        log.error("%s: %s", path, reason)
+        log.error("%s: %s", path, failure.reason)
 
     budget = Budget.for_machine(ctx.config.decoders)
     timings, started = Timings(), time.perf_counter()
     with DecoderPool(budget.decoders, max_pixels, ctx.config.decode_timeout) as pool:
-        run_pipeline(
-            [tagger], paths, work, accept, on_scores, on_fail, batch, budget, timings=timings
-        )
+        for names in chunks:
+            paths = _expand(names, extensions)
+            run_pipeline(
+                [tagger], paths, work, accept, on_scores, on_fail, batch, budget, timings=timings
+            )
     log.info("%s", timings.summary(time.perf_counter() - started))
-    return 1 if failures else 0
+    return 1 if failures or (arrivals and arrivals.failed) else 0

@@ -9,6 +9,7 @@ from __future__ import annotations
 import fnmatch
 import logging
 import os
+from collections import deque
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
 
@@ -16,6 +17,19 @@ from .config import ScanConfig
 from .store.index import Stat
 
 log = logging.getLogger("dtindex")
+
+
+def _first_visit(folder: bytes, seen: set[tuple[int, int]]) -> bool:
+    """Record a folder by (device, inode); False if it was walked already (a loop)."""
+    try:
+        info = os.stat(folder)
+    except OSError:
+        return True  # listing it will fail and report it
+    key = (info.st_dev, info.st_ino)
+    if key in seen:
+        return False
+    seen.add(key)
+    return True
 
 
 def is_picture(name: bytes, extensions: Collection[bytes]) -> bool:
@@ -52,11 +66,23 @@ class Walk:
     def picture(self, name: bytes) -> bool:
         return is_picture(name, self._exts)
 
-    def files(self) -> Iterator[tuple[bytes, Stat]]:
-        seen: set[tuple[int, int]] = set()
-        stack = [self.root]
-        while stack:
-            folder = stack.pop()
+    def files(self, start: bytes | None = None) -> Iterator[tuple[bytes, Stat]]:
+        """Pictures under `start` (a folder below the root; default the root) and their stat.
+
+        Excludes always match paths relative to the root, so a folder moved into a
+        watched root is filtered as a scan of the whole root would filter it. Folders
+        are walked before the symlinks to folders (with `follow_symlinks`), so a file is
+        named by its real path where it has one; a folder already walked, the root and
+        the folders above `start` included, is not walked again through a link, which
+        cuts loops (`sub/up -> ..`).
+        """
+        follow = self.settings.follow_symlinks
+        seen = self._above(start) if follow and start else set()
+        stack, links = [start or self.root], deque[bytes]()
+        while stack or links:
+            folder = stack.pop() if stack else links.popleft()
+            if follow and not _first_visit(folder, seen):
+                continue
             try:
                 entries = list(os.scandir(folder))
             except OSError as exc:
@@ -71,11 +97,8 @@ class Walk:
                     if entry.is_dir(follow_symlinks=False):
                         stack.append(entry.path)
                     elif entry.is_symlink() and entry.is_dir():
-                        if self.settings.follow_symlinks:
-                            info = entry.stat()
-                            if (info.st_dev, info.st_ino) not in seen:
-                                seen.add((info.st_dev, info.st_ino))
-                                stack.append(entry.path)
+                        if follow:
+                            links.append(entry.path)
                     elif self.picture(entry.name) and entry.is_file():
                         info = entry.stat()
                         yield (
@@ -84,6 +107,17 @@ class Walk:
                         )
                 except OSError:
                     continue  # vanished or a dangling link between listing and stat
+
+    def _above(self, start: bytes) -> set[tuple[int, int]]:
+        """The root and the folders between it and `start`: a full walk went through them."""
+        seen: set[tuple[int, int]] = set()
+        folder = os.path.dirname(start)
+        while len(folder) >= len(self.root) and folder.startswith(self.root):
+            _first_visit(folder, seen)
+            if folder == self.root:
+                break
+            folder = os.path.dirname(folder)
+        return seen
 
     def covers(self, path: bytes) -> bool:
         """False for files under a folder this walk could not list: they may still exist."""

@@ -7,6 +7,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
+from conftest import picture, write_model
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -97,6 +98,9 @@ def test_config_resolves_paths_against_its_folder(tmp_path: Path) -> None:
         ("[models.a]\nmodel = 'a.model'\nbatch = 2\n", "unknown key 'batch'"),
         ("batch = 0\n", "batch = 0 must be an integer"),
         ("roots = 'x'\n", "roots must be a list"),
+        ("[scan]\nfollow_symlinks = 'no'\n", "[scan]: follow_symlinks = 'no' must be true or"),
+        ("[scan]\nfollow_symlinks = 1\n", "[scan]: follow_symlinks = 1 must be true or false"),
+        ("[scan]\nfollow_symlinks = 'true'\n", "follow_symlinks = 'true' must be true or"),
     ],
 )
 def test_config_errors(tmp_path: Path, text: str, message: str) -> None:
@@ -104,6 +108,44 @@ def test_config_errors(tmp_path: Path, text: str, message: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(str(path))) as info:
         parse_config(tomllib.loads(text), path)
     assert message in str(info.value)
+
+
+@pytest.mark.parametrize("value", [True, False])
+def test_follow_symlinks_takes_toml_booleans(tmp_path: Path, value: bool) -> None:
+    path = tmp_path / "deeptagger.toml"
+    path.write_text(f"[scan]\nfollow_symlinks = {str(value).lower()}\n")
+    assert load_config(path, required=True).scan.follow_symlinks is value
+    assert load_config(None).scan.follow_symlinks is False
+
+
+def test_string_follow_symlinks_is_refused_through_the_cli(tmp_path: Path, cli) -> None:
+    """`"no"` once meant true (bool of a non-empty string): it must stop the command."""
+    (tmp_path / "deeptagger.toml").write_text('[scan]\nfollow_symlinks = "no"\n')
+    (tmp_path / "gallery").mkdir()
+    code, out, err = cli("scan", str(tmp_path / "gallery"))
+    assert code != 0 and out == b"" and "Traceback" not in err
+    assert "deeptagger.toml [scan]: follow_symlinks = 'no' must be true or false" in err
+
+
+BOM = "\ufeff".encode()
+
+
+def test_config_file_may_start_with_a_byte_order_mark(tmp_path: Path) -> None:
+    path = tmp_path / "deeptagger.toml"
+    path.write_bytes(BOM + b'roots = ["gallery"]\n[scan]\nfollow_symlinks = true\n')
+    config = load_config(path, required=True)
+    assert config.roots == (tmp_path / "gallery",) and config.scan.follow_symlinks
+
+
+def test_model_file_may_start_with_a_byte_order_mark(tmp_path: Path, cli) -> None:
+    model = write_model(tmp_path / "m", "bom", positions=[0], settings="pad = edge\n")
+    text = model.read_bytes()
+    model.write_bytes(BOM + b"name = renamed\n" + text.replace(b"name = bom\n", b""))
+    declared = read_model_file(model)
+    assert declared.name == "renamed" and declared.spec == ModelSpec(pad="edge")
+    code, out, err = cli("tag", "-t", "0", str(model), str(picture(tmp_path / "x.png")))
+    assert code == 0, err
+    assert out.decode().split("\t")[:2] == [str(tmp_path / "x.png"), "p0"]
 
 
 def test_missing_model_files_only_fail_when_used(tmp_path: Path) -> None:

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import io
 import os
+import queue
+import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -361,3 +365,52 @@ def test_fp16_without_onnx_says_what_to_install(tmp_path: Path, cli, monkeypatch
     )
     code, _, err = cli("tag", "half", str(picture(tmp_path / "x.png")))
     assert code == 2 and "needs the onnx package" in err and "dtindex[cuda]" in err
+
+
+def test_pipe_answers_each_path_while_stdin_stays_open(tmp_path: Path, cli) -> None:
+    """As deeptagger: a path written to the pipe is answered before the next one comes.
+
+    `cli` is asked for its environment only: a private config, cache and working folder.
+    """
+    model = probe(tmp_path)
+    stderr = tmp_path / "stderr"
+    with stderr.open("wb") as errors:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "indexer", "tag", "--pipe", "-t", "0", str(model)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=errors,
+        )
+    assert process.stdin is not None and process.stdout is not None
+    lines: queue.Queue[bytes] = queue.Queue()
+    output = process.stdout
+
+    def read() -> None:
+        for line in output:
+            lines.put(line)
+        lines.put(b"")  # the end of the output
+
+    threading.Thread(target=read, daemon=True).start()
+
+    def next_lines(count: int, timeout: float = 60.0) -> bytes:
+        deadline, got = time.monotonic() + timeout, b""
+        for _ in range(count):
+            try:
+                got += lines.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                raise AssertionError(f"no answer in {timeout}s: {stderr.read_bytes()!r}") from None
+        return got
+
+    try:
+        for i, colour in enumerate([(11, 12, 13), (21, 22, 23)]):
+            image = picture(tmp_path / f"{i}.png", colour, size=(8, 4))
+            process.stdin.write(bytes(image) + b"\n")
+            process.stdin.flush()  # and the pipe stays open
+            assert weights(next_lines(6)) == {str(image): [255, 255, 255, *colour]}
+        process.stdin.close()
+        assert next_lines(1) == b""  # nothing more, then the end
+        assert process.wait(60) == 0, stderr.read_bytes()
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
