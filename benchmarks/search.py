@@ -87,9 +87,9 @@ def main() -> None:
             terms = [t for t in query.split() if t != "--any"]
             wanted = [t for t in terms if not t.startswith("-")]
             unwanted = [t[1:] for t in terms if t.startswith("-")]
-            search(conn, "m", wanted, unwanted, 0.5, any_of)  # warm the cache
+            search(conn, "m", None, wanted, unwanted, 0.5, any_of)  # warm the cache
             start = time.perf_counter()
-            found = search(conn, "m", wanted, unwanted, 0.5, any_of)
+            found = search(conn, "m", None, wanted, unwanted, 0.5, any_of)
             took = time.perf_counter() - start
             print(f"{query!r:28} {len(found):7,} pictures  {took * 1000:8.1f} ms")
     engine.dispose()

@@ -14,7 +14,7 @@ from pathlib import Path
 from types import ModuleType
 
 from . import __version__
-from .errors import DtindexError
+from .errors import DtindexError, Interrupted
 
 DESCRIPTION = """\
 Keep an image gallery tagged by ONNX tagging models (WD v1.4/v3, DeepDanbooru,
@@ -27,7 +27,19 @@ ML-Danbooru, or the built-in `palette` colour model), incrementally, in SQLite.
 
 
 def _commands() -> dict[str, tuple[ModuleType, str]]:
-    from . import export, model_add, scan, search, show, show_models, show_status, tag, watch
+    from . import (
+        export,
+        forget,
+        model_add,
+        prune,
+        scan,
+        search,
+        show,
+        show_models,
+        show_status,
+        tag,
+        watch,
+    )
 
     return {
         "tag": (tag, "tag pictures and print path<TAB>tag<TAB>weight (no database)"),
@@ -39,6 +51,8 @@ def _commands() -> dict[str, tuple[ModuleType, str]]:
         "model": (model_add, "add a model as downloaded (folder, .model file or hub id)"),
         "models": (show_models, "list models, their versions and coverage"),
         "status": (show_status, "show roots, counts and failures"),
+        "forget": (forget, "remove roots (deleted or not) and their files from the index"),
+        "prune": (prune, "remove pictures no file shows and superseded model versions"),
     }
 
 
@@ -110,6 +124,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             config_target=path if path is not None else Path("deeptagger.toml"),
         )
         return int(module.run(args, ctx))
+    except Interrupted as exc:
+        print(f"dtindex: {exc}", file=sys.stderr)
+        return 128 + exc.signum
     except DtindexError as exc:
         print(f"dtindex: {exc}", file=sys.stderr)
         return int(getattr(module, "FAILURE", 1))

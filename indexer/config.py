@@ -17,22 +17,19 @@ from typing import Any
 from .errors import ConfigError
 from .spec import SPEC_KEYS, ModelSpec, parse_settings, read_model_file
 
-DEFAULT_EXTENSIONS = (
-    "jpg",
-    "jpeg",
-    "jpe",
-    "png",
-    "gif",
-    "webp",
-    "bmp",
-    "tif",
-    "tiff",
-    "avif",
-    "heic",
-    "heif",
-    "jxl",
-)
+_EXTENSIONS = "jpg jpeg jpe png gif webp bmp tif tiff avif heic heif jxl"
+DEFAULT_EXTENSIONS = tuple(_EXTENSIONS.split())
 DEFAULT_THRESHOLD = 0.1
+
+
+def threshold_or_default(value: float | None) -> float:
+    """A model's own threshold where it sets one (0 included), else the default.
+
+    The one place that decides this: `value or DEFAULT_THRESHOLD` would treat 0 as unset.
+    """
+    return DEFAULT_THRESHOLD if value is None else value
+
+
 BUILTIN_MODEL = "palette"
 _TOP_KEYS = {
     "database",
@@ -170,7 +167,7 @@ def load_config(path: Path | None, required: bool = False) -> Config:
     if path is None or (not required and not path.is_file()):
         return Config()
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(path.read_text(encoding="utf-8-sig"))  # Notepad writes a BOM
     except FileNotFoundError:
         raise ConfigError(f"{path}: config file not found") from None
     except OSError as exc:
@@ -215,11 +212,11 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
         raise ConfigError(f"{where}: [scan] must be a table")
     _unknown(scan_table, _SCAN_KEYS, f"{where} [scan]")
     exts = _strings(scan_table.get("extensions", list(DEFAULT_EXTENSIONS)), where, "extensions")
-    scan = ScanConfig(
-        extensions=frozenset(e.lower().lstrip(".") for e in exts),
-        exclude=_strings(scan_table.get("exclude", []), where, "[scan] exclude"),
-        follow_symlinks=bool(scan_table.get("follow_symlinks", False)),
-    )
+    excludes = _strings(scan_table.get("exclude", []), where, "[scan] exclude")
+    follow = scan_table.get("follow_symlinks", False)
+    if not isinstance(follow, bool):  # bool("no") is True: only TOML's true and false will do
+        raise ConfigError(f"{where} [scan]: follow_symlinks = {follow!r} must be true or false")
+    scan = ScanConfig(frozenset(e.lower().lstrip(".") for e in exts), excludes, follow)
     models_table = data.get("models", {})
     if not isinstance(models_table, dict):
         raise ConfigError(f"{where}: [models] must hold [models.NAME] tables")

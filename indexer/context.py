@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -14,6 +15,9 @@ from .errors import UsageError
 from .models import RuntimeOptions, Tagger, load, parse_provider_option
 from .spec import read_model_file
 from .store.index import Index
+from .versions import configured_version
+
+log = logging.getLogger("dtindex")
 
 
 @dataclass(frozen=True)
@@ -28,13 +32,26 @@ class Context:
     def database_path(self) -> Path:
         """`--db`, `DTINDEX_DB`, the config's `database`, else the XDG data folder."""
         if self.db_option:
-            return Path(self.db_option).expanduser()
-        if self.env.get("DTINDEX_DB"):
-            return Path(self.env["DTINDEX_DB"]).expanduser()
-        if self.config.database is not None:
-            return self.config.database
-        base = Path(self.env.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-        return base / "dtindex" / "index.sqlite"
+            chosen = Path(self.db_option)
+        elif self.env.get("DTINDEX_DB"):
+            chosen = Path(self.env["DTINDEX_DB"])
+        elif self.config.database is not None:
+            chosen = self.config.database
+        else:
+            base = Path(self.env.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+            chosen = base / "dtindex" / "index.sqlite"
+        return Path(os.path.abspath(chosen.expanduser()))
+
+    def current_version(self, model: str) -> str | None:
+        """The configured version of `model` for readers; None: the newest stored counts.
+
+        A configured model whose files cannot be read is reported, since the export then
+        cannot tell a setting tried and undone from the one in force.
+        """
+        version = configured_version(self.config, model, str(cache_folder(self.env)))
+        if version is None and model in self.config.models:
+            log.warning("%s: model files cannot be read; using its newest stored results", model)
+        return version
 
     def resolve_model(self, name_or_path: str) -> ModelDef:
         """A `.model` path, or a model name from the config (or the built-in one)."""
@@ -122,14 +139,17 @@ def add_gallery_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def select_roots(args_roots: Sequence[Path], ctx: Context, index: Index) -> list[Path]:
+    """The roots to work on, made absolute here, once: a watcher's events and the index's
+    paths are absolute, and `./g/../g` must name the same root as `g`."""
     if args_roots:
-        return list(args_roots)
-    if ctx.config.roots:
-        return list(ctx.config.roots)
-    known = [Path(os.fsdecode(p)) for p in index.root_paths()]
-    if not known:
+        chosen = list(args_roots)
+    elif ctx.config.roots:
+        chosen = list(ctx.config.roots)
+    else:
+        chosen = [Path(os.fsdecode(p)) for p in index.root_paths()]
+    if not chosen:
         raise UsageError("no roots: name a gallery folder, or set roots in the config")
-    return known
+    return [Path(os.path.abspath(root.expanduser())) for root in chosen]
 
 
 def load_models(names: Sequence[str], ctx: Context, args: argparse.Namespace) -> list[Tagger]:

@@ -19,8 +19,9 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
+from PIL import Image
 
-from .errors import DecodeError
+from .errors import DecodeError, Kind
 from .imaging import decode, fit
 from .spec import ModelSpec
 
@@ -63,9 +64,20 @@ def _keep_freed_memory(limit: int = 256 << 20) -> None:
     mallopt(m_trim_threshold, limit)
 
 
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+
+
 def _serve(conn: Connection, max_pixels: int) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
+    # A service manager signals the whole process group (Ctrl-C does too): the parent
+    # decides how to stop, and kills its decoders itself. They started with these
+    # signals blocked (see `_Worker`), so none slipped in before this line.
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
     _keep_freed_memory()
+    # `max_pixels` is the one limit, checked on what is really decoded (JPEGs decode
+    # DCT-scaled); Pillow's own guard would refuse pictures it allows (89 MP < 100 MP).
+    Image.MAX_IMAGE_PIXELS = None
     faults = [m.encode() for m in os.environ.get(FAULT_ENV, "").split(",") if m]
     while True:
         try:
@@ -81,9 +93,9 @@ def _serve(conn: Connection, max_pixels: int) -> None:
         try:
             conn.send(("ok", prepare_targets(data, targets, max_pixels)))
         except DecodeError as exc:
-            conn.send(("error", str(exc)))
+            conn.send(("error", (str(exc), exc.kind.value, exc.needs)))
         except MemoryError:
-            conn.send(("error", "out of memory while decoding"))
+            conn.send(("error", ("out of memory while decoding", Kind.MEMORY.value, None)))
 
 
 class _Worker:
@@ -92,7 +104,13 @@ class _Worker:
         self.process = context.Process(
             target=_serve, args=(child, max_pixels), daemon=True, name="dtindex-decoder"
         )
-        self.process.start()
+        # The blocked set is inherited through fork and exec: the child cannot be
+        # stopped by a group signal while it boots, before `_serve` ignores them.
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:
+            self.process.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
         child.close()
 
     def stop(self) -> None:
@@ -120,7 +138,9 @@ class DecoderPool:
             if not worker.conn.poll(self.timeout):
                 self._replace(worker)
                 worker = self._start()
-                raise DecodeError(f"decoding took over {self.timeout:g} s; decoder stopped")
+                raise DecodeError(
+                    f"decoding took over {self.timeout:g} s; decoder stopped", Kind.TIMEOUT
+                )
             status, payload = worker.conn.recv()
         except (EOFError, OSError, BrokenPipeError):
             worker.process.join(5)
@@ -128,11 +148,12 @@ class DecoderPool:
             self._replace(worker)
             worker = self._start()
             how = f"signal {signal.Signals(-code).name}" if code and code < 0 else f"exit {code}"
-            raise DecodeError(f"decoder crashed ({how}); picture skipped") from None
+            raise DecodeError(f"decoder crashed ({how}); picture skipped", Kind.CRASH) from None
         finally:
             self._idle.put(worker)
         if status == "error":
-            raise DecodeError(str(payload))
+            message, kind, needs = payload
+            raise DecodeError(str(message), Kind(kind), needs)
         return payload  # type: ignore[no-any-return]
 
     def _start(self) -> _Worker:

@@ -81,7 +81,7 @@ def plan_scan(
         root_id = index.root_id(path, os.stat(path).st_dev)
         walk = Walk(path, settings)
         here = {p: (root_id, stat) for p, stat in walk.files()}
-        rows = index.files_under(root_id)
+        rows = index.files_below(path)
         if not here and rows and not allow_empty and not walk.unreadable:
             raise ScanError(
                 f"{root}: root is empty but the index holds {len(rows)} files under it "
@@ -124,10 +124,9 @@ def plan_paths(
         known.update(index.files_at(path))
         try:
             is_dir = os.path.isdir(path) and not os.path.islink(path)
-            if is_dir:
-                sub = Walk(path, settings)
-                found.update({p: (roots[root], s) for p, s in sub.files()})
-                walks.append(sub)
+            if is_dir:  # walked from the root's Walk: excludes stay relative to the root
+                found.update({p: (roots[root], s) for p, s in walk.files(path)})
+                walks.append(walk)
             elif walk.picture(os.path.basename(path)) and os.path.isfile(path):
                 info = os.stat(path)
                 found[path] = (

@@ -21,7 +21,7 @@ from datetime import datetime
 from itertools import groupby
 
 from .captions import CaptionNamer, caption_line, write_caption
-from .config import DEFAULT_THRESHOLD
+from .config import threshold_or_default
 from .context import Context, threshold_value
 from .errors import UsageError
 from .selection import Scored, Thresholds, select
@@ -105,7 +105,7 @@ def parse_since(text: str | None) -> int | None:
 def rules_from(args: argparse.Namespace, ctx: Context) -> Thresholds:
     entry = ctx.config.models.get(args.model)
     default = threshold_value(
-        args.threshold, (entry.threshold if entry else None) or DEFAULT_THRESHOLD
+        args.threshold, threshold_or_default(entry.threshold if entry else None)
     )
     general = args.general if args.general is not None else (entry.general if entry else None)
     character = (
@@ -169,7 +169,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                 if any(c is not None for c in (rules.general, rules.character))
                 else rules.floor()
             )
-            rows = scored(conn, args.model, min(floor, rules.floor()), since)
+            current = ctx.current_version(args.model)
+            rows = scored(conn, args.model, current, min(floor, rules.floor()), since)
             items = pictures(rows, rules, edits)
             paths = paths_by_content(conn) if args.id == "path" or args.format != "tsv" else {}
             if args.format == "captions":

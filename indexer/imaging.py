@@ -14,7 +14,7 @@ import numpy as np
 from numpy.typing import NDArray
 from PIL import Image, ImageOps, UnidentifiedImageError
 
-from .errors import DecodeError
+from .errors import DecodeError, Kind
 from .fastdecode import fast_decode, orientation
 from .spec import ModelSpec
 
@@ -42,7 +42,9 @@ def decode(
             width, height = image.size
             if width * height > max_pixels:
                 raise DecodeError(
-                    f"picture is {width}x{height}, over the limit of {max_pixels} pixels"
+                    f"picture is {width}x{height}, over the limit of {max_pixels} pixels",
+                    Kind.LIMIT,
+                    width * height,
                 )
             fast = fast_decode(image, data)
             if fast is not None:
@@ -56,7 +58,9 @@ def decode(
         raise DecodeError("not a picture Pillow can identify") from None
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
         raise DecodeError(f"decompression bomb: {exc}") from None
-    except (OSError, SyntaxError, ValueError, EOFError, MemoryError, IndexError) as exc:
+    except MemoryError:
+        raise DecodeError("out of memory while decoding", Kind.MEMORY) from None
+    except (OSError, SyntaxError, ValueError, EOFError, IndexError) as exc:
         raise DecodeError(f"cannot decode: {exc}") from None
 
 

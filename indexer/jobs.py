@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, fields
 
+from .errors import Kind
 from .store.index import FileRow, Stat
 
 RACY_NS = 2_000_000_000  # coarse file-system clocks: FAT keeps 2 s, some NFS servers 1 s
@@ -25,6 +26,7 @@ class Counts:
     hashed: int = 0
     tagged: int = 0
     failed: int = 0
+    to_retry: int = 0  # of the failed: not the picture's fault, so the next scan retries
 
     def as_dict(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -39,6 +41,7 @@ class ReadJob:
     stat: Stat
     known: FileRow | None
     content_id: int | None = None
+    read_ns: int = 0  # when the read began: the racy-mtime window counts from here
 
 
 @dataclass
@@ -74,5 +77,7 @@ def is_unchanged(row: FileRow, stat: Stat) -> bool:
         stat.inode,
         stat.device,
     )
-    settled = row.content_id is not None or row.error is not None
+    settled = row.content_id is not None or (
+        row.error is not None and row.kind == Kind.PICTURE.value
+    )
     return same and settled and row.mtime_ns + RACY_NS < row.checked_ns

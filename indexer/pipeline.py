@@ -23,12 +23,18 @@ import numpy as np
 from numpy.typing import NDArray
 
 from .decoders import DecoderPool, Target
-from .errors import DecodeError, ModelError
+from .errors import DecodeError, Failure, Kind, ModelError
 from .imaging import fill
 from .models import Tagger
 
 log = logging.getLogger("dtindex")
 J = TypeVar("J")
+
+
+NOT_A_NUMBER = Failure("model output is not a number", Kind.OUTPUT)
+# A model failing this many single pictures in a row for no fault of theirs stops the
+# run: out of memory on the GPU for every picture must not mark the gallery failed.
+STOP_AFTER_FAILURES = 3
 
 
 @dataclass
@@ -39,6 +45,11 @@ class Prepared(Generic[J]):
     pictures: dict[int, NDArray[np.uint8]] = field(default_factory=dict)
     error: str | None = None
     info: dict[str, object] = field(default_factory=dict)
+    kind: Kind = Kind.PICTURE
+    needs: int | None = None
+
+    def failure(self) -> Failure:
+        return Failure(self.error or "no result", self.kind, self.needs)
 
 
 @dataclass
@@ -107,21 +118,33 @@ class Batcher(Generic[J]):
 
 
 ScoresCallback = Callable[[int, list[J], NDArray[np.float32]], None]
-FailCallback = Callable[[int, J, str], None]
+FailCallback = Callable[[int, J, Failure], None]
 # What one batch came to: (jobs, scores, None), or ([job], None, why) for a picture the
 # model failed on.
-Outcome = tuple[list[J], NDArray[np.float32] | None, str | None]
+Outcome = tuple[list[J], NDArray[np.float32] | None, Failure | None]
+
+
+def _finite(jobs: list[J], scores: NDArray[np.float32]) -> list[Outcome[J]]:
+    """Pictures with a NaN or infinite score fail; a result is never stored without them."""
+    finite = np.asarray(np.isfinite(scores).all(axis=1))
+    good = [bool(ok) for ok in finite]
+    if all(good):
+        return [(jobs, scores, None)]
+    kept = [job for job, ok in zip(jobs, good, strict=True) if ok]
+    outcomes: list[Outcome[J]] = [(kept, scores[np.array(good)], None)] if kept else []
+    bad = [job for job, ok in zip(jobs, good, strict=True) if not ok]
+    return outcomes + [([job], None, NOT_A_NUMBER) for job in bad]
 
 
 def infer(tagger: Tagger, jobs: list[J], array: NDArray[np.float32]) -> list[Outcome[J]]:
     """Run a batch; a run-time failure retries it in halves, down to single pictures."""
     try:
-        return [(jobs, tagger.run(array), None)]
+        return _finite(jobs, tagger.run(array))
     except ModelError:
         raise
     except Exception as exc:  # onnxruntime's errors are untyped (out of memory, provider)
         if len(jobs) == 1:
-            return [(jobs, None, f"model {tagger.name} failed: {exc}")]
+            return [(jobs, None, Failure(f"model {tagger.name} failed: {exc}", Kind.MODEL))]
         log.warning("%s: batch of %d failed (%s); retrying smaller", tagger.name, len(jobs), exc)
         half = len(jobs) // 2
         return infer(tagger, jobs[:half], array[:half]) + infer(tagger, jobs[half:], array[half:])
@@ -154,6 +177,7 @@ class Inference(Generic[J]):
         timings: Timings,
     ) -> None:
         self.on_scores, self.on_fail, self.timings = on_scores, on_fail, timings
+        self._failing: dict[int, int] = {}  # model index: single pictures failed in a row
         self._thread = ThreadPoolExecutor(1, "dtindex-infer") if threaded else None
         self._running: deque[tuple[int, Future[tuple[list[Outcome[J]], float]]]] = deque()
 
@@ -176,11 +200,20 @@ class Inference(Generic[J]):
     def _hand_over(self, index: int, result: tuple[list[Outcome[J]], float]) -> None:
         outcomes, seconds = result
         self.timings.model_s += seconds
-        for jobs, scores, error in outcomes:
-            if scores is None:
-                self.on_fail(index, jobs[0], error or "no result")
-            else:
+        for jobs, scores, failure in outcomes:
+            if scores is not None:
+                self._failing[index] = 0
                 self.on_scores(index, jobs, scores)
+                continue
+            failure = failure or Failure("no result", Kind.MODEL)
+            if failure.kind is Kind.MODEL:
+                self._failing[index] = self._failing.get(index, 0) + 1
+                if self._failing[index] >= STOP_AFTER_FAILURES:
+                    raise ModelError(
+                        f"{failure.reason}; it failed {STOP_AFTER_FAILURES} pictures in a "
+                        "row one by one, so the run stops instead of marking them all failed"
+                    )
+            self.on_fail(index, jobs[0], failure)
 
     def close(self) -> None:
         """Wait for the batch in flight (ONNX Runtime cannot be interrupted), drop results."""
@@ -199,13 +232,16 @@ def run_pipeline(
     budget: Budget,
     stop: threading.Event | None = None,
     timings: Timings | None = None,
+    idle: Callable[[], None] | None = None,
 ) -> None:
     """Prepare jobs ahead in threads; `accept` says which models each prepared job goes to.
 
     Once `stop` is set no new job starts; the batches already filled still run, so a
     signal costs at most one batch of inference per model. `timings` adds up where the
-    time went.
+    time went. `idle` runs before every wait that may block (a picture still decoding,
+    a batch about to run), so a caller can commit and not hold the database's lock.
     """
+    idle = idle or (lambda: None)
     timings = timings if timings is not None else Timings()
     batchers = [Batcher[J](t, batch) for t in taggers]
     window = max(budget.decoders * 2, batch * budget.ahead)
@@ -224,6 +260,8 @@ def run_pipeline(
         try:
             refill(pool)
             while pending and not (stop and stop.is_set()):
+                if not pending[0].done():
+                    idle()
                 waiting_since = time.perf_counter()
                 prepared = pending.popleft().result()
                 timings.waiting_s += time.perf_counter() - waiting_since
@@ -233,7 +271,9 @@ def run_pipeline(
                     if picture is None:
                         continue
                     if batchers[index].add(prepared.job, picture):
+                        idle()
                         inference.submit(index, taggers[index], *batchers[index].take())
+            idle()
             for index, batcher in enumerate(batchers):
                 if batcher.jobs:
                     inference.submit(index, taggers[index], *batcher.take())
@@ -248,6 +288,6 @@ def _guarded(work: Callable[[J], Prepared[J]], job: J) -> Prepared[J]:
     try:
         return work(job)
     except DecodeError as exc:
-        return Prepared(job, error=str(exc))
+        return Prepared(job, error=str(exc), kind=exc.kind, needs=exc.needs)
     except MemoryError:
-        return Prepared(job, error="out of memory while decoding")
+        return Prepared(job, error="out of memory while decoding", kind=Kind.MEMORY)

@@ -10,13 +10,16 @@ starts with `-` goes after `--`: `dtindex search -- "-solo"`.
 from __future__ import annotations
 
 import argparse
+import difflib
 
-from .config import DEFAULT_THRESHOLD
+from sqlalchemy import Connection
+
+from .config import threshold_or_default
 from .context import Context, threshold_value
 from .errors import UsageError
 from .store.database import open_index
 from .store.queries import versions
-from .store.search import search
+from .store.search import search, tag_names
 
 FAILURE = 1
 
@@ -47,6 +50,26 @@ def parse_query(query: str) -> tuple[list[str], list[str]]:
     return wanted, unwanted
 
 
+def _closest(name: str, known: set[str]) -> str:
+    close = difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.6)
+    return f"; did you mean {', '.join(close)}?" if close else ""
+
+
+def _check_names(conn: Connection, model: str, terms: list[str]) -> None:
+    """An unknown model or tag is an error, not an empty result that looks like "none"."""
+    models = {m for m, _, _, _ in versions(conn)}
+    if model not in models:
+        known = ", ".join(sorted(models)) or "none yet"
+        raise UsageError(
+            f"model {model!r} has tagged nothing in this index{_closest(model, models)} "
+            f"(indexed models: {known})"
+        )
+    names = tag_names(conn, model)
+    for term in terms:
+        if term not in names:
+            raise UsageError(f"model {model!r} has no tag {term!r}{_closest(term, names)}")
+
+
 def run(args: argparse.Namespace, ctx: Context) -> int:
     wanted, unwanted = parse_query(args.query)
     engine = open_index(ctx.database_path(), readonly=True)
@@ -58,10 +81,12 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                 if len(names) != 1:
                     raise UsageError(f"name a model with --model (indexed: {', '.join(names)})")
                 model = names[0]
+            _check_names(conn, model, [*wanted, *unwanted])
             entry = ctx.config.models.get(model)
-            default = (entry.threshold if entry else None) or DEFAULT_THRESHOLD
+            default = threshold_or_default(entry.threshold if entry else None)
             threshold = threshold_value(args.threshold, default)
-            paths = search(conn, model, wanted, unwanted, threshold, args.any)
+            current = ctx.current_version(model)
+            paths = search(conn, model, current, wanted, unwanted, threshold, args.any)
     finally:
         engine.dispose()
     ctx.stdout.write(b"".join(p + b"\n" for p in paths))

@@ -4,28 +4,31 @@ from __future__ import annotations
 
 import argparse
 import os
+from typing import Any
 
 from sqlalchemy import text
 
 from .context import Context, threshold_value
 from .errors import UsageError
+from .store.current import chosen_version
 from .store.database import open_index
 from .taglist import CATEGORY_NAMES
 
 FAILURE = 1
 
-_QUERY = """
+_QUERY = f"""
 SELECT v.model, v.version, tg.name, tg.category, s.score
 FROM files f
-JOIN taggings t ON t.content_id = f.content_id AND t.status = 'done'
-JOIN model_versions v ON v.id = t.model_version_id
-JOIN scores s ON s.model_version_id = t.model_version_id AND s.content_id = t.content_id
+JOIN model_versions v ON v.id = {chosen_version("f.content_id")}
+JOIN scores s ON s.model_version_id = v.id AND s.content_id = f.content_id
 JOIN tags tg ON tg.model_version_id = s.model_version_id AND tg.idx = s.tag_idx
 WHERE f.path = :path AND s.score > :t
-  AND t.model_version_id = (SELECT MAX(t2.model_version_id) FROM taggings t2
-       JOIN model_versions v2 ON v2.id = t2.model_version_id
-       WHERE t2.content_id = f.content_id AND t2.status = 'done' AND v2.model = v.model)
-ORDER BY v.model, s.score DESC
+ORDER BY s.score DESC
+"""
+_MODELS = """
+SELECT DISTINCT v.model FROM files f JOIN taggings t ON t.content_id = f.content_id
+JOIN model_versions v ON v.id = t.model_version_id
+WHERE f.path = :path AND t.status = 'done' ORDER BY v.model
 """
 
 
@@ -57,7 +60,11 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             ).first()
             if row is None:
                 raise UsageError(f"{args.path}: not in the index (run dtindex scan)")
-            rows = conn.execute(text(_QUERY), {"path": path, "t": threshold}).all()
+            rows: list[Any] = []
+            for (model,) in conn.execute(text(_MODELS), {"path": path}).all():
+                values = {"path": path, "t": threshold, "model": model}
+                values["current"] = ctx.current_version(model)
+                rows += conn.execute(text(_QUERY), values).all()
     finally:
         engine.dispose()
     sha1, width, height, error = row

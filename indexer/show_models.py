@@ -11,7 +11,7 @@ import json
 from collections import Counter
 from typing import Any
 
-from .config import DEFAULT_THRESHOLD, ModelEntry, builtin_entry
+from .config import ModelEntry, builtin_entry, threshold_or_default
 from .context import Context, cache_folder
 from .errors import DtindexError
 from .layouts import family
@@ -58,7 +58,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                 tags=len(tags),
                 input=f"{spec.shape} {spec.channels} {spec.size or 'from graph'} {spec.pad}",
                 categories=dict(kinds),
-                threshold=definition.threshold or DEFAULT_THRESHOLD,
+                threshold=threshold_or_default(definition.threshold),
                 general=definition.general,
                 character=definition.character,
             )

@@ -12,8 +12,8 @@ import json
 import os
 from pathlib import Path
 
-from .config import ModelDef
-from .errors import ModelError
+from .config import Config, ModelDef
+from .errors import DtindexError, ModelError
 from .spec import ModelSpec
 from .taglist import TagList, read_taglist
 
@@ -80,3 +80,16 @@ def identify(
     tags, tag_bytes = read_taglist(model.tags)
     digest = digest if digest is not None else onnx_digest(model.onnx, cache_dir)
     return version_hash(digest, tag_bytes, model.spec, model.fp16), tags
+
+
+def configured_version(config: Config, name: str, cache_dir: str = "") -> str | None:
+    """The version the config describes now for model `name`, without starting a session.
+
+    None when the config does not name the model or its files cannot be read; callers
+    then fall back to the newest stored version (see `store.current`).
+    """
+    try:
+        entry = config.model(name)
+        return identify(entry.resolve(), cache_dir)[0]
+    except DtindexError:
+        return None

@@ -13,13 +13,11 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import signal
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from types import FrameType
 from typing import IO, Any
 
 from .context import (
@@ -35,6 +33,7 @@ from .errors import ScanError, UsageError
 from .events import Collector
 from .indexing import Indexer
 from .jobs import Counts
+from .signals import stop_on_signals
 from .store.database import open_index
 from .store.index import Index
 
@@ -130,28 +129,21 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     db = ctx.database_path()
     engine = open_index(db)
     stop = threading.Event()
-
-    def on_signal(signum: int, _frame: FrameType | None) -> None:
-        log.info("%s: finishing the batch in flight", signal.Signals(signum).name)
-        stop.set()
-
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
     alarm = _OverflowAlarm()
     logging.getLogger("watchdog").addHandler(alarm)
     try:
-        with watch_lock(db):
+        with watch_lock(db), stop_on_signals(stop):
             with engine.connect() as conn:
                 roots = select_roots(args.roots, ctx, Index(conn))
-            encoded = [check_root(root) for root in roots]
+            for root in roots:
+                check_root(root)
             indexer = Indexer(engine, taggers, ctx.config, batch, stop=stop, log_batches=True)
             try:
-                _follow(indexer, roots, encoded, ctx, args, stop, alarm)
+                _Follower(indexer, roots, ctx, args, alarm).run(stop)
             finally:
                 indexer.close()
     finally:
         logging.getLogger("watchdog").removeHandler(alarm)
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
         engine.dispose()
     log.info("watch stopped")
     return 0
@@ -174,43 +166,100 @@ def _rescan(
     log.info("%s: %s", why, ", ".join(f"{k} {v}" for k, v in counts.as_dict().items() if v))
 
 
-def _follow(
-    indexer: Indexer,
-    roots: list[Path],
-    encoded: list[bytes],
-    ctx: Context,
-    args: argparse.Namespace,
-    stop: threading.Event,
-    alarm: _OverflowAlarm,
-) -> None:
-    collector = Collector(ctx.config.scan.extensions, args.settle)
-    observer = _observer(roots, collector, args)  # before catching up: nothing slips between
-    root_ids = {path: indexer.index.root_id(path, os.stat(path).st_dev) for path in encoded}
+def _identity(root: Path) -> tuple[int, int] | None:
     try:
-        _rescan(indexer, roots, ctx, "caught up", strict=True)
-        log.info("watching %s", ", ".join(str(r) for r in roots))
-        next_rescan = time.monotonic() + args.rescan
-        while not stop.is_set():
-            collector.wakeup.wait(min(args.settle, 0.25) or 0.05)
-            collector.wakeup.clear()
-            if alarm.raised.is_set() or not observer.is_alive():
-                alarm.raised.clear()
-                if not observer.is_alive():
-                    log.warning("the file-system observer stopped; restarting it")
-                    observer = _observer(roots, collector, args)
-                _rescan(indexer, roots, ctx, "events may have been lost; rescanned")
+        info = os.stat(root)
+    except OSError:
+        return None
+    return (info.st_dev, info.st_ino)
+
+
+class _Follower:
+    """The watch loop: settled paths in batches, rescans, and an observer kept listening.
+
+    An observer watches the folder it was given, not the path: a root unmounted and
+    mounted again, or deleted and made anew, leaves it deaf. The roots' (device, inode)
+    are checked on every turn; when one changes the observer is re-armed and the gallery
+    reconciled.
+    """
+
+    def __init__(
+        self,
+        indexer: Indexer,
+        roots: list[Path],
+        ctx: Context,
+        args: argparse.Namespace,
+        alarm: _OverflowAlarm,
+    ) -> None:
+        self.indexer, self.roots, self.ctx, self.args, self.alarm = indexer, roots, ctx, args, alarm
+        self.collector = Collector(ctx.config.scan.extensions, args.settle)
+        self.identities = {root: _identity(root) for root in roots}
+        self.observer = _observer(roots, self.collector, args)  # before catching up
+        index = indexer.index
+        self.root_ids = {
+            os.fsencode(root): index.root_id(os.fsencode(root), os.stat(root).st_dev)
+            for root in roots
+        }
+
+    def run(self, stop: threading.Event) -> None:
+        try:
+            _rescan(self.indexer, self.roots, self.ctx, "caught up", strict=True)
+            log.info("watching %s", ", ".join(str(r) for r in self.roots))
+            next_rescan = time.monotonic() + self.args.rescan
+            while not stop.is_set():
+                self.collector.wakeup.wait(min(self.args.settle, 0.25) or 0.05)
+                self.collector.wakeup.clear()
+                if self._rearmed() or self._lost_events():
+                    _rescan(self.indexer, self.roots, self.ctx, "reconciled")
+                    continue
+                self._settled()
+                if time.monotonic() >= next_rescan:
+                    _rescan(self.indexer, self.roots, self.ctx, "periodic rescan")
+                    next_rescan = time.monotonic() + self.args.rescan
+        finally:
+            self.observer.stop()
+            self.observer.join(timeout=5)
+
+    def _rearmed(self) -> bool:
+        changed = False
+        for root, known in self.identities.items():
+            now = _identity(root)
+            if now == known:
                 continue
-            ready = collector.ready()
-            if ready:
-                counts = Counts()
-                plan = plan_paths(indexer.index, ready, root_ids, ctx.config.scan, counts)
-                apply_moves(indexer.index, plan, counts)
-                indexer.process(plan.reads, counts, pending=False)
-                if counts.moved or counts.removed:
-                    log.info("moved %d, removed %d", counts.moved, counts.removed)
-            if time.monotonic() >= next_rescan:
-                _rescan(indexer, roots, ctx, "periodic rescan")
-                next_rescan = time.monotonic() + args.rescan
-    finally:
-        observer.stop()
-        observer.join(timeout=5)
+            self.identities[root] = now
+            if now is None:
+                log.warning("%s: root is gone (unmounted?); waiting for it to return", root)
+                continue
+            log.warning("%s: root was mounted again or made anew; watching it again", root)
+            changed = True
+        if changed:
+            self._restart_observer()
+        return changed
+
+    def _lost_events(self) -> bool:
+        if not self.alarm.raised.is_set() and self.observer.is_alive():
+            return False
+        self.alarm.raised.clear()
+        if not self.observer.is_alive():
+            log.warning("the file-system observer stopped; restarting it")
+            self._restart_observer()
+        log.warning("events may have been lost; rescanning")
+        return True
+
+    def _restart_observer(self) -> None:
+        self.observer.stop()
+        self.observer.join(timeout=5)
+        present = [root for root in self.roots if self.identities[root] is not None]
+        self.observer = _observer(present, self.collector, self.args)
+
+    def _settled(self) -> None:
+        ready = self.collector.ready()
+        if not ready:
+            return
+        counts = Counts()
+        settings = self.ctx.config.scan
+        plan = plan_paths(self.indexer.index, ready, self.root_ids, settings, counts)
+        apply_moves(self.indexer.index, plan, counts)
+        self.indexer.process(plan.reads, counts, pending=False)
+        if counts.moved or counts.removed:
+            log.info("moved %d, removed %d", counts.moved, counts.removed)

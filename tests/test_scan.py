@@ -59,6 +59,7 @@ def test_first_scan_then_unchanged_rescan(cli, setup: Path) -> None:
         "hashed": 3,
         "tagged": 3,
         "failed": 0,
+        "to_retry": 0,
     }
     rows = gallery_import(export(cli))
     assert {(t, round(w, 1)) for _, t, w in rows} == {("c0", 1.0), ("c1", 1.0), ("c2", 1.0)}

@@ -102,11 +102,11 @@ def test_searches_use_the_partial_tag_index_and_stay_right_below_its_floor(
         ).fetchone()[0]
         assert definition.endswith("WHERE score >= 0.1")
         raw.set_trace_callback(statements.append)
-        assert search(conn, "m", ["a"], [], 0.5) == [b"/g/2.png"]
-        assert search(conn, "m", ["a"], [], 0.1) == [b"/g/1.png", b"/g/2.png"]
-        assert search(conn, "m", ["a"], ["b"], 0.01) == [b"/g/1.png", b"/g/2.png"]
-        assert search(conn, "m", ["a", "b"], [], 0.02) == [b"/g/0.png"]
-        assert search(conn, "m", ["a"], [], 0.02, any_of=True) == [
+        assert search(conn, "m", None, ["a"], [], 0.5) == [b"/g/2.png"]
+        assert search(conn, "m", None, ["a"], [], 0.1) == [b"/g/1.png", b"/g/2.png"]
+        assert search(conn, "m", None, ["a"], ["b"], 0.01) == [b"/g/1.png", b"/g/2.png"]
+        assert search(conn, "m", None, ["a", "b"], [], 0.02) == [b"/g/0.png"]
+        assert search(conn, "m", None, ["a"], [], 0.02, any_of=True) == [
             b"/g/0.png",
             b"/g/1.png",
             b"/g/2.png",

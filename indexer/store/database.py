@@ -7,6 +7,8 @@ never block the writer. `busy_timeout` makes concurrent writers wait instead of 
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -71,10 +73,37 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
         command.upgrade(cfg, revision)
 
 
+# A file holding other tables without these is someone else's database.
+OWN_TABLES = frozenset({"alembic_version", "roots", "files", "contents"})
+
+
+def refuse_foreign(path: Path) -> None:
+    """Refuse, untouched, a file that is not a dtindex index (`--db` pointed elsewhere).
+
+    Read through a read-only connection of the standard library, before SQLAlchemy's
+    connections switch the journal to WAL or Alembic creates tables in it.
+    """
+    uri = f"{path.absolute().as_uri()}?mode=ro"
+    try:
+        with contextlib.closing(sqlite3.connect(uri, uri=True)) as db:
+            rows = db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{path}: not an SQLite database ({exc}); it was not changed") from None
+    names = {str(name) for (name,) in rows}
+    if names and not names >= OWN_TABLES:
+        shown = ", ".join(sorted(names)[:6])
+        raise StoreError(
+            f"{path}: not a dtindex index (it holds the tables {shown}); it was not changed. "
+            "Name another file with --db"
+        )
+
+
 def open_index(path: Path, readonly: bool = False) -> Engine:
     """Open (and for writers create or upgrade) the index at `path`."""
     if readonly and not path.is_file():
         raise StoreError(f"{path}: no index here yet; run `dtindex scan` first")
+    if path.is_file():
+        refuse_foreign(path)
     if not readonly:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)

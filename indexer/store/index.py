@@ -8,15 +8,26 @@ and the next scan picks up exactly what is missing.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from dataclasses import fields as dataclass_fields
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import Connection, and_, delete, exists, func, insert, select, update
+from sqlalchemy import (
+    Connection,
+    and_,
+    delete,
+    exists,
+    func,
+    insert,
+    select,
+    update,
+)
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
+from ..errors import Failure, Kind
+from .retry import Attempt
 from .schema import claims, contents, files, model_versions, roots, scores, taggings, tags
 
 
@@ -32,6 +43,7 @@ class FileRow:
     content_id: int | None
     checked_ns: int
     error: str | None
+    kind: str | None  # errors.Kind of `error`
 
 
 @dataclass(frozen=True)
@@ -40,6 +52,13 @@ class Stat:
     mtime_ns: int
     inode: int
     device: int
+
+
+def _below(folder: bytes) -> tuple[bytes, bytes]:
+    """Bounds of the paths under a folder: `/a/g/` up to `/a/g0` (`0` follows `/`), so a
+    sibling `/a/g2` is not below `/a/g`."""
+    low = folder.rstrip(b"/") + b"/"
+    return low, low[:-1] + b"0"
 
 
 class Index:
@@ -65,7 +84,9 @@ class Index:
         # Insert first: the write takes the lock, so a concurrent writer cannot race us.
         self.conn.execute(insert(roots).prefix_with("OR IGNORE").values(path=path, device=device))
         self.conn.execute(update(roots).where(roots.c.path == path).values(device=device))
-        return int(self.conn.execute(select(roots.c.id).where(roots.c.path == path)).scalar_one())
+        found = int(self.conn.execute(select(roots.c.id).where(roots.c.path == path)).scalar_one())
+        self.commit()  # never hold the write lock through a walk
+        return found
 
     def root_paths(self) -> list[bytes]:
         return list(self.conn.execute(select(roots.c.path).order_by(roots.c.id)).scalars())
@@ -74,20 +95,26 @@ class Index:
         self.conn.execute(update(roots).where(roots.c.id == root_id).values(scanned_ns=when_ns))
 
     # -- files --------------------------------------------------------------------
-    def files_under(self, root_id: int) -> dict[bytes, FileRow]:
+    def files_below(self, folder: bytes) -> dict[bytes, FileRow]:
+        """Every file row under `folder`, whichever root row owns it.
+
+        By path, not by root: with nested roots (a disk mounted inside another root)
+        the same files lie under both, and a scan of either must see them as known.
+        """
         # The raw cursor: SQLAlchemy's row objects cost half a second per 100,000 files,
         # and an unchanged rescan of that many should take well under two seconds.
         columns = ", ".join(f.name for f in dataclass_fields(FileRow))
-        sql = f"SELECT {columns} FROM files WHERE root_id = ?"
-        cursor = self.conn.exec_driver_sql(sql, (root_id,)).cursor
+        low, high = _below(folder)
+        sql = f"SELECT {columns} FROM files WHERE path >= ? AND path < ?"
+        cursor = self.conn.exec_driver_sql(sql, (low, high)).cursor
         assert cursor is not None
         return {row[1]: FileRow(*row) for row in cursor.fetchall()}
 
     def files_at(self, path: bytes) -> dict[bytes, FileRow]:
         """The row for `path` and, when it is (or was) a folder, every row below it."""
-        below = path.rstrip(b"/") + b"/"
+        low, high = _below(path)
         query = select(files).where(
-            (files.c.path == path) | ((files.c.path >= below) & (files.c.path < below[:-1] + b"0"))
+            (files.c.path == path) | ((files.c.path >= low) & (files.c.path < high))
         )
         return {row.path: FileRow(**row._mapping) for row in self.conn.execute(query)}
 
@@ -99,6 +126,7 @@ class Index:
         content_id: int | None,
         checked_ns: int,
         error: str | None = None,
+        kind: Kind | None = None,
     ) -> None:
         values = dict(
             root_id=root_id,
@@ -109,6 +137,7 @@ class Index:
             content_id=content_id,
             checked_ns=checked_ns,
             error=error,
+            kind=kind.value if kind is not None and error is not None else None,
         )
         upsert = sqlite_insert(files).values(path=path, **values)
         self.conn.execute(upsert.on_conflict_do_update(index_elements=[files.c.path], set_=values))
@@ -181,19 +210,13 @@ class Index:
         self.commit()
         return version_id
 
-    def settled(self, content_id: int, version_ids: Iterable[int]) -> set[int]:
-        """Which of the model versions already have a result (done or failed) for a content."""
-        query = select(taggings.c.model_version_id).where(
-            taggings.c.content_id == content_id, taggings.c.model_version_id.in_(list(version_ids))
-        )
-        return set(self.conn.execute(query).scalars())
-
-    def unsettled(self, version_id: int) -> Iterator[tuple[int, bytes, str]]:
-        """Present contents without a result for the version: id, one path, xxh3-128."""
+    def unsettled(self, version_id: int, attempt: Attempt) -> Iterator[tuple[int, bytes, str]]:
+        """Present contents the version still has to tag: id, one path, xxh3-128."""
         done = exists().where(
             and_(
                 taggings.c.content_id == files.c.content_id,
                 taggings.c.model_version_id == version_id,
+                attempt.settled(),
             )
         )
         query = (
@@ -238,6 +261,8 @@ class Index:
                     status="done",
                     error=None,
                     tagged_ns=now,
+                    kind=None,
+                    needs=None,
                 )
                 for c in content_ids
             ],
@@ -249,7 +274,7 @@ class Index:
         )
         self.commit()
 
-    def record_failure(self, version_id: int, content_id: int, reason: str) -> None:
+    def record_failure(self, version_id: int, content_id: int, failure: Failure) -> None:
         self.conn.execute(
             insert(taggings)
             .prefix_with("OR REPLACE")
@@ -257,8 +282,10 @@ class Index:
                 model_version_id=version_id,
                 content_id=content_id,
                 status="failed",
-                error=reason,
+                error=failure.reason,
                 tagged_ns=time.time_ns(),
+                kind=failure.kind.value,
+                needs=failure.needs,
             )
         )
         self.conn.execute(

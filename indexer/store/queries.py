@@ -1,7 +1,8 @@
 """Read-only queries for `export`, `models` and `status`.
 
-Per content, an export uses the newest version of the model that has tagged it, so the
-results of an old version stay exportable until the new version has caught up.
+Per content, an export uses the result `store.current.chosen_version` picks: the
+configured version's, else the newest version's, so the results of an old version stay
+exportable until the new version has caught up.
 """
 
 from __future__ import annotations
@@ -11,14 +12,11 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, text
 
-_BEST = """
+from .current import chosen_version
+
+_BEST = f"""
 WITH present AS (SELECT DISTINCT content_id FROM files WHERE content_id IS NOT NULL),
-best AS (
-  SELECT t.content_id AS cid, MAX(t.model_version_id) AS mv
-  FROM taggings t JOIN present p ON p.content_id = t.content_id
-  JOIN model_versions v ON v.id = t.model_version_id
-  WHERE t.status = 'done' AND v.model = :model
-  GROUP BY t.content_id)
+best AS (SELECT p.content_id AS cid, {chosen_version("p.content_id")} AS mv FROM present p)
 """
 
 
@@ -37,7 +35,11 @@ def model_known(conn: Connection, model: str) -> bool:
 
 
 def scored(
-    conn: Connection, model: str, floor: float, since_ns: int | None = None
+    conn: Connection,
+    model: str,
+    current: str | None,
+    floor: float,
+    since_ns: int | None = None,
 ) -> Iterator[Row]:
     """Tags above `floor` (and every rating tag) of each present content, by SHA-1.
 
@@ -47,14 +49,14 @@ def scored(
         _BEST
         + """
         SELECT c.id, c.sha1, tg.name, tg.category, s.score
-        FROM best JOIN contents c ON c.id = best.cid
+        FROM best JOIN contents c ON c.id = best.cid AND best.mv IS NOT NULL
         JOIN taggings tt ON tt.content_id = best.cid AND tt.model_version_id = best.mv
         JOIN scores s ON s.model_version_id = best.mv AND s.content_id = best.cid
         JOIN tags tg ON tg.model_version_id = best.mv AND tg.idx = s.tag_idx
         WHERE (s.score > :floor OR tg.category = 9) AND tt.tagged_ns >= :since
         ORDER BY c.sha1, c.id, s.tag_idx"""
     )
-    values = {"model": model, "floor": floor, "since": since_ns or 0}
+    values = {"model": model, "current": current, "floor": floor, "since": since_ns or 0}
     for row in conn.execute(query, values):
         yield Row(int(row[0]), str(row[1]), str(row[2]), row[3], float(row[4]))
 

@@ -61,6 +61,7 @@ files = Table(
     Column("content_id", Integer, ForeignKey("contents.id"), index=True),
     Column("checked_ns", Integer, nullable=False),
     Column("error", Text),
+    Column("kind", String(12)),  # errors.Kind of `error`: read failures are retried
     Index("ix_files_root", "root_id"),
 )
 
@@ -94,6 +95,8 @@ taggings = Table(
     Column("status", String(8), nullable=False),  # done | failed
     Column("error", Text),
     Column("tagged_ns", Integer, nullable=False),
+    Column("kind", String(12)),  # errors.Kind of a failure: decides whether it is retried
+    Column("needs", Integer),  # a "limit" failure: the pixels it needs (vs max_pixels)
     Index("ix_taggings_content", "content_id"),
     sqlite_with_rowid=False,
 )
