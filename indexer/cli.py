@@ -113,6 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     _setup_logging(args)
     module = commands[args.command][0]
+    database: str | None = None
     try:
         path, named = locate_config(args.config, os.environ)
         ctx = Context(
@@ -123,6 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             stderr_is_tty=sys.stderr.isatty(),
             config_target=path if path is not None else Path("deeptagger.toml"),
         )
+        database = str(ctx.database_path())
         return int(module.run(args, ctx))
     except Interrupted as exc:
         print(f"dtindex: {exc}", file=sys.stderr)
@@ -131,8 +133,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"dtindex: {exc}", file=sys.stderr)
         return int(getattr(module, "FAILURE", 1))
     except SQLAlchemyError as exc:
-        detail = getattr(exc, "orig", None) or exc
-        print(f"dtindex: index database error: {detail}", file=sys.stderr)
+        print(f"dtindex: {_database_message(exc, database)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("dtindex: interrupted", file=sys.stderr)
@@ -142,6 +143,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 1
+
+
+SQLITE_FULL = 13
+
+
+def _database_message(exc: Exception, db: str | None) -> str:
+    """The database's own words: SQLAlchemy's wrapper hides a full disk behind others."""
+    detail = getattr(exc, "orig", None) or exc
+    if getattr(detail, "sqlite_errorcode", None) == SQLITE_FULL or "disk is full" in str(detail):
+        where = f"{db}: " if db else ""
+        return (
+            f"{where}disk is full; what was committed is kept: free some space and run "
+            "the scan again"
+        )
+    return f"index database error: {detail}"
 
 
 def main_entry() -> None:

@@ -174,7 +174,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             items = pictures(rows, rules, edits)
             paths = paths_by_content(conn) if args.id == "path" or args.format != "tsv" else {}
             if args.format == "captions":
-                namer = CaptionNamer(all_paths(conn), os.fsencode(args.out) if args.out else None)
+                out = os.fsencode(args.out) if args.out else None
+                roots = {root for files in paths.values() for _, root in files}
+                namer = CaptionNamer(all_paths(conn), out, roots)
                 return _captions(items, paths, namer)
             return _stream(items, paths, args, ctx)
     finally:

@@ -22,6 +22,7 @@ import numpy as np
 import xxhash
 from numpy.typing import NDArray
 from sqlalchemy import Engine, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from .config import Config
 from .decoders import DecoderPool
@@ -85,12 +86,16 @@ class Indexer:
         self.timings = Timings()  # summed over every `process` call
 
     def close(self) -> None:
-        """Release this process's claims, also after a failed write (a full disk)."""
+        """Commit and release this process's claims; after a failed write (a full disk)
+        roll back instead, so the original error is the one reported."""
         self.decoders.close()
         try:
-            if self.conn.in_transaction():
-                self.conn.rollback() if self.conn.invalidated else self.index.commit()
-            release_claims(self.index, self.owner)
+            try:
+                self.index.commit()
+                release_claims(self.index, self.owner)
+            except SQLAlchemyError as exc:
+                self.conn.rollback()
+                log.debug("claims not released (%s); they die with this process", exc)
         finally:
             self.owner.close()  # a claim left behind is dead from here on
             self.conn.close()
