@@ -34,11 +34,11 @@ import onnxruntime as ort
 from PIL import Image
 
 from benchmarks import corpus, models, rescan
-from indexer.cli import main
+from indexer.cli.main import main
 from indexer.config import ModelDef
-from indexer.imaging import decode, fill, fit
-from indexer.models import RuntimeOptions, load
-from indexer.spec import read_model_file
+from indexer.imaging.prepare import decode, fill, fit
+from indexer.models.runtime import RuntimeOptions, load
+from indexer.settings import read_model_file
 
 
 @contextmanager

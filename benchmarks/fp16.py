@@ -5,7 +5,7 @@
 
 For each random-weight replica (WD ViT v2 and ML-Danbooru CAFormer, from the `replicas`
 extra), the same prepared pictures go through dtindex's session on the fp32 graph and
-on its `fp16 = true` copy (made by `indexer.precision`). Printed and written to `--out`:
+on its `fp16 = true` copy (made by `indexer.models.fp16`). Printed and written to `--out`:
 the largest, mean and 99.9th-percentile absolute score differences; at thresholds 0.35
 and 0.5, how many (picture, tag) decisions flip against how many tags fp32 keeps; the
 mean overlap of each picture's top 20 tags; and pictures per second of both graphs on
@@ -27,8 +27,8 @@ from numpy.typing import NDArray
 from benchmarks import corpus, models
 from benchmarks.bench import definition, machine
 from indexer.config import ModelDef
-from indexer.imaging import decode, fill, fit
-from indexer.models import RuntimeOptions, Tagger, load
+from indexer.imaging.prepare import decode, fill, fit
+from indexer.models.runtime import RuntimeOptions, Tagger, load
 
 THRESHOLDS = (0.35, 0.5)
 TOP = 20

@@ -37,7 +37,7 @@ def build(folder: Path, count: int) -> Path:
 
 
 def run(folder: Path, count: int) -> dict[str, float]:
-    from indexer.cli import main
+    from indexer.cli.main import main
 
     gallery = build(folder, count)
     db = folder / "index.sqlite"

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from indexer.store.database import open_index
+from indexer.store.engine import open_index
 from indexer.store.search import search
 
 QUERIES = [

@@ -3,7 +3,7 @@
     python -m benchmarks.writes            # 20,000 trained-like, 400 replica-like pictures
     python -m benchmarks.writes --trained 100000
 
-Each picture's scores go through `Index.record_scores` in batches of 8, committed per
+Each picture's scores go through `Records.record_scores` in batches of 8, committed per
 batch as a scan does, into a fresh database: once with dtindex's index on scores of at
 least 0.1 (migration 0003), once with the full index it replaced. Printed: milliseconds
 per picture over the first and the last tenth of the pictures.
@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from indexer.store.database import open_index
-from indexer.store.index import Index
+from indexer.store.engine import open_index
+from indexer.store.records import Records
 
 TAGS = 9083
 BATCH = 8
@@ -50,7 +50,7 @@ def run(kind: str, pictures: int, full_index: bool, folder: Path) -> tuple[float
             conn.exec_driver_sql("DROP INDEX ix_scores_tag")
             conn.exec_driver_sql(FULL_INDEX)
             conn.commit()
-        index = Index(conn)
+        index = Records(conn)
         names = [f"tag_{i}" for i in range(TAGS)]
         version = index.model_version("m", "v1", "m", names, [0] * TAGS)
         ids = [index.add_content(f"{i:032x}", f"{i:040x}", 1, 1, 1) for i in range(pictures)]

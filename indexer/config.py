@@ -7,6 +7,7 @@ command that does not need it.
 
 from __future__ import annotations
 
+import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -14,8 +15,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError
-from .spec import SPEC_KEYS, ModelSpec, parse_settings, read_model_file
+from indexer.errors import ConfigError
+from indexer.settings import SPEC_KEYS, ModelSpec, parse_settings, read_model_file
 
 _EXTENSIONS = "jpg jpeg jpe png gif webp bmp tif tiff avif heic heif jxl"
 DEFAULT_EXTENSIONS = tuple(_EXTENSIONS.split())
@@ -134,6 +135,16 @@ class Config:
         where = f" in {self.path}" if self.path else ""
         raise ConfigError(f"no model named {name!r}{where} (known: {known})")
 
+    def resolve(self, name_or_path: str) -> ModelDef:
+        """A `.model` path, or a model name from the config (or the built-in one)."""
+        path = Path(name_or_path).expanduser()
+        if name_or_path.endswith(".model") or (os.sep in name_or_path and path.is_file()):
+            declared = read_model_file(path)
+            return ModelDef(
+                declared.name, declared.name, declared.onnx, declared.tags, declared.spec
+            )
+        return self.model(name_or_path).resolve()
+
     def default_models(self) -> tuple[ModelEntry, ...]:
         """Enabled configured models, else the built-in one."""
         enabled = tuple(m for m in self.models.values() if m.enabled)
@@ -141,7 +152,7 @@ class Config:
 
 
 def builtin_entry() -> ModelEntry:
-    folder = Path(str(resources.files("indexer.builtin")))
+    folder = Path(str(resources.files("indexer.models.builtin")))
     return ModelEntry(
         name=BUILTIN_MODEL,
         where="built-in palette model",

@@ -22,10 +22,10 @@ from typing import Generic, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
-from .decoders import DecoderPool, Target
-from .errors import DecodeError, Failure, Kind, ModelError
-from .imaging import fill
-from .models import Tagger
+from indexer.errors import DecodeError, Failure, Kind, ModelError
+from indexer.imaging.prepare import fill
+from indexer.imaging.workers import DecoderPool, Target
+from indexer.models.runtime import Tagger
 
 log = logging.getLogger("dtindex")
 J = TypeVar("J")

@@ -110,7 +110,7 @@ def mean_model(tmp_path: Path) -> Path:
 def run_cli(
     argv: Sequence[str], capsysbinary: pytest.CaptureFixture[bytes]
 ) -> tuple[int, bytes, str]:
-    from indexer.cli import main
+    from indexer.cli.main import main
 
     code = main(list(argv))
     out, err = capsysbinary.readouterr()

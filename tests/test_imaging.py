@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from indexer.errors import DecodeError
-from indexer.imaging import decode, fill, fit
-from indexer.spec import ModelSpec
+from indexer.imaging.prepare import decode, fill, fit
+from indexer.settings import ModelSpec
 
 LIMIT = 10**8
 
@@ -140,7 +140,7 @@ def test_fill_writes_layout_order_and_scale_in_place() -> None:
 @pytest.mark.parametrize("mode", ["RGB", "RGBA", "L", "LA"])
 @pytest.mark.parametrize("fmt", ["PNG", "WEBP"])
 def test_fast_decoders_give_the_same_pixels_as_pillow(fmt: str, mode: str) -> None:
-    from indexer.fastdecode import fast_decode
+    from indexer.imaging.codecs import fast_decode
 
     pytest.importorskip("imagecodecs")
     rng = np.random.default_rng(4)

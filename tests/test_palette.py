@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from indexer.builtin import build_palette
+from indexer.models.builtin import build_palette
 
 FOLDER = Path(build_palette.__file__).parent
 

@@ -21,9 +21,9 @@ from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
 
 from indexer.config import ScanConfig
-from indexer.store.database import open_index
-from indexer.store.index import Index, Stat
-from indexer.walk import Walk
+from indexer.gallery.walk import Walk
+from indexer.store.engine import open_index
+from indexer.store.records import Records, Stat
 
 
 def scan_json(cli, *args: str, code: int = 0) -> dict[str, int]:
@@ -141,10 +141,10 @@ def test_crashing_and_hanging_decoders_cost_one_picture(
 
 def test_files_vanishing_between_walk_and_read(cli, configured: Path, tmp_path: Path) -> None:
     from indexer.config import load_config
-    from indexer.diff import apply_moves, plan_scan
-    from indexer.indexing import Indexer
-    from indexer.jobs import Counts
-    from indexer.models import RuntimeOptions, load
+    from indexer.gallery.incremental import Indexer
+    from indexer.gallery.jobs import Counts
+    from indexer.gallery.plan import apply_moves, plan_scan
+    from indexer.models.runtime import RuntimeOptions, load
 
     gallery = tmp_path / "gallery"
     keep, gone = picture(gallery / "keep.png"), picture(gallery / "gone.png", (0, 9, 9))
@@ -236,7 +236,7 @@ def test_any_file_name_round_trips_through_walk_and_index(tmp_path: Path, stem: 
     assert list(found) == [path]
     engine = open_index(tmp_path / "names.sqlite")
     with engine.connect() as conn:
-        index = Index(conn)
+        index = Records(conn)
         root = index.root_id(folder, 1)
         index.put_file(path, root, Stat(1, 2, 3, 4), None, 5)
         index.commit()
@@ -281,7 +281,7 @@ def test_peak_memory_stays_within_the_documented_bound(tmp_path: Path) -> None:
 
 
 def test_provider_order_and_tensorrt_engine_cache() -> None:
-    from indexer.models import RuntimeOptions, choose_providers, parse_provider_option
+    from indexer.models.runtime import RuntimeOptions, choose_providers, parse_provider_option
 
     available = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
     plain = choose_providers(RuntimeOptions(), available)
@@ -301,7 +301,7 @@ def test_provider_order_and_tensorrt_engine_cache() -> None:
 def test_decoder_workers_do_not_import_the_database_layer() -> None:
     """A spawned worker imports the `dtindex` script's module (indexer.cli) before it can
     decode, so that module must stay cheap: no SQLAlchemy, no ONNX Runtime at import."""
-    code = "import sys, indexer.cli, indexer.decoders; print(sorted(sys.modules))"
+    code = "import sys, indexer.cli, indexer.imaging.workers; print(sorted(sys.modules))"
     loaded = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout

@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from indexer.selection import Scored, Thresholds, caption_text, mcut_threshold, select
+from indexer.export.thresholds import Scored, Thresholds, caption_text, mcut_threshold, select
 
 TAGS = [
     Scored("general", 9, 0.2),

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import text
 
 from indexer.errors import StoreError
-from indexer.store.database import _engine, head_revision, open_index, upgrade
+from indexer.store.engine import _engine, head_revision, open_index, upgrade
 
 
 def test_new_and_empty_files_are_migrated_to_head(tmp_path: Path) -> None:
@@ -67,11 +67,11 @@ def _scored_index(path: Path) -> None:
     """Three pictures whose tag `a` scores 0.05, 0.3 and 0.8 (tag `b`: 0.9 on the first)."""
     import numpy as np
 
-    from indexer.store.index import Index, Stat
+    from indexer.store.records import Records, Stat
 
     engine = open_index(path)
     with engine.connect() as conn:
-        index = Index(conn)
+        index = Records(conn)
         version = index.model_version("m", "v1", "m", ["a", "b"], [0, 0])
         root = index.root_id(b"/g", 1)
         ids = []

@@ -250,8 +250,8 @@ def test_io_binding_gives_the_same_scores(tmp_path: Path) -> None:
     import numpy as np
 
     from indexer.config import ModelDef
-    from indexer.models import RuntimeOptions, load
-    from indexer.spec import read_model_file
+    from indexer.models.runtime import RuntimeOptions, load
+    from indexer.settings import read_model_file
 
     declared = read_model_file(probe(tmp_path, settings="normalize = true\ninterpret = sigmoid\n"))
     model = ModelDef("probe", "probe", declared.onnx, declared.tags, declared.spec)
@@ -273,11 +273,11 @@ def test_pipeline_hands_results_back_in_order_on_the_calling_thread(
     import numpy as np
 
     from indexer.config import ModelDef
-    from indexer.decoders import DecoderPool
-    from indexer.imaging import decode, fill, fit
-    from indexer.models import RuntimeOptions, load
+    from indexer.imaging.prepare import decode, fill, fit
+    from indexer.imaging.workers import DecoderPool
+    from indexer.models.runtime import RuntimeOptions, load
     from indexer.pipeline import Budget, Prepared, prepare_for, run_pipeline
-    from indexer.spec import read_model_file
+    from indexer.settings import read_model_file
 
     declared = read_model_file(probe(tmp_path, settings="normalize = true\n"))
     model = ModelDef("probe", "probe", declared.onnx, declared.tags, declared.spec)
@@ -312,9 +312,9 @@ def test_fp16_copy_is_converted_once_agrees_and_is_its_own_version(tmp_path: Pat
     import onnx
 
     from indexer.config import ModelDef
-    from indexer.models import RuntimeOptions, load
-    from indexer.spec import read_model_file
-    from indexer.versions import identify
+    from indexer.models.runtime import RuntimeOptions, load
+    from indexer.models.versions import identify
+    from indexer.settings import read_model_file
 
     probe(tmp_path, settings="normalize = true\n")
     (tmp_path / "deeptagger.toml").write_text(

@@ -8,8 +8,8 @@ from pathlib import Path
 from conftest import write_model
 
 from indexer.config import ModelDef
-from indexer.spec import read_model_file
-from indexer.versions import CACHE_FILE, identify
+from indexer.models.versions import CACHE_FILE, identify
+from indexer.settings import read_model_file
 
 
 def definition(model: Path) -> ModelDef:

@@ -10,11 +10,11 @@ from conftest import picture
 from test_watch import Watcher, exported
 
 from indexer.config import ScanConfig
-from indexer.diff import plan_paths
-from indexer.jobs import Counts
-from indexer.store.database import open_index
-from indexer.store.index import Index
-from indexer.walk import Walk
+from indexer.gallery.jobs import Counts
+from indexer.gallery.plan import plan_paths
+from indexer.gallery.walk import Walk
+from indexer.store.engine import open_index
+from indexer.store.records import Records
 
 FOLLOW = ScanConfig(follow_symlinks=True)
 
@@ -98,7 +98,7 @@ def test_a_folder_moved_in_is_planned_with_the_roots_excludes(tmp_path: Path) ->
     engine = open_index(tmp_path / "index.sqlite")
     try:
         with engine.connect() as conn:
-            index = Index(conn)
+            index = Records(conn)
             encoded = os.fsencode(root)
             root_id = index.root_id(encoded, os.stat(root).st_dev)
             counts = Counts()

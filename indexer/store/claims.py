@@ -23,9 +23,9 @@ from pathlib import Path
 
 from sqlalchemy import ColumnElement, delete, insert, select, update
 
-from .index import Index
-from .retry import Attempt
-from .schema import claims, taggings
+from indexer.store.records import Records
+from indexer.store.retry import Attempt
+from indexer.store.schema import claims, taggings
 
 CLAIM_LEASE_NS = 3600 * 10**9
 
@@ -75,7 +75,7 @@ def alive(folder: Path, token: str) -> bool | None:
 
 
 def claim(
-    index: Index,
+    index: Records,
     version_id: int,
     content_id: int,
     owner: Owner,
@@ -122,7 +122,7 @@ def _dead(folder: Path, token: str) -> bool:
     return alive(folder, token) is False
 
 
-def reap(index: Index, folder: Path) -> int:
+def reap(index: Records, folder: Path) -> int:
     """Drop every claim whose owner is dead, so its pictures are tagged now, not in an hour."""
     owners = list(index.conn.execute(select(claims.c.owner).distinct()).scalars())
     dead = [o for o in owners if _dead(folder, o)]
@@ -134,6 +134,6 @@ def reap(index: Index, folder: Path) -> int:
     return removed
 
 
-def release_claims(index: Index, owner: Owner) -> None:
+def release_claims(index: Records, owner: Owner) -> None:
     index.conn.execute(delete(claims).where(claims.c.owner == owner.token))
     index.commit()

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, Engine
 
-from ..errors import UsageError
+from indexer.errors import UsageError
 
 # Rows per statement: well under SQLite's limit on bound parameters.
 _CHUNK = 500

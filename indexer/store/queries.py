@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, text
 
-from .current import chosen_version
+from indexer.store.current import chosen_version
 
 _BEST = f"""
 WITH present AS (SELECT DISTINCT content_id FROM files WHERE content_id IS NOT NULL),

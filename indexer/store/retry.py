@@ -6,8 +6,8 @@ from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement
 
-from ..errors import Kind
-from .schema import taggings
+from indexer.errors import Kind
+from indexer.store.schema import taggings
 
 
 @dataclass(frozen=True)

@@ -14,8 +14,8 @@ from collections.abc import Sequence
 
 from sqlalchemy import Connection, text
 
-from .current import chosen_version
-from .schema import SEARCH_FLOOR
+from indexer.store.current import chosen_version
+from indexer.store.schema import SEARCH_FLOOR
 
 
 def version_ids(conn: Connection, model: str) -> list[int]:

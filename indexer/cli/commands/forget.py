@@ -1,0 +1,53 @@
+"""`dtindex forget ROOT...`: drop gallery folders, and their files, from the index.
+
+A plain `dtindex scan` rescans every indexed root and stops when one is missing, since
+a missing folder may be an unmounted disk; forget the ones that were really deleted or
+moved away. A ROOT need not exist any more; it is named as it was scanned (relative
+paths and `..` are resolved against the current folder). A file that also lies inside
+another indexed root (nested roots) stays, under the innermost such root. A ROOT that
+is not indexed is an error and nothing is removed.
+
+Tags of pictures no longer present stay in the index until `dtindex prune`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+
+from indexer.cli.options import Context
+from indexer.store.engine import open_index
+from indexer.store.maintenance import forget_roots, root_key
+
+log = logging.getLogger("dtindex")
+FAILURE = 1
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("roots", nargs="+", metavar="ROOT", help="indexed gallery folder")
+    parser.add_argument(
+        "--json",
+        action="store_true",
+        help="print the removed roots and files, and the files moved to another root, as JSON",
+    )
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    engine = open_index(ctx.database_path())
+    try:
+        done = forget_roots(engine, [root_key(root) for root in args.roots])
+    finally:
+        engine.dispose()
+    if args.json:
+        record = {"roots": done.roots, "files": done.files, "reassigned": done.reassigned}
+        ctx.stdout.write(json.dumps(record).encode() + b"\n")
+        ctx.stdout.flush()
+    log.info(
+        "forgot %d roots and %d files (%d kept, now under another root); "
+        "`dtindex prune` drops the tags nothing uses now",
+        done.roots,
+        done.files,
+        done.reassigned,
+    )
+    return 0

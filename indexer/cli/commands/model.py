@@ -1,0 +1,130 @@
+"""`dtindex model add NAME SOURCE`: add a downloaded model to `deeptagger.toml`.
+
+SOURCE is a `.model` file, a folder as the model was published (WD: model.onnx +
+selected_tags.csv; ML-Danbooru: *.onnx + tags.csv; a DeepDanbooru project), or a Hugging
+Face repository id such as SmilingWolf/wd-vit-tagger-v3 (downloaded with huggingface_hub,
+or found in its cache). The model is loaded and run on one picture before the table,
+with every setting spelled out, is appended to the config (created if needed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+
+from indexer.cli.options import Context
+from indexer.config import ModelDef, parse_config
+from indexer.errors import ConfigError, UsageError
+from indexer.imaging.prepare import fill
+from indexer.imaging.workers import Target, prepare_targets
+from indexer.models.published import Detected, detect, hub_folder, looks_like_repo_id
+from indexer.models.runtime import RuntimeOptions, load
+from indexer.settings import parse_settings, read_model_file
+
+log = logging.getLogger("dtindex")
+FAILURE = 2
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    add = sub.add_parser(
+        "add",
+        help="add a model to the config",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add.add_argument("name", metavar="NAME", help="the model's name in the config")
+    add.add_argument("source", metavar="SOURCE", help="a .model file, a folder, or owner/repo")
+
+
+def _toml_value(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    return json.dumps(str(value))
+
+
+def _table(name: str, found: Detected, folder: Path) -> str:
+    def where(path: Path) -> str:
+        absolute = path.resolve()
+        try:
+            return str(absolute.relative_to(folder.resolve()))
+        except ValueError:
+            return str(absolute)
+
+    lines = [f"[models.{name}]", f"title = {_toml_value(found.title)}  # {found.family}"]
+    if found.model_file is not None:
+        lines.append(f"model = {_toml_value(where(found.model_file))}")
+    else:
+        assert found.onnx is not None and found.tags is not None
+        lines += [
+            f"onnx = {_toml_value(where(found.onnx))}",
+            f"tags = {_toml_value(where(found.tags))}",
+        ]
+        lines += [f"{k} = {_toml_value(v)}" for k, v in found.settings.items()]
+    lines += [f"{k} = {_toml_value(v)}" for k, v in found.thresholds.items()]
+    return "\n".join(lines) + "\n"
+
+
+def check(definition: ModelDef) -> str:
+    """Load the model and run one picture through it; a summary for the user."""
+    tagger = load(definition, RuntimeOptions(cpu=True))
+    gradient = np.linspace(0, 255, 64 * 64 * 3).reshape(64, 64, 3).astype(np.uint8)
+    from io import BytesIO
+
+    from PIL import Image
+
+    buffer = BytesIO()
+    Image.fromarray(gradient).save(buffer, "PNG")
+    pictures, _ = prepare_targets(
+        buffer.getvalue(), [Target(tagger.spec, tagger.height, tagger.width)], 10**8
+    )
+    batch = tagger.new_batch(1)
+    fill(batch[0], pictures[0], tagger.spec)
+    tagger.run(batch)
+    return (
+        f"input {tagger.height}x{tagger.width}, {len(tagger.tags)} tags, version {tagger.version}"
+    )
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    if not re.fullmatch(r"[A-Za-z0-9_-]+", args.name):
+        raise UsageError(f"model name {args.name!r}: use letters, digits, '-' and '_'")
+    if args.name in ctx.config.models:
+        raise UsageError(f"{ctx.config_target}: a model named {args.name!r} is already there")
+    source = Path(args.source).expanduser()
+    if not source.exists() and looks_like_repo_id(args.source):
+        source = hub_folder(args.source, ctx.env)
+    found = detect(source)
+    target = ctx.config_target
+    text = _table(args.name, found, target.parent)
+    definition = _definition(args.name, found)
+    summary = check(definition)
+    existing = target.read_text(encoding="utf-8") if target.is_file() else ""
+    combined = existing + ("\n" if existing and not existing.endswith("\n\n") else "") + text
+    import tomllib
+
+    parse_config(tomllib.loads(combined), target)  # never write a config that fails to load
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_name(target.name + ".tmp")
+    temporary.write_text(combined, encoding="utf-8")
+    os.replace(temporary, target)
+    log.info("added %s (%s; %s) to %s", args.name, found.family, summary, target)
+    return 0
+
+
+def _definition(name: str, found: Detected) -> ModelDef:
+    if found.model_file is not None:
+        declared = read_model_file(found.model_file)
+        return ModelDef(name, declared.name, declared.onnx, declared.tags, declared.spec)
+    if found.onnx is None or found.tags is None:
+        raise ConfigError(f"{name}: incomplete model")
+    spec = parse_settings(dict(found.settings), f"model {name}")
+    return ModelDef(name, found.title, found.onnx, found.tags, spec)

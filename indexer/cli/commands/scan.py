@@ -1,0 +1,96 @@
+"""`dtindex scan`: bring the index up to date with the gallery and tag what is missing.
+
+A gallery that did not change is walked and stat'ed, nothing is read and no model runs.
+New and changed pictures are read once (hashed and decoded from the same bytes); each
+distinct content is tagged once per model version, however many names it has. Pictures
+that cannot be decoded are recorded with the reason and not retried until they change.
+
+Exit status: 0 when the index is complete (pictures that cannot be decoded are recorded
+and count as done); 1 when it is not: a database or model error, a missing or unmounted
+root (nothing is then removed), or pictures that failed for reasons a later scan retries
+(a crash, a timeout, permissions, I/O, the model); 128+N when stopped by signal N
+(SIGINT, SIGTERM: the batch in flight is finished first, a rerun resumes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import threading
+
+from indexer.cli.options import (
+    Context,
+    add_gallery_arguments,
+    add_runtime_arguments,
+    batch_size,
+    load_models,
+    select_roots,
+)
+from indexer.cli.progress import Progress
+from indexer.cli.stopping import stop_on_signals
+from indexer.errors import Incomplete, Interrupted
+from indexer.gallery.scanning import scan_roots
+from indexer.store.engine import open_index
+from indexer.store.records import Records
+
+log = logging.getLogger("dtindex")
+FAILURE = 1
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_gallery_arguments(parser)
+    parser.add_argument("--json", action="store_true", help="print the counts as one JSON object")
+    parser.add_argument(
+        "--allow-empty",
+        action="store_true",
+        help="accept a root that is now empty and drop its files from the index",
+    )
+    parser.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="retry every failed picture, also those that could not be decoded",
+    )
+    add_runtime_arguments(parser)
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    batch = batch_size(args, ctx.config)
+    taggers = load_models(args.model, ctx, args)
+    engine = open_index(ctx.database_path())
+    try:
+        with engine.connect() as conn:
+            roots = select_roots(args.roots, ctx, Records(conn))
+        progress = Progress(ctx.stderr_is_tty and not args.json)
+        stop = threading.Event()
+        try:
+            with stop_on_signals(stop) as received:
+                counts = scan_roots(
+                    engine,
+                    roots,
+                    taggers,
+                    ctx.config,
+                    batch,
+                    progress,
+                    planned=progress.planned,
+                    allow_empty=args.allow_empty,
+                    stop=stop,
+                    retry_failed=args.retry_failed,
+                )
+        finally:
+            progress.finish()
+    finally:
+        engine.dispose()
+    if received:
+        raise Interrupted(received[0])
+    if args.json:
+        ctx.stdout.write(json.dumps(counts.as_dict()).encode() + b"\n")
+        ctx.stdout.flush()
+    summary = ", ".join(f"{k} {v}" for k, v in counts.as_dict().items())
+    log.info("scan done: %s", summary)
+    if counts.to_retry:
+        raise Incomplete(
+            f"the index is incomplete: {counts.to_retry} pictures failed for reasons "
+            "the next scan retries (dtindex status lists them)"
+        )
+    return 0

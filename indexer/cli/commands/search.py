@@ -1,0 +1,94 @@
+"""`dtindex search`: files whose stored tags match a query.
+
+    dtindex search "1girl blue_hair -solo rating:general" --model wd14
+
+Terms are ANDed (`--any` ORs the wanted ones); `-tag` excludes; `rating:X` is the rating
+tag X. Scores above `-t` (default: the model's threshold, else 0.1) count. A query that
+starts with `-` goes after `--`: `dtindex search -- "-solo"`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+
+from sqlalchemy import Connection
+
+from indexer.cli.options import Context, threshold_value
+from indexer.config import threshold_or_default
+from indexer.errors import UsageError
+from indexer.store.engine import open_index
+from indexer.store.queries import versions
+from indexer.store.search import search, tag_names
+
+FAILURE = 1
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("query", metavar="QUERY", help='tags, e.g. "1girl blue_hair -solo"')
+    parser.add_argument(
+        "-m",
+        "--model",
+        metavar="NAME",
+        help="model whose tags to search (default: the only one indexed)",
+    )
+    parser.add_argument("-t", "--threshold", type=float, metavar="T", help="score above T counts")
+    parser.add_argument("--any", action="store_true", help="match any wanted tag, not all")
+
+
+def parse_query(query: str) -> tuple[list[str], list[str]]:
+    wanted: list[str] = []
+    unwanted: list[str] = []
+    for term in query.split():
+        negative = term.startswith("-") and len(term) > 1
+        name = term[1:] if negative else term
+        if name.startswith("rating:"):
+            name = name.split(":", 1)[1]
+        (unwanted if negative else wanted).append(name)
+    if not wanted and not unwanted:
+        raise UsageError("the query names no tag")
+    return wanted, unwanted
+
+
+def _closest(name: str, known: set[str]) -> str:
+    close = difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.6)
+    return f"; did you mean {', '.join(close)}?" if close else ""
+
+
+def _check_names(conn: Connection, model: str, terms: list[str]) -> None:
+    """An unknown model or tag is an error, not an empty result that looks like "none"."""
+    models = {m for m, _, _, _ in versions(conn)}
+    if model not in models:
+        known = ", ".join(sorted(models)) or "none yet"
+        raise UsageError(
+            f"model {model!r} has tagged nothing in this index{_closest(model, models)} "
+            f"(indexed models: {known})"
+        )
+    names = tag_names(conn, model)
+    for term in terms:
+        if term not in names:
+            raise UsageError(f"model {model!r} has no tag {term!r}{_closest(term, names)}")
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    wanted, unwanted = parse_query(args.query)
+    engine = open_index(ctx.database_path(), readonly=True)
+    try:
+        with engine.connect() as conn:
+            model = args.model
+            if model is None:
+                names = sorted({m for m, _, _, _ in versions(conn)})
+                if len(names) != 1:
+                    raise UsageError(f"name a model with --model (indexed: {', '.join(names)})")
+                model = names[0]
+            _check_names(conn, model, [*wanted, *unwanted])
+            entry = ctx.config.models.get(model)
+            default = threshold_or_default(entry.threshold if entry else None)
+            threshold = threshold_value(args.threshold, default)
+            current = ctx.current_version(model)
+            paths = search(conn, model, current, wanted, unwanted, threshold, args.any)
+    finally:
+        engine.dispose()
+    ctx.stdout.write(b"".join(p + b"\n" for p in paths))
+    ctx.stdout.flush()
+    return 0

@@ -1,0 +1,173 @@
+"""`dtindex tag`: deeptagger's job without a database, with deeptagger's output.
+
+Prints `path<TAB>tag<TAB>weight` (`%.2f`) for every tag above the threshold, in model
+order, flushed per batch. Pictures that cannot be read are named on stderr and make the
+exit status 1; the others are still tagged.
+
+With `--pipe`, as deeptagger, each path is answered as soon as it arrives, while standard
+input stays open: the pipeline reads ahead and waits for full batches, so it is run on
+the paths that have arrived so far (batched together), then on the next ones.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import queue
+import sys
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+
+import numpy as np
+from numpy.typing import NDArray
+
+from indexer.cli.options import (
+    Context,
+    add_runtime_arguments,
+    batch_size,
+    runtime_options,
+    threshold_value,
+)
+from indexer.config import threshold_or_default
+from indexer.errors import DecodeError, Failure
+from indexer.gallery.walk import is_picture
+from indexer.imaging.workers import DecoderPool
+from indexer.models.runtime import load
+from indexer.pipeline import Budget, Prepared, Timings, prepare_for, run_pipeline
+
+log = logging.getLogger("dtindex")
+FAILURE = 2  # usage, config and model errors
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "model", metavar="MODEL", help="a .model file, or a model name from the config"
+    )
+    parser.add_argument(
+        "images",
+        nargs="*",
+        metavar="IMAGE",
+        help="pictures to tag; a folder means every picture under it",
+    )
+    parser.add_argument(
+        "-t",
+        "--threshold",
+        type=float,
+        metavar="T",
+        help="print tags whose weight is above T (default: the model's, else 0.1)",
+    )
+    parser.add_argument(
+        "--pipe",
+        action="store_true",
+        help="read picture paths from standard input, one per line, as a stream",
+    )
+    add_runtime_arguments(parser)
+
+
+def _expand(names: Iterable[str], extensions: frozenset[str]) -> Iterator[str]:
+    wanted = {e.encode() for e in extensions}
+    for name in names:
+        if os.path.isdir(name):
+            for folder, dirs, files in os.walk(name):
+                dirs.sort()
+                for file in sorted(files):
+                    if is_picture(os.fsencode(file), wanted):
+                        yield os.path.join(folder, file)
+        else:
+            yield name
+
+
+class _Arrivals:
+    """Paths from standard input, read by a thread as they arrive.
+
+    `chunks` gives what has arrived so far, waiting only for the first path of each, so
+    a lone path is tagged at once and paths written together are still batched together.
+    """
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue[str | None] = queue.Queue()
+        self.ended = self.failed = False
+        # A daemon: a process that stops early must not wait for a pipe that stays open.
+        threading.Thread(target=self._read, name="dtindex-stdin", daemon=True).start()
+
+    def _read(self) -> None:
+        try:
+            for line in sys.stdin.buffer:
+                path = line.rstrip(b"\r\n")
+                if path:
+                    self._queue.put(os.fsdecode(path))
+        except (OSError, ValueError) as exc:  # a read error ends the input, and fails
+            self.failed = True
+            log.error("standard input: %s", exc)
+        finally:
+            self._queue.put(None)
+
+    def _available(self) -> Iterator[str]:
+        item = self._queue.get()  # the first path of a chunk: wait for it
+        while item is not None:
+            yield item
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return
+        self.ended = True
+
+    def chunks(self) -> Iterator[Iterator[str]]:
+        while not self.ended:
+            yield self._available()
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    definition = ctx.resolve_model(args.model)
+    threshold = threshold_value(args.threshold, threshold_or_default(definition.threshold))
+    batch = batch_size(args, ctx.config)
+    tagger = load(definition, runtime_options(args, ctx.config, ctx.env))
+    extensions = ctx.config.scan.extensions
+    arrivals = _Arrivals() if args.pipe else None
+    chunks = arrivals.chunks() if arrivals else iter([iter(args.images)])
+    tag_bytes = [name.encode("utf-8", "surrogateescape") for name in tagger.tags.names]
+    failures = 0
+    max_pixels = ctx.config.max_pixels
+
+    def work(path: str) -> Prepared[str]:
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise DecodeError(exc.strerror or str(exc)) from None
+        return Prepared(path, prepare_for(pool, data, [tagger], [0])[0])
+
+    def accept(prepared: Prepared[str]) -> list[int]:
+        nonlocal failures
+        if prepared.error is not None:
+            failures += 1
+            log.error("%s: %s", prepared.job, prepared.error)
+            return []
+        return [0]
+
+    def on_scores(_: int, jobs: list[str], scores: NDArray[np.float32]) -> None:
+        lines = []
+        for path, row in zip(jobs, scores, strict=True):
+            prefix = os.fsencode(path) + b"\t"
+            for index in np.flatnonzero(row > threshold):
+                lines.append(b"%s%s\t%.2f\n" % (prefix, tag_bytes[index], row[index]))
+        ctx.stdout.write(b"".join(lines))
+        ctx.stdout.flush()
+
+    def on_fail(_: int, path: str, failure: Failure) -> None:
+        nonlocal failures
+        failures += 1
+        log.error("%s: %s", path, failure.reason)
+
+    budget = Budget.for_machine(ctx.config.decoders)
+    timings, started = Timings(), time.perf_counter()
+    with DecoderPool(budget.decoders, max_pixels, ctx.config.decode_timeout) as pool:
+        for names in chunks:
+            paths = _expand(names, extensions)
+            run_pipeline(
+                [tagger], paths, work, accept, on_scores, on_fail, batch, budget, timings=timings
+            )
+    log.info("%s", timings.summary(time.perf_counter() - started))
+    return 1 if failures or (arrivals and arrivals.failed) else 0

@@ -1,0 +1,265 @@
+"""`dtindex watch`: catch up with the gallery, then tag pictures as they arrive.
+
+Start-up runs a scan (everything that changed while dtindex was not running), then a
+watchdog observer follows the roots: inotify on Linux, the native observer elsewhere, or
+with `--polling` a polling observer for network file systems where inotify sees nothing.
+Changed files are tagged once they have settled, in batches. A reconciling rescan runs
+every `--rescan` seconds and whenever the observer reports an overflow or dies.
+SIGINT and SIGTERM finish the batch in flight, commit, and exit 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+from indexer.cli.options import (
+    Context,
+    add_gallery_arguments,
+    add_runtime_arguments,
+    batch_size,
+    load_models,
+    select_roots,
+)
+from indexer.cli.stopping import stop_on_signals
+from indexer.errors import ScanError, UsageError
+from indexer.gallery.events import Collector
+from indexer.gallery.incremental import Indexer
+from indexer.gallery.jobs import Counts
+from indexer.gallery.plan import apply_moves, check_root, plan_paths, plan_scan
+from indexer.store.engine import open_index
+from indexer.store.records import Records
+
+log = logging.getLogger("dtindex")
+FAILURE = 1
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_gallery_arguments(parser)
+    parser.add_argument(
+        "--polling",
+        action="store_true",
+        help="poll the folders instead of using inotify; for network file "
+        "systems (NFS, SMB) where inotify sees no changes",
+    )
+    parser.add_argument(
+        "--interval",
+        type=float,
+        default=2.0,
+        metavar="S",
+        help="seconds between polls with --polling (default 2)",
+    )
+    parser.add_argument(
+        "--settle",
+        type=float,
+        default=0.5,
+        metavar="S",
+        help="a file is final once unchanged for S seconds (default 0.5)",
+    )
+    parser.add_argument(
+        "--rescan",
+        type=float,
+        default=3600.0,
+        metavar="S",
+        help="reconciling rescan every S seconds (default 3600)",
+    )
+    add_runtime_arguments(parser)
+
+
+@contextmanager
+def watch_lock(db: Path) -> Iterator[None]:
+    """One `watch` per database; `scan` may still run beside it."""
+    import fcntl
+
+    path = db.with_name(db.name + ".watch.lock")
+    handle: IO[str] = open(path, "a+")  # noqa: SIM115 - held for the daemon's life
+    try:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            owner = handle.read().strip() or "another process"
+            raise UsageError(
+                f"{db}: another dtindex watch is running on this index ({owner})"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}")
+        handle.flush()
+        yield
+    finally:
+        handle.close()
+
+
+class _OverflowAlarm(logging.Handler):
+    """watchdog reports a kernel queue overflow only in its log; turn that into a rescan."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.raised = threading.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if "overflow" in record.getMessage().lower():
+            self.raised.set()
+
+
+def _observer(roots: list[Path], collector: Collector, args: argparse.Namespace) -> Any:
+    from watchdog.observers import Observer
+    from watchdog.observers.polling import PollingObserver
+
+    observer = PollingObserver(timeout=args.interval) if args.polling else Observer()
+    for root in roots:
+        observer.schedule(collector, str(root), recursive=True)
+    observer.start()
+    return observer
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    batch = batch_size(args, ctx.config)
+    if args.settle < 0 or args.interval <= 0 or args.rescan <= 0:
+        raise UsageError("--settle, --interval and --rescan must be positive")
+    taggers = load_models(args.model, ctx, args)
+    db = ctx.database_path()
+    engine = open_index(db)
+    stop = threading.Event()
+    alarm = _OverflowAlarm()
+    logging.getLogger("watchdog").addHandler(alarm)
+    try:
+        with watch_lock(db), stop_on_signals(stop):
+            with engine.connect() as conn:
+                roots = select_roots(args.roots, ctx, Records(conn))
+            for root in roots:
+                check_root(root)
+            indexer = Indexer(engine, taggers, ctx.config, batch, stop=stop, log_batches=True)
+            try:
+                _Follower(indexer, roots, ctx, args, alarm).run(stop)
+            finally:
+                indexer.close()
+    finally:
+        logging.getLogger("watchdog").removeHandler(alarm)
+        engine.dispose()
+    log.info("watch stopped")
+    return 0
+
+
+def _rescan(
+    indexer: Indexer, roots: list[Path], ctx: Context, why: str, strict: bool = False
+) -> None:
+    """A full scan; after start-up a missing root is reported and watching goes on."""
+    counts = Counts()
+    try:
+        plan = plan_scan(indexer.index, roots, ctx.config.scan, counts)
+    except ScanError as exc:
+        if strict:
+            raise
+        log.error("%s", exc)
+        return
+    apply_moves(indexer.index, plan, counts)
+    indexer.process(plan.reads, counts)
+    log.info("%s: %s", why, ", ".join(f"{k} {v}" for k, v in counts.as_dict().items() if v))
+
+
+def _identity(root: Path) -> tuple[int, int] | None:
+    try:
+        info = os.stat(root)
+    except OSError:
+        return None
+    return (info.st_dev, info.st_ino)
+
+
+class _Follower:
+    """The watch loop: settled paths in batches, rescans, and an observer kept listening.
+
+    An observer watches the folder it was given, not the path: a root unmounted and
+    mounted again, or deleted and made anew, leaves it deaf. The roots' (device, inode)
+    are checked on every turn; when one changes the observer is re-armed and the gallery
+    reconciled.
+    """
+
+    def __init__(
+        self,
+        indexer: Indexer,
+        roots: list[Path],
+        ctx: Context,
+        args: argparse.Namespace,
+        alarm: _OverflowAlarm,
+    ) -> None:
+        self.indexer, self.roots, self.ctx, self.args, self.alarm = indexer, roots, ctx, args, alarm
+        self.collector = Collector(ctx.config.scan.extensions, args.settle)
+        self.identities = {root: _identity(root) for root in roots}
+        self.observer = _observer(roots, self.collector, args)  # before catching up
+        index = indexer.index
+        self.root_ids = {
+            os.fsencode(root): index.root_id(os.fsencode(root), os.stat(root).st_dev)
+            for root in roots
+        }
+
+    def run(self, stop: threading.Event) -> None:
+        try:
+            _rescan(self.indexer, self.roots, self.ctx, "caught up", strict=True)
+            log.info("watching %s", ", ".join(str(r) for r in self.roots))
+            next_rescan = time.monotonic() + self.args.rescan
+            while not stop.is_set():
+                self.collector.wakeup.wait(min(self.args.settle, 0.25) or 0.05)
+                self.collector.wakeup.clear()
+                if self._rearmed() or self._lost_events():
+                    _rescan(self.indexer, self.roots, self.ctx, "reconciled")
+                    continue
+                self._settled()
+                if time.monotonic() >= next_rescan:
+                    _rescan(self.indexer, self.roots, self.ctx, "periodic rescan")
+                    next_rescan = time.monotonic() + self.args.rescan
+        finally:
+            self.observer.stop()
+            self.observer.join(timeout=5)
+
+    def _rearmed(self) -> bool:
+        changed = False
+        for root, known in self.identities.items():
+            now = _identity(root)
+            if now == known:
+                continue
+            self.identities[root] = now
+            if now is None:
+                log.warning("%s: root is gone (unmounted?); waiting for it to return", root)
+                continue
+            log.warning("%s: root was mounted again or made anew; watching it again", root)
+            changed = True
+        if changed:
+            self._restart_observer()
+        return changed
+
+    def _lost_events(self) -> bool:
+        if not self.alarm.raised.is_set() and self.observer.is_alive():
+            return False
+        self.alarm.raised.clear()
+        if not self.observer.is_alive():
+            log.warning("the file-system observer stopped; restarting it")
+            self._restart_observer()
+        log.warning("events may have been lost; rescanning")
+        return True
+
+    def _restart_observer(self) -> None:
+        self.observer.stop()
+        self.observer.join(timeout=5)
+        present = [root for root in self.roots if self.identities[root] is not None]
+        self.observer = _observer(present, self.collector, self.args)
+
+    def _settled(self) -> None:
+        ready = self.collector.ready()
+        if not ready:
+            return
+        counts = Counts()
+        settings = self.ctx.config.scan
+        plan = plan_paths(self.indexer.index, ready, self.root_ids, settings, counts)
+        apply_moves(self.indexer.index, plan, counts)
+        self.indexer.process(plan.reads, counts, pending=False)
+        if counts.moved or counts.removed:
+            log.info("moved %d, removed %d", counts.moved, counts.removed)

@@ -1,0 +1,172 @@
+"""The `dtindex` command: global options, subcommand dispatch, errors to exit codes.
+
+This is the only place that turns exceptions into messages; stdout carries data only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
+
+from indexer import __version__
+from indexer.errors import DtindexError, Interrupted
+
+DESCRIPTION = """\
+Keep an image gallery tagged by ONNX tagging models (WD v1.4/v3, DeepDanbooru,
+ML-Danbooru, or the built-in `palette` colour model), incrementally, in SQLite.
+
+  dtindex tag palette ~/pictures          tag pictures, print path<TAB>tag<TAB>weight
+  dtindex scan ~/gallery                  index new and changed pictures
+  dtindex export --model caformer | gallery tag "$GD" caformer "ML-Danbooru CAFormer"
+"""
+
+
+# name: (module under indexer.cli.commands, summary). A command's module is imported only
+# when that command runs or shows its help: `dtindex --help` and `--version` import no
+# SQLAlchemy, ONNX Runtime, NumPy or Pillow.
+COMMANDS = {
+    "tag": ("tag", "tag pictures and print path<TAB>tag<TAB>weight (no database)"),
+    "scan": ("scan", "index new and changed pictures and tag what no model version has tagged"),
+    "watch": ("watch", "catch up, then tag pictures as they arrive"),
+    "export": ("export", "print stored tags, sha1<TAB>tag<TAB>weight for `gallery tag`"),
+    "search": ("search", "list files whose stored tags match a query"),
+    "show": ("show", "print a picture's stored tags per model"),
+    "model": ("model", "add a model as downloaded (folder, .model file or hub id)"),
+    "models": ("models", "list models, their versions and coverage"),
+    "status": ("status", "show roots, counts and failures"),
+    "forget": ("forget", "remove roots (deleted or not) and their files from the index"),
+    "prune": ("prune", "remove pictures no file shows and superseded model versions"),
+}
+_VALUED = ("--config", "--db")  # global options that take a value
+
+
+def chosen_command(argv: Sequence[str]) -> str | None:
+    """The subcommand named in `argv`, found before parsing (global options come first)."""
+    skip = False
+    for token in argv:
+        if skip:
+            skip = False
+        elif token in _VALUED:
+            skip = True
+        elif not token.startswith("-"):
+            return token if token in COMMANDS else None
+    return None
+
+
+def command_module(name: str) -> ModuleType:
+    return importlib.import_module(f"indexer.cli.commands.{COMMANDS[name][0]}")
+
+
+def build_parser(chosen: str | None) -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="dtindex",
+        description=DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--config",
+        metavar="PATH",
+        help="config file (env DTINDEX_CONFIG; default ./deeptagger.toml, "
+        "else $XDG_CONFIG_HOME/dtindex/deeptagger.toml)",
+    )
+    parser.add_argument(
+        "--db",
+        metavar="PATH",
+        help="index database (env DTINDEX_DB; default: config's database, "
+        "else $XDG_DATA_HOME/dtindex/index.sqlite)",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="more messages on stderr")
+    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    parser.add_argument("--version", action="version", version=f"dtindex {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, (_, summary) in COMMANDS.items():
+        module = command_module(name) if name == chosen else None
+        child = sub.add_parser(
+            name,
+            help=summary,
+            description=(module.__doc__ if module else None) or summary,
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        if module is not None:
+            module.add_arguments(child)
+    return parser
+
+
+def _setup_logging(args: argparse.Namespace) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("dtindex: %(message)s"))
+    log = logging.getLogger("dtindex")
+    log.handlers[:] = [handler]
+    log.propagate = False
+    debug = args.verbose or getattr(args, "debug", False)
+    log.setLevel(logging.DEBUG if debug else logging.WARNING if args.quiet else logging.INFO)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = build_parser(chosen_command(argv)).parse_args(argv)
+    # Imported here, not at the top: decoder processes are spawned, and a spawned child
+    # imports the parent's main module (this one, through the `dtindex` script) before it
+    # can decode; SQLAlchemy alone would add 0.15 s to every worker's start.
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from indexer.cli.options import Context
+    from indexer.config import load_config, locate_config
+
+    _setup_logging(args)
+    module = command_module(args.command)
+    database: str | None = None
+    try:
+        path, named = locate_config(args.config, os.environ)
+        ctx = Context(
+            config=load_config(path, required=named),
+            env=dict(os.environ),
+            db_option=args.db,
+            stdout=sys.stdout.buffer,
+            stderr_is_tty=sys.stderr.isatty(),
+            config_target=path if path is not None else Path("deeptagger.toml"),
+        )
+        database = str(ctx.database_path())
+        return int(module.run(args, ctx))
+    except Interrupted as exc:
+        print(f"dtindex: {exc}", file=sys.stderr)
+        return 128 + exc.signum
+    except DtindexError as exc:
+        print(f"dtindex: {exc}", file=sys.stderr)
+        return int(getattr(module, "FAILURE", 1))
+    except SQLAlchemyError as exc:
+        print(f"dtindex: {_database_message(exc, database)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("dtindex: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader went away (`| head`); stop quietly as Unix tools do.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+
+
+SQLITE_FULL = 13
+
+
+def _database_message(exc: Exception, db: str | None) -> str:
+    """The database's own words: SQLAlchemy's wrapper hides a full disk behind others."""
+    detail = getattr(exc, "orig", None) or exc
+    if getattr(detail, "sqlite_errorcode", None) == SQLITE_FULL or "disk is full" in str(detail):
+        where = f"{db}: " if db else ""
+        return (
+            f"{where}disk is full; what was committed is kept: free some space and run "
+            "the scan again"
+        )
+    return f"index database error: {detail}"
+
+
+def main_entry() -> None:
+    sys.exit(main())

@@ -1,0 +1,151 @@
+"""What every subcommand gets from the CLI: the config read once, streams, shared options."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from indexer.config import Config, ModelDef
+from indexer.errors import UsageError
+from indexer.models.runtime import RuntimeOptions, Tagger, load, parse_provider_option
+from indexer.models.versions import configured_version
+from indexer.store.records import Records
+
+log = logging.getLogger("dtindex")
+
+
+@dataclass(frozen=True)
+class Context:
+    config: Config
+    env: Mapping[str, str]
+    db_option: str | None
+    stdout: BinaryIO
+    stderr_is_tty: bool
+    config_target: Path = Path("deeptagger.toml")  # where `model add` writes
+
+    def database_path(self) -> Path:
+        """`--db`, `DTINDEX_DB`, the config's `database`, else the XDG data folder."""
+        if self.db_option:
+            chosen = Path(self.db_option)
+        elif self.env.get("DTINDEX_DB"):
+            chosen = Path(self.env["DTINDEX_DB"])
+        elif self.config.database is not None:
+            chosen = self.config.database
+        else:
+            base = Path(self.env.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
+            chosen = base / "dtindex" / "index.sqlite"
+        return Path(os.path.abspath(chosen.expanduser()))
+
+    def current_version(self, model: str) -> str | None:
+        """The configured version of `model` for readers; None: the newest stored counts.
+
+        A configured model whose files cannot be read is reported, since the export then
+        cannot tell a setting tried and undone from the one in force.
+        """
+        version = configured_version(self.config, model, str(cache_folder(self.env)))
+        if version is None and model in self.config.models:
+            log.warning("%s: model files cannot be read; using its newest stored results", model)
+        return version
+
+    def resolve_model(self, name_or_path: str) -> ModelDef:
+        """A `.model` path, or a model name from the config (or the built-in one)."""
+        return self.config.resolve(name_or_path)
+
+
+def add_runtime_arguments(parser: argparse.ArgumentParser, batch_default: str = "config") -> None:
+    group = parser.add_argument_group("inference")
+    group.add_argument(
+        "-b",
+        "--batch",
+        type=int,
+        metavar="N",
+        help=f"pictures per model call (default: {batch_default} batch, 8)",
+    )
+    group.add_argument("--cpu", action="store_true", help="use only the CPU execution provider")
+    group.add_argument(
+        "-o",
+        "--options",
+        action="append",
+        default=[],
+        metavar="EP;K=V...",
+        help='provider options, e.g. "CUDAExecutionProvider;device_id=1" (repeatable); '
+        "naming TensorrtExecutionProvider asks for TensorRT",
+    )
+    group.add_argument(
+        "-d", "--debug", action="store_true", help="report the providers each session really uses"
+    )
+
+
+def runtime_options(
+    args: argparse.Namespace, config: Config, env: Mapping[str, str] | None = None
+) -> RuntimeOptions:
+    return RuntimeOptions(
+        cpu=args.cpu,
+        provider_options=tuple(parse_provider_option(o) for o in args.options),
+        threads=config.threads,
+        engine_cache=str(cache_folder(env or {}) / "tensorrt"),
+        cache_dir=str(cache_folder(env or {})),
+    )
+
+
+def cache_folder(env: Mapping[str, str]) -> Path:
+    return Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dtindex"
+
+
+def batch_size(args: argparse.Namespace, config: Config) -> int:
+    size = args.batch if args.batch is not None else config.batch
+    if not 1 <= size <= 4096:
+        raise UsageError(f"--batch {size} must be between 1 and 4096")
+    return int(size)
+
+
+def threshold_value(value: float | None, default: float) -> float:
+    threshold = default if value is None else value
+    if not 0.0 <= threshold <= 1.0:
+        raise UsageError(f"threshold {threshold} must be within 0..1")
+    return threshold
+
+
+def add_gallery_arguments(parser: argparse.ArgumentParser) -> None:
+    """ROOT... and --model, shared by `scan` and `watch`."""
+    parser.add_argument(
+        "roots",
+        nargs="*",
+        metavar="ROOT",
+        type=Path,
+        help="gallery folders (default: the config's roots, else those indexed)",
+    )
+    parser.add_argument(
+        "-m",
+        "--model",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="model to tag with (repeatable; default: every enabled model, "
+        "else the built-in palette)",
+    )
+
+
+def select_roots(args_roots: Sequence[Path], ctx: Context, index: Records) -> list[Path]:
+    """The roots to work on, made absolute here, once: a watcher's events and the index's
+    paths are absolute, and `./g/../g` must name the same root as `g`."""
+    if args_roots:
+        chosen = list(args_roots)
+    elif ctx.config.roots:
+        chosen = list(ctx.config.roots)
+    else:
+        chosen = [Path(os.fsdecode(p)) for p in index.root_paths()]
+    if not chosen:
+        raise UsageError("no roots: name a gallery folder, or set roots in the config")
+    return [Path(os.path.abspath(root.expanduser())) for root in chosen]
+
+
+def load_models(names: Sequence[str], ctx: Context, args: argparse.Namespace) -> list[Tagger]:
+    entries = [ctx.config.model(n) for n in names] if names else list(ctx.config.default_models())
+    options = runtime_options(args, ctx.config, ctx.env)
+    return [load(entry.resolve(), options) for entry in entries]

@@ -1,0 +1,1 @@
+"""From stored scores to output: thresholds, MCut and ratings, and caption files."""

@@ -1,0 +1,83 @@
+"""The units of work of a scan: what to read or tag, and the counts a scan reports.
+
+Whether a file needs reading is decided from its stat alone (`is_unchanged`); a read
+checks that the file held still while it was read (`read_stable`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, fields
+
+from indexer.errors import Kind
+from indexer.store.records import FileRow, Stat
+
+RACY_NS = 2_000_000_000  # coarse file-system clocks: FAT keeps 2 s, some NFS servers 1 s
+
+
+@dataclass
+class Counts:
+    files: int = 0
+    new: int = 0
+    changed: int = 0
+    moved: int = 0
+    removed: int = 0
+    unchanged: int = 0
+    hashed: int = 0
+    tagged: int = 0
+    failed: int = 0
+    to_retry: int = 0  # of the failed: not the picture's fault, so the next scan retries
+
+    def as_dict(self) -> dict[str, int]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass
+class ReadJob:
+    """A new, changed or racily-clean file: read, hash, and tag what needs it."""
+
+    path: bytes
+    root_id: int
+    stat: Stat
+    known: FileRow | None
+    content_id: int | None = None
+    read_ns: int = 0  # when the read began: the racy-mtime window counts from here
+
+
+@dataclass
+class TagJob:
+    """An indexed content that some selected model version has no result for yet."""
+
+    path: bytes
+    content_id: int
+    xxh128: str
+    wanted: tuple[int, ...]
+
+
+class Unstable(Exception):
+    """The file changed while it was read; it is left for the next look."""
+
+
+def read_stable(path: bytes) -> tuple[bytes, Stat]:
+    with open(path, "rb") as handle:
+        before = os.fstat(handle.fileno())
+        data = handle.read()
+        after = os.fstat(handle.fileno())
+    if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns) or len(
+        data
+    ) != after.st_size:
+        raise Unstable
+    return data, Stat(after.st_size, after.st_mtime_ns, after.st_ino, after.st_dev)
+
+
+def is_unchanged(row: FileRow, stat: Stat) -> bool:
+    same = (row.size, row.mtime_ns, row.inode, row.device) == (
+        stat.size,
+        stat.mtime_ns,
+        stat.inode,
+        stat.device,
+    )
+    settled = row.content_id is not None or (
+        row.error is not None and row.kind == Kind.PICTURE.value
+    )
+    return same and settled and row.mtime_ns + RACY_NS < row.checked_ns

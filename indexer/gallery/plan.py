@@ -1,0 +1,152 @@
+"""Comparing what is on disk with the index: unchanged, new, changed, moved or gone.
+
+Nothing is read here. `plan_scan` compares whole roots; `plan_paths` compares only the
+paths a watcher saw change, with the same rules. A root that is missing, or empty while
+the index holds files under it (an unmounted disk looks like that), stops the scan
+before anything is removed.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from indexer.config import ScanConfig
+from indexer.errors import ScanError
+from indexer.gallery.jobs import Counts, ReadJob, is_unchanged
+from indexer.gallery.walk import Walk
+from indexer.store.records import FileRow, Records, Stat
+
+Found = dict[bytes, tuple[int, Stat]]
+
+
+@dataclass
+class Plan:
+    """What a scan has to do after comparing."""
+
+    reads: list[ReadJob] = field(default_factory=list)
+    moves: list[tuple[FileRow, bytes, int]] = field(default_factory=list)
+    removals: list[FileRow] = field(default_factory=list)
+    root_ids: list[int] = field(default_factory=list)
+
+
+def check_root(root: Path) -> bytes:
+    if not root.exists():
+        raise ScanError(f"{root}: root not found (unmounted?); nothing was removed from the index")
+    if not root.is_dir():
+        raise ScanError(f"{root}: root is not a folder")
+    return os.fsencode(os.path.abspath(root))
+
+
+def _classify(
+    plan: Plan,
+    counts: Counts,
+    found: Found,
+    known: dict[bytes, FileRow],
+    covered: Callable[[bytes], bool],
+) -> None:
+    new: list[tuple[bytes, int, Stat]] = []
+    vanished: dict[tuple[int, int, int, int], FileRow] = {}
+    counts.files += len(found)
+    for path, (root_id, stat) in found.items():
+        row = known.get(path)
+        if row is None:
+            new.append((path, root_id, stat))
+        elif is_unchanged(row, stat):
+            counts.unchanged += 1
+        else:
+            plan.reads.append(ReadJob(path, root_id, stat, row))
+    for path, row in known.items():
+        if path not in found and covered(path):
+            vanished[(row.device, row.inode, row.size, row.mtime_ns)] = row
+    for path, root_id, stat in new:
+        moved = vanished.pop((stat.device, stat.inode, stat.size, stat.mtime_ns), None)
+        if moved is not None:
+            plan.moves.append((moved, path, root_id))
+        else:
+            plan.reads.append(ReadJob(path, root_id, stat, None))
+    plan.removals = list(vanished.values())
+
+
+def plan_scan(
+    index: Records,
+    roots: list[Path],
+    settings: ScanConfig,
+    counts: Counts,
+    allow_empty: bool = False,
+) -> Plan:
+    plan = Plan()
+    found: Found = {}
+    known: dict[bytes, FileRow] = {}
+    walks: list[Walk] = []
+    for root, path in zip(roots, [check_root(root) for root in roots], strict=True):
+        root_id = index.root_id(path, os.stat(path).st_dev)
+        walk = Walk(path, settings)
+        here = {p: (root_id, stat) for p, stat in walk.files()}
+        rows = index.files_below(path)
+        if not here and rows and not allow_empty and not walk.unreadable:
+            raise ScanError(
+                f"{root}: root is empty but the index holds {len(rows)} files under it "
+                "(unmounted?); nothing was removed. Use --allow-empty if they were deleted"
+            )
+        found.update(here)
+        known.update(rows)
+        walks.append(walk)
+        plan.root_ids.append(root_id)
+    _classify(plan, counts, found, known, lambda p: all(w.covers(p) for w in walks))
+    return plan
+
+
+def plan_paths(
+    index: Records,
+    paths: Iterable[bytes],
+    roots: dict[bytes, int],
+    settings: ScanConfig,
+    counts: Counts,
+) -> Plan:
+    """Compare only `paths` (files or folders that changed) with the index."""
+    plan = Plan()
+    found: Found = {}
+    known: dict[bytes, FileRow] = {}
+    walks: list[Walk] = []
+    for path in paths:
+        root = next(
+            (
+                r
+                for r in sorted(roots, key=len, reverse=True)
+                if path == r or path.startswith(r + b"/")
+            ),
+            None,
+        )
+        if root is None:
+            continue
+        walk = Walk(root, settings)
+        if walk.excluded_path(path):
+            continue
+        known.update(index.files_at(path))
+        try:
+            is_dir = os.path.isdir(path) and not os.path.islink(path)
+            if is_dir:  # walked from the root's Walk: excludes stay relative to the root
+                found.update({p: (roots[root], s) for p, s in walk.files(path)})
+                walks.append(walk)
+            elif walk.picture(os.path.basename(path)) and os.path.isfile(path):
+                info = os.stat(path)
+                found[path] = (
+                    roots[root],
+                    Stat(info.st_size, info.st_mtime_ns, info.st_ino, info.st_dev),
+                )
+        except OSError:
+            continue  # gone again: the index rows for it count as vanished
+    _classify(plan, counts, found, known, lambda p: all(w.covers(p) for w in walks))
+    return plan
+
+
+def apply_moves(index: Records, plan: Plan, counts: Counts) -> None:
+    index.delete_files([row.id for row in plan.removals])
+    counts.removed += len(plan.removals)
+    for row, path, root_id in plan.moves:
+        index.move_file(row.id, path, root_id)
+    counts.moved += len(plan.moves)
+    index.commit()

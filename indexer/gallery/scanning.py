@@ -1,0 +1,63 @@
+"""A whole scan of some roots: plan against the index, apply moves, read and tag.
+
+The one sequence behind `dtindex scan`, the periodic rescans of `watch` and
+`indexer.scan` in the library.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from indexer.config import Config
+from indexer.gallery.incremental import Indexer, ProgressFn
+from indexer.gallery.jobs import Counts
+from indexer.gallery.plan import apply_moves, plan_scan
+from indexer.models.runtime import Tagger
+
+log = logging.getLogger("dtindex")
+
+
+def scan_roots(
+    engine: Engine,
+    roots: Sequence[Path],
+    taggers: Sequence[Tagger],
+    config: Config,
+    batch: int,
+    progress: ProgressFn | None = None,
+    *,
+    planned: Callable[[int], None] | None = None,
+    allow_empty: bool = False,
+    stop: threading.Event | None = None,
+    retry_failed: bool = False,
+) -> Counts:
+    """Bring the index up to date with `roots` (absolute paths) and tag what is missing.
+
+    `planned` hears how many files will be read once the walk is done. Roots are marked
+    scanned only when the scan was not stopped.
+    """
+    counts = Counts()
+    indexer = Indexer(
+        engine, taggers, config, batch, progress, stop=stop, retry_failed=retry_failed
+    )
+    try:
+        started = time.time_ns()
+        plan = plan_scan(indexer.index, list(roots), config.scan, counts, allow_empty)
+        apply_moves(indexer.index, plan, counts)
+        if planned is not None:
+            planned(len(plan.reads))
+        tagging_started = time.perf_counter()
+        indexer.process(plan.reads, counts)
+        if counts.tagged:
+            log.info("%s", indexer.timings.summary(time.perf_counter() - tagging_started))
+        if stop is None or not stop.is_set():
+            for root_id in plan.root_ids:
+                indexer.index.mark_scanned(root_id, started)
+    finally:
+        indexer.close()
+    return counts

@@ -1,0 +1,1 @@
+"""Pictures into tensors: decoding, orientation, fitting, and the decoder processes."""

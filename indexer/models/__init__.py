@@ -1,0 +1,1 @@
+"""Models: tag lists, versions, published layouts, ONNX Runtime sessions, fp16, built-in."""

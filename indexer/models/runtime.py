@@ -1,0 +1,206 @@
+"""Loading a model into an ONNX Runtime session, checking its graph, and running batches.
+
+The checks mirror deeptagger's, with messages that say what is wrong in the user's terms.
+A graph whose batch dimension is fixed runs in chunks of that size: editing the dimension
+is known to give wrong results for the published WD v1.4 v2 files.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from indexer.config import ModelDef
+from indexer.errors import ModelError
+from indexer.imaging.prepare import input_shape
+from indexer.models.fp16 import fp16_graph
+from indexer.models.taglist import TagList
+from indexer.models.versions import identify, onnx_digest
+from indexer.settings import ModelSpec
+
+log = logging.getLogger("dtindex")
+
+GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "ROCMExecutionProvider")
+PREFERRED = ("CUDAExecutionProvider", "ROCMExecutionProvider", "CoreMLExecutionProvider")
+
+
+@dataclass(frozen=True)
+class RuntimeOptions:
+    """How sessions are made: `--cpu`, `-o "EP;k=v"` and the thread budget."""
+
+    cpu: bool = False
+    provider_options: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
+    threads: int = 0  # 0: ONNX Runtime's default (one per core)
+    engine_cache: str = ""  # TensorRT engines are built once and kept here
+    cache_dir: str = ""  # digests of .onnx files, so a start does not re-read them
+
+
+def parse_provider_option(text: str) -> tuple[str, tuple[tuple[str, str], ...]]:
+    """`CUDAExecutionProvider;device_id=0;gpu_mem_limit=2000000000` to name and options."""
+    name, *pairs = [p.strip() for p in text.split(";") if p.strip()]
+    options = []
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ModelError(f"provider option {pair!r} in {text!r} is not key=value")
+        options.append((key.strip(), value.strip()))
+    if not name.endswith("ExecutionProvider"):
+        raise ModelError(f"{name!r} is not an execution provider name (like CUDAExecutionProvider)")
+    return name, tuple(options)
+
+
+def choose_providers(options: RuntimeOptions, available: Sequence[str]) -> list[Any]:
+    """Providers in deeptagger's order: TensorRT when asked, CUDA, ROCm, CoreML, CPU."""
+    asked = dict(options.provider_options)
+    for name in asked:
+        if name not in available:
+            log.warning("%s was asked for but is not installed; using the others", name)
+    if options.cpu:
+        names = ["CPUExecutionProvider"]
+    else:
+        names = [n for n in ("TensorrtExecutionProvider",) if n in asked and n in available]
+        names += [n for n in PREFERRED if n in available]
+        names.append("CPUExecutionProvider")
+    settings = {name: dict(values) for name, values in asked.items()}
+    if "TensorrtExecutionProvider" in names and options.engine_cache:
+        trt = settings["TensorrtExecutionProvider"]
+        trt.setdefault("trt_engine_cache_enable", "True")  # building an engine takes minutes
+        trt.setdefault("trt_engine_cache_path", options.engine_cache)
+    return [(n, settings[n]) if n in settings else n for n in names]
+
+
+@dataclass(frozen=True)
+class Tagger:
+    """A loaded model: its session, input geometry, tags and version hash."""
+
+    definition: ModelDef
+    tags: TagList
+    version: str
+    height: int
+    width: int
+    fixed_batch: int | None
+    session: Any
+    input_name: str
+    output_name: str
+    bound: bool = False  # I/O binding: set when a GPU provider runs the session
+
+    @property
+    def name(self) -> str:
+        return self.definition.name
+
+    @property
+    def spec(self) -> ModelSpec:
+        return self.definition.spec
+
+    def new_batch(self, size: int) -> NDArray[np.float32]:
+        return np.empty(input_shape(self.spec, size, self.height, self.width), np.float32)
+
+    def run(self, batch: NDArray[np.float32]) -> NDArray[np.float32]:
+        """Scores (after sigmoid where the model emits logits), one row per picture."""
+        step = self.fixed_batch or len(batch)
+        parts = []
+        for start in range(0, len(batch), step):
+            chunk = batch[start : start + step]
+            real = len(chunk)
+            if real < step:
+                chunk = np.concatenate(
+                    [chunk, np.zeros((step - real, *chunk.shape[1:]), chunk.dtype)]
+                )
+            out = self._bound_run(chunk) if self.bound else self._plain_run(chunk)
+            parts.append(np.asarray(out, dtype=np.float32).reshape(step, -1)[:real])
+        scores = np.concatenate(parts) if len(parts) > 1 else parts[0]
+        if scores.shape[1] != len(self.tags):
+            raise ModelError(
+                f"{self.definition.onnx}: model gave {scores.shape[1]} scores "
+                f"but the tag list has {len(self.tags)} tags"
+            )
+        if self.spec.interpret == "sigmoid":
+            scores = (1.0 / (1.0 + np.exp(-scores))).astype(np.float32, copy=False)
+        return scores
+
+    def _plain_run(self, chunk: NDArray[np.float32]) -> Any:
+        return self.session.run([self.output_name], {self.input_name: chunk})[0]
+
+    def _bound_run(self, chunk: NDArray[np.float32]) -> Any:
+        """With a GPU provider: the batch is copied to the device once, the scores back once."""
+        binding = self.session.io_binding()
+        binding.bind_cpu_input(self.input_name, np.ascontiguousarray(chunk))
+        binding.bind_output(self.output_name)
+        self.session.run_with_iobinding(binding)
+        return binding.copy_outputs_to_cpu()[0]
+
+
+def _dim(value: object) -> int | None:
+    return value if isinstance(value, int) and value > 0 else None
+
+
+def load(model: ModelDef, options: RuntimeOptions) -> Tagger:
+    import onnxruntime as ort  # heavy import, only when a model is really used
+
+    digest = onnx_digest(model.onnx, options.cache_dir)  # read once, also for fp16
+    version, tags = identify(model, options.cache_dir, digest)
+
+    session_options = ort.SessionOptions()
+    if options.threads:
+        session_options.intra_op_num_threads = options.threads
+    session_options.log_severity_level = 3
+    # Idle intra-op threads sleep rather than spin, leaving the cores to the decoders.
+    session_options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    providers = choose_providers(options, ort.get_available_providers())
+    graph: str | bytes = str(model.onnx)
+    if model.fp16:
+        graph = fp16_graph(model.onnx, digest, options.cache_dir)
+    try:
+        session = ort.InferenceSession(graph, session_options, providers=providers)
+    except Exception as exc:  # onnxruntime raises its own untyped errors
+        raise ModelError(f"{model.onnx}: ONNX Runtime cannot load it: {exc}") from None
+    used = session.get_providers()
+    log.debug("%s: session uses %s", model.name, ", ".join(used))
+    wanted_gpu = [p if isinstance(p, str) else p[0] for p in providers]
+    if any(p in GPU_PROVIDERS for p in wanted_gpu) and not any(p in GPU_PROVIDERS for p in used):
+        log.warning("%s: a GPU provider is installed but the session fell back to CPU", model.name)
+    if model.fp16 and not any(p in GPU_PROVIDERS for p in used):
+        log.warning("%s: fp16 is meant for GPUs; on the CPU it runs slower than fp32", model.name)
+    return _checked(model, tags, version, session)
+
+
+def _checked(model: ModelDef, tags: TagList, version: str, session: Any) -> Tagger:
+    where = f"{model.onnx}"
+    inputs, outputs = session.get_inputs(), session.get_outputs()
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise ModelError(
+            f"{where}: expected one input and one output, the graph has "
+            f"{len(inputs)} inputs and {len(outputs)} outputs"
+        )
+    tensor, out = inputs[0], outputs[0]
+    if tensor.type != "tensor(float)":
+        raise ModelError(f"{where}: input {tensor.name!r} is {tensor.type}, not float")
+    shape = list(tensor.shape)
+    if len(shape) != 4:
+        raise ModelError(f"{where}: input {tensor.name!r} has shape {shape}, expected 4 dimensions")
+    spec = model.spec
+    c_index, hw = (1, (2, 3)) if spec.shape == "nchw" else (3, (1, 2))
+    channels = _dim(shape[c_index])
+    if channels is not None and channels != 3:
+        raise ModelError(
+            f"{where}: input shape {shape} has {channels} channels where shape={spec.shape} "
+            f"expects 3 (is the layout nhwc or nchw?)"
+        )
+    height, width = _dim(shape[hw[0]]) or spec.size, _dim(shape[hw[1]]) or spec.size
+    if height is None or width is None:
+        raise ModelError(f"{where}: input height/width are symbolic {shape}; set size = N")
+    width_out = _dim(list(out.shape)[-1]) if out.shape else None
+    if width_out is not None and width_out != len(tags):
+        raise ModelError(
+            f"{where}: output {out.name!r} has {width_out} scores but {model.tags} "
+            f"lists {len(tags)} tags"
+        )
+    gpu = bool(session.get_providers()) and session.get_providers()[0] in GPU_PROVIDERS
+    return Tagger(
+        model, tags, version, height, width, _dim(shape[0]), session, tensor.name, out.name, gpu
+    )

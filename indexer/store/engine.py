@@ -1,0 +1,145 @@
+"""Opening the index: SQLite pragmas chosen for crash safety, and automatic migrations.
+
+WAL with `synchronous=NORMAL`: a process crash (SIGKILL) loses nothing committed, and a
+power cut can lose at most the last transactions but never corrupts the file; readers
+never block the writer. `busy_timeout` makes concurrent writers wait instead of failing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config as AlembicConfig
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from alembic.util import CommandError
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import SQLAlchemyError
+
+from indexer.errors import StoreError
+
+BUSY_TIMEOUT_MS = 60_000
+
+
+def _alembic_config() -> AlembicConfig:
+    import dtindex_migrations
+
+    cfg = AlembicConfig()
+    cfg.set_main_option("script_location", str(Path(dtindex_migrations.__file__).parent))
+    return cfg
+
+
+def head_revision() -> str:
+    head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
+
+def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    cursor.execute("PRAGMA journal_mode = WAL")
+    cursor.execute("PRAGMA synchronous = NORMAL")
+    cursor.execute("PRAGMA foreign_keys = ON")
+    cursor.close()
+
+
+def _engine(path: Path) -> Engine:
+    engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
+    event.listen(engine, "connect", _on_connect)
+    return engine
+
+
+def upgrade(engine: Engine, revision: str = "head") -> None:
+    """Bring the schema to `revision`; refuse a database written by a newer dtindex."""
+    cfg = _alembic_config()
+    scripts = ScriptDirectory.from_config(cfg)
+    with engine.begin() as conn:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")  # two processes never migrate at once
+        current = MigrationContext.configure(conn).get_current_revision()
+        if current is not None:
+            try:
+                scripts.get_revision(current)
+            except CommandError:
+                raise StoreError(
+                    f"{engine.url.database}: the index was written by a newer dtindex "
+                    f"(schema revision {current}); upgrade dtindex to use it"
+                ) from None
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+
+
+# A file holding other tables without these is someone else's database.
+OWN_TABLES = frozenset({"alembic_version", "roots", "files", "contents"})
+
+
+def refuse_foreign(path: Path) -> None:
+    """Refuse, untouched, a file that is not a dtindex index (`--db` pointed elsewhere).
+
+    Read through a read-only connection of the standard library, before SQLAlchemy's
+    connections switch the journal to WAL or Alembic creates tables in it.
+    """
+    uri = f"{path.absolute().as_uri()}?mode=ro"
+    try:
+        with contextlib.closing(sqlite3.connect(uri, uri=True)) as db:
+            rows = db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    except sqlite3.DatabaseError as exc:
+        raise StoreError(f"{path}: not an SQLite database ({exc}); it was not changed") from None
+    names = {str(name) for (name,) in rows}
+    if names and not names >= OWN_TABLES:
+        shown = ", ".join(sorted(names)[:6])
+        raise StoreError(
+            f"{path}: not a dtindex index (it holds the tables {shown}); it was not changed. "
+            "Name another file with --db"
+        )
+
+
+def open_index(path: Path, readonly: bool = False) -> Engine:
+    """Open (and for writers create or upgrade) the index at `path`."""
+    if readonly and not path.is_file():
+        raise StoreError(f"{path}: no index here yet; run `dtindex scan` first")
+    if path.is_file():
+        refuse_foreign(path)
+    if not readonly:
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"{path.parent}: cannot create folder: {exc.strerror}") from None
+    engine = _engine(path)
+    try:
+        if readonly:
+            _check_current(engine)
+        else:
+            upgrade(engine)
+    except SQLAlchemyError as exc:
+        engine.dispose()
+        raise StoreError(
+            f"{path}: cannot open index: {getattr(exc, 'orig', None) or exc}"
+        ) from None
+    except StoreError:
+        engine.dispose()
+        raise
+    return engine
+
+
+def _check_current(engine: Engine) -> None:
+    with engine.connect() as conn:
+        current = MigrationContext.configure(conn).get_current_revision()
+    head = head_revision()
+    if current == head:
+        return
+    name = engine.url.database
+    if current is None:
+        raise StoreError(f"{name}: not a dtindex index (or an empty one); run `dtindex scan` first")
+    try:
+        ScriptDirectory.from_config(_alembic_config()).get_revision(current)
+    except CommandError:
+        raise StoreError(
+            f"{name}: the index was written by a newer dtindex (schema revision {current}); "
+            "upgrade dtindex to use it"
+        ) from None
+    raise StoreError(f"{name}: the index needs upgrading; run `dtindex scan` once")

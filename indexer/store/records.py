@@ -1,0 +1,305 @@
+"""Writes and lookups a scan needs, on one connection, committed in batches.
+
+Every write lands in a transaction that `Records.maybe_commit` closes after a few hundred
+changes or a second, so a scan killed at any moment keeps all but the last moment's work
+and the next scan picks up exactly what is missing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from dataclasses import fields as dataclass_fields
+
+import numpy as np
+from numpy.typing import NDArray
+from sqlalchemy import (
+    Connection,
+    and_,
+    delete,
+    exists,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from indexer.errors import Failure, Kind
+from indexer.store.retry import Attempt
+from indexer.store.schema import (
+    claims,
+    contents,
+    files,
+    model_versions,
+    roots,
+    scores,
+    taggings,
+    tags,
+)
+
+
+@dataclass(frozen=True)
+class FileRow:
+    id: int
+    path: bytes
+    root_id: int
+    size: int
+    mtime_ns: int
+    inode: int
+    device: int
+    content_id: int | None
+    checked_ns: int
+    error: str | None
+    kind: str | None  # errors.Kind of `error`
+
+
+@dataclass(frozen=True)
+class Stat:
+    size: int
+    mtime_ns: int
+    inode: int
+    device: int
+
+
+def _below(folder: bytes) -> tuple[bytes, bytes]:
+    """Bounds of the paths under a folder: `/a/g/` up to `/a/g0` (`0` follows `/`), so a
+    sibling `/a/g2` is not below `/a/g`."""
+    low = folder.rstrip(b"/") + b"/"
+    return low, low[:-1] + b"0"
+
+
+class Records:
+    def __init__(self, conn: Connection, commit_every: int = 500, commit_seconds: float = 1.0):
+        self.conn = conn
+        self._pending = 0
+        self._last = time.monotonic()
+        self._every, self._seconds = commit_every, commit_seconds
+
+    # -- transactions -------------------------------------------------------------
+    def maybe_commit(self, changes: int = 1) -> None:
+        self._pending += changes
+        now = time.monotonic()
+        if self._pending >= self._every or now - self._last >= self._seconds:
+            self.commit()
+
+    def commit(self) -> None:
+        self.conn.commit()
+        self._pending, self._last = 0, time.monotonic()
+
+    # -- roots --------------------------------------------------------------------
+    def root_id(self, path: bytes, device: int) -> int:
+        # Insert first: the write takes the lock, so a concurrent writer cannot race us.
+        self.conn.execute(insert(roots).prefix_with("OR IGNORE").values(path=path, device=device))
+        self.conn.execute(update(roots).where(roots.c.path == path).values(device=device))
+        found = int(self.conn.execute(select(roots.c.id).where(roots.c.path == path)).scalar_one())
+        self.commit()  # never hold the write lock through a walk
+        return found
+
+    def root_paths(self) -> list[bytes]:
+        return list(self.conn.execute(select(roots.c.path).order_by(roots.c.id)).scalars())
+
+    def mark_scanned(self, root_id: int, when_ns: int) -> None:
+        self.conn.execute(update(roots).where(roots.c.id == root_id).values(scanned_ns=when_ns))
+
+    # -- files --------------------------------------------------------------------
+    def files_below(self, folder: bytes) -> dict[bytes, FileRow]:
+        """Every file row under `folder`, whichever root row owns it.
+
+        By path, not by root: with nested roots (a disk mounted inside another root)
+        the same files lie under both, and a scan of either must see them as known.
+        """
+        # The raw cursor: SQLAlchemy's row objects cost half a second per 100,000 files,
+        # and an unchanged rescan of that many should take well under two seconds.
+        columns = ", ".join(f.name for f in dataclass_fields(FileRow))
+        low, high = _below(folder)
+        sql = f"SELECT {columns} FROM files WHERE path >= ? AND path < ?"
+        cursor = self.conn.exec_driver_sql(sql, (low, high)).cursor
+        assert cursor is not None
+        return {row[1]: FileRow(*row) for row in cursor.fetchall()}
+
+    def files_at(self, path: bytes) -> dict[bytes, FileRow]:
+        """The row for `path` and, when it is (or was) a folder, every row below it."""
+        low, high = _below(path)
+        query = select(files).where(
+            (files.c.path == path) | ((files.c.path >= low) & (files.c.path < high))
+        )
+        return {row.path: FileRow(**row._mapping) for row in self.conn.execute(query)}
+
+    def put_file(
+        self,
+        path: bytes,
+        root_id: int,
+        stat: Stat,
+        content_id: int | None,
+        checked_ns: int,
+        error: str | None = None,
+        kind: Kind | None = None,
+    ) -> None:
+        values = dict(
+            root_id=root_id,
+            size=stat.size,
+            mtime_ns=stat.mtime_ns,
+            inode=stat.inode,
+            device=stat.device,
+            content_id=content_id,
+            checked_ns=checked_ns,
+            error=error,
+            kind=kind.value if kind is not None and error is not None else None,
+        )
+        upsert = sqlite_insert(files).values(path=path, **values)
+        self.conn.execute(upsert.on_conflict_do_update(index_elements=[files.c.path], set_=values))
+        self.maybe_commit()
+
+    def move_file(self, file_id: int, path: bytes, root_id: int) -> None:
+        self.conn.execute(delete(files).where(files.c.path == path))
+        self.conn.execute(
+            update(files).where(files.c.id == file_id).values(path=path, root_id=root_id)
+        )
+        self.maybe_commit()
+
+    def delete_files(self, ids: Sequence[int]) -> None:
+        for start in range(0, len(ids), 500):
+            self.conn.execute(delete(files).where(files.c.id.in_(ids[start : start + 500])))
+            self.maybe_commit(len(ids[start : start + 500]))
+
+    def delete_path(self, path: bytes) -> int:
+        return int(self.conn.execute(delete(files).where(files.c.path == path)).rowcount)
+
+    # -- contents -----------------------------------------------------------------
+    def content_id(self, xxh128: str) -> int | None:
+        found = self.conn.execute(select(contents.c.id).where(contents.c.xxh128 == xxh128)).scalar()
+        return None if found is None else int(found)
+
+    def add_content(
+        self, xxh128: str, sha1: str, size: int, width: int | None, height: int | None
+    ) -> int:
+        values = dict(xxh128=xxh128, sha1=sha1, size=size, width=width, height=height)
+        self.conn.execute(insert(contents).prefix_with("OR IGNORE").values(**values))
+        if width is not None:
+            self.conn.execute(
+                update(contents)
+                .where(contents.c.xxh128 == xxh128, contents.c.width.is_(None))
+                .values(width=width, height=height)
+            )
+        found = self.content_id(xxh128)
+        assert found is not None
+        return found
+
+    # -- model versions and results ----------------------------------------------
+    def model_version(
+        self,
+        model: str,
+        version: str,
+        title: str,
+        names: Sequence[str],
+        categories: Sequence[int | None],
+    ) -> int:
+        values = dict(
+            model=model,
+            version=version,
+            title=title,
+            tag_count=len(names),
+            created_ns=time.time_ns(),
+        )
+        created = self.conn.execute(
+            insert(model_versions).prefix_with("OR IGNORE").values(**values)
+        )
+        query = select(model_versions.c.id).where(
+            model_versions.c.model == model, model_versions.c.version == version
+        )
+        version_id = int(self.conn.execute(query).scalar_one())
+        if created.rowcount == 1:  # tags go in the same transaction as their version
+            rows = [
+                dict(model_version_id=version_id, idx=i, name=n, category=c)
+                for i, (n, c) in enumerate(zip(names, categories, strict=True))
+            ]
+            self.conn.execute(insert(tags), rows)
+        self.commit()
+        return version_id
+
+    def unsettled(self, version_id: int, attempt: Attempt) -> Iterator[tuple[int, bytes, str]]:
+        """Present contents the version still has to tag: id, one path, xxh3-128."""
+        done = exists().where(
+            and_(
+                taggings.c.content_id == files.c.content_id,
+                taggings.c.model_version_id == version_id,
+                attempt.settled(),
+            )
+        )
+        query = (
+            select(files.c.content_id, func.min(files.c.path), contents.c.xxh128)
+            .join(contents, contents.c.id == files.c.content_id)
+            .where(~done)
+            .group_by(files.c.content_id)
+            .order_by(files.c.content_id)
+        )
+        for content_id, path, xxh in self.conn.execute(query).all():
+            yield int(content_id), bytes(path), str(xxh)
+
+    def record_scores(
+        self, version_id: int, content_ids: Sequence[int], matrix: NDArray[np.float32], floor: float
+    ) -> None:
+        if not content_ids:
+            return
+        now = time.time_ns()
+        rows: list[tuple[int, int, int, float]] = []
+        for content_id, row in zip(content_ids, matrix, strict=True):
+            kept = np.flatnonzero(row >= floor)
+            rows += zip(
+                [version_id] * len(kept),
+                [content_id] * len(kept),
+                kept.tolist(),
+                row[kept].tolist(),
+                strict=True,
+            )
+        self.conn.execute(
+            delete(scores).where(
+                scores.c.model_version_id == version_id, scores.c.content_id.in_(list(content_ids))
+            )
+        )
+        if rows:  # the driver's executemany: a WD model can keep thousands of rows per picture
+            self.conn.exec_driver_sql("INSERT INTO scores VALUES (?, ?, ?, ?)", rows)
+        self.conn.execute(
+            insert(taggings).prefix_with("OR REPLACE"),
+            [
+                dict(
+                    model_version_id=version_id,
+                    content_id=c,
+                    status="done",
+                    error=None,
+                    tagged_ns=now,
+                    kind=None,
+                    needs=None,
+                )
+                for c in content_ids
+            ],
+        )
+        self.conn.execute(
+            delete(claims).where(
+                claims.c.model_version_id == version_id, claims.c.content_id.in_(list(content_ids))
+            )
+        )
+        self.commit()
+
+    def record_failure(self, version_id: int, content_id: int, failure: Failure) -> None:
+        self.conn.execute(
+            insert(taggings)
+            .prefix_with("OR REPLACE")
+            .values(
+                model_version_id=version_id,
+                content_id=content_id,
+                status="failed",
+                error=failure.reason,
+                tagged_ns=time.time_ns(),
+                kind=failure.kind.value,
+                needs=failure.needs,
+            )
+        )
+        self.conn.execute(
+            delete(claims).where(
+                claims.c.model_version_id == version_id, claims.c.content_id == content_id
+            )
+        )
+        self.maybe_commit()
