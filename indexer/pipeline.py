@@ -236,10 +236,9 @@ def run_pipeline(
 ) -> None:
     """Prepare jobs ahead in threads; `accept` says which models each prepared job goes to.
 
-    Once `stop` is set no new job starts; the batches already filled still run, so a
-    signal costs at most one batch of inference per model. `timings` adds up where the
-    time went. `idle` runs before every wait that may block (a picture still decoding,
-    a batch about to run), so a caller can commit and not hold the database's lock.
+    Once `stop` is set no new job starts; filled batches still run (a signal costs at
+    most one batch per model). `timings` adds up where the time went. `idle` runs before
+    every wait that may block, so a caller can commit and not hold the database's lock.
     """
     idle = idle or (lambda: None)
     timings = timings if timings is not None else Timings()

@@ -16,7 +16,6 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from pathlib import Path
 
 import numpy as np
 import xxhash
@@ -30,7 +29,7 @@ from indexer.gallery.jobs import Counts, ReadJob, TagJob, Unstable, read_stable
 from indexer.imaging.workers import DecoderPool
 from indexer.models.runtime import Tagger
 from indexer.pipeline import Budget, Prepared, Timings, prepare_for, run_pipeline
-from indexer.store.claims import Owner, claim, reap, release_claims
+from indexer.store.claims import Owner, claim, claims_folder, reap, release_claims
 from indexer.store.records import Records
 from indexer.store.retry import Attempt
 from indexer.store.schema import contents, taggings
@@ -42,12 +41,6 @@ ProgressFn = Callable[[str, Counts], None]
 # A decoder killed or timed out while the process is being stopped failed because of
 # the stop, not the picture: such failures are not recorded.
 _STOP_VICTIMS = (Kind.CRASH, Kind.TIMEOUT)
-
-
-def claims_folder(engine: Engine) -> Path:
-    """Beside the database file: where each writer keeps the lock that proves it lives."""
-    database = engine.url.database or "index"
-    return Path(database).with_name(Path(database).name + ".claims")
 
 
 class Indexer:

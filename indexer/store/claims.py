@@ -21,13 +21,19 @@ import socket
 import time
 from pathlib import Path
 
-from sqlalchemy import ColumnElement, delete, insert, select, update
+from sqlalchemy import ColumnElement, Engine, delete, insert, select, update
 
 from indexer.store.records import Records
 from indexer.store.retry import Attempt
 from indexer.store.schema import claims, taggings
 
 CLAIM_LEASE_NS = 3600 * 10**9
+
+
+def claims_folder(engine: Engine) -> Path:
+    """Beside the database file: where each writer keeps the lock that proves it lives."""
+    database = engine.url.database or "index"
+    return Path(database).with_name(Path(database).name + ".claims")
 
 
 class Owner:

@@ -14,16 +14,7 @@ from dataclasses import fields as dataclass_fields
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import (
-    Connection,
-    and_,
-    delete,
-    exists,
-    func,
-    insert,
-    select,
-    update,
-)
+from sqlalchemy import Connection, and_, delete, exists, func, insert, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from indexer.errors import Failure, Kind

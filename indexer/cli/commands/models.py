@@ -11,6 +11,8 @@ import json
 from collections import Counter
 from typing import Any
 
+from sqlalchemy import Connection
+
 from indexer.cli.options import Context, cache_folder
 from indexer.config import ModelEntry, builtin_entry, threshold_or_default
 from indexer.errors import DtindexError
@@ -34,43 +36,58 @@ def _entries(ctx: Context) -> list[ModelEntry]:
     return entries
 
 
+def _row(entry: ModelEntry, ctx: Context, conn: Connection | None) -> dict[str, object]:
+    """One model's facts: settings, version, and its coverage of the index."""
+    row: dict[str, object] = {"name": entry.name, "enabled": entry.enabled}
+    try:
+        definition = entry.resolve()
+        version, tags = identify(definition, str(cache_folder(ctx.env)))
+    except DtindexError as exc:
+        row["error"] = str(exc)
+        return row
+    spec = definition.spec
+    kinds = Counter(CATEGORY_NAMES.get(c, str(c)) for c in tags.categories if c is not None)
+    row.update(
+        title=definition.title,
+        family=family(spec),
+        version=version,
+        tags=len(tags),
+        input=f"{spec.shape} {spec.channels} {spec.size or 'from graph'} {spec.pad}",
+        categories=dict(kinds),
+        threshold=threshold_or_default(definition.threshold),
+        general=definition.general,
+        character=definition.character,
+    )
+    if conn is not None:
+        cov = coverage(conn, entry.name, version)
+        row.update(
+            pictures=cov.present,
+            tagged=cov.done,
+            failed=cov.failed,
+            todo=cov.present - cov.done - cov.failed,
+        )
+    return row
+
+
+def _line(row: dict[str, object]) -> str:
+    if "error" in row:
+        line = f"{row['name']}: unavailable: {row['error']}"
+    else:
+        line = _describe(row)
+        if "pictures" in row:
+            line += (
+                f"; {row['tagged']} of {row['pictures']} pictures tagged, "
+                f"{row['failed']} failed, {row['todo']} to do"
+            )
+    return line if row["enabled"] else line + " (disabled)"
+
+
 def run(args: argparse.Namespace, ctx: Context) -> int:
     db = ctx.database_path()
     engine = open_index(db, readonly=True) if db.is_file() else None
-    rows = []
     try:
         conn = engine.connect() if engine else None
-        for entry in _entries(ctx):
-            row: dict[str, object] = {"name": entry.name, "enabled": entry.enabled}
-            try:
-                definition = entry.resolve()
-                version, tags = identify(definition, str(cache_folder(ctx.env)))
-            except DtindexError as exc:
-                row["error"] = str(exc)
-                rows.append(row)
-                continue
-            spec = definition.spec
-            kinds = Counter(CATEGORY_NAMES.get(c, str(c)) for c in tags.categories if c is not None)
-            row.update(
-                title=definition.title,
-                family=family(spec),
-                version=version,
-                tags=len(tags),
-                input=f"{spec.shape} {spec.channels} {spec.size or 'from graph'} {spec.pad}",
-                categories=dict(kinds),
-                threshold=threshold_or_default(definition.threshold),
-                general=definition.general,
-                character=definition.character,
-            )
-            if conn is not None:
-                cov = coverage(conn, entry.name, version)
-                row.update(
-                    pictures=cov.present,
-                    tagged=cov.done,
-                    failed=cov.failed,
-                    todo=cov.present - cov.done - cov.failed,
-                )
-            rows.append(row)
+        rows = [_row(entry, ctx, conn) for entry in _entries(ctx)]
         older = versions(conn) if conn is not None else []
         if conn is not None:
             conn.close()
@@ -78,21 +95,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         if engine is not None:
             engine.dispose()
     for row in rows:
-        if args.json:
-            ctx.stdout.write(json.dumps(row).encode() + b"\n")
-            continue
-        if "error" in row:
-            line = f"{row['name']}: unavailable: {row['error']}"
-        else:
-            line = _describe(row)
-            if "pictures" in row:
-                line += (
-                    f"; {row['tagged']} of {row['pictures']} pictures tagged, "
-                    f"{row['failed']} failed, {row['todo']} to do"
-                )
-        if not row["enabled"]:
-            line += " (disabled)"
-        ctx.stdout.write(line.encode() + b"\n")
+        text = json.dumps(row) if args.json else _line(row)
+        ctx.stdout.write(text.encode() + b"\n")
     if not args.json and older:
         current = {(r["name"], r.get("version")) for r in rows}
         for model, version, title, count in older:

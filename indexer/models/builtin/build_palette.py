@@ -95,33 +95,62 @@ def reference(batch: NDArray[np.float32]) -> NDArray[np.float64]:
     return np.concatenate([np.stack([greyscale, monochrome, sepia], -1), themes], -1)
 
 
-def build() -> bytes:
-    """The same rules as an ONNX graph (opset 18), serialised deterministically."""
-    from onnx import TensorProto, helper, numpy_helper
+class _Graph:
+    """Nodes and constants in the order they are made (the names count up, so the
+    serialised graph is the same bytes every time)."""
 
-    nodes: list[object] = []
-    inits: list[object] = []
-    counter = iter(range(10_000))
+    def __init__(self) -> None:
+        self.nodes: list[object] = []
+        self.inits: list[object] = []
+        self.counter = iter(range(10_000))
 
-    def const(value: object, dtype: type = np.float32) -> str:
-        name = f"c{next(counter)}"
-        inits.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), name))
+    def const(self, value: object, dtype: type = np.float32) -> str:
+        from onnx import numpy_helper
+
+        name = f"c{next(self.counter)}"
+        self.inits.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), name))
         return name
 
-    def op(kind: str, *inputs: str, **attrs: Any) -> str:
-        out = f"t{next(counter)}"
-        nodes.append(helper.make_node(kind, list(inputs), [out], **attrs))
+    def op(self, kind: str, *inputs: str, **attrs: Any) -> str:
+        from onnx import helper
+
+        out = f"t{next(self.counter)}"
+        self.nodes.append(helper.make_node(kind, list(inputs), [out], **attrs))
         return out
 
-    def sig(x: str, scale: float, centre: float) -> str:  # sigmoid(scale * (x - centre))
-        return op("Sigmoid", op("Mul", op("Sub", x, const(centre)), const(scale)))
+    def sig(self, x: str, scale: float, centre: float) -> str:  # sigmoid(scale * (x - centre))
+        return self.op(
+            "Sigmoid", self.op("Mul", self.op("Sub", x, self.const(centre)), self.const(scale))
+        )
 
-    def mean_hw(x: str) -> str:
-        return op("ReduceMean", x, const([1, 2], np.int64), keepdims=0)
+    def mean_hw(self, x: str) -> str:
+        return self.op("ReduceMean", x, self.const([1, 2], np.int64), keepdims=0)
 
-    def sum_hw(x: str) -> str:
-        return op("ReduceSum", x, const([1, 2], np.int64), keepdims=0)
+    def sum_hw(self, x: str) -> str:
+        return self.op("ReduceSum", x, self.const([1, 2], np.int64), keepdims=0)
 
+    def serialise(self, outputs: list[str]) -> bytes:
+        from onnx import TensorProto, helper
+
+        self.nodes.append(helper.make_node("Concat", outputs, ["scores"], axis=1))
+        graph = helper.make_graph(
+            self.nodes,  # type: ignore[arg-type]
+            "palette",
+            [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", SIZE, SIZE, 3])],
+            [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["batch", len(TAGS)])],
+            self.inits,  # type: ignore[arg-type]
+        )
+        model = helper.make_model(
+            graph, opset_imports=[helper.make_opsetid("", 18)], producer_name="dtindex-palette"
+        )
+        model.ir_version = 8
+        return bytes(model.SerializeToString(deterministic=True))
+
+
+def build() -> bytes:
+    """The same rules as an ONNX graph (opset 18), serialised deterministically."""
+    made = _Graph()
+    const, op, sig, mean_hw, sum_hw = made.const, made.op, made.sig, made.mean_hw, made.sum_hw
     one = const(1.0)
     axis = const([3], np.int64)
     r = op("Slice", "input", const([0], np.int64), const([1], np.int64), axis)
@@ -163,21 +192,7 @@ def build() -> bytes:
     sat = op("Div", op("Mul", coloured, chroma), op("Add", v, const(1e-6)))
     saturation = op("Div", sum_hw(sat), total)
     sepia = op("Mul", op("Mul", single, sig(toward, 60, 0.94)), sig(saturation, -15, 0.55))
-    nodes.append(
-        helper.make_node("Concat", [greyscale, monochrome, sepia, themes], ["scores"], axis=1)
-    )
-    graph = helper.make_graph(
-        nodes,  # type: ignore[arg-type]
-        "palette",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", SIZE, SIZE, 3])],
-        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["batch", len(TAGS)])],
-        inits,  # type: ignore[arg-type]
-    )
-    model = helper.make_model(
-        graph, opset_imports=[helper.make_opsetid("", 18)], producer_name="dtindex-palette"
-    )
-    model.ir_version = 8
-    return bytes(model.SerializeToString(deterministic=True))
+    return made.serialise([greyscale, monochrome, sepia, themes])
 
 
 def main() -> None:
