@@ -69,11 +69,11 @@ STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 
 def _serve(conn: Connection, max_pixels: int) -> None:
     # A service manager signals the whole process group (Ctrl-C does too): the parent
-    # decides how to stop, and kills its decoders itself. They started with these
-    # signals blocked (see `_Worker`), so none slipped in before this line.
+    # decides how to stop, and kills its decoders itself. A decoder still booting when
+    # the signal lands dies of it (spawn resets the signal mask, so it cannot be blocked
+    # from here); the parent is stopping then and records no failure for it.
     for signum in STOP_SIGNALS:
         signal.signal(signum, signal.SIG_IGN)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
     _keep_freed_memory()
     # `max_pixels` is the one limit, checked on what is really decoded (JPEGs decode
     # DCT-scaled); Pillow's own guard would refuse pictures it allows (89 MP < 100 MP).
@@ -104,13 +104,7 @@ class _Worker:
         self.process = context.Process(
             target=_serve, args=(child, max_pixels), daemon=True, name="dtindex-decoder"
         )
-        # The blocked set is inherited through fork and exec: the child cannot be
-        # stopped by a group signal while it boots, before `_serve` ignores them.
-        previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
-        try:
-            self.process.start()
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        self.process.start()
         child.close()
 
     def stop(self) -> None:
