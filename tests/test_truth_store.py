@@ -510,11 +510,6 @@ def test_a_full_disk_stops_the_scan_and_the_next_scan_completes(tmp_path: Path) 
         )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: store/engine.py refuse_foreign reports every sqlite3.DatabaseError, a full "
-    "disk's 'disk I/O error' included, as 'not an SQLite database'",
-)
 def test_an_index_on_a_full_disk_is_not_called_foreign(tmp_path: Path, mean_model: Path) -> None:
     """The disk filled up while no dtindex ran: commands fail, and say nothing false."""
     configure(tmp_path, {"means": mean_model})

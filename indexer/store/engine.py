@@ -87,6 +87,8 @@ def refuse_foreign(path: Path) -> None:
     try:
         with contextlib.closing(sqlite3.connect(uri, uri=True)) as db:
             rows = db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
+    except sqlite3.OperationalError as exc:  # a full disk, permissions: not a verdict
+        raise StoreError(f"{path}: cannot read the index: {exc}") from None
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"{path}: not an SQLite database ({exc}); it was not changed") from None
     names = {str(name) for (name,) in rows}
