@@ -14,6 +14,7 @@ import queue
 import signal
 from collections.abc import Sequence
 from dataclasses import dataclass
+from multiprocessing import resource_tracker
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -69,11 +70,11 @@ STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 
 def _serve(conn: Connection, max_pixels: int) -> None:
     # A service manager signals the whole process group (Ctrl-C does too): the parent
-    # decides how to stop, and kills its decoders itself. A decoder still booting when
-    # the signal lands dies of it (spawn resets the signal mask, so it cannot be blocked
-    # from here); the parent is stopping then and records no failure for it.
+    # decides how to stop, and kills its decoders itself. They started with these
+    # signals blocked (see `_Worker`), so none slipped in before this line.
     for signum in STOP_SIGNALS:
         signal.signal(signum, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
     _keep_freed_memory()
     # `max_pixels` is the one limit, checked on what is really decoded (JPEGs decode
     # DCT-scaled); Pillow's own guard would refuse pictures it allows (89 MP < 100 MP).
@@ -104,7 +105,14 @@ class _Worker:
         self.process = context.Process(
             target=_serve, args=(child, max_pixels), daemon=True, name="dtindex-decoder"
         )
-        self.process.start()
+        # The blocked set is inherited through spawn. The resource tracker must run
+        # first: starting it unblocks SIGINT and SIGTERM in the calling thread.
+        resource_tracker.ensure_running()
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+        try:
+            self.process.start()
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
         child.close()
 
     def stop(self) -> None:
