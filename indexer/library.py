@@ -21,10 +21,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from indexer.config import Config, load_config, locate_config, threshold_or_default
-from indexer.errors import DecodeError, Failure
 from indexer.imaging.workers import DecoderPool
 from indexer.models.runtime import RuntimeOptions, Tagger, load
-from indexer.pipeline import Budget, Prepared, prepare_for, run_pipeline
+from indexer.pipeline.direct import Direct
+from indexer.pipeline.flow import Budget, run_pipeline
 
 PathLike = str | os.PathLike[str]
 
@@ -99,29 +99,17 @@ class Model:
         results: dict[int, dict[str, float]] = {}
         names = self.tagger.tags.names
 
-        def work(job: tuple[int, str]) -> Prepared[tuple[int, str]]:
-            try:
-                data = Path(job[1]).read_bytes()
-            except OSError as exc:
-                raise DecodeError(exc.strerror or str(exc)) from None
-            return Prepared(job, prepare_for(pool, data, [self.tagger], [0])[0])
-
-        def accept(prepared: Prepared[tuple[int, str]]) -> list[int]:
-            if prepared.error is not None:
-                self.failures.append((prepared.job[1], prepared.error))
-                return []
-            return [0]
-
         def on_scores(_: int, jobs: list[tuple[int, str]], scores: NDArray[np.float32]) -> None:
             for (number, _path), row in zip(jobs, scores, strict=True):
                 chosen = np.flatnonzero(row > limit)
                 results[number] = {names[i]: float(row[i]) for i in chosen}
 
-        def on_fail(_: int, job: tuple[int, str], failure: Failure) -> None:
-            self.failures.append((job[1], failure.reason))
+        def on_error(job: tuple[int, str], reason: str) -> None:
+            self.failures.append((job[1], reason))
 
+        steps = Direct[tuple[int, str]](lambda job: job[1], 1, on_scores, on_error)
         jobs = list(enumerate(paths))
-        run_pipeline([self.tagger], jobs, work, accept, on_scores, on_fail, size, self._budget)
+        run_pipeline([self.tagger], jobs, steps, pool, size, self._budget)
         for number, path in jobs:
             if number in results:
                 yield path, results[number]

@@ -276,7 +276,8 @@ def test_pipeline_hands_results_back_in_order_on_the_calling_thread(
     from indexer.imaging.prepare import decode, fill, fit
     from indexer.imaging.workers import DecoderPool
     from indexer.models.runtime import RuntimeOptions, load
-    from indexer.pipeline import Budget, Prepared, prepare_for, run_pipeline
+    from indexer.pipeline.direct import Direct
+    from indexer.pipeline.flow import Budget, run_pipeline
     from indexer.settings import read_model_file
 
     declared = read_model_file(probe(tmp_path, settings="normalize = true\n"))
@@ -290,14 +291,12 @@ def test_pipeline_hands_results_back_in_order_on_the_calling_thread(
         threads.add(threading.get_ident())
         seen.extend(zip(jobs, scores.tolist(), strict=True))
 
+    def on_error(path: Path, reason: str) -> None:
+        raise AssertionError(f"{path}: {reason}")
+
+    steps = Direct[Path](str, 1, on_scores, on_error)
     with DecoderPool(2, 10**8, 60) as pool:
-
-        def work(path: Path) -> Prepared[Path]:
-            return Prepared(path, prepare_for(pool, path.read_bytes(), [tagger], [0])[0])
-
-        run_pipeline(
-            [tagger], paths, work, lambda p: [0], on_scores, lambda *a: None, 3, Budget(2, 2)
-        )
+        run_pipeline([tagger], paths, steps, pool, 3, Budget(2, 2))
     assert threads == {threading.get_ident()}
     assert [path for path, _ in seen] == paths
     for path, scores in seen:

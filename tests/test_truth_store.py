@@ -439,13 +439,13 @@ def test_the_write_lock_is_free_while_the_scan_waits_for_a_decoder(
     fresh_pictures(gallery, 2, seed=5)  # fresh*.png: after the good, before the broken
     (gallery / "g-broken.png").write_bytes(b"not a picture at all" * 10)  # fails: recorded
     mark(picture(gallery / "z-hang.png", (1, 2, 3)), HANG)  # the last in the walk
-    before_hang = 6
+    before_hang = 7  # every file reads and hashes; only decoding z-hang.png hangs
     db = tmp_path / "index.sqlite"
 
     scan = start(tmp_path, "index.sqlite", "scan", "--json", "gallery", faults=FAULTS)
     try:
-        # Every picture before the hanging one is recorded and committed, the broken
-        # one's failure included: the scan now waits on the hanging decoder.
+        # Every file is recorded and committed, the broken one's failure included: the
+        # scan now waits on the hanging decoder.
         files = "SELECT COUNT(*) FROM files"
         failed = "SELECT COUNT(*) FROM taggings WHERE status = 'failed'"
         wait_for(

@@ -2,37 +2,40 @@
 
 A scan walks the roots and compares every file's stat with the index: unchanged files are
 not opened; renamed and moved files (same device, inode, size and mtime) keep their
-content; new and changed files are read once, hashed (xxh3-128 and SHA-1 from the same
-bytes) and, when some model version has no result for that content, decoded from those
-same bytes and tagged. Results are committed batch by batch, so a killed scan resumes.
-Failures keep their `Kind`: only a picture's own fault is final until the file changes.
+content; new and changed files are read and hashed (xxh3-128 and SHA-1) by a decoder
+process; a group of them is recorded and claimed in a few statements; a content some
+model version has no result for is decoded (after checking it is still the bytes that
+were hashed) into that model's batch. Results are committed batch by batch, so a
+killed scan resumes. Failures keep their `Kind`: only a picture's own fault is final
+until the file changes.
 """
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
-import xxhash
 from numpy.typing import NDArray
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from indexer.config import Config
-from indexer.errors import DecodeError, Failure, Kind, os_error_kind
-from indexer.gallery.jobs import Counts, ReadJob, TagJob, Unstable, read_stable
-from indexer.imaging.workers import DecoderPool
+from indexer.errors import Failure, Kind
+from indexer.gallery.jobs import Counts, ReadJob, TagJob
+from indexer.imaging.tasks import Looked, Skipped
+from indexer.imaging.workers import DecoderPool, Reply
 from indexer.models.runtime import Tagger
-from indexer.pipeline import Budget, Prepared, Timings, prepare_for, run_pipeline
-from indexer.store.claims import Owner, claim, claims_folder, reap, release_claims
-from indexer.store.records import Records
+from indexer.pipeline.flow import Budget, Order, run_pipeline
+from indexer.pipeline.inference import Timings
+from indexer.store.claims import Owner, claim_pairs, claims_folder, reap, release_claims
+from indexer.store.intake import add_contents, put_files
+from indexer.store.records import Records, Stat
 from indexer.store.retry import Attempt
-from indexer.store.schema import contents, taggings
 
 log = logging.getLogger("dtindex")
 
@@ -77,6 +80,8 @@ class Indexer:
             log.info("took over %d claims of processes that are gone", reaped)
         self.attempt = self._attempt()
         self.timings = Timings()  # summed over every `process` call
+        self.counts = Counts()  # the current `process` call's
+        self.every_model = tuple(range(len(taggers)))
 
     def close(self) -> None:
         """Commit and release this process's claims; after a failed write (a full disk)
@@ -99,191 +104,137 @@ class Indexer:
     def _stopping(self) -> bool:
         return self.stop is not None and self.stop.is_set()
 
-    # -- worker side (threads): read, hash, decide, decode ------------------------
-    def _wanted(self, xxh128: str) -> list[int]:
-        with self.engine.connect() as conn:
-            query = (
-                select(taggings.c.model_version_id)
-                .join(contents, contents.c.id == taggings.c.content_id)
-                .where(
-                    contents.c.xxh128 == xxh128,
-                    self.attempt.settled(),
-                )
+    # -- the pipeline's steps, in the calling thread ---------------------------------
+    def look(self, job: ReadJob | TagJob) -> bytes | None:
+        if isinstance(job, TagJob):
+            return None  # already hashed: its claims are decided straight away
+        job.read_ns = time.time_ns()  # no later than the read: the racy window is safe
+        return job.path
+
+    def decide(self, group: list[tuple[ReadJob | TagJob, Reply | None]]) -> list[Order[Any]]:
+        """Record a group of looked files in bulk and claim what their contents need."""
+        looked: list[tuple[ReadJob, Looked]] = []
+        wanted: list[tuple[ReadJob | TagJob, int, str, tuple[int, ...]]] = []
+        for job, reply in group:
+            if isinstance(job, TagJob):
+                wanted.append((job, job.content_id, job.xxh128, job.wanted))
+            elif isinstance(reply, Looked):
+                looked.append((job, reply))
+            else:
+                self._not_looked(job, reply)
+        for (job, seen), content_id in zip(looked, self._record_looked(looked), strict=True):
+            wanted.append((job, content_id, seen.xxh128, self.every_model))
+        return self._claim(wanted)
+
+    def _not_looked(self, job: ReadJob, reply: Reply | None) -> None:
+        if isinstance(reply, Skipped) and reply.vanished:
+            if job.known is not None:
+                self.index.delete_path(job.path)
+                self.counts.removed += 1
+        elif isinstance(reply, Skipped):
+            log.warning("%s: %s; left for the next scan", os.fsdecode(job.path), reply.reason)
+        else:
+            failure = reply if isinstance(reply, Failure) else Failure("no answer", Kind.CRASH)
+            self.counts.failed += 1
+            self.counts.to_retry += failure.kind.retried
+            log.warning("%s: %s", os.fsdecode(job.path), failure.reason)
+            self.index.put_file(
+                job.path, job.root_id, job.stat, None, job.read_ns, failure.reason, failure.kind
             )
-            settled = set(conn.execute(query).scalars())
-        return [i for i, v in enumerate(self.version_ids) if v not in settled]
 
-    def _read_work(self, job: ReadJob) -> Prepared[ReadJob]:
-        job.read_ns = time.time_ns()
-        try:
-            data, stat = read_stable(job.path)
-        except FileNotFoundError:
-            return Prepared(job, error="vanished", info={"vanished": True})
-        except Unstable:
-            return Prepared(job, error="changed while being read", info={"unstable": True})
-        except OSError as exc:
-            return Prepared(
-                job, error=f"cannot read: {exc.strerror or exc}", kind=os_error_kind(exc)
-            )
-        job.stat = stat
-        info: dict[str, object] = {
-            "xxh": xxhash.xxh3_128_hexdigest(data),
-            "sha1": hashlib.sha1(data).hexdigest(),
-        }
-        wanted = self._wanted(str(info["xxh"]))
-        info["wanted"] = wanted
-        try:
-            pictures, size = prepare_for(self.decoders, data, self.taggers, wanted)
-        except DecodeError as exc:
-            return Prepared(job, error=str(exc), info=info, kind=exc.kind, needs=exc.needs)
-        info["size"] = size
-        return Prepared(job, pictures, info=info)
+    def _record_looked(self, looked: list[tuple[ReadJob, Looked]]) -> list[int]:
+        if not looked:
+            return []
+        conn, counts = self.index.conn, self.counts
+        ids = add_contents(conn, [(s.xxh128, s.sha1, s.size, s.width, s.height) for _, s in looked])
+        rows = []
+        for job, seen in looked:
+            content_id = ids[seen.xxh128]
+            job.stat = Stat(seen.size, seen.mtime_ns, seen.inode, seen.device)
+            job.content_id = content_id
+            stat = job.stat
+            rows.append((job.path, job.root_id, stat.size, stat.mtime_ns, stat.inode,
+                         stat.device, content_id, job.read_ns))  # fmt: skip
+            if job.known is None:
+                counts.new += 1
+            elif job.known.content_id == content_id:
+                counts.unchanged += 1
+            else:
+                counts.changed += 1
+        counts.hashed += len(looked)
+        put_files(conn, rows)
+        self.progress("hashing", counts)
+        return [ids[seen.xxh128] for _, seen in looked]
 
-    def _tag_work(self, job: TagJob) -> Prepared[TagJob]:
-        try:
-            with open(job.path, "rb") as handle:
-                data = handle.read()
-        except OSError as exc:
-            return Prepared(job, error=f"cannot read: {exc.strerror or exc}", info={"skip": True})
-        if xxhash.xxh3_128_hexdigest(data) != job.xxh128:
-            return Prepared(job, error="changed since it was indexed", info={"skip": True})
-        pictures, _ = prepare_for(self.decoders, data, self.taggers, job.wanted)
-        return Prepared(job, pictures)
+    def _claim(
+        self, wanted: list[tuple[ReadJob | TagJob, int, str, tuple[int, ...]]]
+    ) -> list[Order[Any]]:
+        """Models this process will run on each content: not queued here, not held
+        elsewhere, not settled; a content listed twice is given to its first job."""
+        pairs = [
+            (self.version_ids[i], content_id)
+            for _, content_id, _, models in wanted
+            for i in models
+            if (content_id, i) not in self._inflight
+        ]
+        mine = claim_pairs(self.index, pairs, self.owner, self.attempt)
+        orders: list[Order[Any]] = []
+        for job, content_id, xxh, models in wanted:
+            given = []
+            for i in models:
+                if (self.version_ids[i], content_id) in mine and (
+                    content_id,
+                    i,
+                ) not in self._inflight:
+                    self._inflight.add((content_id, i))
+                    given.append(i)
+            orders.append(Order(job, job.path, xxh, tuple(given)))
+        return orders
 
-    # -- main thread: record ------------------------------------------------------
-    def _claim(self, content_id: int, wanted: Iterable[int]) -> list[int]:
-        """Models this process will run on the content: not queued here, not held elsewhere."""
-        claimed = []
-        for i in wanted:
-            if (content_id, i) in self._inflight:
-                continue
-            version_id = self.version_ids[i]
-            if not claim(self.index, version_id, content_id, self.owner, self.attempt):
-                log.debug("content %d: tagged or being tagged by another process", content_id)
-                continue
-            self._inflight.add((content_id, i))
-            claimed.append(i)
-        return claimed
+    def unprepared(self, order: Order[Any], why: Failure | Skipped) -> None:
+        job = order.job
+        if isinstance(why, Skipped):
+            log.warning("%s: %s; left for the next scan", os.fsdecode(job.path), why.reason)
+            return
+        versions = [self.version_ids[i] for i in order.wanted]
+        self._fail(job.path, why, versions, job.content_id)
+
+    def scores(self, i: int, jobs: list[Any], matrix: NDArray[np.float32]) -> None:
+        ids = [int(job.content_id) for job in jobs]
+        self.index.record_scores(self.version_ids[i], ids, matrix, self.config.store_threshold)
+        self.counts.tagged += len(ids)
+        self.progress("tagging", self.counts)
+        if self.log_batches:
+            log.info("%s: tagged %d pictures", self.taggers[i].name, len(ids))
+
+    def failed(self, i: int, job: Any, failure: Failure) -> None:
+        self._fail(job.path, failure, [self.version_ids[i]], job.content_id)
 
     def _fail(
-        self,
-        counts: Counts,
-        path: bytes,
-        failure: Failure,
-        version_ids: Iterable[int],
-        content_id: int,
+        self, path: bytes, failure: Failure, version_ids: Iterable[int], content_id: int
     ) -> None:
         """Record a picture's failure for these versions, unless a stop caused it."""
         if self._stopping() and failure.kind in _STOP_VICTIMS:
             log.debug("%s: %s while stopping; not recorded", os.fsdecode(path), failure.reason)
             return
-        counts.failed += 1
-        counts.to_retry += failure.kind.retried
+        self.counts.failed += 1
+        self.counts.to_retry += failure.kind.retried
         log.warning("%s: %s", os.fsdecode(path), failure.reason)
         for version_id in version_ids:
             self.index.record_failure(version_id, content_id, failure)
 
-    def _accept_read(self, prepared: Prepared[ReadJob], counts: Counts) -> list[int]:
-        job, info = prepared.job, prepared.info
-        if info.get("vanished"):
-            if job.known is not None:
-                self.index.delete_path(job.path)
-                counts.removed += 1
-            return []
-        if info.get("unstable"):
-            log.warning(
-                "%s: changed while being read; left for the next scan", os.fsdecode(job.path)
-            )
-            return []
-        if "xxh" not in info:  # could not be read at all
-            counts.failed += 1
-            counts.to_retry += prepared.kind.retried
-            log.warning("%s: %s", os.fsdecode(job.path), prepared.error)
-            self.index.put_file(
-                job.path, job.root_id, job.stat, None, job.read_ns, prepared.error, prepared.kind
-            )
-            return []
-        counts.hashed += 1
-        size = info.get("size")
-        width, height = size if isinstance(size, tuple) else (None, None)
-        content_id = self.index.add_content(
-            str(info["xxh"]), str(info["sha1"]), job.stat.size, width, height
-        )
-        job.content_id = content_id
-        if job.known is None:
-            counts.new += 1
-        elif job.known.content_id == content_id:
-            counts.unchanged += 1
-        else:
-            counts.changed += 1
-        self.index.put_file(job.path, job.root_id, job.stat, content_id, job.read_ns)
-        wanted = self._claim(content_id, info.get("wanted", []))  # type: ignore[arg-type]
-        if prepared.error is not None:
-            versions = [self.version_ids[i] for i in wanted]
-            self._fail(counts, job.path, prepared.failure(), versions, content_id)
-            return []
-        return wanted
-
-    def _accept_tag(self, prepared: Prepared[TagJob], counts: Counts) -> list[int]:
-        job = prepared.job
-        if prepared.info.get("skip"):
-            log.warning("%s: %s; left for the next scan", os.fsdecode(job.path), prepared.error)
-            return []
-        wanted = self._claim(job.content_id, job.wanted)
-        if prepared.error is not None:
-            versions = [self.version_ids[i] for i in wanted]
-            self._fail(counts, job.path, prepared.failure(), versions, job.content_id)
-            return []
-        return wanted
-
     def process(self, reads: Sequence[ReadJob], counts: Counts, pending: bool = True) -> None:
         """Read and tag the given files, then (with `pending`) every content missing a result."""
         self.attempt = self._attempt()  # failures from before this call are retried
-
-        def on_scores(
-            i: int, jobs: list[ReadJob] | list[TagJob], matrix: NDArray[np.float32]
-        ) -> None:
-            ids = [int(job.content_id) for job in jobs if job.content_id is not None]
-            self.index.record_scores(self.version_ids[i], ids, matrix, self.config.store_threshold)
-            counts.tagged += len(ids)
-            self.progress("tagging", counts)
-            if self.log_batches:
-                log.info("%s: tagged %d pictures", self.taggers[i].name, len(ids))
-
-        def on_fail(i: int, job: ReadJob | TagJob, failure: Failure) -> None:
-            assert job.content_id is not None
-            self._fail(counts, job.path, failure, [self.version_ids[i]], job.content_id)
-
-        def accept_read(p: Prepared[ReadJob]) -> list[int]:
-            wanted = self._accept_read(p, counts)
-            self.progress("hashing", counts)
-            return wanted
-
+        self.counts = counts
         self._inflight.clear()
-        common = dict(batch=self.batch, budget=self.budget, stop=self.stop, timings=self.timings)
-        run_pipeline(
-            self.taggers,
-            reads,
-            self._read_work,
-            accept_read,
-            on_scores,  # type: ignore[arg-type]
-            on_fail,
-            idle=self.index.commit,
-            **common,  # type: ignore[arg-type]
-        )
+        common = dict(stop=self.stop, timings=self.timings, idle=self.index.commit)
+        run_pipeline(self.taggers, reads, self, self.decoders, self.batch, self.budget, **common)  # type: ignore[arg-type]
         self.index.commit()
         if not pending or self._stopping():
             return
-        run_pipeline(
-            self.taggers,
-            self._pending(),
-            self._tag_work,  # type: ignore[arg-type]
-            lambda p: self._accept_tag(p, counts),
-            on_scores,
-            on_fail,
-            idle=self.index.commit,
-            **common,  # type: ignore[arg-type]
-        )
+        waiting = self._pending()
+        run_pipeline(self.taggers, waiting, self, self.decoders, self.batch, self.budget, **common)  # type: ignore[arg-type]
         self.index.commit()
 
     def _pending(self) -> list[TagJob]:

@@ -1,12 +1,11 @@
 """The units of work of a scan: what to read or tag, and the counts a scan reports.
 
-Whether a file needs reading is decided from its stat alone (`is_unchanged`); a read
-checks that the file held still while it was read (`read_stable`).
+Whether a file needs reading is decided from its stat alone (`is_unchanged`); the read
+itself happens in a decoder process (`imaging.tasks.look`).
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, fields
 
 from indexer.errors import Kind
@@ -52,22 +51,6 @@ class TagJob:
     content_id: int
     xxh128: str
     wanted: tuple[int, ...]
-
-
-class Unstable(Exception):
-    """The file changed while it was read; it is left for the next look."""
-
-
-def read_stable(path: bytes) -> tuple[bytes, Stat]:
-    with open(path, "rb") as handle:
-        before = os.fstat(handle.fileno())
-        data = handle.read()
-        after = os.fstat(handle.fileno())
-    if (before.st_size, before.st_mtime_ns) != (after.st_size, after.st_mtime_ns) or len(
-        data
-    ) != after.st_size:
-        raise Unstable
-    return data, Stat(after.st_size, after.st_mtime_ns, after.st_ino, after.st_dev)
 
 
 def is_unchanged(row: FileRow, stat: Stat) -> bool:

@@ -1,8 +1,12 @@
-"""Decoding in worker processes, so a decoder that crashes or hangs cannot take a scan down.
+"""Decoder processes: a decoder that crashes or hangs cannot take a scan down.
 
-Each worker decodes one picture at a time, sent as bytes (the scan reads and hashes a
-file once, in the parent). A worker that dies (a segfault in a codec) or overruns the
-per-picture time limit is replaced, and only that picture is recorded as failed.
+The main process sends small requests (a path to look at, or a path to decode into
+batch slots) and reads small replies; file bytes and pixels stay in the workers. Each
+worker holds up to `depth` requests, so it keeps working while the main process runs a
+batch or writes to the index. The pool is driven from one thread: `submit` queues,
+`collect` waits for replies. A worker that dies (a segfault in a codec) or overruns the
+per-picture time limit is replaced; only the picture it was on fails, the requests
+queued behind it go to another worker.
 """
 
 from __future__ import annotations
@@ -10,42 +14,37 @@ from __future__ import annotations
 import ctypes
 import multiprocessing
 import os
-import queue
 import signal
+import time
+from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
-from multiprocessing import resource_tracker
+from dataclasses import dataclass, field
+from multiprocessing import connection, resource_tracker
 from multiprocessing.connection import Connection
 from typing import Any
 
-import numpy as np
-from numpy.typing import NDArray
 from PIL import Image
 
-from indexer.errors import DecodeError, Kind
-from indexer.imaging.prepare import decode, fit
-from indexer.settings import ModelSpec
+from indexer.errors import DecodeError, Failure, Kind
+from indexer.imaging.slots import SlotAddress, SlotRing, SlotWriter
+from indexer.imaging.tasks import Looked, Skipped, Target, decode_into, look, read_again
 
 FAULT_ENV = "DTINDEX_TEST_FAULTS"  # tests only: "crash-marker,hang-marker" bytes in a file
+STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+
+# A request: ("look", path) or ("decode", path, expected xxh3-128 or None, targets).
+Request = tuple[Any, ...]
+Reply = Looked | Skipped | tuple[int, int] | Failure
 
 
-@dataclass(frozen=True)
-class Target:
-    """One model's input geometry: the picture is fitted once per target."""
-
-    spec: ModelSpec
-    height: int
-    width: int
+def look_request(path: bytes) -> Request:
+    return ("look", path)
 
 
-Result = tuple[list[NDArray[np.uint8]], tuple[int, int]]
-
-
-def prepare_targets(data: bytes, targets: Sequence[Target], max_pixels: int) -> Result:
-    """Decode once (JPEGs DCT-scaled to twice the largest input) and fit for each target."""
-    largest = max(max(t.height, t.width) for t in targets)
-    image, full = decode(data, max_pixels, draft_to=2 * largest)
-    return [fit(image, t.spec, t.height, t.width) for t in targets], full
+def decode_request(
+    path: bytes, expect: str | None, targets: Sequence[tuple[Target, SlotAddress]]
+) -> Request:
+    return ("decode", path, expect, list(targets))
 
 
 def _keep_freed_memory(limit: int = 256 << 20) -> None:
@@ -65,7 +64,19 @@ def _keep_freed_memory(limit: int = 256 << 20) -> None:
     mallopt(m_trim_threshold, limit)
 
 
-STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
+def _handle(request: Request, writer: SlotWriter, max_pixels: int, faults: list[bytes]) -> Any:
+    if request[0] == "look":
+        return look(request[1])
+    _, path, expect, targets = request
+    data = read_again(path, expect)
+    if isinstance(data, Skipped):
+        return data
+    if faults and faults[0] in data:
+        os.kill(os.getpid(), signal.SIGSEGV)
+    if len(faults) > 1 and faults[1] in data:
+        while True:
+            pass
+    return decode_into(data, targets, writer, max_pixels)
 
 
 def _serve(conn: Connection, max_pixels: int) -> None:
@@ -80,29 +91,31 @@ def _serve(conn: Connection, max_pixels: int) -> None:
     # DCT-scaled); Pillow's own guard would refuse pictures it allows (89 MP < 100 MP).
     Image.MAX_IMAGE_PIXELS = None
     faults = [m.encode() for m in os.environ.get(FAULT_ENV, "").split(",") if m]
+    writer = SlotWriter()
     while True:
         try:
-            targets = conn.recv()
-            data = conn.recv_bytes()
+            request = conn.recv()
         except (EOFError, OSError):
             return  # the parent went away
-        if faults and faults[0] in data:
-            os.kill(os.getpid(), signal.SIGSEGV)
-        if len(faults) > 1 and faults[1] in data:
-            while True:
-                pass
         try:
-            conn.send(("ok", prepare_targets(data, targets, max_pixels)))
+            conn.send(("ok", _handle(request, writer, max_pixels, faults)))
         except DecodeError as exc:
             conn.send(("error", (str(exc), exc.kind.value, exc.needs)))
         except MemoryError:
             conn.send(("error", ("out of memory while decoding", Kind.MEMORY.value, None)))
 
 
+@dataclass
 class _Worker:
-    def __init__(self, context: Any, max_pixels: int) -> None:
-        self.conn, child = context.Pipe()
-        self.process = context.Process(
+    process: Any
+    conn: Connection
+    sent: deque[tuple[object, Request]] = field(default_factory=deque)
+    since: float = 0.0  # when the request at the head of `sent` began, at the latest
+
+    @classmethod
+    def start(cls, context: Any, max_pixels: int) -> _Worker:
+        conn, child = context.Pipe()
+        process = context.Process(
             target=_serve, args=(child, max_pixels), daemon=True, name="dtindex-decoder"
         )
         # The blocked set is inherited through spawn. The resource tracker must run
@@ -110,10 +123,11 @@ class _Worker:
         resource_tracker.ensure_running()
         previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
         try:
-            self.process.start()
+            process.start()
         finally:
             signal.pthread_sigmask(signal.SIG_SETMASK, previous)
         child.close()
+        return cls(process, conn)
 
     def stop(self) -> None:
         self.conn.close()
@@ -122,55 +136,113 @@ class _Worker:
 
 
 class DecoderPool:
-    """Worker processes handed out to the pipeline's threads, one picture at a time."""
+    """Worker processes fed from one thread; replies come back with their tickets."""
 
-    def __init__(self, size: int, max_pixels: int, timeout: float) -> None:
-        self.timeout, self.max_pixels = timeout, max_pixels
+    def __init__(self, size: int, max_pixels: int, timeout: float, depth: int = 2) -> None:
+        self.size, self.max_pixels, self.timeout, self.depth = size, max_pixels, timeout, depth
         self._context = multiprocessing.get_context("spawn")  # no fork of a threaded process
-        self._idle: queue.SimpleQueue[_Worker | None] = queue.SimpleQueue()
         self._workers: list[_Worker] = []
-        for _ in range(size):
-            self._idle.put(None)  # started lazily
+        self._urgent: deque[tuple[object, Request]] = deque()
+        self._queued: deque[tuple[object, Request]] = deque()
+        self._rings: dict[tuple[object, ...], SlotRing] = {}
 
-    def prepare(self, data: bytes, targets: Sequence[Target]) -> Result:
-        worker = self._idle.get() or self._start()
-        try:
-            worker.conn.send(list(targets))
-            worker.conn.send_bytes(data)  # no pickled copy of a big file
-            if not worker.conn.poll(self.timeout):
-                self._replace(worker)
-                worker = self._start()
-                raise DecodeError(
+    def ring(self, key: object, shape: tuple[int, ...], batch: int, depth: int) -> SlotRing:
+        """The shared-memory ring for `key` (a model's place in a run), kept between runs."""
+        full_key = (key, shape, batch, depth)
+        if full_key not in self._rings:
+            self._rings[full_key] = SlotRing(shape, batch, depth)
+        return self._rings[full_key]
+
+    def submit(self, request: Request, ticket: object, urgent: bool = False) -> None:
+        (self._urgent if urgent else self._queued).append((ticket, request))
+
+    @property
+    def outstanding(self) -> int:
+        return len(self._urgent) + len(self._queued) + sum(len(w.sent) for w in self._workers)
+
+    def collect(self, timeout: float | None = None) -> list[tuple[object, Reply]]:
+        """Replies that are ready, waiting up to `timeout` (None: until one comes)."""
+        replies: list[tuple[object, Reply]] = []
+        self._dispatch(replies)
+        busy = [w for w in self._workers if w.sent]
+        if not busy:
+            return replies
+        now = time.monotonic()
+        limit = min(w.since + self.timeout for w in busy) - now
+        wait = max(0.0, limit if timeout is None else min(timeout, limit))
+        ready = set(connection.wait([w.conn for w in busy], 0 if replies else wait))
+        now = time.monotonic()
+        for worker in busy:
+            if worker.conn in ready:
+                self._receive(worker, now, replies)
+            elif now >= worker.since + self.timeout:
+                self._lost(worker, replies, Failure(
                     f"decoding took over {self.timeout:g} s; decoder stopped", Kind.TIMEOUT
-                )
-            status, payload = worker.conn.recv()
-        except (EOFError, OSError, BrokenPipeError):
+                ))  # fmt: skip
+        self._dispatch(replies)
+        return replies
+
+    def _receive(self, worker: _Worker, now: float, replies: list[tuple[object, Reply]]) -> None:
+        try:
+            while worker.sent and worker.conn.poll():
+                status, payload = worker.conn.recv()
+                ticket, _ = worker.sent.popleft()
+                worker.since = now
+                if status == "error":
+                    message, kind, needs = payload
+                    payload = Failure(str(message), Kind(kind), needs)
+                replies.append((ticket, payload))
+        except (EOFError, OSError):
             worker.process.join(5)
             code = worker.process.exitcode
-            self._replace(worker)
-            worker = self._start()
             how = f"signal {signal.Signals(-code).name}" if code and code < 0 else f"exit {code}"
-            raise DecodeError(f"decoder crashed ({how}); picture skipped", Kind.CRASH) from None
-        finally:
-            self._idle.put(worker)
-        if status == "error":
-            message, kind, needs = payload
-            raise DecodeError(str(message), Kind(kind), needs)
-        return payload  # type: ignore[no-any-return]
+            self._lost(
+                worker, replies, Failure(f"decoder crashed ({how}); picture skipped", Kind.CRASH)
+            )
 
-    def _start(self) -> _Worker:
-        worker = _Worker(self._context, self.max_pixels)
-        self._workers.append(worker)
-        return worker
-
-    def _replace(self, worker: _Worker) -> None:
+    def _lost(self, worker: _Worker, replies: list[tuple[object, Reply]], why: Failure) -> None:
+        """The request `worker` was on fails; the ones queued behind it go elsewhere."""
         worker.stop()
         self._workers.remove(worker)
+        if worker.sent:
+            ticket, _ = worker.sent.popleft()
+            replies.append((ticket, why))
+        self._urgent.extendleft(reversed(worker.sent))
+
+    def _dispatch(self, replies: list[tuple[object, Reply]]) -> None:
+        while self._urgent or self._queued:
+            worker = min(self._workers, key=lambda w: len(w.sent), default=None)
+            if (worker is None or worker.sent) and len(self._workers) < self.size:
+                worker = _Worker.start(self._context, self.max_pixels)
+                self._workers.append(worker)
+            if worker is None or len(worker.sent) >= self.depth:
+                return
+            ticket, request = (self._urgent or self._queued).popleft()
+            if not worker.sent:
+                worker.since = time.monotonic()
+            worker.sent.append((ticket, request))
+            try:
+                worker.conn.send(request)
+            except (OSError, ValueError):  # it died while idle: send it elsewhere
+                worker.sent.pop()
+                self._urgent.appendleft((ticket, request))
+                self._lost(worker, replies, Failure("decoder died", Kind.CRASH))
+
+    def forget(self) -> None:
+        """Drop queued requests and stop the workers still busy (an early exit)."""
+        self._urgent.clear()
+        self._queued.clear()
+        for worker in [w for w in self._workers if w.sent]:
+            worker.stop()
+            self._workers.remove(worker)
 
     def close(self) -> None:
         for worker in self._workers:
             worker.stop()
         self._workers.clear()
+        for ring in self._rings.values():
+            ring.close()
+        self._rings.clear()
 
     def __enter__(self) -> DecoderPool:
         return self

@@ -97,6 +97,11 @@ class Tagger:
     def spec(self) -> ModelSpec:
         return self.definition.spec
 
+    @property
+    def picture_shape(self) -> tuple[int, ...]:
+        """One picture's tensor in the model's layout: a batch slot."""
+        return input_shape(self.spec, 1, self.height, self.width)[1:]
+
     def new_batch(self, size: int) -> NDArray[np.float32]:
         return np.empty(input_shape(self.spec, size, self.height, self.width), np.float32)
 

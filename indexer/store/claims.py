@@ -19,13 +19,15 @@ import os
 import secrets
 import socket
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
-from sqlalchemy import ColumnElement, Engine, delete, insert, select, update
+from sqlalchemy import ColumnElement, Engine, delete, select
 
+from indexer.store.intake import CHUNK, settled_pairs
 from indexer.store.records import Records
 from indexer.store.retry import Attempt
-from indexer.store.schema import claims, taggings
+from indexer.store.schema import claims
 
 CLAIM_LEASE_NS = 3600 * 10**9
 
@@ -80,48 +82,64 @@ def alive(folder: Path, token: str) -> bool | None:
         os.close(fd)
 
 
-def claim(
+def claim_pairs(
     index: Records,
-    version_id: int,
-    content_id: int,
+    pairs: Sequence[tuple[int, int]],
     owner: Owner,
     attempt: Attempt,
-) -> bool:
-    """Claim a (content, model version) pair, or say another live process holds it or it
-    needs nothing (`attempt` says which earlier failures are tried again).
+) -> set[tuple[int, int]]:
+    """Claim (model version, content) pairs; the ones this process now holds.
 
-    The claim is committed at once so other writers see it; it is released when the
-    result is recorded. Claims of dead processes, or past their lease, are taken over.
+    Left out: pairs with nothing to do (`attempt` says which earlier failures are tried
+    again) and pairs another live process holds. Claims of dead processes, or past their
+    lease, are taken over. Committed at once so other writers see them; each is
+    released when its result is recorded.
     """
+    if not pairs:
+        return set()
     now = time.time_ns()
-    key = (claims.c.model_version_id == version_id) & (claims.c.content_id == content_id)
-    index.conn.execute(
-        insert(claims)
-        .prefix_with("OR IGNORE")
-        .values(
-            model_version_id=version_id,
-            content_id=content_id,
-            owner=owner.token,
-            expires_ns=now + CLAIM_LEASE_NS,
-        )
-    )  # the write takes SQLite's write lock, so the check below is atomic
-    holder, expires = index.conn.execute(
-        select(claims.c.owner, claims.c.expires_ns).where(key)
-    ).one()
-    done = index.conn.execute(
-        select(taggings.c.status).where(
-            taggings.c.model_version_id == version_id,
-            taggings.c.content_id == content_id,
-            attempt.settled(),
-        )
-    ).first()
-    mine = holder == owner.token or expires < now or _dead(owner.folder, holder)
-    if mine and done is None:
-        index.conn.execute(
-            update(claims).where(key).values(owner=owner.token, expires_ns=now + CLAIM_LEASE_NS)
+    expires = now + CLAIM_LEASE_NS
+    # The insert takes SQLite's write lock, so what is read below cannot change under us.
+    index.conn.exec_driver_sql(
+        "INSERT OR IGNORE INTO claims (model_version_id, content_id, owner, expires_ns) "
+        "VALUES (?, ?, ?, ?)",
+        [(v, c, owner.token, expires) for v, c in pairs],
+    )
+    done = settled_pairs(index.conn, (c for _, c in pairs), attempt)
+    holders = _holders(index, pairs)
+    verdicts: dict[str, bool] = {owner.token: True}
+    mine: set[tuple[int, int]] = set()
+    for pair in pairs:
+        holder, until = holders[pair]
+        if holder not in verdicts:
+            verdicts[holder] = _dead(owner.folder, holder)
+        if pair not in done and (verdicts[holder] or until < now):
+            mine.add(pair)
+    taken = [(owner.token, expires, v, c) for v, c in mine if holders[(v, c)][0] != owner.token]
+    if taken:
+        index.conn.exec_driver_sql(
+            "UPDATE claims SET owner = ?, expires_ns = ? "
+            "WHERE model_version_id = ? AND content_id = ?",
+            taken,
         )
     index.commit()
-    return mine and done is None
+    return mine
+
+
+def _holders(
+    index: Records, pairs: Sequence[tuple[int, int]]
+) -> dict[tuple[int, int], tuple[str, int]]:
+    wanted = set(pairs)
+    holders: dict[tuple[int, int], tuple[str, int]] = {}
+    contents = sorted({c for _, c in pairs})
+    for start in range(0, len(contents), CHUNK):
+        part = contents[start : start + CHUNK]
+        query = select(claims.c.model_version_id, claims.c.content_id, claims.c.owner,
+                       claims.c.expires_ns).where(claims.c.content_id.in_(part))  # fmt: skip
+        for version, content, holder, until in index.conn.execute(query):
+            if (version, content) in wanted:
+                holders[(int(version), int(content))] = (str(holder), int(until))
+    return holders
 
 
 def _dead(folder: Path, token: str) -> bool:

@@ -22,7 +22,7 @@ from indexer.cli.options import Context
 from indexer.config import ModelDef, parse_config
 from indexer.errors import ConfigError, UsageError
 from indexer.imaging.prepare import fill
-from indexer.imaging.workers import Target, prepare_targets
+from indexer.imaging.tasks import Target, prepare_targets
 from indexer.models.published import Detected, detect, hub_folder, looks_like_repo_id
 from indexer.models.runtime import RuntimeOptions, load
 from indexer.settings import parse_settings, read_model_file

@@ -19,7 +19,6 @@ import sys
 import threading
 import time
 from collections.abc import Iterable, Iterator
-from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
@@ -32,11 +31,12 @@ from indexer.cli.options import (
     threshold_value,
 )
 from indexer.config import threshold_or_default
-from indexer.errors import DecodeError, Failure
 from indexer.gallery.walk import is_picture
 from indexer.imaging.workers import DecoderPool
 from indexer.models.runtime import load
-from indexer.pipeline import Budget, Prepared, Timings, prepare_for, run_pipeline
+from indexer.pipeline.direct import Direct
+from indexer.pipeline.flow import Budget, run_pipeline
+from indexer.pipeline.inference import Timings
 
 log = logging.getLogger("dtindex")
 FAILURE = 2  # usage, config and model errors
@@ -132,21 +132,6 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     failures = 0
     max_pixels = ctx.config.max_pixels
 
-    def work(path: str) -> Prepared[str]:
-        try:
-            data = Path(path).read_bytes()
-        except OSError as exc:
-            raise DecodeError(exc.strerror or str(exc)) from None
-        return Prepared(path, prepare_for(pool, data, [tagger], [0])[0])
-
-    def accept(prepared: Prepared[str]) -> list[int]:
-        nonlocal failures
-        if prepared.error is not None:
-            failures += 1
-            log.error("%s: %s", prepared.job, prepared.error)
-            return []
-        return [0]
-
     def on_scores(_: int, jobs: list[str], scores: NDArray[np.float32]) -> None:
         lines = []
         for path, row in zip(jobs, scores, strict=True):
@@ -156,18 +141,17 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         ctx.stdout.write(b"".join(lines))
         ctx.stdout.flush()
 
-    def on_fail(_: int, path: str, failure: Failure) -> None:
+    def on_error(path: str, reason: str) -> None:
         nonlocal failures
         failures += 1
-        log.error("%s: %s", path, failure.reason)
+        log.error("%s: %s", path, reason)
 
+    steps = Direct[str](lambda path: path, 1, on_scores, on_error)
     budget = Budget.for_machine(ctx.config.decoders)
     timings, started = Timings(), time.perf_counter()
     with DecoderPool(budget.decoders, max_pixels, ctx.config.decode_timeout) as pool:
         for names in chunks:
             paths = _expand(names, extensions)
-            run_pipeline(
-                [tagger], paths, work, accept, on_scores, on_fail, batch, budget, timings=timings
-            )
+            run_pipeline([tagger], paths, steps, pool, batch, budget, timings=timings)
     log.info("%s", timings.summary(time.perf_counter() - started))
     return 1 if failures or (arrivals and arrivals.failed) else 0

@@ -1,0 +1,1 @@
+"""The tagging pipeline: decoders fill shared-memory batches, ONNX Runtime runs them."""
