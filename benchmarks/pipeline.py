@@ -42,6 +42,8 @@ from typing import TypeVar
 
 from benchmarks import ceiling, illustrations, pipeline_report
 from benchmarks.pipeline_report import Figures
+from benchmarks.running import dtindex_run as run_in_process
+from benchmarks.running import machine
 
 T = TypeVar("T")
 
@@ -80,7 +82,6 @@ def ceiling_run(paths: list[Path]) -> Figures:
 
 def dtindex_run(argv: list[str], pictures: int) -> Figures:
     """`dtindex ARGV` in this process, as bench.py runs it, with where its time went."""
-    from benchmarks.bench import dtindex_run as run_in_process
 
     summary, figures = measured(lambda: run_in_process(argv), pictures)
     figures.update({k: v for k, v in summary.items() if k != "seconds"})
@@ -166,7 +167,6 @@ def say(text: str) -> None:
 
 
 def write_profile(runner: Runner, path: Path) -> None:
-    from benchmarks.bench import dtindex_run as run_in_process
     from benchmarks.profiling import profiled
 
     say("profiling one dtindex tag run")
@@ -208,8 +208,6 @@ def arguments() -> argparse.Namespace:
 def main() -> None:
     args = arguments()
     args.work.mkdir(parents=True, exist_ok=True)
-    from benchmarks.bench import machine
-
     with tempfile.TemporaryDirectory(dir=args.work) as scratch:
         runner = Runner(args, Path(scratch))
         say("warming up: dtindex tag and scan of one picture, not counted")
