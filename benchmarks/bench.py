@@ -67,8 +67,11 @@ def naive_prepare(path: Path, size: int, nchw: bool, bgr: bool, scale: bool) -> 
 
 
 def naive(paths: list[Path], model: ModelDef, size: int) -> tuple[float, float]:
-    """Seconds for the naive loop, and the part of it spent decoding and preparing."""
-    session = ort.InferenceSession(str(model.onnx), providers=ort.get_available_providers())
+    """Seconds for the naive loop, and the part of it spent decoding and preparing.
+
+    On every provider installed but TensorRT, which needs an engine built (minutes)."""
+    providers = [p for p in ort.get_available_providers() if p != "TensorrtExecutionProvider"]
+    session = ort.InferenceSession(str(model.onnx), providers=providers)
     name = session.get_inputs()[0].name
     spec = model.spec
     preparing = 0.0
