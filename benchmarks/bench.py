@@ -225,7 +225,10 @@ def table(all_results: list[dict[str, object]], rescan_result: dict[str, float] 
     return "\n".join(lines)
 
 
-def main_bench() -> None:
+ALL_MODELS = ("balanced", "balanced-cpu", "wd-vit-v2", "caformer")
+
+
+def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -246,21 +249,17 @@ def main_bench() -> None:
     )
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "dtindex-bench")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
-    parser.add_argument(
-        "--dtindex-args",
-        default="",
-        metavar="ARGS",
-        help="more options for tag and scan (and pure inference's providers), "
-        "e.g. '-o TensorrtExecutionProvider'",
-    )
-    args = parser.parse_args()
+    parser.add_argument("--dtindex-args", default="", metavar="ARGS",
+                        help="more options for tag and scan (and pure inference's providers), "
+                        "e.g. '-o TensorrtExecutionProvider'")  # fmt: skip
+    return parser.parse_args()
+
+
+def main_bench() -> None:
+    args = arguments()
     batches = [int(b) for b in args.batches.split(",")]
     extra = shlex.split(args.dtindex_args)
-    names = (
-        args.models.split(",")
-        if args.models != "auto"
-        else ["balanced", "balanced-cpu", "wd-vit-v2", "caformer"]
-    )
+    names = args.models.split(",") if args.models != "auto" else list(ALL_MODELS)
     pictures = corpus.build(args.work / "pictures", max(args.pictures, args.replica_pictures))
     balanced_paths = pictures[: args.pictures]
     target = decode_seconds(balanced_paths) if any("balanced" in n for n in names) else 0.0
