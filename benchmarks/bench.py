@@ -4,6 +4,7 @@
     python -m benchmarks.bench --models balanced,wd-vit-v2,caformer --pictures 48 \
         --replica-pictures 48      # a quicker, smaller-picture subset
     python -m benchmarks.bench --models wd-vit-v2 --batches 16,64,256   # on a GPU
+    python -m benchmarks.bench ... --dtindex-args "-o TensorrtExecutionProvider"  # TensorRT
 
 For each model, on the same pictures: (1) the naive loop a user would write (decode one
 picture with Pillow, pad, resize, run it, repeat); (2) pure inference on tensors already
@@ -17,16 +18,12 @@ a Markdown table, and are printed.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
-import platform
-import re
-import sys
+import shlex
 import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -34,22 +31,12 @@ import onnxruntime as ort
 from PIL import Image
 
 from benchmarks import corpus, models, rescan
-from indexer.cli.main import main
+from benchmarks.running import dtindex_run, machine
+from indexer.cli.options import cache_folder
 from indexer.config import ModelDef
 from indexer.imaging.prepare import decode, fill, fit
-from indexer.models.runtime import RuntimeOptions, load
+from indexer.models.runtime import RuntimeOptions, load, parse_provider_option
 from indexer.settings import read_model_file
-
-
-@contextmanager
-def quiet_stdout() -> Iterator[None]:
-    saved = sys.stdout
-    sys.stdout = io.TextIOWrapper(open(os.devnull, "wb"))  # noqa: SIM115
-    try:
-        yield
-    finally:
-        sys.stdout.close()
-        sys.stdout = saved
 
 
 def timed(action: Callable[[], object]) -> float:
@@ -80,8 +67,11 @@ def naive_prepare(path: Path, size: int, nchw: bool, bgr: bool, scale: bool) -> 
 
 
 def naive(paths: list[Path], model: ModelDef, size: int) -> tuple[float, float]:
-    """Seconds for the naive loop, and the part of it spent decoding and preparing."""
-    session = ort.InferenceSession(str(model.onnx), providers=ort.get_available_providers())
+    """Seconds for the naive loop, and the part of it spent decoding and preparing.
+
+    On every provider installed but TensorRT, which needs an engine built (minutes)."""
+    providers = [p for p in ort.get_available_providers() if p != "TensorrtExecutionProvider"]
+    session = ort.InferenceSession(str(model.onnx), providers=providers)
     name = session.get_inputs()[0].name
     spec = model.spec
     preparing = 0.0
@@ -96,13 +86,15 @@ def naive(paths: list[Path], model: ModelDef, size: int) -> tuple[float, float]:
     return time.perf_counter() - start, preparing
 
 
-def pure_inference(paths: list[Path], model: ModelDef, batches: list[int]) -> float:
+def pure_inference(
+    paths: list[Path], model: ModelDef, batches: list[int], options: RuntimeOptions
+) -> float:
     """Seconds to run already-prepared tensors through dtindex's own session, batched.
 
     The best of the batch sizes: big attention models can run slower per picture at
     batch 16 than at 4 on a small CPU. A graph with a fixed batch runs in chunks of it.
     """
-    tagger = load(model, RuntimeOptions())
+    tagger = load(model, options)
     pictures = [fit(decode(p.read_bytes(), 10**9)[0], model.spec, tagger.height, tagger.width)
                 for p in paths]  # fmt: skip
     array = tagger.new_batch(len(pictures))
@@ -118,40 +110,26 @@ def pure_inference(paths: list[Path], model: ModelDef, batches: list[int]) -> fl
     return best
 
 
-BUSY = re.compile(r"the model ran ([\d.]+) s of ([\d.]+) s \(\d+%\); ([\d.]+) s waiting")
-
-
-def dtindex_run(argv: list[str]) -> dict[str, float]:
-    """Seconds for one dtindex command in this process, and where its tagging time went
-    (read from its summary line: the model's seconds, and the seconds spent waiting)."""
-    errors = io.StringIO()
-    with quiet_stdout():
-        saved, sys.stderr = sys.stderr, errors
-        try:
-            start = time.perf_counter()
-            code = main(argv)
-            seconds = time.perf_counter() - start
-        finally:
-            sys.stderr = saved
-    if code != 0:
-        raise SystemExit(f"dtindex {' '.join(argv[:6])} ... exited {code}:\n{errors.getvalue()}")
-    result = {"seconds": seconds}
-    busy = BUSY.search(errors.getvalue())
-    if busy:
-        result["model_s"], result["waiting_s"] = float(busy[1]), float(busy[3])
-    return result
+def runtime_of(extra: list[str]) -> RuntimeOptions:
+    """The providers `--dtindex-args` asks dtindex for (`--cpu`, `-o`), for pure inference."""
+    asked = [extra[i + 1] for i, arg in enumerate(extra[:-1]) if arg in ("-o", "--options")]
+    return RuntimeOptions(
+        cpu="--cpu" in extra,
+        provider_options=tuple(parse_provider_option(text) for text in asked),
+        engine_cache=str(cache_folder(os.environ) / "tensorrt"),  # dtindex's engines
+    )
 
 
 def bench_model(
-    name: str, model_file: Path, paths: list[Path], work: Path, batches: list[int]
+    name: str, model_file: Path, paths: list[Path], work: Path, batches: list[int], extra: list[str]
 ) -> dict[str, object]:
     model = definition(model_file)
-    tagger = load(model, RuntimeOptions())
+    tagger = load(model, runtime_of(extra))
     results: dict[str, object] = {"model": name, "pictures": len(paths)}
     naive_s, preparing_s = naive(paths, model, tagger.height)
     results["naive"] = {"seconds": naive_s, "decode_share": preparing_s / naive_s}
     tried = batches if tagger.fixed_batch is None else [1]
-    pure_s = pure_inference(paths, model, tried)
+    pure_s = pure_inference(paths, model, tried, runtime_of(extra))
     results["pure_inference"] = {"seconds": pure_s, "best_of_batches": tried}
     config = work / f"{name}.toml"
     config.write_text(f'[models.{name}]\nmodel = "{model_file}"\n')
@@ -162,7 +140,7 @@ def bench_model(
         os.link(path, gallery / path.name)
     for batch in batches:
         common = ["--config", str(config)]
-        tag_argv = [*common, "tag", "-b", str(batch), name, *names]
+        tag_argv = [*common, "tag", "-b", str(batch), *extra, name, *names]
         results[f"tag_b{batch}"] = dtindex_run(tag_argv)
         db = work / f"{name}-b{batch}.sqlite"
         scan_argv = [
@@ -172,6 +150,7 @@ def bench_model(
             "scan",
             "-b",
             str(batch),
+            *extra,
             "-m",
             name,
             str(gallery),
@@ -221,20 +200,6 @@ def calibrate_balanced(target: float, work: Path, name: str, threads: int) -> Pa
     return models.balanced(work, rounds, name)
 
 
-def machine() -> dict[str, object]:
-    cpu = "unknown"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(),
-            "onnxruntime": ort.__version__, "providers": ort.get_available_providers(),
-            "date": time.strftime("%Y-%m-%d")}  # fmt: skip
-
-
 def table(all_results: list[dict[str, object]], rescan_result: dict[str, float] | None) -> str:
     lines = [
         "| model | run | pictures/s | vs naive | vs pure inference | model busy | waiting |",
@@ -260,7 +225,10 @@ def table(all_results: list[dict[str, object]], rescan_result: dict[str, float] 
     return "\n".join(lines)
 
 
-def main_bench() -> None:
+ALL_MODELS = ("balanced", "balanced-cpu", "wd-vit-v2", "caformer")
+
+
+def arguments() -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -281,13 +249,17 @@ def main_bench() -> None:
     )
     parser.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "dtindex-bench")
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results"))
-    args = parser.parse_args()
+    parser.add_argument("--dtindex-args", default="", metavar="ARGS",
+                        help="more options for tag and scan (and pure inference's providers), "
+                        "e.g. '-o TensorrtExecutionProvider'")  # fmt: skip
+    return parser.parse_args()
+
+
+def main_bench() -> None:
+    args = arguments()
     batches = [int(b) for b in args.batches.split(",")]
-    names = (
-        args.models.split(",")
-        if args.models != "auto"
-        else ["balanced", "balanced-cpu", "wd-vit-v2", "caformer"]
-    )
+    extra = shlex.split(args.dtindex_args)
+    names = args.models.split(",") if args.models != "auto" else list(ALL_MODELS)
     pictures = corpus.build(args.work / "pictures", max(args.pictures, args.replica_pictures))
     balanced_paths = pictures[: args.pictures]
     target = decode_seconds(balanced_paths) if any("balanced" in n for n in names) else 0.0
@@ -307,7 +279,7 @@ def main_bench() -> None:
             paths = pictures[: args.replica_pictures]
         run_dir = Path(tempfile.mkdtemp(dir=args.work))
         print(f"{name}: {len(paths)} pictures ...", flush=True)
-        results.append(bench_model(name, model_file, paths, run_dir, batches))
+        results.append(bench_model(name, model_file, paths, run_dir, batches, extra))
     rescan_result = (
         rescan.run(args.work / "rescan", args.rescan_files) if args.rescan_files else None
     )

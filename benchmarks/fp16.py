@@ -25,7 +25,8 @@ import numpy as np
 from numpy.typing import NDArray
 
 from benchmarks import corpus, models
-from benchmarks.bench import definition, machine
+from benchmarks.bench import definition
+from benchmarks.running import machine
 from indexer.config import ModelDef
 from indexer.imaging.prepare import decode, fill, fit
 from indexer.models.runtime import RuntimeOptions, Tagger, load

@@ -3,6 +3,10 @@
 - `balanced`: built with onnx.helper, WD-like settings (448, NHWC, BGR, white pad), a
   small convolutional net whose depth is chosen at run time so one picture's inference
   costs what the naive pipeline spends decoding and preparing one picture.
+- `null`: WD-shaped (448, NHWC, BGR 0..255, white pad, 9,083 sigmoid scores, dynamic
+  batch) and nearly free: one mean over the input per picture shifts a fixed score
+  vector, so each picture's scores differ and exactly 150 reach the index's floor (0.01)
+  and 30 the tag threshold 0.35. What a pipeline run costs beyond decoding, measured.
 - `wd-vit-v2` and `caformer`: random-weight replicas of WD v1.4 ViT v2 (ViT-B/16 at 448,
   9,083 tags, batch fixed at 1, NHWC BGR 0..255 in the graph) and ML-Danbooru CAFormer
   (caformer_m36 at 448, 12,547 tags, NCHW, logits), built from timm's architectures and
@@ -69,6 +73,56 @@ def balanced(folder: Path, rounds: int, name: str = "balanced") -> Path:
         f"name = {name}\nshape = nhwc\nchannels = bgr\nnormalize = false\npad = white\n"
     )
     return folder / f"{name}.model"
+
+
+NULL_STORED, NULL_SHOWN = 150, 30  # scores >= 0.01 (store_threshold) and > 0.35 per picture
+
+
+def null_logits() -> np.ndarray:
+    """The fixed logits the picture's shift is added to; the shift is within +-0.5.
+
+    Tags 0..29 from 0 to 3 (scores 0.38..0.97 after any shift: over 0.35); 30..149 from
+    -4 to -1.5 (0.011..0.27: stored, not shown); the rest -9 (0.0002: not stored).
+    """
+    logits = np.full(WD_TAGS, -9.0, np.float32)
+    logits[:NULL_SHOWN] = np.linspace(3.0, 0.0, NULL_SHOWN)
+    logits[NULL_SHOWN:NULL_STORED] = np.linspace(-1.5, -4.0, NULL_STORED - NULL_SHOWN)
+    return logits
+
+
+def null(folder: Path) -> Path:
+    """sigmoid(logits + mean(input) / 255 - 0.5): a reduce over the input, nothing more."""
+    from onnx import TensorProto, helper, numpy_helper, save
+
+    inits = [
+        numpy_helper.from_array(np.array([1, 2, 3], np.int64), "axes"),
+        numpy_helper.from_array(np.array([-1, 1], np.int64), "column"),
+        numpy_helper.from_array(np.array(1 / 255, np.float32), "scale"),
+        numpy_helper.from_array(np.array(-0.5, np.float32), "centre"),
+        numpy_helper.from_array(null_logits(), "logits"),
+    ]
+    nodes = [
+        helper.make_node("ReduceMean", ["input", "axes"], ["mean"], keepdims=1),
+        helper.make_node("Reshape", ["mean", "column"], ["means"]),
+        helper.make_node("Mul", ["means", "scale"], ["scaled"]),
+        helper.make_node("Add", ["scaled", "centre"], ["shift"]),
+        helper.make_node("Add", ["shift", "logits"], ["shifted"]),
+        helper.make_node("Sigmoid", ["shifted"], ["output"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "null",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 448, 448, 3])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["batch", WD_TAGS])], inits,
+    )  # fmt: skip
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 8
+    folder.mkdir(parents=True, exist_ok=True)
+    save(model, str(folder / "null.onnx"))
+    _write_tags(folder / "null.tags", WD_TAGS)
+    (folder / "null.model").write_text(
+        "name = null\nshape = nhwc\nchannels = bgr\nnormalize = false\npad = white\n"
+    )
+    return folder / "null.model"
 
 
 def _export(module: object, example: object, path: Path, dynamic_batch: bool) -> None:
