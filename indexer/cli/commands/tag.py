@@ -18,7 +18,7 @@ import queue
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -28,12 +28,12 @@ from indexer.cli.options import (
     Context,
     add_runtime_arguments,
     batch_size,
+    expand_pictures,
     runtime_options,
     threshold_value,
 )
 from indexer.config import threshold_or_default
 from indexer.errors import DecodeError, Failure
-from indexer.gallery.walk import is_picture
 from indexer.imaging.workers import DecoderPool
 from indexer.models.runtime import load
 from indexer.pipeline import Budget, Prepared, Timings, prepare_for, run_pipeline
@@ -65,19 +65,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="read picture paths from standard input, one per line, as a stream",
     )
     add_runtime_arguments(parser)
-
-
-def _expand(names: Iterable[str], extensions: frozenset[str]) -> Iterator[str]:
-    wanted = {e.encode() for e in extensions}
-    for name in names:
-        if os.path.isdir(name):
-            for folder, dirs, files in os.walk(name):
-                dirs.sort()
-                for file in sorted(files):
-                    if is_picture(os.fsencode(file), wanted):
-                        yield os.path.join(folder, file)
-        else:
-            yield name
 
 
 class _Arrivals:
@@ -165,7 +152,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     timings, started = Timings(), time.perf_counter()
     with DecoderPool(budget.decoders, max_pixels, ctx.config.decode_timeout) as pool:
         for names in chunks:
-            paths = _expand(names, extensions)
+            paths = expand_pictures(names, extensions)
             run_pipeline(
                 [tagger], paths, work, accept, on_scores, on_fail, batch, budget, timings=timings
             )
