@@ -1,4 +1,4 @@
-"""`int8 = true`, through real ONNX Runtime, quantizer and SQLite.
+"""`int8 = true` and `dtindex model check`, through real ONNX Runtime, quantizer and SQLite.
 
 The graph is a MatMul over the flattened picture, then a sigmoid, so dynamic quantization
 really changes it: scores move a little, not at all would mean nothing was quantized.
@@ -173,3 +173,80 @@ def test_int8_without_onnx_says_what_to_install(tmp_path: Path, cli, monkeypatch
     without_onnx(monkeypatch)
     code, _, err = cli("tag", "dense", str(noise(tmp_path / "x.png", 1)))
     assert code == 2 and "int8 = true needs the onnx package" in err and "dtindex[int8]" in err
+
+
+def rows(out: bytes) -> dict[str, list[str]]:
+    """The table's rows by copy name; the heading and column names are checked apart."""
+    lines = out.decode().splitlines()
+    header = ["copy", "flipped", "top-20", "max", "diff", "pictures/s", "vs", "fp32"]
+    assert lines[1].split() == header
+    return {line.split()[0]: line.split()[1:] for line in lines[2:]}
+
+
+def test_model_check_compares_int8_and_fp16_with_fp32(tmp_path: Path, cli) -> None:
+    configure(tmp_path, "int8 = true\nthreshold = 0.5\n")  # the baseline is still fp32
+    paths = [noise(tmp_path / "pics" / f"{k}.png", k) for k in range(5)]
+    (tmp_path / "pics" / "notes.txt").write_text("not a picture")
+    code, out, err = cli("model", "check", "dense", "pics")
+    assert code == 0, err
+    assert out.decode().splitlines()[0] == (
+        f"dense: 5 pictures, {TAGS} tags, threshold 0.5 ({5 * TAGS} decisions)"
+    )
+    table = rows(out)
+    assert list(table) == ["fp32", "int8", "fp16"]
+    assert table["fp32"][:3] == ["-", "-", "-"] and table["fp32"][4] == "1.00x"
+
+    options = RuntimeOptions(cpu=True, cache_dir=str(tmp_path / "xdg-cache" / "dtindex"))
+    fp32 = load(definition(tmp_path), options)
+    batch = prepared(fp32, paths)
+    for name in ("int8", "fp16"):
+        reference, scores = fp32.run(batch), load(definition(tmp_path, name), options).run(batch)
+        flipped, overlap, largest, speed, ratio = table[name]
+        assert int(flipped) == np.count_nonzero((reference > 0.5) != (scores > 0.5))
+        pairs = zip(reference, scores, strict=True)
+        top = [len(set(np.argsort(-a)[:20]) & set(np.argsort(-b)[:20])) / 20 for a, b in pairs]
+        assert float(overlap) == pytest.approx(np.mean(top), abs=5e-4)
+        assert float(largest) == pytest.approx(np.abs(reference - scores).max(), rel=0.01)
+        assert float(largest) > 0 and float(speed) > 0 and ratio.endswith("x")
+    assert "fp16 is meant for GPUs" in err  # the fp16 copy ran on the CPU, and says so
+
+
+def test_model_check_takes_relative_paths(tmp_path: Path, cli) -> None:
+    configure(tmp_path, "")
+    noise(tmp_path / "pics" / "a.png", 1)
+    code, out, err = cli("model", "check", "dense", "./pics/../pics/a.png")
+    assert code == 0, err
+    assert out.decode().startswith("dense: 1 pictures")
+    assert set(rows(out)) == {"fp32", "int8", "fp16"}
+
+
+def test_model_check_names_what_fails(tmp_path: Path, cli) -> None:
+    configure(tmp_path)
+    good = noise(tmp_path / "a.png", 1)
+    code, out, err = cli("model", "check", "nope", str(good))
+    assert code == 2 and "no model named 'nope'" in err and "dense" in err and out == b""
+    (tmp_path / "broken.png").write_bytes(b"not a picture at all")
+    code, out, err = cli("model", "check", "dense", str(good), "broken.png")
+    assert code == 2 and "broken.png:" in err and out == b""
+    code, out, err = cli("model", "check", "dense", "missing.png")
+    assert code == 2 and "missing.png: cannot read" in err and out == b""
+
+
+def test_model_check_without_onnx_says_why_each_copy_is_skipped(
+    tmp_path: Path, cli, monkeypatch
+) -> None:
+    configure(tmp_path)
+    without_onnx(monkeypatch)
+    code, out, err = cli("model", "check", "dense", str(noise(tmp_path / "a.png", 1)))
+    assert code == 2 and out == b""
+    assert "fp16: skipped" in err and "dtindex[cuda]" in err
+    assert "int8: skipped" in err and "dtindex[int8]" in err
+
+
+def test_model_check_help_explains_the_numbers(cli, capsysbinary) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        cli("model", "check", "--help")
+    text = " ".join(capsysbinary.readouterr().out.decode().split())
+    assert stopped.value.code == 0
+    for words in ("flipped", "top-20", "max diff", "pictures/s", "random-weight replica"):
+        assert words in text
