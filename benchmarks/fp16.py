@@ -5,7 +5,7 @@
 
 For each random-weight replica (WD ViT v2 and ML-Danbooru CAFormer, from the `replicas`
 extra), the same prepared pictures go through dtindex's session on the fp32 graph and
-on its `fp16 = true` copy (made by `indexer.models.fp16`). Printed and written to `--out`:
+on its `fp16 = true` copy (made by `indexer.models.variants`). Printed and written to `--out`:
 the largest, mean and 99.9th-percentile absolute score differences; at thresholds 0.35
 and 0.5, how many (picture, tag) decisions flip against how many tags fp32 keeps; the
 mean overlap of each picture's top 20 tags; and pictures per second of both graphs on
@@ -76,7 +76,7 @@ def agreement(full: np.ndarray, half: np.ndarray) -> dict[str, object]:
 
 def bench(name: str, model_file: Path, paths: list[Path], options: RuntimeOptions) -> dict:
     base = definition(model_file)
-    half_def = ModelDef(base.name, base.title, base.onnx, base.tags, base.spec, fp16=True)
+    half_def = ModelDef(base.name, base.title, base.onnx, base.tags, base.spec, variant="fp16")
     start = time.perf_counter()
     full, half = load(base, options), load(half_def, options)
     setup = time.perf_counter() - start

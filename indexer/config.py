@@ -32,21 +32,13 @@ def threshold_or_default(value: float | None) -> float:
 
 
 BUILTIN_MODEL = "palette"
-_TOP_KEYS = {
-    "database",
-    "roots",
-    "store_threshold",
-    "batch",
-    "scan",
-    "models",
-    "max_pixels",
-    "decode_timeout",
-    "decoders",
-    "threads",
-}
+_TOP = "database roots store_threshold batch scan models max_pixels decode_timeout decoders"
+_TOP_KEYS = {*_TOP.split(), "threads"}
 _SCAN_KEYS = {"extensions", "exclude", "follow_symlinks"}
+# Copies of a graph a model's table can ask for (`fp16 = true`); see indexer.models.variants.
+VARIANTS = ("fp16", "int8")
 _MODEL_KEYS = {"model", "onnx", "tags", "title", "threshold", "general", "character"}
-_MODEL_KEYS |= {"enabled", "fp16"} | SPEC_KEYS
+_MODEL_KEYS |= {"enabled", *VARIANTS} | SPEC_KEYS
 
 
 @dataclass(frozen=True)
@@ -61,7 +53,7 @@ class ModelDef:
     threshold: float | None = None
     general: float | None = None
     character: float | None = None
-    fp16: bool = False  # run a half-precision copy of the graph (for GPUs; see precision.py)
+    variant: str = ""  # run a copy of the graph: "fp16" or "int8" (models/variants.py)
 
 
 @dataclass(frozen=True)
@@ -75,7 +67,7 @@ class ModelEntry:
     general: float | None = None
     character: float | None = None
     enabled: bool = True
-    fp16: bool = False
+    variant: str = ""
     model_file: Path | None = None
     onnx: Path | None = None
     tags: Path | None = None
@@ -101,7 +93,7 @@ class ModelEntry:
             self.threshold,
             self.general,
             self.character,
-            self.fp16,
+            self.variant,
         )
 
 
@@ -274,10 +266,14 @@ def _model_entry(name: str, table: Any, where: str, rel: Any) -> ModelEntry:
     for key in ("threshold", "general", "character"):
         if table.get(key) is not None:
             limits[key] = _number(table[key], here, key, 0, 1)
-    enabled, fp16 = table.get("enabled", True), table.get("fp16", False)
-    for key, flag in (("enabled", enabled), ("fp16", fp16)):
+    flags = {key: table.get(key, key == "enabled") for key in ("enabled", *VARIANTS)}
+    for key, flag in flags.items():
         if not isinstance(flag, bool):
             raise ConfigError(f"{here}: {key} = {flag!r} must be true or false")
+    chosen = [key for key in VARIANTS if flags[key]]
+    if len(chosen) > 1:
+        both = " and ".join(f"{key} = true" for key in chosen)
+        raise ConfigError(f"{here}: {both} cannot be combined; choose one copy of the graph")
     title = table.get("title")
     if title is not None and not isinstance(title, str):
         raise ConfigError(f"{here}: title must be a string")
@@ -285,8 +281,8 @@ def _model_entry(name: str, table: Any, where: str, rel: Any) -> ModelEntry:
         name=name,
         where=here,
         title=title,
-        enabled=enabled,
-        fp16=fp16,
+        enabled=flags["enabled"],
+        variant=chosen[0] if chosen else "",
         settings=tuple(sorted(settings.items())),
         **limits,
     )

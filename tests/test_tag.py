@@ -337,7 +337,7 @@ def test_fp16_copy_is_converted_once_agrees_and_is_its_own_version(tmp_path: Pat
 
     declared = read_model_file(tmp_path / "m" / "probe.model")
     plain = ModelDef("p", "p", declared.onnx, declared.tags, declared.spec)
-    halved = ModelDef("p", "p", declared.onnx, declared.tags, declared.spec, fp16=True)
+    halved = ModelDef("p", "p", declared.onnx, declared.tags, declared.spec, variant="fp16")
     assert identify(plain)[0] != identify(halved)[0]
     options = RuntimeOptions(cpu=True, cache_dir=str(tmp_path / "xdg-cache" / "dtindex"))
     fp32, fp16 = load(plain, options), load(halved, options)

@@ -37,7 +37,7 @@ COMMANDS = {
     "export": ("export", "print stored tags, sha1<TAB>tag<TAB>weight for `gallery tag`"),
     "search": ("search", "list files whose stored tags match a query"),
     "show": ("show", "print a picture's stored tags per model"),
-    "model": ("model", "add a model as downloaded (folder, .model file or hub id)"),
+    "model": ("model", "add a model as downloaded, or check its int8/fp16 copies"),
     "models": ("models", "list models, their versions and coverage"),
     "status": ("status", "show roots, counts and failures"),
     "forget": ("forget", "remove roots (deleted or not) and their files from the index"),

@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
 from indexer.config import Config, ModelDef
 from indexer.errors import UsageError
+from indexer.gallery.walk import is_picture
 from indexer.models.runtime import RuntimeOptions, Tagger, load, parse_provider_option
 from indexer.models.versions import configured_version
 from indexer.store.records import Records
@@ -109,6 +110,20 @@ def threshold_value(value: float | None, default: float) -> float:
     if not 0.0 <= threshold <= 1.0:
         raise UsageError(f"threshold {threshold} must be within 0..1")
     return threshold
+
+
+def expand_pictures(names: Iterable[str], extensions: frozenset[str]) -> Iterator[str]:
+    """Names as given; a folder: the pictures under it (by extension), in sorted order."""
+    wanted = {e.encode() for e in extensions}
+    for name in names:
+        if os.path.isdir(name):
+            for folder, dirs, files in os.walk(name):
+                dirs.sort()
+                for file in sorted(files):
+                    if is_picture(os.fsencode(file), wanted):
+                        yield os.path.join(folder, file)
+        else:
+            yield name
 
 
 def add_gallery_arguments(parser: argparse.ArgumentParser) -> None:

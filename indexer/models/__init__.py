@@ -1,1 +1,1 @@
-"""Models: tag lists, versions, published layouts, ONNX Runtime sessions, fp16, built-in."""
+"""Models: tag lists, versions, published layouts, ONNX Runtime sessions, fp16/int8 copies."""

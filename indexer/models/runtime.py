@@ -18,8 +18,8 @@ from numpy.typing import NDArray
 from indexer.config import ModelDef
 from indexer.errors import ModelError
 from indexer.imaging.prepare import input_shape
-from indexer.models.fp16 import fp16_graph
 from indexer.models.taglist import TagList
+from indexer.models.variants import KINDS, variant_graph
 from indexer.models.versions import identify, onnx_digest
 from indexer.settings import ModelSpec
 
@@ -147,7 +147,7 @@ def _dim(value: object) -> int | None:
 def load(model: ModelDef, options: RuntimeOptions) -> Tagger:
     import onnxruntime as ort  # heavy import, only when a model is really used
 
-    digest = onnx_digest(model.onnx, options.cache_dir)  # read once, also for fp16
+    digest = onnx_digest(model.onnx, options.cache_dir)  # read once, also for a copy
     version, tags = identify(model, options.cache_dir, digest)
 
     session_options = ort.SessionOptions()
@@ -158,8 +158,8 @@ def load(model: ModelDef, options: RuntimeOptions) -> Tagger:
     session_options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     providers = choose_providers(options, ort.get_available_providers())
     graph: str | bytes = str(model.onnx)
-    if model.fp16:
-        graph = fp16_graph(model.onnx, digest, options.cache_dir)
+    if model.variant:
+        graph = variant_graph(model.variant, model.onnx, digest, options.cache_dir)
     try:
         session = ort.InferenceSession(graph, session_options, providers=providers)
     except Exception as exc:  # onnxruntime raises its own untyped errors
@@ -169,8 +169,9 @@ def load(model: ModelDef, options: RuntimeOptions) -> Tagger:
     wanted_gpu = [p if isinstance(p, str) else p[0] for p in providers]
     if any(p in GPU_PROVIDERS for p in wanted_gpu) and not any(p in GPU_PROVIDERS for p in used):
         log.warning("%s: a GPU provider is installed but the session fell back to CPU", model.name)
-    if model.fp16 and not any(p in GPU_PROVIDERS for p in used):
-        log.warning("%s: fp16 is meant for GPUs; on the CPU it runs slower than fp32", model.name)
+    variant = KINDS.get(model.variant)
+    if variant and variant.for_gpu != any(p in GPU_PROVIDERS for p in used):
+        log.warning("%s: %s", model.name, variant.misplaced)
     return _checked(model, tags, version, session)
 
 

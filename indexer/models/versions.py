@@ -21,8 +21,9 @@ CACHE_FILE = "onnx-digests.json"
 CACHE_ENTRIES = 200
 
 
-def version_hash(onnx_digest: bytes, tag_bytes: bytes, spec: ModelSpec, fp16: bool = False) -> str:
-    """fp16 scores differ in the third decimal, so a half-precision run is its own version."""
+def version_hash(onnx_digest: bytes, tag_bytes: bytes, spec: ModelSpec, variant: str = "") -> str:
+    """A copy's scores differ from fp32's (fp16's in the third decimal, int8's by what the
+    weights allow), so a run on a copy (`variant`: "fp16" or "int8") is its own version."""
     digest = hashlib.sha256()
     for part in (
         onnx_digest,
@@ -30,8 +31,8 @@ def version_hash(onnx_digest: bytes, tag_bytes: bytes, spec: ModelSpec, fp16: bo
         hashlib.sha256(spec.canonical().encode()).digest(),
     ):
         digest.update(part)
-    if fp16:
-        digest.update(b"fp16")
+    if variant:
+        digest.update(variant.encode())  # b"fp16": versions stored before int8 existed
     return digest.hexdigest()[:16]
 
 
@@ -79,7 +80,7 @@ def identify(
     graph's, when the caller already has it)."""
     tags, tag_bytes = read_taglist(model.tags)
     digest = digest if digest is not None else onnx_digest(model.onnx, cache_dir)
-    return version_hash(digest, tag_bytes, model.spec, model.fp16), tags
+    return version_hash(digest, tag_bytes, model.spec, model.variant), tags
 
 
 def configured_version(config: Config, name: str, cache_dir: str = "") -> str | None:

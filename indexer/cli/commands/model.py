@@ -1,4 +1,5 @@
-"""`dtindex model add NAME SOURCE`: add a downloaded model to `deeptagger.toml`.
+"""`dtindex model add NAME SOURCE`: add a downloaded model to `deeptagger.toml`;
+`dtindex model check NAME PICTURES...`: compare its int8 and fp16 copies with fp32.
 
 SOURCE is a `.model` file, a folder as the model was published (WD: model.onnx +
 selected_tags.csv; ML-Danbooru: *.onnx + tags.csv; a DeepDanbooru project), or a Hugging
@@ -18,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from indexer.cli.commands import model_check
 from indexer.cli.options import Context
 from indexer.config import ModelDef, parse_config
 from indexer.errors import ConfigError, UsageError
@@ -41,6 +43,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add.add_argument("name", metavar="NAME", help="the model's name in the config")
     add.add_argument("source", metavar="SOURCE", help="a .model file, a folder, or owner/repo")
+    check = sub.add_parser(
+        "check",
+        help="compare a model's int8 and fp16 copies with fp32 on your pictures",
+        description=model_check.__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    model_check.add_arguments(check)
 
 
 def _toml_value(value: object) -> str:
@@ -95,6 +104,8 @@ def check(definition: ModelDef) -> str:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
+    if args.action == "check":
+        return model_check.run(args, ctx)
     if not re.fullmatch(r"[A-Za-z0-9_-]+", args.name):
         raise UsageError(f"model name {args.name!r}: use letters, digits, '-' and '_'")
     if args.name in ctx.config.models:

@@ -18,7 +18,7 @@ import queue
 import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 
 import numpy as np
 from numpy.typing import NDArray
@@ -27,11 +27,11 @@ from indexer.cli.options import (
     Context,
     add_runtime_arguments,
     batch_size,
+    expand_pictures,
     runtime_options,
     threshold_value,
 )
 from indexer.config import threshold_or_default
-from indexer.gallery.walk import is_picture
 from indexer.imaging.workers import DecoderPool
 from indexer.models.runtime import load
 from indexer.pipeline.direct import Direct
@@ -65,19 +65,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="read picture paths from standard input, one per line, as a stream",
     )
     add_runtime_arguments(parser)
-
-
-def _expand(names: Iterable[str], extensions: frozenset[str]) -> Iterator[str]:
-    wanted = {e.encode() for e in extensions}
-    for name in names:
-        if os.path.isdir(name):
-            for folder, dirs, files in os.walk(name):
-                dirs.sort()
-                for file in sorted(files):
-                    if is_picture(os.fsencode(file), wanted):
-                        yield os.path.join(folder, file)
-        else:
-            yield name
 
 
 class _Arrivals:
@@ -151,7 +138,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     timings, started = Timings(), time.perf_counter()
     with DecoderPool(budget.decoders, max_pixels, ctx.config.decode_timeout) as pool:
         for names in chunks:
-            paths = _expand(names, extensions)
+            paths = expand_pictures(names, extensions)
             run_pipeline([tagger], paths, steps, pool, batch, budget, timings=timings)
     log.info("%s", timings.summary(time.perf_counter() - started))
     return 1 if failures or (arrivals and arrivals.failed) else 0

@@ -1,0 +1,153 @@
+"""`dtindex model check NAME PICTURES...`: is an int8 (or fp16) copy good enough here?
+
+Runs the configured model NAME as fp32 and as each copy dtindex can make of its graph
+(those of `int8 = true` and `fp16 = true`; both need the onnx package, and a copy that
+cannot be made is named on stderr and skipped), on the same pictures, prepared once as a
+scan prepares them. It prints one row per copy:
+
+  flipped     (picture, tag) decisions that differ from fp32's at the model's threshold
+              (`-t`; default the model's own, else 0.1), out of pictures x tags
+  top-20      mean over pictures of how many of fp32's 20 highest-scoring tags are also
+              among the copy's 20 highest, divided by 20 (1.000: the same tags lead)
+  max diff    the largest absolute difference of any score from fp32's
+  pictures/s  inference alone (pictures already decoded and prepared; one batch is run
+              first, untimed), and the ratio to fp32 (above 1.00x: faster)
+
+Only your own weights and pictures can answer the question: how far int8 moves the
+scores depends on the ranges of the real weights, so a random-weight replica (as in
+dtindex's benchmarks) cannot tell whether int8 is good enough for a real model. A few
+dozen typical pictures are enough; timings from a handful are rough, and int8 gains
+speed only on CPUs with VNNI (x86-64) or dot-product (ARM) instructions. Copies are
+converted once and kept in the cache folder, so `int8 = true` later starts at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import os
+
+import numpy as np
+from numpy.typing import NDArray
+
+from indexer.cli.options import (
+    Context,
+    add_runtime_arguments,
+    batch_size,
+    expand_pictures,
+    runtime_options,
+    threshold_value,
+)
+from indexer.config import threshold_or_default
+from indexer.errors import DecodeError, Failure, UsageError
+from indexer.imaging.tasks import Skipped, Target
+from indexer.imaging.workers import DecoderPool, decode_request
+from indexer.models.agreement import Agreement, Run, agreement, timed_run
+from indexer.models.runtime import Tagger, load
+from indexer.models.variants import KINDS, unavailable
+
+log = logging.getLogger("dtindex")
+LIMIT = 200  # pictures, all held prepared in memory (a 448x448 input: 2.4 MB each)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", metavar="NAME", help="a model name from the config")
+    parser.add_argument(
+        "pictures", nargs="+", metavar="PICTURE", help="pictures; a folder means those under it"
+    )
+    parser.add_argument(
+        "-t",
+        "--threshold",
+        type=float,
+        metavar="T",
+        help="the threshold decisions are counted at (default: the model's, else 0.1)",
+    )
+    parser.add_argument(
+        "--limit",
+        type=int,
+        default=LIMIT,
+        metavar="N",
+        help=f"use at most the first N pictures (default {LIMIT})",
+    )
+    add_runtime_arguments(parser)
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    definition = dataclasses.replace(ctx.config.model(args.name).resolve(), variant="")
+    threshold = threshold_value(args.threshold, threshold_or_default(definition.threshold))
+    options = runtime_options(args, ctx.config, ctx.env)
+    copies = []
+    for name in KINDS:
+        reason = unavailable(name)
+        if reason is None:
+            copies.append(name)
+        else:
+            log.warning("%s: skipped (%s)", name, reason)
+    if not copies:
+        raise UsageError(f"{args.name}: no copy of the graph can be made here to compare")
+    reference = load(definition, options)
+    batches = _prepared(args, ctx, reference)
+    count = sum(len(batch) for batch in batches)
+    log.info("%s: running fp32 on %d pictures", args.name, count)
+    base = timed_run(reference, batches)
+    rows: list[tuple[str, Run, Agreement | None]] = [("fp32", base, None)]
+    for name in copies:
+        tagger = load(dataclasses.replace(definition, variant=name), options)
+        log.info("%s: running %s on %d pictures", args.name, name, count)
+        result = timed_run(tagger, batches)
+        rows.append((name, result, agreement(base, result, threshold)))
+    heading = (
+        f"{args.name}: {count} pictures, {len(reference.tags)} tags, threshold {threshold:g} "
+        f"({base.scores.size} decisions)\n"
+    )
+    ctx.stdout.write((heading + _table(rows)).encode())
+    ctx.stdout.flush()
+    return 0
+
+
+def _prepared(args: argparse.Namespace, ctx: Context, tagger: Tagger) -> list[NDArray[np.float32]]:
+    """The pictures decoded and prepared once, as the scan does, in batches of `--batch`."""
+    if args.limit < 1:
+        raise UsageError(f"--limit {args.limit} must be at least 1")
+    paths: list[str] = []
+    for path in expand_pictures(args.pictures, ctx.config.scan.extensions):
+        if len(paths) == args.limit:
+            log.warning("using the first %d pictures (--limit)", args.limit)
+            break
+        paths.append(path)
+    if not paths:
+        raise UsageError(f"no pictures in {', '.join(args.pictures)}")
+    size = batch_size(args, ctx.config)
+    config = ctx.config
+    batches = []
+    with DecoderPool(config.decoders or 1, config.max_pixels, config.decode_timeout) as pool:
+        ring = pool.ring("check", tagger.picture_shape, size, 1)
+        target = Target(tagger.spec, tagger.height, tagger.width)
+        for first in range(0, len(paths), size):
+            chunk = paths[first : first + size]
+            for slot, path in enumerate(chunk):
+                request = decode_request(os.fsencode(path), None, [(target, ring.address(slot))])
+                pool.submit(request, path)
+            while pool.outstanding:
+                for where, reply in pool.collect():
+                    if isinstance(reply, Failure | Skipped):
+                        raise DecodeError(f"{where}: {reply.reason}")
+            batches.append(ring.view(0, len(chunk)).copy())
+    return batches
+
+
+def _table(rows: list[tuple[str, Run, Agreement | None]]) -> str:
+    top = next((a.top for _, _, a in rows if a is not None), 20)
+    lines = [
+        f"{'copy':<6}{'flipped':>9}{f'top-{top}':>9}{'max diff':>11}{'pictures/s':>12}  vs fp32"
+    ]
+    speed = rows[0][1].pictures_per_s
+    for name, result, found in rows:
+        ratio = f"{result.pictures_per_s / speed:.2f}x"
+        if found is None:
+            cells = f"{'-':>9}{'-':>9}{'-':>11}"
+        else:
+            cells = f"{found.flipped:>9}{found.top_overlap:>9.3f}{found.max_difference:>11.2e}"
+        lines.append(f"{name:<6}{cells}{result.pictures_per_s:>12.2f}  {ratio}")
+    return "\n".join(lines) + "\n"
