@@ -91,18 +91,24 @@ def null_logits() -> np.ndarray:
 
 
 def null(folder: Path) -> Path:
-    """sigmoid(logits + mean(input) / 255 - 0.5): a reduce over the input, nothing more."""
+    """sigmoid(logits + mean(centre) / 255 - 0.5), the centre being the middle 16x16
+    pixels: scores differ per picture, and the model reads 3 KB of each 2.4 MB input (a
+    reduce over all of it would cost 0.2 ms a picture in memory traffic alone)."""
     from onnx import TensorProto, helper, numpy_helper, save
 
     inits = [
         numpy_helper.from_array(np.array([1, 2, 3], np.int64), "axes"),
+        numpy_helper.from_array(np.array([216, 216], np.int64), "starts"),
+        numpy_helper.from_array(np.array([232, 232], np.int64), "ends"),
+        numpy_helper.from_array(np.array([1, 2], np.int64), "hw"),
         numpy_helper.from_array(np.array([-1, 1], np.int64), "column"),
         numpy_helper.from_array(np.array(1 / 255, np.float32), "scale"),
         numpy_helper.from_array(np.array(-0.5, np.float32), "centre"),
         numpy_helper.from_array(null_logits(), "logits"),
     ]
     nodes = [
-        helper.make_node("ReduceMean", ["input", "axes"], ["mean"], keepdims=1),
+        helper.make_node("Slice", ["input", "starts", "ends", "hw"], ["centre_pixels"]),
+        helper.make_node("ReduceMean", ["centre_pixels", "axes"], ["mean"], keepdims=1),
         helper.make_node("Reshape", ["mean", "column"], ["means"]),
         helper.make_node("Mul", ["means", "scale"], ["scaled"]),
         helper.make_node("Add", ["scaled", "centre"], ["shift"]),

@@ -12,14 +12,18 @@ queued behind it go to another worker.
 from __future__ import annotations
 
 import ctypes
+import functools
+import math
 import multiprocessing
 import os
+import pickle
+import select
 import signal
 import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from multiprocessing import connection, resource_tracker
+from multiprocessing import resource_tracker
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -41,10 +45,23 @@ def look_request(path: bytes) -> Request:
     return ("look", path)
 
 
+@functools.lru_cache(maxsize=64)
+def _packed(target: Target) -> bytes:
+    return pickle.dumps(target)
+
+
 def decode_request(
     path: bytes, expect: str | None, targets: Sequence[tuple[Target, SlotAddress]]
 ) -> Request:
-    return ("decode", path, expect, list(targets))
+    """Targets travel pickled once (a model's settings are a dozen fields) as bytes."""
+    return ("decode", path, expect, [(_packed(t), address) for t, address in targets])
+
+
+class _Unpacked(dict[bytes, Target]):
+    def __missing__(self, packed: bytes) -> Target:
+        target: Target = pickle.loads(packed)
+        self[packed] = target
+        return target
 
 
 def _keep_freed_memory(limit: int = 256 << 20) -> None:
@@ -64,10 +81,12 @@ def _keep_freed_memory(limit: int = 256 << 20) -> None:
     mallopt(m_trim_threshold, limit)
 
 
-def _handle(request: Request, writer: SlotWriter, max_pixels: int, faults: list[bytes]) -> Any:
+def _handle(
+    request: Request, writer: SlotWriter, targets: _Unpacked, max_pixels: int, faults: list[bytes]
+) -> Any:
     if request[0] == "look":
         return look(request[1])
-    _, path, expect, targets = request
+    _, path, expect, packed = request
     data = read_again(path, expect)
     if isinstance(data, Skipped):
         return data
@@ -76,7 +95,7 @@ def _handle(request: Request, writer: SlotWriter, max_pixels: int, faults: list[
     if len(faults) > 1 and faults[1] in data:
         while True:
             pass
-    return decode_into(data, targets, writer, max_pixels)
+    return decode_into(data, [(targets[t], a) for t, a in packed], writer, max_pixels)
 
 
 def _serve(conn: Connection, max_pixels: int) -> None:
@@ -91,14 +110,14 @@ def _serve(conn: Connection, max_pixels: int) -> None:
     # DCT-scaled); Pillow's own guard would refuse pictures it allows (89 MP < 100 MP).
     Image.MAX_IMAGE_PIXELS = None
     faults = [m.encode() for m in os.environ.get(FAULT_ENV, "").split(",") if m]
-    writer = SlotWriter()
+    writer, targets = SlotWriter(), _Unpacked()
     while True:
         try:
             request = conn.recv()
         except (EOFError, OSError):
             return  # the parent went away
         try:
-            conn.send(("ok", _handle(request, writer, max_pixels, faults)))
+            conn.send(("ok", _handle(request, writer, targets, max_pixels, faults)))
         except DecodeError as exc:
             conn.send(("error", (str(exc), exc.kind.value, exc.needs)))
         except MemoryError:
@@ -145,6 +164,8 @@ class DecoderPool:
         self._urgent: deque[tuple[object, Request]] = deque()
         self._queued: deque[tuple[object, Request]] = deque()
         self._rings: dict[tuple[object, ...], SlotRing] = {}
+        self._poller = select.poll()  # kept, not rebuilt per wait: a wait per picture or more
+        self._by_fd: dict[int, _Worker] = {}
 
     def ring(self, key: object, shape: tuple[int, ...], batch: int, depth: int) -> SlotRing:
         """The shared-memory ring for `key` (a model's place in a run), kept between runs."""
@@ -170,10 +191,14 @@ class DecoderPool:
         now = time.monotonic()
         limit = min(w.since + self.timeout for w in busy) - now
         wait = max(0.0, limit if timeout is None else min(timeout, limit))
-        ready = set(connection.wait([w.conn for w in busy], 0 if replies else wait))
+        ready = {fd for fd, _ in self._poller.poll(0 if replies else math.ceil(wait * 1000))}
+        for fd in ready:
+            idle = self._by_fd.get(fd)
+            if idle is not None and not idle.sent:  # died while idle: nothing lost
+                self._lost(idle, replies, Failure("decoder died", Kind.CRASH))
         now = time.monotonic()
         for worker in busy:
-            if worker.conn in ready:
+            if worker.conn.fileno() in ready:
                 self._receive(worker, now, replies)
             elif now >= worker.since + self.timeout:
                 self._lost(worker, replies, Failure(
@@ -183,27 +208,26 @@ class DecoderPool:
         return replies
 
     def _receive(self, worker: _Worker, now: float, replies: list[tuple[object, Reply]]) -> None:
+        """One reply (the poll said one is there; a second one is taken on the next)."""
         try:
-            while worker.sent and worker.conn.poll():
-                status, payload = worker.conn.recv()
-                ticket, _ = worker.sent.popleft()
-                worker.since = now
-                if status == "error":
-                    message, kind, needs = payload
-                    payload = Failure(str(message), Kind(kind), needs)
-                replies.append((ticket, payload))
+            status, payload = worker.conn.recv()
         except (EOFError, OSError):
             worker.process.join(5)
             code = worker.process.exitcode
             how = f"signal {signal.Signals(-code).name}" if code and code < 0 else f"exit {code}"
-            self._lost(
-                worker, replies, Failure(f"decoder crashed ({how}); picture skipped", Kind.CRASH)
-            )
+            why = Failure(f"decoder crashed ({how}); picture skipped", Kind.CRASH)
+            self._lost(worker, replies, why)
+            return
+        ticket, _ = worker.sent.popleft()
+        worker.since = now
+        if status == "error":
+            message, kind, needs = payload
+            payload = Failure(str(message), Kind(kind), needs)
+        replies.append((ticket, payload))
 
     def _lost(self, worker: _Worker, replies: list[tuple[object, Reply]], why: Failure) -> None:
         """The request `worker` was on fails; the ones queued behind it go elsewhere."""
-        worker.stop()
-        self._workers.remove(worker)
+        self._remove(worker)
         if worker.sent:
             ticket, _ = worker.sent.popleft()
             replies.append((ticket, why))
@@ -213,8 +237,7 @@ class DecoderPool:
         while self._urgent or self._queued:
             worker = min(self._workers, key=lambda w: len(w.sent), default=None)
             if (worker is None or worker.sent) and len(self._workers) < self.size:
-                worker = _Worker.start(self._context, self.max_pixels)
-                self._workers.append(worker)
+                worker = self._start()
             if worker is None or len(worker.sent) >= self.depth:
                 return
             ticket, request = (self._urgent or self._queued).popleft()
@@ -228,18 +251,30 @@ class DecoderPool:
                 self._urgent.appendleft((ticket, request))
                 self._lost(worker, replies, Failure("decoder died", Kind.CRASH))
 
+    def _start(self) -> _Worker:
+        worker = _Worker.start(self._context, self.max_pixels)
+        self._workers.append(worker)
+        self._by_fd[worker.conn.fileno()] = worker
+        self._poller.register(worker.conn.fileno(), select.POLLIN)
+        return worker
+
+    def _remove(self, worker: _Worker) -> None:
+        fd = worker.conn.fileno()
+        self._poller.unregister(fd)
+        del self._by_fd[fd]
+        self._workers.remove(worker)
+        worker.stop()
+
     def forget(self) -> None:
         """Drop queued requests and stop the workers still busy (an early exit)."""
         self._urgent.clear()
         self._queued.clear()
         for worker in [w for w in self._workers if w.sent]:
-            worker.stop()
-            self._workers.remove(worker)
+            self._remove(worker)
 
     def close(self) -> None:
-        for worker in self._workers:
-            worker.stop()
-        self._workers.clear()
+        for worker in list(self._workers):
+            self._remove(worker)
         for ring in self._rings.values():
             ring.close()
         self._rings.clear()

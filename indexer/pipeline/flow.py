@@ -30,6 +30,9 @@ from indexer.pipeline.lanes import Batch, Lane
 
 J = TypeVar("J")
 STOP_CHECK_S = 0.2  # a signal cannot wake a wait on pipes: look at the stop flag this often
+# Looked jobs are decided in groups of this many (a few statements per group), or sooner
+# when the decoders would otherwise run out of pictures to decode.
+GROUP = 64
 
 
 @dataclass(frozen=True)
@@ -150,7 +153,9 @@ class _Flow(Generic[J]):
         self.exhausted = False
         self.looking: deque[_Looking[J]] = deque()
         self.orders: deque[Order[J]] = deque()
-        self.window = max(budget.decoders * 4, batch * budget.ahead)
+        self.window = max(budget.decoders * 8, batch * budget.ahead, 2 * GROUP)
+        self.decoders = budget.decoders
+        self.decoding = 0  # decode requests not answered yet
 
     def stopping(self) -> bool:
         return self.stop is not None and self.stop.is_set()
@@ -183,8 +188,18 @@ class _Flow(Generic[J]):
             self.looking.append(entry)
 
     def decide(self) -> None:
+        """Decide the answered jobs at the head, once there are enough to make a group
+        worth its statements, or the decoders have too little to decode meanwhile."""
+        answered = 0
+        for entry in self.looking:
+            if not entry.answered or answered == GROUP:
+                break
+            answered += 1
+        hungry = self.decoding < self.decoders and len(self.orders) < self.decoders
+        if not answered or not (answered == GROUP or hungry or answered == len(self.looking)):
+            return
         group: list[tuple[J, Reply | None]] = []
-        while self.looking and self.looking[0].answered:
+        while self.looking and self.looking[0].answered and len(group) < GROUP:
             entry = self.looking.popleft()
             group.append((entry.job, entry.reply))
         if group:
@@ -200,6 +215,7 @@ class _Flow(Generic[J]):
                 targets.append((self.lanes[i].target, address))
             request = decode_request(order.path, order.expect, targets)
             self.pool.submit(request, _Decoding(order, places), urgent=True)
+            self.decoding += 1
 
     def run_ready(self) -> bool:
         flush = self.exhausted and not self.looking and not self.orders
@@ -221,14 +237,18 @@ class _Flow(Generic[J]):
         return self.exhausted and not (self.looking or self.orders or waiting)
 
     def wait(self) -> None:
+        """Take the replies that are ready; only when there are none, commit (through
+        `idle`) and block until one comes."""
         if not self.pool.outstanding:
             if self.inference.busy:
                 self.inference.deliver_one()
             return
-        self.idle()
-        started = time.perf_counter()
-        replies = self.pool.collect(STOP_CHECK_S if self.stop is not None else None)
-        self.timings.waiting_s += time.perf_counter() - started
+        replies = self.pool.collect(0)
+        if not replies:
+            self.idle()
+            started = time.perf_counter()
+            replies = self.pool.collect(STOP_CHECK_S if self.stop is not None else None)
+            self.timings.waiting_s += time.perf_counter() - started
         for ticket, reply in replies:
             self.answer(ticket, reply)
 
@@ -237,6 +257,7 @@ class _Flow(Generic[J]):
             ticket.reply, ticket.answered = reply, True
             return
         assert isinstance(ticket, _Decoding)
+        self.decoding -= 1
         ok = isinstance(reply, tuple)
         for batch, position in ticket.places:
             batch.pending -= 1

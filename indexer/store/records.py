@@ -7,6 +7,7 @@ and the next scan picks up exactly what is missing.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -25,7 +26,6 @@ from indexer.store.schema import (
     files,
     model_versions,
     roots,
-    scores,
     taggings,
     tags,
 )
@@ -232,46 +232,30 @@ class Records:
     def record_scores(
         self, version_id: int, content_ids: Sequence[int], matrix: NDArray[np.float32], floor: float
     ) -> None:
+        """A batch's results: scores at or above `floor`, the taggings, claims released.
+
+        Whole-batch NumPy and the driver's `executemany`: a WD model keeps about 150 rows
+        per picture, and building them one by one in Python cost more than decoding.
+        """
         if not content_ids:
             return
         now = time.time_ns()
-        rows: list[tuple[int, int, int, float]] = []
-        for content_id, row in zip(content_ids, matrix, strict=True):
-            kept = np.flatnonzero(row >= floor)
-            rows += zip(
-                [version_id] * len(kept),
-                [content_id] * len(kept),
-                kept.tolist(),
-                row[kept].tolist(),
-                strict=True,
-            )
-        self.conn.execute(
-            delete(scores).where(
-                scores.c.model_version_id == version_id, scores.c.content_id.in_(list(content_ids))
-            )
+        picture, tag = np.nonzero(matrix >= floor)
+        ids = np.asarray(content_ids, dtype=np.int64)[picture]
+        rows = zip(
+            itertools.repeat(version_id), ids.tolist(), tag.tolist(), matrix[picture, tag].tolist()
         )
-        if rows:  # the driver's executemany: a WD model can keep thousands of rows per picture
-            self.conn.exec_driver_sql("INSERT INTO scores VALUES (?, ?, ?, ?)", rows)
-        self.conn.execute(
-            insert(taggings).prefix_with("OR REPLACE"),
-            [
-                dict(
-                    model_version_id=version_id,
-                    content_id=c,
-                    status="done",
-                    error=None,
-                    tagged_ns=now,
-                    kind=None,
-                    needs=None,
-                )
-                for c in content_ids
-            ],
+        pairs = [(version_id, c) for c in content_ids]
+        run = self.conn.exec_driver_sql
+        run("DELETE FROM scores WHERE model_version_id = ? AND content_id = ?", pairs)
+        if len(picture):
+            run("INSERT INTO scores VALUES (?, ?, ?, ?)", list(rows))
+        run(
+            "INSERT OR REPLACE INTO taggings (model_version_id, content_id, status, error,"
+            " tagged_ns, kind, needs) VALUES (?, ?, 'done', NULL, ?, NULL, NULL)",
+            [(version_id, c, now) for c in content_ids],
         )
-        self.conn.execute(
-            delete(claims).where(
-                claims.c.model_version_id == version_id, claims.c.content_id.in_(list(content_ids))
-            )
-        )
+        run("DELETE FROM claims WHERE model_version_id = ? AND content_id = ?", pairs)
         self.commit()
 
     def record_failure(self, version_id: int, content_id: int, failure: Failure) -> None:

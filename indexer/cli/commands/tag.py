@@ -115,7 +115,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     extensions = ctx.config.scan.extensions
     arrivals = _Arrivals() if args.pipe else None
     chunks = arrivals.chunks() if arrivals else iter([iter(args.images)])
-    tag_bytes = [name.encode("utf-8", "surrogateescape") for name in tagger.tags.names]
+    tag_tab = [name.encode("utf-8", "surrogateescape") + b"\t" for name in tagger.tags.names]
     failures = 0
     max_pixels = ctx.config.max_pixels
 
@@ -123,8 +123,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         lines = []
         for path, row in zip(jobs, scores, strict=True):
             prefix = os.fsencode(path) + b"\t"
-            for index in np.flatnonzero(row > threshold):
-                lines.append(b"%s%s\t%.2f\n" % (prefix, tag_bytes[index], row[index]))
+            chosen = np.flatnonzero(row > threshold)
+            for index, weight in zip(chosen.tolist(), row[chosen].tolist(), strict=True):
+                lines.append(b"%s%s%.2f\n" % (prefix, tag_tab[index], weight))
         ctx.stdout.write(b"".join(lines))
         ctx.stdout.flush()
 
