@@ -117,11 +117,18 @@ def _serve(conn: Connection, max_pixels: int) -> None:
         except (EOFError, OSError):
             return  # the parent went away
         try:
-            conn.send(("ok", _handle(request, writer, targets, max_pixels, faults)))
+            reply: tuple[str, Any] = ("ok", _handle(request, writer, targets, max_pixels, faults))
         except DecodeError as exc:
-            conn.send(("error", (str(exc), exc.kind.value, exc.needs)))
+            reply = ("error", (str(exc), exc.kind.value, exc.needs))
         except MemoryError:
-            conn.send(("error", ("out of memory while decoding", Kind.MEMORY.value, None)))
+            reply = ("error", ("out of memory while decoding", Kind.MEMORY.value, None))
+        except Exception as exc:  # a codec's own error type, a ring already gone: this
+            # picture fails (retried by the next scan); the decoder lives on
+            reply = ("error", (f"decoder failed: {exc!r}", Kind.CRASH.value, None))
+        try:
+            conn.send(reply)
+        except OSError:
+            return  # the parent stopped listening (it is stopping us): not worth a traceback
 
 
 @dataclass
@@ -149,8 +156,8 @@ class _Worker:
         return cls(process, conn)
 
     def stop(self) -> None:
+        self.process.kill()  # before closing: a reply sent into a closed pipe is no error
         self.conn.close()
-        self.process.kill()
         self.process.join(5)
 
 

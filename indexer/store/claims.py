@@ -133,10 +133,12 @@ def _holders(
     holders: dict[tuple[int, int], tuple[str, int]] = {}
     contents = sorted({c for _, c in pairs})
     for start in range(0, len(contents), CHUNK):
-        part = contents[start : start + CHUNK]
-        query = select(claims.c.model_version_id, claims.c.content_id, claims.c.owner,
-                       claims.c.expires_ns).where(claims.c.content_id.in_(part))  # fmt: skip
-        for version, content, holder, until in index.conn.execute(query):
+        part = tuple(contents[start : start + CHUNK])
+        sql = (
+            "SELECT model_version_id, content_id, owner, expires_ns FROM claims "
+            f"WHERE content_id IN ({', '.join('?' * len(part))})"
+        )
+        for version, content, holder, until in index.conn.exec_driver_sql(sql, part):
             if (version, content) in wanted:
                 holders[(int(version), int(content))] = (str(holder), int(until))
     return holders

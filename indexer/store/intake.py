@@ -7,12 +7,13 @@ driver's `executemany` with SQL written once, and lookups take a whole group in 
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import TypeVar
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from indexer.store.retry import Attempt
-from indexer.store.schema import taggings
 
+T = TypeVar("T")
 # SQLite caps a statement's parameters (999 before 3.32); lookups go in chunks of this.
 CHUNK = 500
 
@@ -34,7 +35,7 @@ _PUT_FILE = (
 )
 
 
-def _chunks(items: Sequence[object]) -> Iterable[Sequence[object]]:
+def _chunks(items: Sequence[T]) -> Iterable[Sequence[T]]:
     for start in range(0, len(items), CHUNK):
         yield items[start : start + CHUNK]
 
@@ -61,9 +62,11 @@ def settled_pairs(
 ) -> set[tuple[int, int]]:
     """(model version, content) pairs with nothing left to do, as `attempt` sees them."""
     found: set[tuple[int, int]] = set()
+    settled = attempt.settled_sql()
     for part in _chunks(sorted(set(content_ids))):
-        query = select(taggings.c.model_version_id, taggings.c.content_id).where(
-            taggings.c.content_id.in_(part), attempt.settled()
+        sql = (
+            "SELECT model_version_id, content_id FROM taggings "
+            f"WHERE content_id IN ({', '.join('?' * len(part))}) AND ({settled})"
         )
-        found.update((int(v), int(c)) for v, c in conn.execute(query))
+        found.update((int(v), int(c)) for v, c in conn.exec_driver_sql(sql, tuple(part)))
     return found
