@@ -155,6 +155,9 @@ class _Flow(Generic[J]):
         self.orders: deque[Order[J]] = deque()
         self.window = max(budget.decoders * 8, batch * budget.ahead, 2 * GROUP)
         self.decoders = budget.decoders
+        # On the CPU a batch runs inline and nothing is sent meanwhile: every decoder
+        # must already hold its share of the next batch, or the model waits for it.
+        pool.depth = max(2, min(64, -(-batch // budget.decoders) + 1))
         self.decoding = 0  # decode requests not answered yet
 
     def stopping(self) -> bool:
