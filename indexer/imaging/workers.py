@@ -3,10 +3,10 @@
 The main process sends small requests (a path to look at, or a path to decode into
 batch slots) and reads small replies; file bytes and pixels stay in the workers. Each
 worker holds up to `depth` requests (the pipeline sets it to a batch's share), so it
-keeps working while the main process runs a batch or writes to the index. The pool is driven from one thread: `submit` queues,
-`collect` waits for replies. A worker that dies (a segfault in a codec) or overruns the
-per-picture time limit is replaced; only the picture it was on fails, the requests
-queued behind it go to another worker.
+keeps working while the main process runs a batch or writes to the index. The pool is
+driven from one thread: `submit` queues, `collect` waits for replies. A worker that dies
+(a segfault in a codec) or overruns the per-picture time limit is replaced; only the
+picture it was on fails, and the requests queued behind it go to another worker.
 """
 
 from __future__ import annotations
