@@ -154,7 +154,7 @@ class Indexer:
             job.content_id = content_id
             stat = job.stat
             rows.append((job.path, job.root_id, stat.size, stat.mtime_ns, stat.inode,
-                         stat.device, content_id, job.read_ns))  # fmt: skip
+                         stat.device, content_id, job.read_ns, None, None))  # fmt: skip
             if job.known is None:
                 counts.new += 1
             elif job.known.content_id == content_id:

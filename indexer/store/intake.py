@@ -18,8 +18,8 @@ T = TypeVar("T")
 CHUNK = 500
 
 ContentRow = tuple[str, str, int, int | None, int | None]  # xxh128, sha1, size, width, height
-# path, root_id, size, mtime_ns, inode, device, content_id, checked_ns
-FileValues = tuple[bytes, int, int, int, int, int, int | None, int]
+# path, root_id, size, mtime_ns, inode, device, content_id, checked_ns, error, kind
+FileValues = tuple[bytes, int, int, int, int, int, int | None, int, str | None, str | None]
 
 _ADD_CONTENT = (
     "INSERT INTO contents (xxh128, sha1, size, width, height) VALUES (?, ?, ?, ?, ?) "
@@ -28,10 +28,10 @@ _ADD_CONTENT = (
 )
 _PUT_FILE = (
     "INSERT INTO files (path, root_id, size, mtime_ns, inode, device, content_id, checked_ns,"
-    " error, kind) VALUES (?, ?, ?, ?, ?, ?, ?, ?, NULL, NULL) ON CONFLICT (path) DO UPDATE SET"
+    " error, kind) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET"
     " root_id = excluded.root_id, size = excluded.size, mtime_ns = excluded.mtime_ns,"
     " inode = excluded.inode, device = excluded.device, content_id = excluded.content_id,"
-    " checked_ns = excluded.checked_ns, error = NULL, kind = NULL"
+    " checked_ns = excluded.checked_ns, error = excluded.error, kind = excluded.kind"
 )
 
 
@@ -53,7 +53,7 @@ def add_contents(conn: Connection, rows: Sequence[ContentRow]) -> dict[str, int]
 
 
 def put_files(conn: Connection, rows: Sequence[FileValues]) -> None:
-    """Insert or update file rows read without error."""
+    """Insert or update file rows: the one definition of the file upsert."""
     conn.exec_driver_sql(_PUT_FILE, list(rows))
 
 

@@ -16,9 +16,9 @@ from dataclasses import fields as dataclass_fields
 import numpy as np
 from numpy.typing import NDArray
 from sqlalchemy import Connection, and_, delete, exists, func, insert, select, update
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from indexer.errors import Failure, Kind
+from indexer.store.intake import put_files
 from indexer.store.retry import Attempt
 from indexer.store.schema import (
     claims,
@@ -128,19 +128,10 @@ class Records:
         error: str | None = None,
         kind: Kind | None = None,
     ) -> None:
-        values = dict(
-            root_id=root_id,
-            size=stat.size,
-            mtime_ns=stat.mtime_ns,
-            inode=stat.inode,
-            device=stat.device,
-            content_id=content_id,
-            checked_ns=checked_ns,
-            error=error,
-            kind=kind.value if kind is not None and error is not None else None,
-        )
-        upsert = sqlite_insert(files).values(path=path, **values)
-        self.conn.execute(upsert.on_conflict_do_update(index_elements=[files.c.path], set_=values))
+        recorded = kind.value if kind is not None and error is not None else None
+        row = (path, root_id, stat.size, stat.mtime_ns, stat.inode, stat.device, content_id,
+               checked_ns, error, recorded)  # fmt: skip
+        put_files(self.conn, [row])
         self.maybe_commit()
 
     def move_file(self, file_id: int, path: bytes, root_id: int) -> None:
