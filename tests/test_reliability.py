@@ -139,6 +139,56 @@ def test_crashing_and_hanging_decoders_cost_one_picture(
     assert "decoding took over 3 s" in failures["hang.png"]
 
 
+def test_a_decoder_dying_behind_a_reply_blames_its_own_picture(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A worker holding two requests replies to the first and dies on the second. The
+    death shows as a closed pipe on receive, or, when the worker is already gone by
+    the next send, as a broken pipe there; the crashing picture is blamed either way."""
+    import multiprocessing
+    import time
+
+    from indexer.errors import Failure
+    from indexer.imaging.slots import SlotRing
+    from indexer.imaging.tasks import Target
+    from indexer.imaging.workers import DecoderPool, decode_request
+    from indexer.settings import ModelSpec
+
+    monkeypatch.setenv("DTINDEX_TEST_FAULTS", "CRASH-THIS-DECODER")
+    good = picture(tmp_path / "good.png")
+    crash = picture(tmp_path / "crash.png", (1, 2, 3))
+    with open(crash, "ab") as handle:
+        handle.write(b"CRASH-THIS-DECODER")
+    for wait_for_the_death in (False, True):
+        with DecoderPool(1, 10**8, 60, depth=2) as pool:
+            ring = pool.ring("probe", (8, 8, 3), 4, 1)
+
+            def submit(
+                ticket: int, path: Path, pool: DecoderPool = pool, ring: SlotRing = ring
+            ) -> None:
+                slot = [(Target(ModelSpec(), 8, 8), ring.address(ticket))]
+                pool.submit(decode_request(os.fsencode(path), None, slot), ticket)
+
+            submit(0, good)
+            submit(1, crash)
+            replies = dict(pool.collect())
+            while 0 not in replies:
+                replies.update(pool.collect())
+            deadline = time.monotonic() + 30
+            while wait_for_the_death and multiprocessing.active_children():
+                assert time.monotonic() < deadline, "the decoder did not die"
+                time.sleep(0.01)
+            submit(2, good)
+            submit(3, good)
+            while pool.outstanding:
+                replies.update(pool.collect())
+        assert sorted(replies) == [0, 1, 2, 3]
+        crashed = replies[1]
+        assert isinstance(crashed, Failure), crashed
+        assert "decoder crashed (signal SIGSEGV)" in crashed.reason
+        assert not any(isinstance(replies[t], Failure) for t in (0, 2, 3)), replies
+
+
 def test_files_vanishing_between_walk_and_read(cli, configured: Path, tmp_path: Path) -> None:
     from indexer.config import load_config
     from indexer.gallery.incremental import Indexer

@@ -161,6 +161,15 @@ class _Worker:
         self.process.join(5)
 
 
+def _crashed(worker: _Worker) -> Failure:
+    """Why a dead worker's request failed. Seen as a closed pipe on receive, or as a
+    broken pipe on the next send (it replied, then died on the request behind)."""
+    worker.process.join(5)
+    code = worker.process.exitcode
+    how = f"signal {signal.Signals(-code).name}" if code and code < 0 else f"exit {code}"
+    return Failure(f"decoder crashed ({how}); picture skipped", Kind.CRASH)
+
+
 class DecoderPool:
     """Worker processes fed from one thread; replies come back with their tickets."""
 
@@ -219,11 +228,7 @@ class DecoderPool:
         try:
             status, payload = worker.conn.recv()
         except (EOFError, OSError):
-            worker.process.join(5)
-            code = worker.process.exitcode
-            how = f"signal {signal.Signals(-code).name}" if code and code < 0 else f"exit {code}"
-            why = Failure(f"decoder crashed ({how}); picture skipped", Kind.CRASH)
-            self._lost(worker, replies, why)
+            self._lost(worker, replies, _crashed(worker))
             return
         ticket, _ = worker.sent.popleft()
         worker.since = now
@@ -253,10 +258,10 @@ class DecoderPool:
             worker.sent.append((ticket, request))
             try:
                 worker.conn.send(request)
-            except (OSError, ValueError):  # it died while idle: send it elsewhere
+            except (OSError, ValueError):  # it died: its first request is the cause
                 worker.sent.pop()
                 self._urgent.appendleft((ticket, request))
-                self._lost(worker, replies, Failure("decoder died", Kind.CRASH))
+                self._lost(worker, replies, _crashed(worker))
 
     def _start(self) -> _Worker:
         worker = _Worker.start(self._context, self.max_pixels)
