@@ -77,7 +77,8 @@ class ModelEntry:
         overrides = dict(self.settings)
         if self.model_file is not None:
             declared = read_model_file(self.model_file)
-            base = {k: v for k, v in vars(declared.spec).items() if v is not None}
+            unset = vars(ModelSpec())
+            base = {k: v for k, v in vars(declared.spec).items() if v != unset[k]}
             spec = parse_settings({**base, **overrides}, self.where)
             onnx, tags, title = declared.onnx, declared.tags, declared.name
         else:

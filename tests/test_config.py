@@ -35,7 +35,7 @@ def test_model_file_with_comments_and_defaults(tmp_path: Path) -> None:
     ("text", "message"),
     [
         ("shape = nhcw\n", "shape = 'nhcw' is not one of nhwc, nchw"),
-        ("pad = black\n", "is not one of white, edge, stretch"),
+        ("pad = purple\n", "is not one of white, black, edge, stretch or [R, G, B]"),
         ("normalize = maybe\n", "not a boolean"),
         ("size = big\n", "not a positive integer"),
         ("colour = rgb\n", "unknown key 'colour'"),
@@ -90,8 +90,8 @@ def test_config_resolves_paths_against_its_folder(tmp_path: Path) -> None:
     [
         ("colour = 1\n", "unknown key 'colour'"),
         (
-            "[models.a]\nonnx = 'a.onnx'\ntags = 'a.tags'\npad = 'black'\n",
-            "[models.a]: pad = 'black' is not one of white, edge, stretch",
+            "[models.a]\nonnx = 'a.onnx'\ntags = 'a.tags'\npad = 'purple'\n",
+            "[models.a]: pad = 'purple' is not one of white, black, edge, stretch",
         ),
         ("[models.a]\nonnx = 'a.onnx'\n", "needs model"),
         ("[models.a]\nmodel = 'a.model'\nthreshold = 2\n", "threshold = 2 must be a number from 0"),
@@ -185,7 +185,11 @@ def test_tag_lists() -> None:
         "470575,1girl,0,4000\n212816,hatsune_miku,4,10\n",
         "s",
     )
-    assert wd.names == ("general", "1girl", "hatsune_miku") and wd.categories == (9, 0, 4)
+    assert wd.names == ("general", "1girl", "hatsune_miku") and wd.categories == (
+        "rating",
+        "general",
+        "character",
+    )
     ml = parse_taglist('name,category,count\n1girl,0,1\n":d",0,2\n', "m")
     assert ml.names == ("1girl", ":d")
     only = parse_taglist("name\nsolo\n", "o")  # one column with a header line: plain list

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-GENERAL, CHARACTER, RATING = 0, 4, 9
+GENERAL, CHARACTER, RATING = "general", "character", "rating"
 
 # Danbooru tags drawn as faces, whose underscores are part of the picture, not spaces.
 KAOMOJI = frozenset(
@@ -43,7 +43,7 @@ KAOMOJI = frozenset(
 @dataclass(frozen=True)
 class Scored:
     tag: str
-    category: int | None
+    category: str | None
     score: float
 
 
@@ -63,7 +63,7 @@ class Thresholds:
             return 0.0
         return min(t for t in (self.default, self.general, self.character) if t is not None)
 
-    def for_category(self, category: int | None) -> float:
+    def for_category(self, category: str | None) -> float:
         if category == GENERAL and self.general is not None:
             return self.general
         if category == CHARACTER and self.character is not None:
@@ -85,9 +85,9 @@ def select(tags: Sequence[Scored], rules: Thresholds) -> list[Scored]:
     """The tags to export, in the order given: one best rating, then thresholds."""
     ratings = [t for t in tags if t.category == RATING]
     best_rating = max(ratings, key=lambda t: t.score) if ratings else None
-    groups: dict[int | None, float] = {}
+    groups: dict[str | None, float] = {}
     if rules.mcut:
-        by_category: dict[int | None, list[float]] = {}
+        by_category: dict[str | None, list[float]] = {}
         for t in tags:
             if t.category != RATING:
                 by_category.setdefault(t.category, []).append(t.score)

@@ -199,9 +199,16 @@ class Indexer:
         versions = [self.version_ids[i] for i in order.wanted]
         self._fail(job.path, why, versions, job.content_id)
 
-    def scores(self, i: int, jobs: list[Any], matrix: NDArray[np.float32]) -> None:
+    def scores(
+        self,
+        i: int,
+        jobs: list[Any],
+        matrix: NDArray[np.float32],
+        embeddings: NDArray[np.float32] | None,
+    ) -> None:
         ids = [int(job.content_id) for job in jobs]
-        self.index.record_scores(self.version_ids[i], ids, matrix, self.config.store_threshold)
+        floor = self.config.store_threshold
+        self.index.record_scores(self.version_ids[i], ids, matrix, floor, embeddings)
         self.counts.tagged += len(ids)
         self.progress("tagging", self.counts)
         if self.log_batches:

@@ -120,21 +120,37 @@ def fit(image: Image.Image, spec: ModelSpec, height: int, width: int) -> NDArray
     new_h = max(1, min(height, round(image.height * scale)))
     inner = np.asarray(over_white(_resize(image, (new_w, new_h))), dtype=np.uint8)
     top, left = (height - new_h) // 2, (width - new_w) // 2
-    pads = ((top, height - new_h - top), (left, width - new_w - left), (0, 0))
-    if spec.pad == "edge":
+    colour = spec.pad_colour()
+    if colour is None:  # edge: the border pixels repeated, as DeepDanbooru trained
+        pads = ((top, height - new_h - top), (left, width - new_w - left), (0, 0))
         return np.pad(inner, pads, mode="edge")
-    return np.pad(inner, pads, mode="constant", constant_values=255)
+    canvas = np.empty((height, width, 3), np.uint8)
+    canvas[...] = colour
+    canvas[top : top + new_h, left : left + new_w] = inner
+    return canvas
 
 
 def fill(slot: NDArray[np.float32], rgb: NDArray[np.uint8], spec: ModelSpec) -> None:
-    """Write one prepared picture into its batch slot: channel order, layout, scale."""
+    """Write one prepared picture into its batch slot: channel order, layout, scale.
+
+    With `mean`/`std` the value is (pixel/255 - mean) / std computed in that order, as
+    the families' reference code does (torchvision's ToTensor, then Normalize).
+    """
     pixels = rgb[..., ::-1] if spec.channels == "bgr" else rgb
     if spec.shape == "nchw":
         pixels = pixels.transpose(2, 0, 1)
-    if spec.normalize:
-        np.divide(pixels, np.float32(255.0), out=slot, dtype=np.float32)
-    else:
+    if not spec.normalize:
         slot[...] = pixels
+        return
+    np.divide(pixels, np.float32(255.0), out=slot, dtype=np.float32)
+    if spec.mean is None and spec.std is None:
+        return
+    per_channel = (3, 1, 1) if spec.shape == "nchw" else (3,)
+    order = slice(None, None, -1) if spec.channels == "bgr" else slice(None)
+    mean = np.asarray(spec.mean or (0.0, 0.0, 0.0), np.float32)[order].reshape(per_channel)
+    std = np.asarray(spec.std or (1.0, 1.0, 1.0), np.float32)[order].reshape(per_channel)
+    slot -= mean
+    slot /= std
 
 
 def input_shape(spec: ModelSpec, batch: int, height: int, width: int) -> tuple[int, ...]:

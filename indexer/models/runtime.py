@@ -88,6 +88,7 @@ class Tagger:
     input_name: str
     output_name: str
     bound: bool = False  # I/O binding: set when a GPU provider runs the session
+    embedding_name: str | None = None  # an output stored per picture as its embedding
 
     @property
     def name(self) -> str:
@@ -107,8 +108,15 @@ class Tagger:
 
     def run(self, batch: NDArray[np.float32]) -> NDArray[np.float32]:
         """Scores (after sigmoid where the model emits logits), one row per picture."""
+        return self.run_all(batch)[0]
+
+    def run_all(
+        self, batch: NDArray[np.float32]
+    ) -> tuple[NDArray[np.float32], NDArray[np.float32] | None]:
+        """Scores, and the embeddings where the model stores them, one row per picture."""
         step = self.fixed_batch or len(batch)
-        parts = []
+        names = [self.output_name] + ([self.embedding_name] if self.embedding_name else [])
+        parts: list[list[NDArray[np.float32]]] = [[] for _ in names]
         for start in range(0, len(batch), step):
             chunk = batch[start : start + step]
             real = len(chunk)
@@ -116,9 +124,10 @@ class Tagger:
                 chunk = np.concatenate(
                     [chunk, np.zeros((step - real, *chunk.shape[1:]), chunk.dtype)]
                 )
-            out = self._bound_run(chunk) if self.bound else self._plain_run(chunk)
-            parts.append(np.asarray(out, dtype=np.float32).reshape(step, -1)[:real])
-        scores = np.concatenate(parts) if len(parts) > 1 else parts[0]
+            outs = self._bound_run(chunk, names) if self.bound else self._plain_run(chunk, names)
+            for part, out in zip(parts, outs, strict=True):
+                part.append(np.asarray(out, dtype=np.float32).reshape(step, -1)[:real])
+        scores, *embedding = [np.concatenate(p) if len(p) > 1 else p[0] for p in parts]
         if scores.shape[1] != len(self.tags):
             raise ModelError(
                 f"{self.definition.onnx}: model gave {scores.shape[1]} scores "
@@ -126,18 +135,19 @@ class Tagger:
             )
         if self.spec.interpret == "sigmoid":
             scores = (1.0 / (1.0 + np.exp(-scores))).astype(np.float32, copy=False)
-        return scores
+        return scores, (embedding[0] if embedding else None)
 
-    def _plain_run(self, chunk: NDArray[np.float32]) -> Any:
-        return self.session.run([self.output_name], {self.input_name: chunk})[0]
+    def _plain_run(self, chunk: NDArray[np.float32], names: list[str]) -> Any:
+        return self.session.run(names, {self.input_name: chunk})
 
-    def _bound_run(self, chunk: NDArray[np.float32]) -> Any:
+    def _bound_run(self, chunk: NDArray[np.float32], names: list[str]) -> Any:
         """With a GPU provider: the batch is copied to the device once, the scores back once."""
         binding = self.session.io_binding()
         binding.bind_cpu_input(self.input_name, np.ascontiguousarray(chunk))
-        binding.bind_output(self.output_name)
+        for name in names:
+            binding.bind_output(name)
         self.session.run_with_iobinding(binding)
-        return binding.copy_outputs_to_cpu()[0]
+        return binding.copy_outputs_to_cpu()
 
 
 def _dim(value: object) -> int | None:
@@ -175,21 +185,30 @@ def load(model: ModelDef, options: RuntimeOptions) -> Tagger:
     return _checked(model, tags, version, session)
 
 
+def _output(outputs: Sequence[Any], name: str | None, key: str, where: str) -> Any:
+    """The graph output `name` (None: the first), or an error listing those there are."""
+    if name is None:
+        return outputs[0]
+    for out in outputs:
+        if out.name == name:
+            return out
+    there = ", ".join(repr(o.name) for o in outputs)
+    raise ModelError(f"{where}: {key} = {name!r} is not an output of the graph (it has {there})")
+
+
 def _checked(model: ModelDef, tags: TagList, version: str, session: Any) -> Tagger:
     where = f"{model.onnx}"
     inputs, outputs = session.get_inputs(), session.get_outputs()
-    if len(inputs) != 1 or len(outputs) != 1:
-        raise ModelError(
-            f"{where}: expected one input and one output, the graph has "
-            f"{len(inputs)} inputs and {len(outputs)} outputs"
-        )
-    tensor, out = inputs[0], outputs[0]
+    if len(inputs) != 1:
+        raise ModelError(f"{where}: expected one input, the graph has {len(inputs)}")
+    spec = model.spec
+    tensor, out = inputs[0], _output(outputs, spec.output, "output", where)
+    embedding = _output(outputs, spec.embedding, "embedding", where) if spec.embedding else None
     if tensor.type != "tensor(float)":
         raise ModelError(f"{where}: input {tensor.name!r} is {tensor.type}, not float")
     shape = list(tensor.shape)
     if len(shape) != 4:
         raise ModelError(f"{where}: input {tensor.name!r} has shape {shape}, expected 4 dimensions")
-    spec = model.spec
     c_index, hw = (1, (2, 3)) if spec.shape == "nchw" else (3, (1, 2))
     channels = _dim(shape[c_index])
     if channels is not None and channels != 3:
@@ -208,5 +227,6 @@ def _checked(model: ModelDef, tags: TagList, version: str, session: Any) -> Tagg
         )
     gpu = bool(session.get_providers()) and session.get_providers()[0] in GPU_PROVIDERS
     return Tagger(
-        model, tags, version, height, width, _dim(shape[0]), session, tensor.name, out.name, gpu
-    )
+        model, tags, version, height, width, _dim(shape[0]), session, tensor.name, out.name, gpu,
+        embedding.name if embedding is not None else None,
+    )  # fmt: skip

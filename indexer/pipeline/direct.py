@@ -39,8 +39,14 @@ class Direct(Generic[J]):
     def unprepared(self, order: Order[J], why: Failure | Skipped) -> None:
         self.on_error(order.job, why.reason)
 
-    def scores(self, index: int, jobs: list[J], matrix: NDArray[np.float32]) -> None:
-        self.on_scores(index, jobs, matrix)
+    def scores(
+        self,
+        index: int,
+        jobs: list[J],
+        matrix: NDArray[np.float32],
+        embeddings: NDArray[np.float32] | None,
+    ) -> None:
+        self.on_scores(index, jobs, matrix)  # `tag` prints tags; embeddings stay unused
 
     def failed(self, index: int, job: J, failure: Failure) -> None:
         self.on_error(job, failure.reason)

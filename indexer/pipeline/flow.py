@@ -81,8 +81,14 @@ class Steps(Protocol[J]):
     def unprepared(self, order: Order[J], why: Failure | Skipped) -> None:
         """A decided picture could not be decoded, or changed or went away meanwhile."""
 
-    def scores(self, index: int, jobs: list[J], matrix: NDArray[np.float32]) -> None:
-        """Model `index` scored these jobs, one row each."""
+    def scores(
+        self,
+        index: int,
+        jobs: list[J],
+        matrix: NDArray[np.float32],
+        embeddings: NDArray[np.float32] | None,
+    ) -> None:
+        """Model `index` scored these jobs, one row each (embeddings: where it stores them)."""
 
     def failed(self, index: int, job: J, failure: Failure) -> None:
         """Model `index` failed on this picture."""

@@ -47,39 +47,46 @@ class Timings:
         )
 
 
-ScoresCallback = Callable[[int, list[J], NDArray[np.float32]], None]
+Matrix = NDArray[np.float32]
+# Scores, and embeddings for a model that stores them; one row per picture.
+ScoresCallback = Callable[[int, list[J], Matrix, Matrix | None], None]
 FailCallback = Callable[[int, J, Failure], None]
-# What one batch came to: (jobs, scores, None), or ([job], None, why) for a picture the
-# model failed on.
-Outcome = tuple[list[J], NDArray[np.float32] | None, Failure | None]
+# What one batch came to: (jobs, scores, embeddings, None), or ([job], None, None, why)
+# for a picture the model failed on.
+Outcome = tuple[list[J], Matrix | None, Matrix | None, Failure | None]
 
 
-def _finite(slots: list[J | None], scores: NDArray[np.float32]) -> list[Outcome[J]]:
-    """Rows of holes are dropped; pictures with a NaN or infinite score fail (a result is
-    never stored without them)."""
-    finite = [bool(ok) for ok in np.asarray(np.isfinite(scores).all(axis=1))]
+def _finite(slots: list[J | None], scores: Matrix, embeddings: Matrix | None) -> list[Outcome[J]]:
+    """Rows of holes are dropped; pictures with a NaN or infinite score or embedding value
+    fail (a result is never stored without them)."""
+    ok = np.isfinite(scores).all(axis=1)
+    if embeddings is not None:
+        ok &= np.isfinite(embeddings).all(axis=1)
+    finite = [bool(good) for good in np.asarray(ok)]
     if all(finite) and None not in slots:
-        return [(slots, scores, None)]  # type: ignore[list-item]
+        return [(slots, scores, embeddings, None)]  # type: ignore[list-item]
     kept = [i for i, job in enumerate(slots) if job is not None and finite[i]]
     outcomes: list[Outcome[J]] = []
     if kept:
-        outcomes.append(([slots[i] for i in kept], scores[kept], None))  # type: ignore[misc]
+        vectors = embeddings[kept] if embeddings is not None else None
+        outcomes.append(([slots[i] for i in kept], scores[kept], vectors, None))  # type: ignore[misc]
     bad = [job for job, ok in zip(slots, finite, strict=True) if job is not None and not ok]
-    return outcomes + [([job], None, NOT_A_NUMBER) for job in bad]
+    return outcomes + [([job], None, None, NOT_A_NUMBER) for job in bad]
 
 
-def infer(tagger: Tagger, slots: list[J | None], array: NDArray[np.float32]) -> list[Outcome[J]]:
+def infer(tagger: Tagger, slots: list[J | None], array: Matrix) -> list[Outcome[J]]:
     """Run a batch (None: a hole); a run-time failure retries it in halves, down to single
     pictures."""
     try:
-        return _finite(slots, tagger.run(array))
+        return _finite(slots, *tagger.run_all(array))
     except ModelError:
         raise
     except Exception as exc:  # onnxruntime's errors are untyped (out of memory, provider)
         if len(slots) == 1:
             if slots[0] is None:
                 return []
-            return [([slots[0]], None, Failure(f"model {tagger.name} failed: {exc}", Kind.MODEL))]
+            why = Failure(f"model {tagger.name} failed: {exc}", Kind.MODEL)
+            return [([slots[0]], None, None, why)]
         log.warning("%s: batch of %d failed (%s); retrying smaller", tagger.name, len(slots), exc)
         half = len(slots) // 2
         return infer(tagger, slots[:half], array[:half]) + infer(tagger, slots[half:], array[half:])
@@ -167,10 +174,10 @@ class Inference(Generic[J]):
     def _hand_over(self, index: int, result: tuple[list[Outcome[J]], float]) -> None:
         outcomes, seconds = result
         self.timings.model_s += seconds
-        for jobs, scores, failure in outcomes:
+        for jobs, scores, embeddings, failure in outcomes:
             if scores is not None:
                 self._failing[index] = 0
-                self.on_scores(index, jobs, scores)
+                self.on_scores(index, jobs, scores, embeddings)
                 continue
             failure = failure or Failure("no result", Kind.MODEL)
             if failure.kind is Kind.MODEL:

@@ -22,7 +22,7 @@ from indexer.errors import UsageError
 _CHUNK = 500
 # Tables holding per-content or per-version results, none of them with a foreign key
 # that would cascade (scores and claims have none), so each is cleaned explicitly.
-_RESULT_TABLES = ("scores", "taggings", "claims")
+_RESULT_TABLES = ("scores", "embeddings", "taggings", "claims")
 
 
 @dataclass(frozen=True)

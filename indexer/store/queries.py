@@ -25,7 +25,7 @@ class Row:
     content_id: int
     sha1: str
     tag: str
-    category: int | None
+    category: str | None
     score: float
 
 
@@ -53,7 +53,7 @@ def scored(
         JOIN taggings tt ON tt.content_id = best.cid AND tt.model_version_id = best.mv
         JOIN scores s ON s.model_version_id = best.mv AND s.content_id = best.cid
         JOIN tags tg ON tg.model_version_id = best.mv AND tg.idx = s.tag_idx
-        WHERE (s.score > :floor OR tg.category = 9) AND tt.tagged_ns >= :since
+        WHERE (s.score > :floor OR tg.category = 'rating') AND tt.tagged_ns >= :since
         ORDER BY c.sha1, c.id, s.tag_idx"""
     )
     values = {"model": model, "current": current, "floor": floor, "since": since_ns or 0}

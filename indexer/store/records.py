@@ -19,6 +19,7 @@ from sqlalchemy import Connection, and_, delete, exists, func, insert, select, u
 
 from indexer.errors import Failure, Kind
 from indexer.store.intake import put_files
+from indexer.store.likeness import stored_vectors
 from indexer.store.retry import Attempt
 from indexer.store.schema import (
     claims,
@@ -176,7 +177,7 @@ class Records:
         version: str,
         title: str,
         names: Sequence[str],
-        categories: Sequence[int | None],
+        categories: Sequence[str | None],
     ) -> int:
         values = dict(
             model=model,
@@ -221,9 +222,15 @@ class Records:
             yield int(content_id), bytes(path), str(xxh)
 
     def record_scores(
-        self, version_id: int, content_ids: Sequence[int], matrix: NDArray[np.float32], floor: float
+        self,
+        version_id: int,
+        content_ids: Sequence[int],
+        matrix: NDArray[np.float32],
+        floor: float,
+        embeddings: NDArray[np.float32] | None = None,
     ) -> None:
-        """A batch's results: scores at or above `floor`, the taggings, claims released.
+        """A batch's results: scores at or above `floor`, embeddings, the taggings, claims
+        released.
 
         Whole-batch NumPy and the driver's `executemany`: a WD model keeps about 150 rows
         per picture, and building them one by one in Python cost more than decoding.
@@ -241,6 +248,9 @@ class Records:
         run("DELETE FROM scores WHERE model_version_id = ? AND content_id = ?", pairs)
         if len(picture):
             run("INSERT INTO scores VALUES (?, ?, ?, ?)", list(rows))
+        if embeddings is not None:
+            vectors = zip(itertools.repeat(version_id), content_ids, stored_vectors(embeddings))
+            run("INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?)", list(vectors))
         run(
             "INSERT OR REPLACE INTO taggings (model_version_id, content_id, status, error,"
             " tagged_ns, kind, needs) VALUES (?, ?, 'done', NULL, ?, NULL, NULL)",

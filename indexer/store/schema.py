@@ -83,7 +83,7 @@ tags = Table(
     Column("model_version_id", Integer, ForeignKey("model_versions.id"), primary_key=True),
     Column("idx", Integer, primary_key=True),
     Column("name", Text, nullable=False),
-    Column("category", Integer),
+    Column("category", Text),  # a name: general, character, rating, artist, year...
     sqlite_with_rowid=False,
 )
 
@@ -116,6 +116,17 @@ scores = Table(
         "score",
         sqlite_where=text(f"score >= {SEARCH_FLOOR}"),
     ),
+    sqlite_with_rowid=False,
+)
+
+# A picture's embedding for a model version that stores one: float16 bytes, L2-normalised
+# so that likeness is a dot product (see store/likeness.py).
+embeddings = Table(
+    "embeddings",
+    metadata,
+    Column("model_version_id", Integer, ForeignKey("model_versions.id"), primary_key=True),
+    Column("content_id", Integer, ForeignKey("contents.id"), primary_key=True),
+    Column("vector", LargeBinary, nullable=False),
     sqlite_with_rowid=False,
 )
 

@@ -25,7 +25,6 @@ from indexer.config import threshold_or_default
 from indexer.errors import UsageError
 from indexer.export.captions import CaptionNamer, caption_line, write_caption
 from indexer.export.thresholds import Scored, Thresholds, select
-from indexer.models.taglist import CATEGORY_NAMES
 from indexer.store.engine import open_index
 from indexer.store.queries import Row, all_paths, model_known, paths_by_content, scored
 
@@ -225,7 +224,7 @@ def _stream(
                             os.fsdecode(ident),
                             t.tag,
                             f"{t.score:.4f}",
-                            CATEGORY_NAMES.get(t.category, "") if t.category is not None else "",
+                            t.category or "",
                         ]
                     )
                 continue
@@ -244,10 +243,6 @@ def _json_line(sha1: str, paths: list[bytes], tags: list[Scored]) -> bytes:
         "sha1": sha1,
         "paths": [os.fsdecode(p) for p in paths],
         "tags": {t.tag: round(t.score, 4) for t in tags},
-        "categories": {
-            t.tag: CATEGORY_NAMES.get(t.category, str(t.category))
-            for t in tags
-            if t.category is not None
-        },
+        "categories": {t.tag: t.category for t in tags if t.category is not None},
     }
     return json.dumps(record, ensure_ascii=False).encode("utf-8", "surrogateescape") + b"\n"

@@ -17,7 +17,6 @@ from indexer.cli.options import Context, cache_folder
 from indexer.config import ModelEntry, builtin_entry, threshold_or_default
 from indexer.errors import DtindexError
 from indexer.models.published import family
-from indexer.models.taglist import CATEGORY_NAMES
 from indexer.models.versions import identify
 from indexer.store.engine import open_index
 from indexer.store.queries import coverage, versions
@@ -46,7 +45,7 @@ def _row(entry: ModelEntry, ctx: Context, conn: Connection | None) -> dict[str, 
         row["error"] = str(exc)
         return row
     spec = definition.spec
-    kinds = Counter(CATEGORY_NAMES.get(c, str(c)) for c in tags.categories if c is not None)
+    kinds = Counter(c for c in tags.categories if c is not None)
     row.update(
         title=definition.title,
         family=family(spec),

@@ -10,7 +10,6 @@ from sqlalchemy import text
 
 from indexer.cli.options import Context, threshold_value
 from indexer.errors import UsageError
-from indexer.models.taglist import CATEGORY_NAMES
 from indexer.store.current import chosen_version
 from indexer.store.engine import open_index
 
@@ -76,7 +75,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         if model != current:
             lines.append(f"{model} (version {version}):")
             current = model
-        kind = f" [{CATEGORY_NAMES.get(category, category)}]" if category is not None else ""
+        kind = f" [{category}]" if category is not None else ""
         lines.append(f"  {tag}\t{score:.3f}{kind}")
     ctx.stdout.write(
         "\n".join(line for line in lines if line).encode("utf-8", "surrogateescape") + b"\n"
