@@ -33,8 +33,8 @@ from PIL import Image
 from benchmarks import corpus, models, rescan
 from benchmarks.running import dtindex_run, machine
 from indexer.cli.options import cache_folder
-from indexer.config import ModelDef
 from indexer.imaging.prepare import decode, fill, fit
+from indexer.model_tables import ModelDef
 from indexer.models.runtime import RuntimeOptions, load, parse_provider_option
 from indexer.settings import read_model_file
 

@@ -27,8 +27,8 @@ from numpy.typing import NDArray
 from benchmarks import corpus, models
 from benchmarks.bench import definition
 from benchmarks.running import machine
-from indexer.config import ModelDef
 from indexer.imaging.prepare import decode, fill, fit
+from indexer.model_tables import ModelDef
 from indexer.models.runtime import RuntimeOptions, Tagger, load
 
 THRESHOLDS = (0.35, 0.5)

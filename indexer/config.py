@@ -11,12 +11,21 @@ import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
 from indexer.errors import ConfigError
-from indexer.settings import SPEC_KEYS, ModelSpec, parse_settings, read_model_file
+from indexer.model_tables import (
+    BUILTIN_MODEL,
+    ModelDef,
+    ModelEntry,
+    builtin_entry,
+    number,
+    parse_model_table,
+    strings,
+    unknown_keys,
+)
+from indexer.settings import read_model_file
 
 _EXTENSIONS = "jpg jpeg jpe png gif webp bmp tif tiff avif heic heif jxl"
 DEFAULT_EXTENSIONS = tuple(_EXTENSIONS.split())
@@ -31,71 +40,9 @@ def threshold_or_default(value: float | None) -> float:
     return DEFAULT_THRESHOLD if value is None else value
 
 
-BUILTIN_MODEL = "palette"
 _TOP = "database roots store_threshold batch scan models max_pixels decode_timeout decoders"
 _TOP_KEYS = {*_TOP.split(), "threads"}
 _SCAN_KEYS = {"extensions", "exclude", "follow_symlinks"}
-# Copies of a graph a model's table can ask for (`fp16 = true`); see indexer.models.variants.
-VARIANTS = ("fp16", "int8")
-_MODEL_KEYS = {"model", "onnx", "tags", "title", "threshold", "general", "character"}
-_MODEL_KEYS |= {"enabled", *VARIANTS} | SPEC_KEYS
-
-
-@dataclass(frozen=True)
-class ModelDef:
-    """A model ready to load: its files, settings and default threshold."""
-
-    name: str
-    title: str
-    onnx: Path
-    tags: Path
-    spec: ModelSpec
-    threshold: float | None = None
-    general: float | None = None
-    character: float | None = None
-    variant: str = ""  # run a copy of the graph: "fp16" or "int8" (models/variants.py)
-
-
-@dataclass(frozen=True)
-class ModelEntry:
-    """A model as declared; `resolve` reads its `.model` file when it is used."""
-
-    name: str
-    where: str
-    title: str | None = None
-    threshold: float | None = None
-    general: float | None = None
-    character: float | None = None
-    enabled: bool = True
-    variant: str = ""
-    model_file: Path | None = None
-    onnx: Path | None = None
-    tags: Path | None = None
-    settings: tuple[tuple[str, Any], ...] = ()
-
-    def resolve(self) -> ModelDef:
-        overrides = dict(self.settings)
-        if self.model_file is not None:
-            declared = read_model_file(self.model_file)
-            unset = vars(ModelSpec())
-            base = {k: v for k, v in vars(declared.spec).items() if v != unset[k]}
-            spec = parse_settings({**base, **overrides}, self.where)
-            onnx, tags, title = declared.onnx, declared.tags, declared.name
-        else:
-            assert self.onnx is not None and self.tags is not None
-            spec = parse_settings(overrides, self.where)
-            onnx, tags, title = self.onnx, self.tags, self.name
-        return ModelDef(
-            self.name,
-            self.title or title,
-            onnx,
-            tags,
-            spec,
-            self.threshold,
-            self.general,
-            self.character,
-            self.variant,
-        )
 
 
 @dataclass(frozen=True)
@@ -144,16 +91,6 @@ class Config:
         return enabled or (builtin_entry(),)
 
 
-def builtin_entry() -> ModelEntry:
-    folder = Path(str(resources.files("indexer.models.builtin")))
-    return ModelEntry(
-        name=BUILTIN_MODEL,
-        where="built-in palette model",
-        title="Palette colour tags (built in)",
-        model_file=folder / "palette.model",
-    )
-
-
 def locate_config(explicit: str | None, env: Mapping[str, str]) -> tuple[Path | None, bool]:
     """Return the config path and whether the user named it (a named one must exist)."""
     if explicit:
@@ -181,30 +118,10 @@ def load_config(path: Path | None, required: bool = False) -> Config:
     return parse_config(data, path)
 
 
-def _unknown(table: Mapping[str, Any], allowed: set[str], where: str) -> None:
-    for key in table:
-        if key not in allowed:
-            raise ConfigError(
-                f"{where}: unknown key {key!r} (allowed: {', '.join(sorted(allowed))})"
-            )
-
-
-def _number(value: Any, where: str, key: str, low: float, high: float) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-        raise ConfigError(f"{where}: {key} = {value!r} must be a number from {low} to {high}")
-    return float(value)
-
-
-def _strings(value: Any, where: str, key: str) -> tuple[str, ...]:
-    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise ConfigError(f"{where}: {key} must be a list of strings")
-    return tuple(value)
-
-
 def parse_config(data: Mapping[str, Any], path: Path) -> Config:
     where = str(path)
     folder = path.parent
-    _unknown(data, _TOP_KEYS, where)
+    unknown_keys(data, _TOP_KEYS, where)
 
     def rel(value: Any, key: str) -> Path:
         if not isinstance(value, str) or not value:
@@ -214,9 +131,9 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
     scan_table = data.get("scan", {})
     if not isinstance(scan_table, dict):
         raise ConfigError(f"{where}: [scan] must be a table")
-    _unknown(scan_table, _SCAN_KEYS, f"{where} [scan]")
-    exts = _strings(scan_table.get("extensions", list(DEFAULT_EXTENSIONS)), where, "extensions")
-    excludes = _strings(scan_table.get("exclude", []), where, "[scan] exclude")
+    unknown_keys(scan_table, _SCAN_KEYS, f"{where} [scan]")
+    exts = strings(scan_table.get("extensions", list(DEFAULT_EXTENSIONS)), where, "extensions")
+    excludes = strings(scan_table.get("exclude", []), where, "[scan] exclude")
     follow = scan_table.get("follow_symlinks", False)
     if not isinstance(follow, bool):  # bool("no") is True: only TOML's true and false will do
         raise ConfigError(f"{where} [scan]: follow_symlinks = {follow!r} must be true or false")
@@ -224,7 +141,7 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
     models_table = data.get("models", {})
     if not isinstance(models_table, dict):
         raise ConfigError(f"{where}: [models] must hold [models.NAME] tables")
-    models = {name: _model_entry(name, t, where, rel) for name, t in models_table.items()}
+    models = {name: parse_model_table(name, t, where, rel) for name, t in models_table.items()}
     batch = data.get("batch", 8)
     if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= 4096:
         raise ConfigError(f"{where}: batch = {batch!r} must be an integer from 1 to 4096")
@@ -244,53 +161,13 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
         decoders=counts["decoders"],
         threads=counts["threads"],
         database=rel(data["database"], "database") if "database" in data else None,
-        roots=tuple(rel(r, "roots") for r in _strings(data.get("roots", []), where, "roots")),
-        store_threshold=_number(data.get("store_threshold", 0.01), where, "store_threshold", 0, 1),
+        roots=tuple(rel(r, "roots") for r in strings(data.get("roots", []), where, "roots")),
+        store_threshold=number(data.get("store_threshold", 0.01), where, "store_threshold", 0, 1),
         batch=batch,
         max_pixels=max_pixels,
-        decode_timeout=_number(
+        decode_timeout=number(
             data.get("decode_timeout", 60.0), where, "decode_timeout", 0.1, 86400
         ),
         scan=scan,
         models=models,
     )
-
-
-def _model_entry(name: str, table: Any, where: str, rel: Any) -> ModelEntry:
-    here = f"{where} [models.{name}]"
-    if not isinstance(table, dict):
-        raise ConfigError(f"{here}: must be a table")
-    _unknown(table, _MODEL_KEYS, here)
-    settings = {k: v for k, v in table.items() if k in SPEC_KEYS}
-    parse_settings(settings, here)  # fail early on bad values
-    limits = {}
-    for key in ("threshold", "general", "character"):
-        if table.get(key) is not None:
-            limits[key] = _number(table[key], here, key, 0, 1)
-    flags = {key: table.get(key, key == "enabled") for key in ("enabled", *VARIANTS)}
-    for key, flag in flags.items():
-        if not isinstance(flag, bool):
-            raise ConfigError(f"{here}: {key} = {flag!r} must be true or false")
-    chosen = [key for key in VARIANTS if flags[key]]
-    if len(chosen) > 1:
-        both = " and ".join(f"{key} = true" for key in chosen)
-        raise ConfigError(f"{here}: {both} cannot be combined; choose one copy of the graph")
-    title = table.get("title")
-    if title is not None and not isinstance(title, str):
-        raise ConfigError(f"{here}: title must be a string")
-    common = dict(
-        name=name,
-        where=here,
-        title=title,
-        enabled=flags["enabled"],
-        variant=chosen[0] if chosen else "",
-        settings=tuple(sorted(settings.items())),
-        **limits,
-    )
-    if "model" in table:
-        if "onnx" in table or "tags" in table:
-            raise ConfigError(f"{here}: give either model, or onnx and tags, not both")
-        return ModelEntry(model_file=rel(table["model"], "model"), **common)  # type: ignore[arg-type]
-    if "onnx" not in table or "tags" not in table:
-        raise ConfigError(f'{here}: needs model = "x.model", or both onnx and tags')
-    return ModelEntry(onnx=rel(table["onnx"], "onnx"), tags=rel(table["tags"], "tags"), **common)  # type: ignore[arg-type]

@@ -18,8 +18,8 @@ from conftest import age, save_graph
 from onnx import helper, numpy_helper
 from PIL import Image
 
-from indexer.config import ModelDef
 from indexer.imaging.prepare import decode, fill, fit
+from indexer.model_tables import ModelDef
 from indexer.models.runtime import RuntimeOptions, Tagger, load
 from indexer.models.versions import identify
 from indexer.settings import read_model_file

@@ -136,3 +136,30 @@ def test_upgrade_to_the_partial_tag_index_keeps_scores(tmp_path: Path) -> None:
         assert db.execute("SELECT COUNT(*) FROM scores").fetchone()[0] == 2
         definition = db.execute("SELECT sql FROM sqlite_master WHERE name = 'ix_scores_tag'")
         assert definition.fetchone()[0].endswith("WHERE score >= 0.1")
+
+
+def test_upgrade_names_the_stored_categories_and_adds_embeddings(tmp_path: Path) -> None:
+    """An index written before categories had names: an export's categories and its
+    rating choice read the same after the upgrade."""
+    path = tmp_path / "old.sqlite"
+    engine = _engine(path)
+    upgrade(engine, "0004")
+    engine.dispose()
+    with sqlite3.connect(path) as db:
+        db.execute("INSERT INTO model_versions VALUES (1, 'wd', 'v', 'WD', 4, 0)")
+        db.executemany(
+            "INSERT INTO tags VALUES (1, ?, ?, ?)",
+            [(0, "general", 9), (1, "1girl", 0), (2, "miku", 4), (3, "odd", 7), (4, "x", None)],
+        )
+    open_index(path).dispose()
+    with sqlite3.connect(path) as db:
+        rows = db.execute("SELECT name, category, typeof(category) FROM tags ORDER BY idx")
+        assert rows.fetchall() == [
+            ("general", "rating", "text"),
+            ("1girl", "general", "text"),
+            ("miku", "character", "text"),
+            ("odd", "7", "text"),
+            ("x", None, "null"),
+        ]
+        db.execute("INSERT INTO embeddings VALUES (1, 1, x'003c')")
+        assert db.execute("SELECT count(*) FROM embeddings").fetchone()[0] == 1

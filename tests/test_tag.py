@@ -249,7 +249,7 @@ def test_io_binding_gives_the_same_scores(tmp_path: Path) -> None:
 
     import numpy as np
 
-    from indexer.config import ModelDef
+    from indexer.model_tables import ModelDef
     from indexer.models.runtime import RuntimeOptions, load
     from indexer.settings import read_model_file
 
@@ -272,9 +272,9 @@ def test_pipeline_hands_results_back_in_order_on_the_calling_thread(
 
     import numpy as np
 
-    from indexer.config import ModelDef
     from indexer.imaging.prepare import decode, fill, fit
     from indexer.imaging.workers import DecoderPool
+    from indexer.model_tables import ModelDef
     from indexer.models.runtime import RuntimeOptions, load
     from indexer.pipeline.direct import Direct
     from indexer.pipeline.flow import Budget, run_pipeline
@@ -310,7 +310,7 @@ def test_fp16_copy_is_converted_once_agrees_and_is_its_own_version(tmp_path: Pat
     import numpy as np
     import onnx
 
-    from indexer.config import ModelDef
+    from indexer.model_tables import ModelDef
     from indexer.models.runtime import RuntimeOptions, load
     from indexer.models.versions import identify
     from indexer.settings import read_model_file

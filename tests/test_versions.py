@@ -7,7 +7,7 @@ from pathlib import Path
 
 from conftest import write_model
 
-from indexer.config import ModelDef
+from indexer.model_tables import ModelDef
 from indexer.models.versions import CACHE_FILE, identify
 from indexer.settings import read_model_file
 

@@ -10,9 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from indexer.config import Config, ModelDef
+from indexer.config import Config
 from indexer.errors import UsageError
 from indexer.gallery.walk import is_picture
+from indexer.model_tables import ModelDef
 from indexer.models.runtime import RuntimeOptions, Tagger, load, parse_provider_option
 from indexer.models.versions import configured_version
 from indexer.store.records import Records

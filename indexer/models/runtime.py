@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from indexer.config import ModelDef
 from indexer.errors import ModelError
 from indexer.imaging.prepare import input_shape
+from indexer.model_tables import ModelDef
 from indexer.models.taglist import TagList
 from indexer.models.variants import KINDS, variant_graph
 from indexer.models.versions import identify, onnx_digest

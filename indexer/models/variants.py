@@ -34,8 +34,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from indexer.config import VARIANTS
 from indexer.errors import ModelError
+from indexer.model_tables import VARIANTS
 
 log = logging.getLogger("dtindex")
 

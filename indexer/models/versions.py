@@ -12,8 +12,9 @@ import json
 import os
 from pathlib import Path
 
-from indexer.config import Config, ModelDef
+from indexer.config import Config
 from indexer.errors import DtindexError, ModelError
+from indexer.model_tables import ModelDef
 from indexer.models.taglist import TagList, read_taglist
 from indexer.settings import ModelSpec
 
@@ -36,15 +37,27 @@ def version_hash(onnx_digest: bytes, tag_bytes: bytes, spec: ModelSpec, variant:
     return digest.hexdigest()[:16]
 
 
+def _weights(path: Path) -> list[Path]:
+    """The graph, and its weights where they live beside it (`model.onnx.data`, as ONNX
+    writes graphs over 2 GB): new weights under the same graph are a new version."""
+    data = path.with_name(path.name + ".data")
+    return [path, data] if data.is_file() else [path]
+
+
 def onnx_digest(path: Path, cache_dir: str = "") -> bytes:
-    """SHA-256 of the graph file, from the cache when its stat is unchanged."""
+    """SHA-256 of the graph file (and its external weights), from the cache when their
+    stat is unchanged."""
+    parts = _weights(path)
     try:
-        info = path.stat()
+        infos = [part.stat() for part in parts]
     except FileNotFoundError:
         raise ModelError(f"{path}: model file not found") from None
     except OSError as exc:
         raise ModelError(f"{path}: cannot read model: {exc.strerror or exc}") from None
-    key = f"{path.resolve()}|{info.st_size}|{info.st_mtime_ns}|{info.st_ino}"
+    key = "|".join(
+        f"{p.resolve()}|{i.st_size}|{i.st_mtime_ns}|{i.st_ino}"
+        for p, i in zip(parts, infos, strict=True)
+    )
     cache = Path(cache_dir) / CACHE_FILE if cache_dir else None
     table: dict[str, str] = {}
     if cache is not None:
@@ -55,9 +68,10 @@ def onnx_digest(path: Path, cache_dir: str = "") -> bytes:
             pass
     digest = hashlib.sha256()
     try:
-        with open(path, "rb") as handle:
-            while chunk := handle.read(1 << 22):
-                digest.update(chunk)
+        for part in parts:
+            with open(part, "rb") as handle:
+                while chunk := handle.read(1 << 22):
+                    digest.update(chunk)
     except OSError as exc:
         raise ModelError(f"{path}: cannot read model: {exc.strerror or exc}") from None
     if cache is not None:

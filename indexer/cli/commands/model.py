@@ -11,6 +11,7 @@ with every setting spelled out, is appended to the config (created if needed).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import os
@@ -21,11 +22,13 @@ import numpy as np
 
 from indexer.cli.commands import model_check
 from indexer.cli.options import Context
-from indexer.config import ModelDef, parse_config
+from indexer.config import parse_config
 from indexer.errors import ConfigError, UsageError
 from indexer.imaging.prepare import fill
 from indexer.imaging.tasks import Target, prepare_targets
-from indexer.models.published import Detected, detect, hub_folder, looks_like_repo_id
+from indexer.model_tables import ModelDef
+from indexer.models.hub import hub_folder, looks_like_repo_id
+from indexer.models.published import Detected, detect, tags_from_graph
 from indexer.models.runtime import RuntimeOptions, load
 from indexer.settings import parse_settings, read_model_file
 
@@ -57,6 +60,11 @@ def _toml_value(value: object) -> str:
         return "true" if value else "false"
     if isinstance(value, int | float):
         return repr(value)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        pairs = (f"{json.dumps(str(k))} = {_toml_value(v)}" for k, v in value.items())
+        return "{ " + ", ".join(pairs) + " }"
     return json.dumps(str(value))
 
 
@@ -111,12 +119,41 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if args.name in ctx.config.models:
         raise UsageError(f"{ctx.config_target}: a model named {args.name!r} is already there")
     source = Path(args.source).expanduser()
-    if not source.exists() and looks_like_repo_id(args.source):
+    found_on_hub = not source.exists() and looks_like_repo_id(args.source)
+    if found_on_hub:
         source = hub_folder(args.source, ctx.env)
     found = detect(source)
+    if found_on_hub:
+        found = dataclasses.replace(found, title=args.source)  # not the snapshot's hash
     target = ctx.config_target
-    text = _table(args.name, found, target.parent)
-    definition = _definition(args.name, found)
+    written = None
+    if found.tags_in_graph and found.onnx is not None:
+        written = _write_tags(target.parent / f"{args.name}.tags", tags_from_graph(found.onnx))
+        found = dataclasses.replace(found, tags=written)
+    try:
+        _add(args.name, found, target)
+    except BaseException:
+        if written is not None:
+            written.unlink(missing_ok=True)
+        raise
+    return 0
+
+
+def _write_tags(path: Path, names: list[str]) -> Path:
+    """A tag list kept in a graph's metadata, as a file: read at every start, it is cheap
+    there, and its bytes give the model version as any tag list's do."""
+    if path.exists():
+        raise UsageError(f"{path}: already there; remove it or choose another model name")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    temporary.write_text("".join(f"{name}\n" for name in names), encoding="utf-8")
+    os.replace(temporary, path)
+    return path
+
+
+def _add(name: str, found: Detected, target: Path) -> None:
+    text = _table(name, found, target.parent)
+    definition = _definition(name, found)
     summary = check(definition)
     existing = target.read_text(encoding="utf-8") if target.is_file() else ""
     combined = existing + ("\n" if existing and not existing.endswith("\n\n") else "") + text
@@ -127,8 +164,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     temporary = target.with_name(target.name + ".tmp")
     temporary.write_text(combined, encoding="utf-8")
     os.replace(temporary, target)
-    log.info("added %s (%s; %s) to %s", args.name, found.family, summary, target)
-    return 0
+    log.info("added %s (%s; %s) to %s", name, found.family, summary, target)
 
 
 def _definition(name: str, found: Detected) -> ModelDef:

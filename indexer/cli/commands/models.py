@@ -14,8 +14,9 @@ from typing import Any
 from sqlalchemy import Connection
 
 from indexer.cli.options import Context, cache_folder
-from indexer.config import ModelEntry, builtin_entry, threshold_or_default
+from indexer.config import threshold_or_default
 from indexer.errors import DtindexError
+from indexer.model_tables import ModelEntry, builtin_entry
 from indexer.models.published import family
 from indexer.models.versions import identify
 from indexer.store.engine import open_index
