@@ -19,7 +19,7 @@ from typing import Any
 
 from indexer.errors import ModelError
 
-_COLOURS = {"white": [255, 255, 255], "black": [0, 0, 0]}
+_COLOURS = ("white", "black")
 
 
 def read_preprocess(path: Path) -> dict[str, object]:
@@ -92,9 +92,9 @@ def _square(size: object, where: str) -> int:
     return side
 
 
-def _colour(value: object, where: str) -> list[int]:
+def _colour(value: object, where: str) -> str | list[int]:
     if isinstance(value, str) and value.lower() in _COLOURS:
-        return _COLOURS[value.lower()]
+        return value.lower()
     if isinstance(value, list) and len(value) in (3, 4) and all(isinstance(v, int) for v in value):
         return [int(v) for v in value[:3]]  # an alpha channel of the background is dropped
     raise ModelError(f"{where}: background colour {value!r} is not a colour")
