@@ -37,6 +37,7 @@ COMMANDS = {
     "export": ("export", "print stored tags, sha1<TAB>tag<TAB>weight for `gallery tag`"),
     "search": ("search", "list files whose stored tags match a query"),
     "show": ("show", "print a picture's stored tags per model"),
+    "similar": ("similar", "list the pictures most like a picture, by stored embeddings"),
     "model": ("model", "add a model as downloaded, or check its int8/fp16 copies"),
     "models": ("models", "list models, their versions and coverage"),
     "status": ("status", "show roots, counts and failures"),
