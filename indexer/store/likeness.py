@@ -16,6 +16,7 @@ from numpy.typing import NDArray
 from sqlalchemy import Connection
 
 CHUNK = 16384  # vectors per read: 32 MB of float16 at 1,024 dimensions
+BLOCK = 256  # vectors turned to float32 at a time: 1 MB, stays in the CPU's cache
 
 
 def stored_vectors(embeddings: NDArray[np.float32]) -> list[bytes]:
@@ -66,14 +67,19 @@ def nearest(
 ) -> list[Near]:
     """The `n` contents whose vectors are most like `query` (cosine), best first,
     `leave_out` (the query's own content) excepted."""
-    unit = query / max(float(np.linalg.norm(query)), 1e-12)
+    unit = (query / max(float(np.linalg.norm(query)), 1e-12)).astype(np.float32)
     best_ids = np.empty(0, np.int64)
     best_scores = np.empty(0, np.float32)
+    block = np.empty((BLOCK, len(unit)), np.float32)
     for ids, buffer in _chunks(conn, version_id):
         vectors = np.frombuffer(buffer, np.float16).reshape(len(ids), -1)
         if vectors.shape[1] != len(unit):
             continue  # a vector of another width cannot be compared (a corrupt row)
-        scores = vectors.astype(np.float32) @ unit  # BLAS: NumPy has no fast float16 product
+        scores = np.empty(len(ids), np.float32)
+        for start in range(0, len(ids), BLOCK):
+            part = vectors[start : start + BLOCK]
+            np.copyto(block[: len(part)], part)  # float32 in cache: BLAS, no float16 product
+            np.matmul(block[: len(part)], unit, out=scores[start : start + len(part)])
         scores[ids == leave_out] = -np.inf
         best_ids = np.concatenate([best_ids, ids])
         best_scores = np.concatenate([best_scores, scores])
