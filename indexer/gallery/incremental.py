@@ -69,7 +69,12 @@ class Indexer:
         self.index = Records(self.conn)
         self.version_ids = [
             self.index.model_version(
-                t.name, t.version, t.definition.title, t.tags.names, t.tags.categories
+                t.name,
+                t.version,
+                t.definition.title,
+                t.tags.names,
+                t.tags.categories,
+                t.tags.thresholds,
             )
             for t in taggers
         ]

@@ -178,6 +178,7 @@ class Records:
         title: str,
         names: Sequence[str],
         categories: Sequence[str | None],
+        thresholds: Sequence[float | None] = (),
     ) -> int:
         values = dict(
             model=model,
@@ -194,9 +195,10 @@ class Records:
         )
         version_id = int(self.conn.execute(query).scalar_one())
         if created.rowcount == 1:  # tags go in the same transaction as their version
+            limits = thresholds or [None] * len(names)
             rows = [
-                dict(model_version_id=version_id, idx=i, name=n, category=c)
-                for i, (n, c) in enumerate(zip(names, categories, strict=True))
+                dict(model_version_id=version_id, idx=i, name=n, category=c, threshold=t)
+                for i, (n, c, t) in enumerate(zip(names, categories, limits, strict=True))
             ]
             self.conn.execute(insert(tags), rows)
         self.commit()

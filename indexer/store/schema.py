@@ -84,6 +84,7 @@ tags = Table(
     Column("idx", Integer, primary_key=True),
     Column("name", Text, nullable=False),
     Column("category", Text),  # a name: general, character, rating, artist, year...
+    Column("threshold", Float),  # the authors' own for this tag, where they published one
     sqlite_with_rowid=False,
 )
 

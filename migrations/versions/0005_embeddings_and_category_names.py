@@ -1,10 +1,11 @@
-"""Embeddings, and tag categories by name.
+"""Embeddings, tag categories by name, and per-tag thresholds.
 
 Some models publish a second output, an embedding per picture, that finds pictures by
 likeness (`dtindex similar`); it is kept as float16 bytes, one row per (model version,
 content). Tag lists now name categories beyond Danbooru's numbered ones (year, quality,
 model...), so a tag's category is stored as its name; the numbers stored before this
-revision are named as the CSV lists numbered them.
+revision are named as the CSV lists numbered them. Some lists carry a threshold per
+tag that their authors measured (`best_threshold`); it is kept beside the tag.
 
 Revision ID: 0005
 Revises: 0004
@@ -39,6 +40,7 @@ def upgrade() -> None:
         batch.alter_column(
             "category", type_=sa.Text, existing_type=sa.Integer, postgresql_using="category::text"
         )
+        batch.add_column(sa.Column("threshold", sa.Float))
     cases = " ".join(f"WHEN {code} THEN '{name}'" for code, name in _NAMES.items())
     op.execute(
         f"UPDATE tags SET category = CASE CAST(category AS INTEGER) {cases} "
@@ -50,6 +52,7 @@ def downgrade() -> None:
     cases = " ".join(f"WHEN '{name}' THEN {code}" for code, name in _NAMES.items())
     op.execute(f"UPDATE tags SET category = CASE category {cases} ELSE NULL END")
     with op.batch_alter_table("tags", recreate="always") as batch:
+        batch.drop_column("threshold")
         batch.alter_column(
             "category",
             type_=sa.Integer,
