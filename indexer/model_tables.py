@@ -38,15 +38,6 @@ class ModelDef:
     variant: str = ""  # run a copy of the graph: "fp16" or "int8" (models/variants.py)
     categories: tuple[tuple[str, float], ...] = ()  # thresholds of other categories, by name
 
-    def category_thresholds(self) -> dict[str, float]:
-        """Every category's own threshold: `general` and `character` are the usual two."""
-        named = dict(self.categories)
-        for key in ("general", "character"):
-            value = getattr(self, key)
-            if value is not None:
-                named[key] = value
-        return named
-
 
 @dataclass(frozen=True)
 class ModelEntry:
@@ -62,6 +53,16 @@ class ModelEntry:
     variant: str = ""
     categories: tuple[tuple[str, float], ...] = ()
     model_file: Path | None = None
+
+    def category_thresholds(self) -> dict[str, float]:
+        """Every category's own threshold: `general` and `character` are the usual two."""
+        named = dict(self.categories)
+        for key in ("general", "character"):
+            value = getattr(self, key)
+            if value is not None:
+                named[key] = value
+        return named
+
     onnx: Path | None = None
     tags: Path | None = None
     settings: tuple[tuple[str, Any], ...] = ()

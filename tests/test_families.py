@@ -299,3 +299,34 @@ def test_settings_by_hand_and_external_weights(cli, tmp_path: Path, where: str) 
         data.write(b"\0" * 64)  # other weights under the same graph
     with load_model("fam", config=config) as model:
         assert model.version != version
+
+
+def test_thresholds_for_any_category_and_per_tag(cli, tmp_path: Path) -> None:
+    """Categories beyond general/character by name (a model table's `thresholds`, or
+    `--category`), and the authors' per-tag `best_threshold` with `--tag-thresholds`."""
+    from conftest import write_model
+
+    write_model(tmp_path / "m", "probe", positions=[0, 1, 2], settings="normalize = true\n")
+    (tmp_path / "m" / "tags.csv").write_text(
+        "name,category,best_threshold\nred,1,0.9\ngreen,10,0.6\nblue,0,0.1\n"
+    )  # artist, year, general: the values are R, G and B over 255
+    config = tmp_path / "deeptagger.toml"
+    config.write_text(
+        'database = "index.sqlite"\n[models.p]\nonnx = "m/probe.onnx"\ntags = "m/tags.csv"\n'
+        "normalize = true\nthreshold = 0.35\nthresholds = { artist = 0.95 }\n"
+    )
+    gallery = tmp_path / "gallery"
+    picture(gallery / "a.png", (255, 77, 51), old=False)
+    assert cli("--config", str(config), "scan", str(gallery))[0] == 0
+
+    def exported(*options: str) -> list[str]:
+        code, out, err = cli("--config", str(config), "export", "-m", "p", "--id", "path", *options)
+        assert code == 0, err
+        return [line.split("\t")[1] for line in out.decode().splitlines()]
+
+    assert exported() == ["red"]  # artist 1.0 > 0.95; year 0.3 and general 0.2 < 0.35
+    assert exported("--category", "year=0.25") == ["red", "green"]
+    assert exported("--category", "artist=1") == []
+    assert exported("--tag-thresholds") == ["red", "blue"]  # 1.0 > 0.9, 0.3 < 0.6, 0.2 > 0.1
+    code, _, err = cli("--config", str(config), "export", "-m", "p", "--category", "year")
+    assert code != 0 and "must be NAME=T" in err

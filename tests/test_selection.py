@@ -8,14 +8,16 @@ from hypothesis import strategies as st
 from indexer.export.thresholds import Scored, Thresholds, caption_text, mcut_threshold, select
 
 TAGS = [
-    Scored("general", 9, 0.2),
-    Scored("sensitive", 9, 0.7),
-    Scored("explicit", 9, 0.1),
-    Scored("1girl", 0, 0.95),
-    Scored("solo", 0, 0.5),
-    Scored("smile", 0, 0.3),
-    Scored("hatsune_miku", 4, 0.9),
-    Scored("kagamine_rin", 4, 0.6),
+    Scored("general", "rating", 0.2),
+    Scored("sensitive", "rating", 0.7),
+    Scored("explicit", "rating", 0.1),
+    Scored("1girl", "general", 0.95),
+    Scored("solo", "general", 0.5),
+    Scored("smile", "general", 0.3),
+    Scored("hatsune_miku", "character", 0.9),
+    Scored("kagamine_rin", "character", 0.6),
+    Scored("artist_x", "artist", 0.45, threshold=0.4),
+    Scored("year_2020", "year", 0.3, threshold=0.5),
 ]
 
 
@@ -24,18 +26,26 @@ def names(tags: list[Scored]) -> list[str]:
 
 
 def test_category_thresholds_and_single_rating() -> None:
-    rules = Thresholds(default=0.1, general=0.35, character=0.85)
-    assert names(select(TAGS, rules)) == ["sensitive", "1girl", "solo", "hatsune_miku"]
+    rules = Thresholds(0.1, (("general", 0.35), ("character", 0.85), ("artist", 0.5)))
+    chosen = ["sensitive", "1girl", "solo", "hatsune_miku", "year_2020"]
+    assert names(select(TAGS, rules)) == chosen
+
+
+def test_per_tag_thresholds_where_published() -> None:
+    rules = Thresholds(0.1, (("general", 0.35), ("character", 0.85)), per_tag=True)
+    chosen = ["sensitive", "1girl", "solo", "hatsune_miku", "artist_x"]
+    assert names(select(TAGS, rules)) == chosen
+    assert rules.floor() == 0.0  # a tag's own threshold may be under every other
 
 
 def test_plain_threshold_applies_to_lists_without_categories() -> None:
     plain = [Scored("a", None, 0.5), Scored("b", None, 0.05)]
-    assert names(select(plain, Thresholds(default=0.1, general=0.9))) == ["a"]
+    assert names(select(plain, Thresholds(0.1, (("general", 0.9),)))) == ["a"]
 
 
 def test_mcut_cuts_at_the_largest_gap() -> None:
     assert mcut_threshold([0.95, 0.9, 0.3, 0.25]) == (0.9 + 0.3) / 2
-    assert names(select(TAGS, Thresholds(mcut=True))) == [
+    assert names(select(TAGS[:8], Thresholds(mcut=True))) == [
         "sensitive",
         "1girl",
         "hatsune_miku",

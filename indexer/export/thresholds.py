@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-GENERAL, CHARACTER, RATING = "general", "character", "rating"
+RATING = "rating"
 
 # Danbooru tags drawn as faces, whose underscores are part of the picture, not spaces.
 KAOMOJI = frozenset(
@@ -45,30 +45,30 @@ class Scored:
     tag: str
     category: str | None
     score: float
+    threshold: float | None = None  # the tag's own, where the model's authors published one
 
 
 @dataclass(frozen=True)
 class Thresholds:
-    """`default` for tags without their own; `general`/`character` where the list has
-    categories; `mcut` picks each category's threshold at the largest gap in its scores."""
+    """`default` for tags without their own; `categories` by category name (general,
+    character, artist, ...); `per_tag` uses a tag's published threshold where it has one;
+    `mcut` picks each category's threshold at the largest gap in its scores."""
 
     default: float = 0.1
-    general: float | None = None
-    character: float | None = None
+    categories: tuple[tuple[str, float], ...] = ()
     mcut: bool = False
+    per_tag: bool = False
 
     def floor(self) -> float:
         """The lowest score any rule here could accept (for the database query)."""
-        if self.mcut:
+        if self.mcut or self.per_tag:
             return 0.0
-        return min(t for t in (self.default, self.general, self.character) if t is not None)
+        return min([self.default, *(t for _, t in self.categories)])
 
-    def for_category(self, category: str | None) -> float:
-        if category == GENERAL and self.general is not None:
-            return self.general
-        if category == CHARACTER and self.character is not None:
-            return self.character
-        return self.default
+    def for_tag(self, tag: Scored) -> float:
+        if self.per_tag and tag.threshold is not None:
+            return tag.threshold
+        return dict(self.categories).get(tag.category or "", self.default)
 
 
 def mcut_threshold(scores: Sequence[float]) -> float:
@@ -98,7 +98,7 @@ def select(tags: Sequence[Scored], rules: Thresholds) -> list[Scored]:
             if t is best_rating:
                 chosen.append(t)
             continue
-        limit = groups.get(t.category, 0.0) if rules.mcut else rules.for_category(t.category)
+        limit = groups.get(t.category, 0.0) if rules.mcut else rules.for_tag(t)
         if t.score > limit:
             chosen.append(t)
     return chosen

@@ -27,6 +27,7 @@ class Row:
     tag: str
     category: str | None
     score: float
+    threshold: float | None  # the tag's own, where the model's authors published one
 
 
 def model_known(conn: Connection, model: str) -> bool:
@@ -48,7 +49,7 @@ def scored(
     query = text(
         _BEST
         + """
-        SELECT c.id, c.sha1, tg.name, tg.category, s.score
+        SELECT c.id, c.sha1, tg.name, tg.category, s.score, tg.threshold
         FROM best JOIN contents c ON c.id = best.cid AND best.mv IS NOT NULL
         JOIN taggings tt ON tt.content_id = best.cid AND tt.model_version_id = best.mv
         JOIN scores s ON s.model_version_id = best.mv AND s.content_id = best.cid
@@ -58,7 +59,7 @@ def scored(
     )
     values = {"model": model, "current": current, "floor": floor, "since": since_ns or 0}
     for row in conn.execute(query, values):
-        yield Row(int(row[0]), str(row[1]), str(row[2]), row[3], float(row[4]))
+        yield Row(int(row[0]), str(row[1]), str(row[2]), row[3], float(row[4]), row[5])
 
 
 def paths_by_content(conn: Connection) -> dict[int, list[tuple[bytes, bytes]]]:

@@ -44,6 +44,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--general", type=float, metavar="T", help="threshold for general tags")
     parser.add_argument("--character", type=float, metavar="T", help="threshold for characters")
     parser.add_argument(
+        "--category",
+        action="append",
+        default=[],
+        metavar="NAME=T",
+        help="threshold for any category the tag list names (artist=0.5, year=0.4; repeatable)",
+    )
+    parser.add_argument(
+        "--tag-thresholds",
+        action="store_true",
+        help="use each tag's own threshold where the model's authors published one",
+    )
+    parser.add_argument(
         "--mcut",
         action="store_true",
         help="automatic threshold per category at the largest score gap",
@@ -106,14 +118,20 @@ def rules_from(args: argparse.Namespace, ctx: Context) -> Thresholds:
     default = threshold_value(
         args.threshold, threshold_or_default(entry.threshold if entry else None)
     )
-    general = args.general if args.general is not None else (entry.general if entry else None)
-    character = (
-        args.character if args.character is not None else (entry.character if entry else None)
-    )
-    for value in (general, character):
+    categories = entry.category_thresholds() if entry else {}
+    asked = {"general": args.general, "character": args.character}
+    for item in args.category:
+        name, _, value = item.partition("=")
+        try:
+            asked[name.strip().lower()] = float(value)
+        except ValueError:
+            raise UsageError(
+                f"--category {item!r} must be NAME=T (a category, a threshold)"
+            ) from None
+    for name, value in asked.items():
         if value is not None:
-            threshold_value(value, 0)
-    return Thresholds(default, general, character, args.mcut)
+            categories[name] = threshold_value(value, 0)
+    return Thresholds(default, tuple(categories.items()), args.mcut, args.tag_thresholds)
 
 
 class Edits:
@@ -133,7 +151,7 @@ class Edits:
 
     def apply(self, tags: list[Scored]) -> list[Scored]:
         kept = [
-            Scored(self.replace.get(t.tag, t.tag), t.category, t.score)
+            Scored(self.replace.get(t.tag, t.tag), t.category, t.score, t.threshold)
             for t in tags
             if t.tag not in self.exclude
         ]
@@ -148,7 +166,9 @@ def pictures(
 ) -> Iterator[tuple[int, str, list[Scored]]]:
     for content_id, group in groupby(rows, key=lambda r: r.content_id):
         items = list(group)
-        chosen = edits.apply(select([Scored(r.tag, r.category, r.score) for r in items], rules))
+        chosen = edits.apply(
+            select([Scored(r.tag, r.category, r.score, r.threshold) for r in items], rules)
+        )
         if chosen:
             yield content_id, items[0].sha1, chosen
 
@@ -163,13 +183,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         with engine.connect() as conn:
             if not model_known(conn, args.model):
                 raise UsageError(f"model {args.model!r} has tagged nothing in this index yet")
-            floor = (
-                0.0
-                if any(c is not None for c in (rules.general, rules.character))
-                else rules.floor()
-            )
             current = ctx.current_version(args.model)
-            rows = scored(conn, args.model, current, min(floor, rules.floor()), since)
+            rows = scored(conn, args.model, current, rules.floor(), since)
             items = pictures(rows, rules, edits)
             paths = paths_by_content(conn) if args.id == "path" or args.format != "tsv" else {}
             if args.format == "captions":
