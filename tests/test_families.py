@@ -119,6 +119,9 @@ def add_and_tag(cli, tmp_path: Path, source: Path, family: str) -> tuple[dict[st
     image = picture(tmp_path / "wide.png", COLOUR, size=(2 * SIDE, SIDE))
     with load_model("fam", config=config) as model:
         [(_, scores)] = list(model.tag([image], threshold=-np.inf))
+    listed = cli("--config", str(config), "models")[1].decode()
+    known = {"JoyTag", "Camie", "cl_tagger", "WD", "DeepDanbooru"}
+    assert f"fam: {family.split()[0]}" in listed or family.split()[0] not in known, listed
     return scores, tomllib.loads(config.read_text())["models"]["fam"]
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from indexer.errors import ConfigError, ModelError
 from indexer.models.deepghs import read_category_thresholds, read_preprocess
-from indexer.settings import ModelSpec
+from indexer.settings import ModelSpec, parse_settings
 
 WD = {"shape": "nhwc", "channels": "bgr", "normalize": False, "pad": "white", "size": 448}
 ML = {
@@ -37,6 +37,10 @@ CAMIE |= {"output": "refined_predictions"}
 CL_TAGGER = {"shape": "nchw", "channels": "bgr", "pad": "white", "size": 448, **HALF}
 CL_TAGGER |= {"interpret": "sigmoid"}
 WD_LIMITS = {"threshold": 0.35, "general": 0.35, "character": 0.85}
+_PRESETS: tuple[tuple[str, Mapping[str, object]], ...] = (
+    ("JoyTag", JOYTAG), ("Camie", CAMIE), ("cl_tagger", CL_TAGGER),
+    ("ML-Danbooru", ML), ("WD", WD), ("DeepDanbooru", DD),
+)  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -52,15 +56,11 @@ class Detected:
 
 
 def family(spec: ModelSpec) -> str:
-    """A family name from the settings alone, for listings."""
-    if spec.mean is not None or spec.std is not None:
-        return "custom (mean/std)"
-    if spec.shape == "nchw" and spec.pad == "stretch" and spec.interpret == "sigmoid":
-        return "ML-Danbooru"
-    if spec.shape == "nhwc" and spec.channels == "bgr" and spec.pad == "white":
-        return "WD"
-    if spec.shape == "nhwc" and spec.pad == "edge" and spec.normalize:
-        return "DeepDanbooru"
+    """A family name from the settings alone, for listings: the preset they match."""
+    for name, preset in _PRESETS:
+        wanted = parse_settings(preset, name)
+        if all(getattr(spec, key) == getattr(wanted, key) for key in preset if key != "size"):
+            return name
     return "custom"
 
 
