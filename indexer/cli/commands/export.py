@@ -23,7 +23,8 @@ from itertools import groupby
 from indexer.cli.options import Context, threshold_value
 from indexer.config import threshold_or_default
 from indexer.errors import UsageError
-from indexer.export.captions import CaptionNamer, caption_line, write_caption
+from indexer.export.captions import SUFFIX, caption_file
+from indexer.export.sidecars import SidecarNamer, replace_file
 from indexer.export.thresholds import Scored, Thresholds, select
 from indexer.store.engine import open_index
 from indexer.store.queries import Row, all_paths, model_known, paths_by_content, scored
@@ -190,7 +191,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             if args.format == "captions":
                 out = os.fsencode(args.out) if args.out else None
                 roots = {root for files in paths.values() for _, root in files}
-                namer = CaptionNamer(all_paths(conn), out, roots)
+                namer = SidecarNamer(out, roots, SUFFIX, all_paths(conn))
                 return _captions(items, paths, namer)
             return _stream(items, paths, args, ctx)
     finally:
@@ -200,14 +201,13 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
 def _captions(
     items: Iterator[tuple[int, str, list[Scored]]],
     paths: dict[int, list[tuple[bytes, bytes]]],
-    namer: CaptionNamer,
+    namer: SidecarNamer,
 ) -> int:
     written = 0
     for content_id, _, tags in items:
-        line = caption_line(tags)
+        data = caption_file(tags)
         for path, root in paths.get(content_id, []):
-            write_caption(namer.target(path, root), line)
-            written += 1
+            written += replace_file(namer.target(path, root), data)
     log.info("wrote %d caption files", written)
     return 0
 
