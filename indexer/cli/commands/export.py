@@ -11,23 +11,21 @@ Thresholds: `-t`, per category `--general`/`--character` (lists with categories)
 from __future__ import annotations
 
 import argparse
-import csv
-import io
-import json
 import logging
 import os
 from collections.abc import Iterator
 from datetime import datetime
-from itertools import groupby
 
+from indexer.cli.commands.export_streams import stream
 from indexer.cli.options import Context, threshold_value
 from indexer.config import threshold_or_default
 from indexer.errors import UsageError
 from indexer.export.captions import SUFFIX, caption_file
+from indexer.export.selection import Edits, Picture, pictures
 from indexer.export.sidecars import SidecarNamer, replace_file
-from indexer.export.thresholds import Scored, Thresholds, select
+from indexer.export.thresholds import Thresholds
 from indexer.store.engine import open_index
-from indexer.store.queries import Row, all_paths, model_known, paths_by_content, scored
+from indexer.store.queries import all_paths, model_known, paths_by_content, scored
 
 log = logging.getLogger("dtindex")
 FAILURE = 1
@@ -135,47 +133,9 @@ def rules_from(args: argparse.Namespace, ctx: Context) -> Thresholds:
     return Thresholds(default, tuple(categories.items()), args.mcut, args.tag_thresholds)
 
 
-class Edits:
-    """--exclude, --replace and --limit, applied after the thresholds."""
-
-    def __init__(self, args: argparse.Namespace) -> None:
-        self.exclude = {t.strip() for item in args.exclude for t in item.split(",") if t.strip()}
-        self.replace = {}
-        for item in args.replace:
-            old, sep, new = item.partition("=")
-            if not sep or not old or not new or "\t" in new or "\n" in new:
-                raise UsageError(f"--replace {item!r} must be OLD=NEW")
-            self.replace[old] = new
-        if args.limit is not None and args.limit < 1:
-            raise UsageError("--limit must be at least 1")
-        self.limit = args.limit
-
-    def apply(self, tags: list[Scored]) -> list[Scored]:
-        kept = [
-            Scored(self.replace.get(t.tag, t.tag), t.category, t.score, t.threshold)
-            for t in tags
-            if t.tag not in self.exclude
-        ]
-        if self.limit is not None and len(kept) > self.limit:
-            best = set(sorted(range(len(kept)), key=lambda i: -kept[i].score)[: self.limit])
-            kept = [t for i, t in enumerate(kept) if i in best]
-        return kept
-
-
-def pictures(
-    rows: Iterator[Row], rules: Thresholds, edits: Edits
-) -> Iterator[tuple[int, str, list[Scored]]]:
-    for content_id, group in groupby(rows, key=lambda r: r.content_id):
-        items = list(group)
-        chosen = edits.apply(
-            select([Scored(r.tag, r.category, r.score, r.threshold) for r in items], rules)
-        )
-        if chosen:
-            yield content_id, items[0].sha1, chosen
-
-
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    rules, edits = rules_from(args, ctx), Edits(args)
+    rules = rules_from(args, ctx)
+    edits = Edits(args.exclude, args.replace, args.limit)
     since = parse_since(args.changed_since)
     if args.format == "captions" and not (args.out or args.beside):
         raise UsageError("--format captions needs --out DIR or --beside")
@@ -193,13 +153,13 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                 roots = {root for files in paths.values() for _, root in files}
                 namer = SidecarNamer(out, roots, SUFFIX, all_paths(conn))
                 return _captions(items, paths, namer)
-            return _stream(items, paths, args, ctx)
+            return stream(items, paths, args.format, args.id, ctx.stdout)
     finally:
         engine.dispose()
 
 
 def _captions(
-    items: Iterator[tuple[int, str, list[Scored]]],
+    items: Iterator[Picture],
     paths: dict[int, list[tuple[bytes, bytes]]],
     namer: SidecarNamer,
 ) -> int:
@@ -210,54 +170,3 @@ def _captions(
             written += replace_file(namer.target(path, root), data)
     log.info("wrote %d caption files", written)
     return 0
-
-
-def _stream(
-    items: Iterator[tuple[int, str, list[Scored]]],
-    paths: dict[int, list[tuple[bytes, bytes]]],
-    args: argparse.Namespace,
-    ctx: Context,
-) -> int:
-    out, refused = ctx.stdout, 0
-    text = io.TextIOWrapper(
-        out, encoding="utf-8", errors="surrogateescape", newline="", write_through=True
-    )
-    writer = csv.writer(text) if args.format == "csv" else None
-    if writer:
-        writer.writerow([args.id, "tag", "weight", "category"])
-    for content_id, sha1, tags in items:
-        files = [p for p, _ in paths.get(content_id, [])]
-        if args.format == "jsonl":
-            out.write(_json_line(sha1, files, tags))
-            continue
-        ids = [sha1.encode()] if args.id == "sha1" else files
-        for ident in ids:
-            if writer:
-                for t in tags:
-                    writer.writerow(
-                        [
-                            os.fsdecode(ident),
-                            t.tag,
-                            f"{t.score:.4f}",
-                            t.category or "",
-                        ]
-                    )
-                continue
-            if b"\t" in ident or b"\n" in ident or b"\r" in ident:
-                refused += 1
-                log.warning("%r: path holds a tab or line break; not exported", ident)
-                continue
-            out.write(b"".join(b"%s\t%s\t%.2f\n" % (ident, t.tag.encode(), t.score) for t in tags))
-    text.detach()
-    out.flush()
-    return 1 if refused else 0
-
-
-def _json_line(sha1: str, paths: list[bytes], tags: list[Scored]) -> bytes:
-    record = {
-        "sha1": sha1,
-        "paths": [os.fsdecode(p) for p in paths],
-        "tags": {t.tag: round(t.score, 4) for t in tags},
-        "categories": {t.tag: t.category for t in tags if t.category is not None},
-    }
-    return json.dumps(record, ensure_ascii=False).encode("utf-8", "surrogateescape") + b"\n"
