@@ -94,5 +94,9 @@ class Interrupted(DtindexError):
         self.signum = signum
 
 
+class SidecarError(DtindexError):
+    """A sidecar file to merge into is not XMP dtindex can read; it is left untouched."""
+
+
 class UsageError(DtindexError):
     """The command line asks for something inconsistent."""

@@ -1,0 +1,126 @@
+"""Tags in XMP sidecars (`FILE.EXT.xmp`), merged into what the user's tools wrote there.
+
+The tags go where digiKam, darktable, Lightroom and Immich read keywords, in their order
+of preference: `digiKam:TagsList` (an rdf:Seq, `/` between levels), `lr:hierarchicalSubject`
+(an rdf:Bag, `|` between levels) and `dc:subject` (an rdf:Bag, always the bare tag). With
+a hierarchy (`--xmp-prefix dtindex/wd3`) the first two hold `dtindex/wd3/1girl` and
+`dtindex|wd3|1girl`.
+
+Only dtindex's own keywords are ever removed. For each field, a property in dtindex's
+namespace (`dtindex:writtenTagsList`, ...) lists the keywords each model put there, as
+`MODEL<TAB>KEYWORD`; an export of a model removes its keywords that no longer pass,
+unless another model also put them there, and adds the missing ones. A keyword that was
+already there when dtindex first wanted it is the user's, and stays the user's. Nothing
+else in the sidecar changes, and a sidecar already holding what the export would write is
+not written at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from indexer.errors import UsageError
+from indexer.export.sidecars import replace_file
+from indexer.export.thresholds import Scored
+from indexer.export.xmp_packet import EMPTY, Packet
+
+SUFFIX = b".xmp"
+DTINDEX = "https://dtindex.invalid/xmp/1.0/"  # private: the keywords dtindex wrote
+RECORDS = ("dtindex", "Bag")
+
+
+@dataclass(frozen=True)
+class Field:
+    namespace: str
+    prefix: str
+    name: str
+    container: str  # Bag or Seq
+    separator: str | None  # between hierarchy levels; None: flat
+    record: str  # dtindex's property listing what each model wrote here
+
+
+FIELDS = (
+    Field("http://www.digikam.org/ns/1.0/", "digiKam", "TagsList", "Seq", "/", "writtenTagsList"),
+    Field(
+        "http://ns.adobe.com/lightroom/1.0/",
+        "lr",
+        "hierarchicalSubject",
+        "Bag",
+        "|",
+        "writtenHierarchicalSubject",
+    ),
+    Field("http://purl.org/dc/elements/1.1/", "dc", "subject", "Bag", None, "writtenSubject"),
+)
+
+
+def hierarchy(prefix: str | None) -> tuple[str, ...]:
+    """`--xmp-prefix a/b` as levels ("a", "b"); `|` is refused, since Lightroom's field
+    would read it as one more level."""
+    if not prefix:
+        return ()
+    levels = tuple(prefix.strip("/").split("/"))
+    if any(not level.strip() or "|" in level for level in levels):
+        raise UsageError(f"--xmp-prefix {prefix!r} must be names joined by '/', without '|'")
+    return levels
+
+
+def keywords(field: Field, tags: Sequence[Scored], levels: tuple[str, ...]) -> list[str]:
+    """What `field` holds for `tags`, by descending score, each once."""
+    ordered = [t.tag for t in sorted(tags, key=lambda t: -t.score)]
+    if field.separator is not None and levels:
+        ordered = [field.separator.join((*levels, tag)) for tag in ordered]
+    return list(dict.fromkeys(ordered))
+
+
+def merge_sidecar(
+    target: bytes, model: str, tags: Sequence[Scored], levels: tuple[str, ...] = ()
+) -> bool:
+    """Bring `model`'s keywords in the sidecar `target` up to `tags`; whether it changed.
+
+    No sidecar and no tags: nothing is created. Raises SidecarError (the file is left
+    as it is) where the sidecar is not XMP this can merge into, OSError where it cannot
+    be read or written.
+    """
+    try:
+        with open(target, "rb") as handle:
+            packet = Packet(handle.read())
+    except FileNotFoundError:
+        if not tags:
+            return False
+        packet = Packet(EMPTY)
+    plans = [_plan(packet, field, model, keywords(field, tags, levels)) for field in FIELDS]
+    for field, plan in zip(FIELDS, plans, strict=True):
+        kind = (field.prefix, field.container)
+        packet.edit(field.namespace, field.name, kind, plan.remove, plan.add)
+    for field, plan in zip(FIELDS, plans, strict=True):  # after the fields, for the reader
+        packet.edit(DTINDEX, field.record, RECORDS, plan.unclaimed, plan.claimed)
+    changed = any(any(plan) for plan in plans)
+    return changed and replace_file(target, packet.to_bytes())
+
+
+class Plan(NamedTuple):
+    remove: set[str]  # keywords
+    add: list[str]
+    unclaimed: set[str]  # records of the model
+    claimed: list[str]
+
+
+def _plan(packet: Packet, field: Field, model: str, wanted: list[str]) -> Plan:
+    """The keywords to remove from and add to `field`, and the records of `model` to
+    drop and add: its keywords that no longer pass go unless another model also wrote
+    them; a keyword the user had before dtindex wanted it is never claimed."""
+    present = set(packet.items(field.namespace, field.name) or ())
+    mine: set[str] = set()
+    theirs: set[str] = set()
+    for record in packet.items(DTINDEX, field.record) or ():
+        owner, tab, keyword = record.partition("\t")
+        if tab:
+            (mine if owner == model else theirs).add(keyword)
+    remove = (mine - set(wanted) - theirs) & present
+    add = [k for k in wanted if k not in present]
+    claimed = [k for k in wanted if k not in present or k in mine or k in theirs]
+    unclaimed = {f"{model}\t{k}" for k in mine - set(claimed)}
+    newly = [f"{model}\t{k}" for k in claimed if k not in mine]
+    return Plan(remove, add, unclaimed, newly)
