@@ -102,3 +102,55 @@ def test_search_and_show(cli, wd_like: Path) -> None:
     assert code == 0 and "wd (version" in text and "blue_hair\t0.78" in text and "[general]" in text
     code, _, err = cli("show", os.devnull)
     assert code == 1 and "not in the index" in err
+
+
+def test_hydrus_sidecars_put_tags_in_namespaces(cli, wd_like: Path) -> None:
+    code, _, err = cli("export", "--model", "wd", "--format", "hydrus", "--beside",
+                       "--character", "0.3", "--replace", "blue_hair=re:zero")  # fmt: skip
+    assert code == 0, err
+    lines = (wd_like / "a.png.txt").read_text().splitlines()  # by score: 0.78, 0.39, 0.04
+    assert lines == [":re:zero", "character:hatsune miku", "rating:general"]
+    assert (wd_like / "sub" / "b.png.txt").exists() and not (wd_like / "sub" / "b.txt").exists()
+
+
+def test_a_caption_run_counts_the_pictures_that_got_no_file(cli, wd_like: Path) -> None:
+    code, _, err = cli("export", "--model", "wd", "--format", "captions", "--beside",
+                       "--exclude", "general,hatsune_miku", "--general", "0.7")  # fmt: skip
+    assert code == 0, err
+    assert (wd_like / "a.png.txt").read_text() == "blue hair\n"  # 0.78; the others lower
+    assert not (wd_like / "a.jpg.txt").exists() and not (wd_like / "sub" / "b.txt").exists()
+    assert "wrote 1 caption file" in err
+    assert "2 pictures got no caption file: no tag passed the threshold" in err
+
+
+def test_options_that_do_not_apply_are_refused(cli, wd_like: Path, tmp_path: Path) -> None:
+    refused = [
+        (["--out", "x"], "--out applies to --format captions or xmp or hydrus, not tsv"),
+        (["--beside", "--format", "csv"], "--beside applies to --format captions or xmp"),
+        (["--format", "captions", "--out", "x", "--beside"], "exclude each other"),
+        (["--format", "xmp"], "--format xmp needs --out DIR or --beside"),
+        (["--format", "jsonl", "--id", "sha1"], "--id applies to --format tsv or csv, not jsonl"),
+        (["--format", "hydrus", "--beside", "--id", "path"], "--id applies to --format tsv"),
+        (["--format", "hydrus", "--beside", "--xmp-prefix", "a"], "--xmp-prefix applies to"),
+        (["--format", "xmp", "--beside", "--xmp-prefix", "a|b"], "without '|'"),
+        (["--format", "xmp", "--beside", "--xmp-prefix", "a//b"], "names joined by '/'"),
+    ]
+    for args, message in refused:
+        code, out, err = cli("export", "--model", "wd", *args)
+        assert (code, out) == (1, b"") and message in err, (args, err)
+    assert not [p for p in tmp_path.rglob("*") if p.suffix in (".txt", ".xmp")]
+    assert not (tmp_path / "x").exists()
+
+    means = write_model(tmp_path / "models", "means", mean=True, settings="normalize = true\n")
+    with (tmp_path / "deeptagger.toml").open("a") as config:
+        config.write(f'[models.means]\nmodel = "{means}"\n')
+    code, _, err = cli("scan", str(wd_like))
+    assert code == 0, err
+    code, out, err = cli("export", "--model", "means", "--general", "0.3")
+    assert (code, out) == (1, b"")
+    assert "--general applies to tag lists with categories; model 'means' has no categories" in err
+    code, _, err = cli("export", "--model", "means", "--character", "0.3", "--format", "csv")
+    assert code == 1 and "--character applies to tag lists with categories" in err
+    code, _, err = cli("export", "--model", "wd", "--category", "year=0.5")
+    assert code == 1 and "model 'wd' has no year tags (character, general, rating)" in err
+    assert lines(cli, "--general", "0.5", "--category", "character=0.5")  # wd has both

@@ -62,6 +62,30 @@ def scored(
         yield Row(int(row[0]), str(row[1]), str(row[2]), row[3], float(row[4]), row[5])
 
 
+def tagged_contents(
+    conn: Connection, model: str, current: str | None, since_ns: int | None = None
+) -> set[int]:
+    """Present contents with a result of `model` (recorded at or after `since_ns`): the
+    pictures an export covers, also those no tag of which passes its thresholds."""
+    query = text(
+        _BEST
+        + """
+        SELECT best.cid FROM best
+        JOIN taggings tt ON tt.content_id = best.cid AND tt.model_version_id = best.mv
+        WHERE tt.tagged_ns >= :since"""
+    )
+    values = {"model": model, "current": current, "since": since_ns or 0}
+    return {int(cid) for (cid,) in conn.execute(query, values)}
+
+
+def categories(conn: Connection, model: str) -> set[str]:
+    """The tag categories any stored version of `model` has (empty: a plain tag list)."""
+    query = text("""SELECT DISTINCT tg.category FROM tags tg
+                    JOIN model_versions mv ON mv.id = tg.model_version_id
+                    WHERE mv.model = :model AND tg.category IS NOT NULL""")
+    return {str(c) for (c,) in conn.execute(query, {"model": model})}
+
+
 def paths_by_content(conn: Connection) -> dict[int, list[tuple[bytes, bytes]]]:
     """Each present content's files, with the root each lies under."""
     paths: dict[int, list[tuple[bytes, bytes]]] = {}

@@ -1,0 +1,125 @@
+"""`dtindex export --format captions|xmp|hydrus`: a file per picture, and a count of what
+became of them.
+
+A sidecar that cannot be written (an existing `.xmp` that is not XMP, a folder without
+write permission) is named on stderr and left as it is, the others are still written,
+and the export exits 1. The summary on stderr says how many files were written, how many
+already held the export (left untouched: their times do not change), and how many
+pictures got no file because no tag passed the thresholds. For XMP those pictures'
+existing sidecars still lose the tags this model wrote there before.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+
+from indexer.errors import SidecarError
+from indexer.export import captions, hydrus, xmp
+from indexer.export.selection import Picture
+from indexer.export.sidecars import SidecarNamer, replace_file
+from indexer.export.thresholds import Scored
+
+log = logging.getLogger("dtindex")
+
+Files = dict[int, list[tuple[bytes, bytes]]]  # content id: (path, root) of each file
+
+
+@dataclass(frozen=True)
+class Kind:
+    noun: str  # for the summary: "caption file", ...
+    suffix: bytes
+    update: Callable[[bytes, list[Scored]], bool]  # (target, tags): whether it changed
+    keeps_extension: bool  # a.png.xmp, not a.xmp
+    merges: bool  # pictures with no tags left still update existing files
+
+
+def kind_of(fmt: str, model: str, levels: tuple[str, ...]) -> Kind:
+    if fmt == "xmp":
+        return Kind(
+            "XMP sidecar",
+            xmp.SUFFIX,
+            lambda target, tags: xmp.merge_sidecar(target, model, tags, levels),
+            keeps_extension=True,
+            merges=True,
+        )
+    if fmt == "hydrus":
+        return Kind(
+            "Hydrus sidecar",
+            hydrus.SUFFIX,
+            lambda target, tags: replace_file(target, hydrus.hydrus_file(tags)),
+            keeps_extension=True,
+            merges=False,
+        )
+    return Kind(
+        "caption file",
+        captions.SUFFIX,
+        lambda target, tags: replace_file(target, captions.caption_file(tags)),
+        keeps_extension=False,
+        merges=False,
+    )
+
+
+def namer(kind: Kind, out: str | None, paths: Files, every_path: Iterable[bytes]) -> SidecarNamer:
+    roots = {root for files in paths.values() for _, root in files}
+    folder = os.fsencode(os.path.abspath(out)) if out else None
+    return SidecarNamer(folder, roots, kind.suffix, None if kind.keeps_extension else every_path)
+
+
+def write_sidecars(
+    kind: Kind, items: Iterator[Picture], tagged: set[int], paths: Files, where: SidecarNamer
+) -> int:
+    """Write each picture's sidecars; 1 where any could not be written, else 0."""
+    counts: Counter[str] = Counter()
+    seen = set()
+    for content_id, _, tags in items:
+        seen.add(content_id)
+        _write(kind, where, paths.get(content_id, []), tags, counts)
+    bare = tagged - seen
+    if kind.merges:
+        for content_id in sorted(bare):
+            _write(kind, where, paths.get(content_id, []), [], counts)
+    _report(kind, counts, len(bare))
+    return 1 if counts["failed"] else 0
+
+
+def _write(
+    kind: Kind,
+    where: SidecarNamer,
+    files: list[tuple[bytes, bytes]],
+    tags: list[Scored],
+    counts: Counter[str],
+) -> None:
+    for path, root in files:
+        target = where.target(path, root)
+        try:
+            changed = kind.update(target, tags)
+        except SidecarError as exc:
+            counts["failed"] += 1
+            log.warning("%s: %s; left untouched", os.fsdecode(target), exc)
+            continue
+        except OSError as exc:
+            counts["failed"] += 1
+            log.warning("%s: not written: %s", os.fsdecode(target), exc.strerror or exc)
+            continue
+        if changed:
+            counts["written"] += 1
+        elif tags:  # a picture without tags and without a sidecar is not "up to date"
+            counts["unchanged"] += 1
+
+
+def _report(kind: Kind, counts: Counter[str], bare: int) -> None:
+    unchanged = f" ({counts['unchanged']} already up to date)" if counts["unchanged"] else ""
+    log.info("wrote %s%s", _plural(counts["written"], kind.noun), unchanged)
+    if bare:
+        noun = f"new {kind.noun}" if kind.merges else kind.noun
+        log.info("%s got no %s: no tag passed the threshold", _plural(bare, "picture"), noun)
+    if counts["failed"]:
+        log.warning("%s could not be written", _plural(counts["failed"], kind.noun))
+
+
+def _plural(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
