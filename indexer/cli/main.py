@@ -34,7 +34,7 @@ COMMANDS = {
     "tag": ("tag", "tag pictures and print path<TAB>tag<TAB>weight (no database)"),
     "scan": ("scan", "index new and changed pictures and tag what no model version has tagged"),
     "watch": ("watch", "catch up, then tag pictures as they arrive"),
-    "export": ("export", "print stored tags, sha1<TAB>tag<TAB>weight for `gallery tag`"),
+    "export": ("export", "print stored tags for `gallery tag`, or write captions, XMP, Hydrus"),
     "search": ("search", "list files whose stored tags match a query"),
     "show": ("show", "print a picture's stored tags per model"),
     "similar": ("similar", "list the pictures most like a picture, by stored embeddings"),

@@ -211,7 +211,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             paths = paths_by_content(conn) if ident == "path" or args.format != "tsv" else {}
             if args.format in SIDECARS:
                 kind = kind_of(args.format, args.model, levels)
-                where = namer(kind, args.out, paths, all_paths(conn))
+                where = namer(kind, args.out, paths, lambda: all_paths(conn))
                 tagged = tagged_contents(conn, args.model, current, since)
                 return write_sidecars(kind, items, tagged, paths, where)
             return stream(items, paths, args.format, ident, ctx.stdout)

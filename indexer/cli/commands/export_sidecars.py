@@ -63,10 +63,15 @@ def kind_of(fmt: str, model: str, levels: tuple[str, ...]) -> Kind:
     )
 
 
-def namer(kind: Kind, out: str | None, paths: Files, every_path: Iterable[bytes]) -> SidecarNamer:
+def namer(
+    kind: Kind, out: str | None, paths: Files, every_path: Callable[[], Iterable[bytes]]
+) -> SidecarNamer:
+    """Where `kind`'s files go; `every_path` (all indexed files) is read only for
+    captions, which need it to know which stems are shared."""
     roots = {root for files in paths.values() for _, root in files}
     folder = os.fsencode(os.path.abspath(out)) if out else None
-    return SidecarNamer(folder, roots, kind.suffix, None if kind.keeps_extension else every_path)
+    shared = None if kind.keeps_extension else every_path()
+    return SidecarNamer(folder, roots, kind.suffix, shared)
 
 
 def write_sidecars(
