@@ -57,6 +57,11 @@ APPLIES = {
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-m", "--model", required=True, metavar="NAME", help="model to export")
+    _threshold_arguments(parser.add_argument_group("thresholds"))
+    _output_arguments(parser)
+
+
+def _threshold_arguments(parser: argparse._ArgumentGroup) -> None:
     parser.add_argument(
         "-t",
         "--threshold",
@@ -83,6 +88,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="automatic threshold per category at the largest score gap",
     )
+
+
+def _output_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--id",
         choices=("sha1", "path"),
