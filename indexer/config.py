@@ -17,6 +17,7 @@ from typing import Any
 
 from indexer.errors import ConfigError
 from indexer.settings import SPEC_KEYS, ModelSpec, parse_settings, read_model_file
+from indexer.suggest import closest
 
 _EXTENSIONS = "jpg jpeg jpe png gif webp bmp tif tiff avif heic heif jxl"
 DEFAULT_EXTENSIONS = tuple(_EXTENSIONS.split())
@@ -123,9 +124,12 @@ class Config:
             return self.models[name]
         if name == BUILTIN_MODEL:
             return builtin_entry()
-        known = ", ".join(sorted({*self.models, BUILTIN_MODEL}))
+        names = {*self.models, BUILTIN_MODEL}
         where = f" in {self.path}" if self.path else ""
-        raise ConfigError(f"no model named {name!r}{where} (known: {known})")
+        raise ConfigError(
+            f"no model named {name!r}{where}{closest(name, names)} "
+            f"(known: {', '.join(sorted(names))})"
+        )
 
     def resolve(self, name_or_path: str) -> ModelDef:
         """A `.model` path, or a model name from the config (or the built-in one)."""

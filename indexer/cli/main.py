@@ -15,6 +15,7 @@ from pathlib import Path
 from types import ModuleType
 
 from indexer import __version__
+from indexer.cli.parsing import VALUED, Parser, add_global_options, parse
 from indexer.errors import DtindexError, Interrupted
 
 DESCRIPTION = """\
@@ -43,16 +44,16 @@ COMMANDS = {
     "forget": ("forget", "remove roots (deleted or not) and their files from the index"),
     "prune": ("prune", "remove pictures no file shows and superseded model versions"),
 }
-_VALUED = ("--config", "--db")  # global options that take a value
 
 
 def chosen_command(argv: Sequence[str]) -> str | None:
-    """The subcommand named in `argv`, found before parsing (global options come first)."""
+    """The subcommand named in `argv`, found before parsing (past the global options that
+    come before it)."""
     skip = False
     for token in argv:
         if skip:
             skip = False
-        elif token in _VALUED:
+        elif token in VALUED:
             skip = True
         elif not token.startswith("-"):
             return token if token in COMMANDS else None
@@ -64,25 +65,14 @@ def command_module(name: str) -> ModuleType:
 
 
 def build_parser(chosen: str | None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    """The top-level parser; only the chosen command's module is imported and its
+    arguments added (with the global options again, accepted after its name too)."""
+    parser = Parser(
         prog="dtindex",
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--config",
-        metavar="PATH",
-        help="config file (env DTINDEX_CONFIG; default ./deeptagger.toml, "
-        "else $XDG_CONFIG_HOME/dtindex/deeptagger.toml)",
-    )
-    parser.add_argument(
-        "--db",
-        metavar="PATH",
-        help="index database (env DTINDEX_DB; default: config's database, "
-        "else $XDG_DATA_HOME/dtindex/index.sqlite)",
-    )
-    parser.add_argument("-v", "--verbose", action="store_true", help="more messages on stderr")
-    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    add_global_options(parser)
     parser.add_argument("--version", action="version", version=f"dtindex {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (_, summary) in COMMANDS.items():
@@ -95,6 +85,7 @@ def build_parser(chosen: str | None) -> argparse.ArgumentParser:
         )
         if module is not None:
             module.add_arguments(child)
+            add_global_options(child, repeated=True)
     return parser
 
 
@@ -110,7 +101,7 @@ def _setup_logging(args: argparse.Namespace) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser(chosen_command(argv)).parse_args(argv)
+    args = parse(build_parser(chosen_command(argv)), argv)
     # Imported here, not at the top: decoder processes are spawned, and a spawned child
     # imports the parent's main module (this one, through the `dtindex` script) before it
     # can decode; SQLAlchemy alone would add 0.15 s to every worker's start.

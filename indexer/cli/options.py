@@ -10,12 +10,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from sqlalchemy import Connection
+
 from indexer.config import Config, ModelDef
 from indexer.errors import UsageError
 from indexer.gallery.walk import is_picture
 from indexer.models.runtime import RuntimeOptions, Tagger, load, parse_provider_option
 from indexer.models.versions import configured_version
+from indexer.store.queries import versions
 from indexer.store.records import Records
+from indexer.suggest import closest
 
 log = logging.getLogger("dtindex")
 
@@ -158,6 +162,18 @@ def select_roots(args_roots: Sequence[Path], ctx: Context, index: Records) -> li
     if not chosen:
         raise UsageError("no roots: name a gallery folder, or set roots in the config")
     return [Path(os.path.abspath(root.expanduser())) for root in chosen]
+
+
+def require_indexed(conn: Connection, model: str) -> None:
+    """An unknown model is an error naming the close ones, not an empty result that
+    reads as "nothing matches"."""
+    models = {m for m, _, _, _ in versions(conn)}
+    if model not in models:
+        known = ", ".join(sorted(models)) or "none yet"
+        raise UsageError(
+            f"model {model!r} has tagged nothing in this index{closest(model, models)} "
+            f"(indexed models: {known})"
+        )
 
 
 def load_models(names: Sequence[str], ctx: Context, args: argparse.Namespace) -> list[Tagger]:

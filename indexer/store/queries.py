@@ -29,11 +29,6 @@ class Row:
     score: float
 
 
-def model_known(conn: Connection, model: str) -> bool:
-    query = text("SELECT 1 FROM model_versions WHERE model = :model LIMIT 1")
-    return conn.execute(query, {"model": model}).first() is not None
-
-
 def scored(
     conn: Connection,
     model: str,

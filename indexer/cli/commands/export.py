@@ -20,14 +20,14 @@ from collections.abc import Iterator
 from datetime import datetime
 from itertools import groupby
 
-from indexer.cli.options import Context, threshold_value
+from indexer.cli.options import Context, require_indexed, threshold_value
 from indexer.config import threshold_or_default
 from indexer.errors import UsageError
 from indexer.export.captions import CaptionNamer, caption_line, write_caption
 from indexer.export.thresholds import Scored, Thresholds, select
 from indexer.models.taglist import CATEGORY_NAMES
 from indexer.store.engine import open_index
-from indexer.store.queries import Row, all_paths, model_known, paths_by_content, scored
+from indexer.store.queries import Row, all_paths, paths_by_content, scored
 
 log = logging.getLogger("dtindex")
 FAILURE = 1
@@ -162,8 +162,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     engine = open_index(ctx.database_path(), readonly=True)
     try:
         with engine.connect() as conn:
-            if not model_known(conn, args.model):
-                raise UsageError(f"model {args.model!r} has tagged nothing in this index yet")
+            require_indexed(conn, args.model)
             floor = (
                 0.0
                 if any(c is not None for c in (rules.general, rules.character))
