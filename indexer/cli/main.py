@@ -6,9 +6,11 @@ This is the only place that turns exceptions into messages; stdout carries data 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -16,6 +18,7 @@ from types import ModuleType
 
 from indexer import __version__
 from indexer.cli.parsing import VALUED, Parser, add_global_options, parse
+from indexer.cli.stopping import Interrupts
 from indexer.errors import DtindexError, Interrupted
 
 DESCRIPTION = """\
@@ -100,7 +103,25 @@ def _setup_logging(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
+    """Run one command; its exit status. Ctrl-C at any point ends it as interrupted (130),
+    and a reader that goes away (`| head`) ends it quietly (0), as Unix tools do."""
+    with Interrupts() as interrupts:
+        try:
+            return _main(list(sys.argv[1:] if argv is None else argv))
+        except KeyboardInterrupt:
+            pass
+        except BrokenPipeError:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())  # nothing left for Python to flush at exit
+            return 0
+        except Exception:
+            if not interrupts.received:
+                raise
+        print("dtindex: interrupted", file=sys.stderr)
+        return 128 + signal.SIGINT
+
+
+def _main(argv: list[str]) -> int:
     args = parse(build_parser(chosen_command(argv)), argv)
     # Imported here, not at the top: decoder processes are spawned, and a spawned child
     # imports the parent's main module (this one, through the `dtindex` script) before it
@@ -134,14 +155,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     except SQLAlchemyError as exc:
         print(f"dtindex: {_database_message(exc, database)}", file=sys.stderr)
         return 1
-    except KeyboardInterrupt:
-        print("dtindex: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
-        # The reader went away (`| head`); stop quietly as Unix tools do.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return 1
 
 
 SQLITE_FULL = 13
@@ -160,4 +173,16 @@ def _database_message(exc: Exception, db: str | None) -> str:
 
 
 def main_entry() -> None:
-    sys.exit(main())
+    code = main()
+    # Python's shutdown joins what is left of the decoders: a second Ctrl-C there ends
+    # the process at once, not with a traceback from an exit handler.
+    signal.signal(signal.SIGINT, lambda _signum, _frame: os._exit(code or 130))
+    if code == 128 + signal.SIGINT:
+        # A Ctrl-C inside code an extension ran through PyRun_* (ONNX Runtime's import)
+        # leaves CPython set to kill itself with SIGINT at exit, whatever caught it: end
+        # here with the status decided. The decoders were stopped on the way out.
+        with contextlib.suppress(OSError, ValueError):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
