@@ -5,7 +5,9 @@ SOURCE is a `.model` file, a folder as the model was published (WD: model.onnx +
 selected_tags.csv; ML-Danbooru: *.onnx + tags.csv; a DeepDanbooru project), or a Hugging
 Face repository id such as SmilingWolf/wd-vit-tagger-v3 (downloaded with huggingface_hub,
 or found in its cache). The model is loaded and run on one picture before the table,
-with every setting spelled out, is appended to the config (created if needed).
+with every setting spelled out, is appended to the config (created if needed), which
+is named. The title is a `.model` file's `name=` (else the folder's name), and `size` is
+the one the graph really has where its height and width are fixed.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import json
 import logging
 import os
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +29,7 @@ from indexer.errors import ConfigError, UsageError
 from indexer.imaging.prepare import fill
 from indexer.imaging.tasks import Target, prepare_targets
 from indexer.models.published import Detected, detect, hub_folder, looks_like_repo_id
-from indexer.models.runtime import RuntimeOptions, load
+from indexer.models.runtime import RuntimeOptions, Tagger, load
 from indexer.settings import parse_settings, read_model_file
 
 log = logging.getLogger("dtindex")
@@ -82,8 +85,9 @@ def _table(name: str, found: Detected, folder: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-def check(definition: ModelDef) -> str:
-    """Load the model and run one picture through it; a summary for the user."""
+def check(definition: ModelDef) -> Tagger:
+    """Load the model and run one picture through it (what fails, fails before the
+    config is written); the model as loaded."""
     tagger = load(definition, RuntimeOptions(cpu=True))
     gradient = np.linspace(0, 255, 64 * 64 * 3).reshape(64, 64, 3).astype(np.uint8)
     from io import BytesIO
@@ -98,9 +102,14 @@ def check(definition: ModelDef) -> str:
     batch = tagger.new_batch(1)
     fill(batch[0], pictures[0], tagger.spec)
     tagger.run(batch)
-    return (
-        f"input {tagger.height}x{tagger.width}, {len(tagger.tags)} tags, version {tagger.version}"
-    )
+    return tagger
+
+
+def _as_loaded(found: Detected, tagger: Tagger) -> Detected:
+    """The size recorded is the graph's where it fixes one, not the family's usual one."""
+    if "size" not in found.settings or tagger.height != tagger.width:
+        return found
+    return replace(found, settings={**found.settings, "size": tagger.height})
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
@@ -114,11 +123,14 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if not source.exists() and looks_like_repo_id(args.source):
         source = hub_folder(args.source, ctx.env)
     found = detect(source)
-    target = ctx.config_target
+    if found.model_file is not None:  # its title is the name it declares
+        found = replace(found, title=read_model_file(found.model_file).name)
+    target = Path(os.path.abspath(ctx.config_target))
+    tagger = check(_definition(args.name, found))
+    found = _as_loaded(found, tagger)
     text = _table(args.name, found, target.parent)
-    definition = _definition(args.name, found)
-    summary = check(definition)
-    existing = target.read_text(encoding="utf-8") if target.is_file() else ""
+    created = not target.is_file()
+    existing = "" if created else target.read_text(encoding="utf-8")
     combined = existing + ("\n" if existing and not existing.endswith("\n\n") else "") + text
     import tomllib
 
@@ -127,7 +139,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     temporary = target.with_name(target.name + ".tmp")
     temporary.write_text(combined, encoding="utf-8")
     os.replace(temporary, target)
-    log.info("added %s (%s; %s) to %s", args.name, found.family, summary, target)
+    summary = f"input {tagger.height}x{tagger.width}, {len(tagger.tags)} tags"
+    log.info("added %s (%s; %s, version %s)", args.name, found.family, summary, tagger.version)
+    log.info("wrote [models.%s] to %s%s", args.name, target, " (created)" if created else "")
     return 0
 
 
