@@ -14,7 +14,7 @@ from sqlalchemy import Connection
 
 from indexer.config import Config, ModelDef
 from indexer.errors import UsageError
-from indexer.gallery.walk import is_picture
+from indexer.imaging.sniff import Pictures
 from indexer.models.runtime import RuntimeOptions, Tagger, load, parse_provider_option
 from indexer.models.versions import configured_version
 from indexer.store.queries import versions
@@ -117,15 +117,17 @@ def threshold_value(value: float | None, default: float) -> float:
 
 
 def expand_pictures(names: Iterable[str], extensions: frozenset[str]) -> Iterator[str]:
-    """Names as given; a folder: the pictures under it (by extension), in sorted order."""
-    wanted = {e.encode() for e in extensions}
+    """Names as given; a folder: the pictures under it (by name, else by their first
+    bytes, as a scan finds them), in sorted order."""
+    pictures = Pictures(extensions)
     for name in names:
         if os.path.isdir(name):
             for folder, dirs, files in os.walk(name):
                 dirs.sort()
                 for file in sorted(files):
-                    if is_picture(os.fsencode(file), wanted):
-                        yield os.path.join(folder, file)
+                    path = os.path.join(folder, file)
+                    if os.path.isfile(path) and pictures(os.fsencode(path)):
+                        yield path
         else:
             yield name
 
