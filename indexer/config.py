@@ -126,10 +126,8 @@ class Config:
             return builtin_entry()
         names = {*self.models, BUILTIN_MODEL}
         where = f" in {self.path}" if self.path else ""
-        raise ConfigError(
-            f"no model named {name!r}{where}{closest(name, names)} "
-            f"(known: {', '.join(sorted(names))})"
-        )
+        known = f"{closest(name, names)} (known: {', '.join(sorted(names))})"
+        raise ConfigError(f"no model named {name!r}{where}{known}")
 
     def resolve(self, name_or_path: str) -> ModelDef:
         """A `.model` path, or a model name from the config (or the built-in one)."""

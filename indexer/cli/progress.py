@@ -1,4 +1,5 @@
-"""The scan's progress line on stderr, drawn by tqdm, only when stderr is a terminal.
+"""How a run reads while it works: the scan's progress line on stderr, drawn by tqdm
+only when stderr is a terminal, and the tally of pictures tagged that watch's lines share.
 
     1,234/5,000 pictures, 12.3/s, ETA 05:40, tagged 1,200 (wd3 1,200, caformer 1,180)
 
@@ -50,6 +51,21 @@ def tally(counts: Counts, headway: Headway) -> str:
     if counts.failed:
         text += f", {counts.failed:,} failed"
     return text
+
+
+class Totals:
+    """What a watch did since it started, for the line each settled batch ends with."""
+
+    def __init__(self) -> None:
+        self.counts, self.headway = Counts(), Headway()
+
+    def add(self, counts: Counts, headway: Headway) -> None:
+        self.counts.add(counts)
+        for model, results in headway.by_model.items():
+            self.headway.by_model[model] = self.headway.by_model.get(model, 0) + results
+
+    def __str__(self) -> str:
+        return tally(self.counts, self.headway)
 
 
 class Progress:

@@ -29,11 +29,10 @@ from indexer.cli.options import (
     load_models,
     select_roots,
 )
-from indexer.cli.progress import tally
+from indexer.cli.progress import Totals, tally
 from indexer.cli.stopping import stop_on_signals
 from indexer.errors import ScanError, UsageError
 from indexer.gallery.events import Collector
-from indexer.gallery.headway import Headway
 from indexer.gallery.incremental import Indexer
 from indexer.gallery.jobs import Counts
 from indexer.gallery.plan import apply_moves, check_root, plan_paths, plan_scan
@@ -171,21 +170,6 @@ def _rescan(
     return counts
 
 
-class _Totals:
-    """What a watch did since it started, for the line each settled batch ends with."""
-
-    def __init__(self) -> None:
-        self.counts, self.headway = Counts(), Headway()
-
-    def add(self, counts: Counts, headway: Headway) -> None:
-        self.counts.add(counts)
-        for model, results in headway.by_model.items():
-            self.headway.by_model[model] = self.headway.by_model.get(model, 0) + results
-
-    def __str__(self) -> str:
-        return tally(self.counts, self.headway)
-
-
 def _identity(root: Path) -> tuple[int, int] | None:
     try:
         info = os.stat(root)
@@ -215,7 +199,7 @@ class _Follower:
         self.collector = Collector(ctx.config.scan.extensions, args.settle)
         self.identities = {root: _identity(root) for root in roots}
         self.observer = _observer(roots, self.collector, args)  # before catching up
-        self.totals = _Totals()
+        self.totals = Totals()
         index = indexer.index
         self.root_ids = {
             os.fsencode(root): index.root_id(os.fsencode(root), os.stat(root).st_dev)
