@@ -107,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     and a reader that goes away (`| head`) ends it quietly (0), as Unix tools do."""
     with Interrupts() as interrupts:
         try:
-            return _main(list(sys.argv[1:] if argv is None else argv))
+            return _main(list(sys.argv[1:] if argv is None else argv), interrupts)
         except KeyboardInterrupt:
             pass
         except BrokenPipeError:
@@ -121,7 +121,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 128 + signal.SIGINT
 
 
-def _main(argv: list[str]) -> int:
+def _main(argv: list[str], interrupts: Interrupts) -> int:
     args = parse(build_parser(chosen_command(argv)), argv)
     # Imported here, not at the top: decoder processes are spawned, and a spawned child
     # imports the parent's main module (this one, through the `dtindex` script) before it
@@ -149,12 +149,14 @@ def _main(argv: list[str]) -> int:
     except Interrupted as exc:
         print(f"dtindex: {exc}", file=sys.stderr)
         return 128 + exc.signum
-    except DtindexError as exc:
+    except (DtindexError, SQLAlchemyError) as exc:
+        if interrupts.received:  # an import cut short, reported as what it broke
+            raise KeyboardInterrupt from exc
+        if isinstance(exc, SQLAlchemyError):
+            print(f"dtindex: {_database_message(exc, database)}", file=sys.stderr)
+            return 1
         print(f"dtindex: {exc}", file=sys.stderr)
         return int(getattr(module, "FAILURE", 1))
-    except SQLAlchemyError as exc:
-        print(f"dtindex: {_database_message(exc, database)}", file=sys.stderr)
-        return 1
 
 
 SQLITE_FULL = 13

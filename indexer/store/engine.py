@@ -21,7 +21,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import SQLAlchemyError
 
 from indexer.errors import StoreError
-from indexer.store.readonly import check_writable, reader_uri
+from indexer.store.readonly import check_writable, reader_uri, writable
 
 BUSY_TIMEOUT_MS = 60_000
 
@@ -56,9 +56,10 @@ def _on_read_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _engine(path: Path, readonly: bool) -> Engine:
+def _engine(path: Path, readonly: bool = False) -> Engine:
+    """Readers of an index that can be written connect as writers do; see `readonly`."""
     seconds = BUSY_TIMEOUT_MS / 1000
-    if not readonly:
+    if not readonly or writable(path):
         engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": seconds})
         event.listen(engine, "connect", _on_connect)
         return engine

@@ -1,7 +1,9 @@
 """An index that cannot be written: how reading commands open it, and why writers cannot.
 
-A reading command opens the index read-only (`mode=ro`). Where its folder cannot be
-written either (a read-only mount, a folder of someone else's), SQLite could not create
+Where the index and its folder can be written, readers connect as writers do (the last
+connection to close tidies the `-wal` and `-shm` files away; a read-only one cannot).
+Where only the file cannot, they open it read-only (`mode=ro`). Where its folder cannot
+be written either (a read-only mount, someone else's folder), SQLite could not create
 the `-shm` file a WAL database is read through, so the file is opened `immutable`: read
 as it is, with no locks. Nobody can write it there, so nothing changes under the reader;
 only changes left in a `-wal` file beside it (a writer that died) go unread, and a
@@ -20,8 +22,13 @@ from indexer.errors import StoreError
 log = logging.getLogger("dtindex")
 
 
+def writable(path: Path) -> bool:
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK)
+
+
 def reader_uri(path: Path) -> str:
-    """The SQLite URI a reading command opens the index at `path` with."""
+    """The read-only SQLite URI of the index at `path`: `mode=ro`, and `immutable` where
+    its folder cannot be written."""
     uri = f"{path.absolute().as_uri()}?mode=ro"
     if os.access(path.parent, os.W_OK):
         return uri
