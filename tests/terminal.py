@@ -41,7 +41,8 @@ def in_terminal(
     )
     tmux = [TMUX, "-f", os.devnull, "-S", str(socket)]
     session = [*tmux, "new-session", "-d", "-x", str(columns), "-y", "50", script]
-    subprocess.run(session, check=True, env={**os.environ, **env})
+    outside = {k: v for k, v in os.environ.items() if k != "TMUX"}  # not nested in the user's
+    subprocess.run(session, check=True, env={**outside, **env})
     try:
         subprocess.run([*tmux, "wait-for", "finished"], check=True, timeout=timeout)
         shown = subprocess.run(

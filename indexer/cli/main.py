@@ -175,10 +175,10 @@ def _database_message(exc: Exception, db: str | None) -> str:
 
 
 def main_entry() -> None:
+    # Outside `main` (just before it, and during Python's shutdown, which joins what is
+    # left of the decoders) a Ctrl-C ends the process at once, not with a traceback.
+    signal.signal(signal.SIGINT, lambda _signum, _frame: os._exit(128 + signal.SIGINT))
     code = main()
-    # Python's shutdown joins what is left of the decoders: a second Ctrl-C there ends
-    # the process at once, not with a traceback from an exit handler.
-    signal.signal(signal.SIGINT, lambda _signum, _frame: os._exit(code or 130))
     if code == 128 + signal.SIGINT:
         # A Ctrl-C inside code an extension ran through PyRun_* (ONNX Runtime's import)
         # leaves CPython set to kill itself with SIGINT at exit, whatever caught it: end

@@ -17,9 +17,9 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-log = logging.getLogger("dtindex")
+from indexer.imaging.spawning import STOP_SIGNALS
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+log = logging.getLogger("dtindex")
 
 
 class Interrupts:
