@@ -26,6 +26,7 @@ from indexer.model_tables import (
     unknown_keys,
 )
 from indexer.settings import read_model_file
+from indexer.suggest import closest
 
 _EXTENSIONS = "jpg jpeg jpe png gif webp bmp tif tiff avif heic heif jxl"
 DEFAULT_EXTENSIONS = tuple(_EXTENSIONS.split())
@@ -71,9 +72,10 @@ class Config:
             return self.models[name]
         if name == BUILTIN_MODEL:
             return builtin_entry()
-        known = ", ".join(sorted({*self.models, BUILTIN_MODEL}))
+        names = {*self.models, BUILTIN_MODEL}
         where = f" in {self.path}" if self.path else ""
-        raise ConfigError(f"no model named {name!r}{where} (known: {known})")
+        known = f"{closest(name, names)} (known: {', '.join(sorted(names))})"
+        raise ConfigError(f"no model named {name!r}{where}{known}")
 
     def resolve(self, name_or_path: str) -> ModelDef:
         """A `.model` path, or a model name from the config (or the built-in one)."""

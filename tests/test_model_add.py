@@ -87,3 +87,29 @@ def test_unrecognised_folder_and_unconverted_deepdanbooru(cli, tmp_path: Path) -
     code, _, err = cli("model", "add", "dd", str(dd))
     assert code == 2 and "must be converted to ONNX" in err and "dtindex[convert]" in err
     assert not (tmp_path / "xdg-config" / "dtindex" / "deeptagger.toml").exists()
+
+
+def test_add_names_the_config_it_wrote_and_the_title_a_model_file_declares(
+    cli, tmp_path: Path
+) -> None:
+    model = write_model(tmp_path / "m", "probe", positions=[0], settings="")
+    model.write_text("name = Probe of the first pixel\n" + model.read_text().split("\n", 1)[1])
+    code, _, err = cli("model", "add", "probe", str(model))
+    assert code == 0, err
+    config = tmp_path / "xdg-config" / "dtindex" / "deeptagger.toml"
+    assert f"wrote [models.probe] to {config} (created)" in err
+    assert 'title = "Probe of the first pixel"' in config.read_text()
+    (tmp_path / "deeptagger.toml").write_text("")  # found in the working folder, not named
+    code, _, err = cli("model", "add", "again", str(model))
+    assert code == 0, err
+    assert f"wrote [models.again] to {tmp_path / 'deeptagger.toml'}\n" in err
+
+
+def test_add_records_the_size_the_graph_has(cli, tmp_path: Path) -> None:
+    """A WD folder whose graph is fixed at 8x8 is recorded as 8, not WD's usual 448."""
+    source = published(tmp_path / "downloads", "wd")
+    code, _, err = cli("model", "add", "small", str(source))
+    assert code == 0, err
+    assert "input 8x8" in err
+    table = (tmp_path / "xdg-config" / "dtindex" / "deeptagger.toml").read_text()
+    assert "size = 8\n" in table and "448" not in table

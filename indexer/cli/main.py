@@ -6,15 +6,19 @@ This is the only place that turns exceptions into messages; stdout carries data 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import logging
 import os
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
 
 from indexer import __version__
+from indexer.cli.parsing import VALUED, Parser, add_global_options, parse
+from indexer.cli.stopping import Interrupts
 from indexer.errors import DtindexError, Interrupted
 
 DESCRIPTION = """\
@@ -44,16 +48,16 @@ COMMANDS = {
     "forget": ("forget", "remove roots (deleted or not) and their files from the index"),
     "prune": ("prune", "remove pictures no file shows and superseded model versions"),
 }
-_VALUED = ("--config", "--db")  # global options that take a value
 
 
 def chosen_command(argv: Sequence[str]) -> str | None:
-    """The subcommand named in `argv`, found before parsing (global options come first)."""
+    """The subcommand named in `argv`, found before parsing (past the global options that
+    come before it)."""
     skip = False
     for token in argv:
         if skip:
             skip = False
-        elif token in _VALUED:
+        elif token in VALUED:
             skip = True
         elif not token.startswith("-"):
             return token if token in COMMANDS else None
@@ -65,25 +69,14 @@ def command_module(name: str) -> ModuleType:
 
 
 def build_parser(chosen: str | None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    """The top-level parser; only the chosen command's module is imported and its
+    arguments added (with the global options again, accepted after its name too)."""
+    parser = Parser(
         prog="dtindex",
         description=DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--config",
-        metavar="PATH",
-        help="config file (env DTINDEX_CONFIG; default ./deeptagger.toml, "
-        "else $XDG_CONFIG_HOME/dtindex/deeptagger.toml)",
-    )
-    parser.add_argument(
-        "--db",
-        metavar="PATH",
-        help="index database (env DTINDEX_DB; default: config's database, "
-        "else $XDG_DATA_HOME/dtindex/index.sqlite)",
-    )
-    parser.add_argument("-v", "--verbose", action="store_true", help="more messages on stderr")
-    parser.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
+    add_global_options(parser)
     parser.add_argument("--version", action="version", version=f"dtindex {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for name, (_, summary) in COMMANDS.items():
@@ -96,6 +89,7 @@ def build_parser(chosen: str | None) -> argparse.ArgumentParser:
         )
         if module is not None:
             module.add_arguments(child)
+            add_global_options(child, repeated=True)
     return parser
 
 
@@ -110,8 +104,26 @@ def _setup_logging(args: argparse.Namespace) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser(chosen_command(argv)).parse_args(argv)
+    """Run one command; its exit status. Ctrl-C at any point ends it as interrupted (130),
+    and a reader that goes away (`| head`) ends it quietly (0), as Unix tools do."""
+    with Interrupts() as interrupts:
+        try:
+            return _main(list(sys.argv[1:] if argv is None else argv), interrupts)
+        except KeyboardInterrupt:
+            pass
+        except BrokenPipeError:
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, sys.stdout.fileno())  # nothing left for Python to flush at exit
+            return 0
+        except Exception:
+            if not interrupts.received:
+                raise
+        print("dtindex: interrupted", file=sys.stderr)
+        return 128 + signal.SIGINT
+
+
+def _main(argv: list[str], interrupts: Interrupts) -> int:
+    args = parse(build_parser(chosen_command(argv)), argv)
     # Imported here, not at the top: decoder processes are spawned, and a spawned child
     # imports the parent's main module (this one, through the `dtindex` script) before it
     # can decode; SQLAlchemy alone would add 0.15 s to every worker's start.
@@ -138,20 +150,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Interrupted as exc:
         print(f"dtindex: {exc}", file=sys.stderr)
         return 128 + exc.signum
-    except DtindexError as exc:
+    except (DtindexError, SQLAlchemyError) as exc:
+        if interrupts.received:  # an import cut short, reported as what it broke
+            raise KeyboardInterrupt from exc
+        if isinstance(exc, SQLAlchemyError):
+            print(f"dtindex: {_database_message(exc, database)}", file=sys.stderr)
+            return 1
         print(f"dtindex: {exc}", file=sys.stderr)
         return int(getattr(module, "FAILURE", 1))
-    except SQLAlchemyError as exc:
-        print(f"dtindex: {_database_message(exc, database)}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        print("dtindex: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:
-        # The reader went away (`| head`); stop quietly as Unix tools do.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return 1
 
 
 SQLITE_FULL = 13
@@ -170,4 +176,16 @@ def _database_message(exc: Exception, db: str | None) -> str:
 
 
 def main_entry() -> None:
-    sys.exit(main())
+    # Outside `main` (just before it, and during Python's shutdown, which joins what is
+    # left of the decoders) a Ctrl-C ends the process at once, not with a traceback.
+    signal.signal(signal.SIGINT, lambda _signum, _frame: os._exit(128 + signal.SIGINT))
+    code = main()
+    if code == 128 + signal.SIGINT:
+        # A Ctrl-C inside code an extension ran through PyRun_* (ONNX Runtime's import)
+        # leaves CPython set to kill itself with SIGINT at exit, whatever caught it: end
+        # here with the status decided. The decoders were stopped on the way out.
+        with contextlib.suppress(OSError, ValueError):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)

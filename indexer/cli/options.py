@@ -10,13 +10,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from sqlalchemy import Connection
+
 from indexer.config import Config
 from indexer.errors import UsageError
-from indexer.gallery.walk import is_picture
+from indexer.imaging.sniff import Pictures
 from indexer.model_tables import ModelDef
 from indexer.models.runtime import RuntimeOptions, Tagger, load, parse_provider_option
 from indexer.models.versions import configured_version
+from indexer.store.queries import versions
 from indexer.store.records import Records
+from indexer.suggest import closest
 
 log = logging.getLogger("dtindex")
 
@@ -114,15 +118,17 @@ def threshold_value(value: float | None, default: float) -> float:
 
 
 def expand_pictures(names: Iterable[str], extensions: frozenset[str]) -> Iterator[str]:
-    """Names as given; a folder: the pictures under it (by extension), in sorted order."""
-    wanted = {e.encode() for e in extensions}
+    """Names as given; a folder: the pictures under it (by name, else by their first
+    bytes, as a scan finds them), in sorted order."""
+    pictures = Pictures(extensions)
     for name in names:
         if os.path.isdir(name):
             for folder, dirs, files in os.walk(name):
                 dirs.sort()
                 for file in sorted(files):
-                    if is_picture(os.fsencode(file), wanted):
-                        yield os.path.join(folder, file)
+                    path = os.path.join(folder, file)
+                    if os.path.isfile(path) and pictures(os.fsencode(path)):
+                        yield path
         else:
             yield name
 
@@ -159,6 +165,18 @@ def select_roots(args_roots: Sequence[Path], ctx: Context, index: Records) -> li
     if not chosen:
         raise UsageError("no roots: name a gallery folder, or set roots in the config")
     return [Path(os.path.abspath(root.expanduser())) for root in chosen]
+
+
+def require_indexed(conn: Connection, model: str) -> None:
+    """An unknown model is an error naming the close ones, not an empty result that
+    reads as "nothing matches"."""
+    models = {m for m, _, _, _ in versions(conn)}
+    if model not in models:
+        known = ", ".join(sorted(models)) or "none yet"
+        raise UsageError(
+            f"model {model!r} has tagged nothing in this index{closest(model, models)} "
+            f"(indexed models: {known})"
+        )
 
 
 def load_models(names: Sequence[str], ctx: Context, args: argparse.Namespace) -> list[Tagger]:

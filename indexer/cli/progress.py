@@ -1,48 +1,104 @@
-"""Progress on stderr for long work: one rewritten line, only when stderr is a terminal."""
+"""How a run reads while it works: the scan's progress line on stderr, drawn by tqdm
+only when stderr is a terminal, and the tally of pictures tagged that watch's lines share.
+
+    1,234/5,000 pictures, 12.3/s, ETA 05:40, tagged 1,200 (wd3 1,200, caformer 1,180)
+
+Pictures settled (tagged, failed, or found to need nothing) of those known to need work:
+the files to read once the walk is done, then the contents a model has no result for.
+tqdm keeps the rate and the time left, throttles redraws, and cuts the line to the
+terminal's width at every redraw, so it never wraps. Log messages go through tqdm while
+the line is up: it is cleared, the message printed, and the line drawn again under it.
+`done` leaves the final state (the time taken instead of the time left) on a line of
+its own, so the summary comes after it.
+"""
 
 from __future__ import annotations
 
+import logging
 import sys
-import time
-from typing import TextIO
+from collections.abc import MutableMapping
+from contextlib import ExitStack
+from typing import Any, TextIO
 
+from tqdm import tqdm
+from tqdm.contrib.logging import logging_redirect_tqdm
+
+from indexer.gallery.headway import Headway
 from indexer.gallery.jobs import Counts
+
+log = logging.getLogger("dtindex")
+LINE = "{n:,}/{total:,} pictures, {speed}, ETA {remaining}{postfix}"
+FINAL = "{n:,}/{total:,} pictures in {elapsed}, {speed}{postfix}"
+
+
+class _Line(tqdm):  # type: ignore[type-arg]
+    monitor_interval = 0  # no monitor thread: every redraw comes with an update
+
+    @property
+    def format_dict(self) -> MutableMapping[str, Any]:
+        """tqdm's values, and the rate as people read it (`12.3/s`, not `12.30it/s`)."""
+        values = super().format_dict
+        rate = values["rate"] or (values["n"] / values["elapsed"] if values["elapsed"] else 0)
+        values["speed"] = f"{rate:.1f}/s" if rate else "?/s"
+        return values
+
+
+def tally(counts: Counts, headway: Headway) -> str:
+    """Pictures tagged, per model where there are several, and failures."""
+    text = f"tagged {counts.tagged:,}"
+    if len(headway.by_model) > 1:
+        text += f" ({', '.join(f'{m} {n:,}' for m, n in headway.by_model.items())})"
+    if counts.failed:
+        text += f", {counts.failed:,} failed"
+    return text
+
+
+class Totals:
+    """What a watch did since it started, for the line each settled batch ends with."""
+
+    def __init__(self) -> None:
+        self.counts, self.headway = Counts(), Headway()
+
+    def add(self, counts: Counts, headway: Headway) -> None:
+        self.counts.add(counts)
+        for model, results in headway.by_model.items():
+            self.headway.by_model[model] = self.headway.by_model.get(model, 0) + results
+
+    def __str__(self) -> str:
+        return tally(self.counts, self.headway)
 
 
 class Progress:
-    def __init__(self, enabled: bool, stream: TextIO | None = None, every: float = 0.25) -> None:
-        self.enabled, self.stream, self.every = enabled, stream or sys.stderr, every
-        self.start = time.monotonic()
-        self._last = 0.0
-        self._shown = False
-        self.to_hash = 0
-        self.to_tag = 0
+    """A `Listener` for `scan_roots`; a context manager that routes log messages around
+    the line while it is up."""
 
-    def __call__(self, phase: str, counts: Counts) -> None:
-        now = time.monotonic()
-        if not self.enabled or now - self._last < self.every:
-            return
-        self._last = now
-        elapsed = max(now - self.start, 1e-9)
-        line = f"{counts.files} files, hashed {counts.hashed}"
-        if self.to_hash:
-            line += f"/{self.to_hash}"
-        line += f", tagged {counts.tagged}"
-        if phase == "tagging" and counts.tagged:
-            rate = counts.tagged / elapsed
-            line += f" ({rate:.1f}/s)"
-            if self.to_tag > counts.tagged:
-                line += f", ETA {(self.to_tag - counts.tagged) / rate:.0f}s"
-        if counts.failed:
-            line += f", {counts.failed} failed"
-        self.stream.write(f"\r\x1b[K{line}")
-        self.stream.flush()
-        self._shown = True
+    def __init__(self, enabled: bool, stream: TextIO | None = None) -> None:
+        self.enabled, self.stream = enabled, stream or sys.stderr
+        self._line: _Line | None = None
+        self._routing = ExitStack()
 
-    def planned(self, reads: int) -> None:
-        self.to_hash = reads
+    def __enter__(self) -> Progress:
+        if self.enabled:
+            self._routing.enter_context(logging_redirect_tqdm([log], tqdm_class=_Line))
+        return self
 
-    def finish(self) -> None:
-        if self._shown:
-            self.stream.write("\r\x1b[K")
-            self.stream.flush()
+    def __exit__(self, *exc: object) -> None:
+        self.done()
+        self._routing.close()
+
+    def update(self, counts: Counts, headway: Headway) -> None:
+        if not self.enabled or (self._line is None and not headway.known):
+            return  # nothing to do (an unchanged rescan): no line at all
+        if self._line is None:
+            self._line = _Line(file=self.stream, bar_format=LINE, dynamic_ncols=True, total=0)
+        line = self._line
+        line.total = max(headway.known, headway.settled)
+        line.set_postfix_str(tally(counts, headway), refresh=False)
+        line.update(headway.settled - line.n)
+
+    def done(self) -> None:
+        """Draw the final state and leave it; later messages go below it."""
+        if self._line is not None:
+            self._line.bar_format = FINAL
+            self._line.close()
+            self._line = None

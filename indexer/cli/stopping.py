@@ -1,8 +1,11 @@
-"""Stopping long work on SIGINT/SIGTERM/SIGHUP: finish the batch in flight, then stop.
+"""Stopping on signals: Ctrl-C at any moment, and long work that finishes its batch first.
 
-A service manager sends SIGTERM to every process of the group; decoders ignore it (see
-`decoders`), and the main process sets a stop event, so nothing is recorded as failed
-because of a stop and everything committed stays for the next run.
+From the first line of `main`, SIGINT raises KeyboardInterrupt wherever the main thread
+is (an import, a model loading) and is remembered (`Interrupts`). Around long work,
+SIGINT/SIGTERM/SIGHUP only set a stop event (`stop_on_signals`): a service manager sends
+SIGTERM to every process of the group; decoders ignore it (see `imaging.workers`), the
+batch in flight is finished, nothing is recorded as failed because of the stop, and
+everything committed stays for the next run.
 """
 
 from __future__ import annotations
@@ -14,9 +17,32 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
+from indexer.imaging.spawning import STOP_SIGNALS
+
 log = logging.getLogger("dtindex")
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+class Interrupts:
+    """Ctrl-C raises KeyboardInterrupt, as Python's own handler does, and is remembered:
+    whatever the interrupted code raises instead (ONNX Runtime's import turns it into
+    an ImportError) the run still ends as interrupted."""
+
+    def __init__(self) -> None:
+        self.received = False
+        self._previous: object = None
+
+    def _on_sigint(self, _signum: int, _frame: FrameType | None) -> None:
+        self.received = True
+        raise KeyboardInterrupt
+
+    def __enter__(self) -> Interrupts:
+        if threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGINT, self._on_sigint)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)  # type: ignore[arg-type]
 
 
 @contextmanager

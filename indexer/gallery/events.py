@@ -21,7 +21,7 @@ from watchdog.events import (
     FileSystemEventHandler,
 )
 
-from indexer.gallery.walk import is_picture
+from indexer.imaging.sniff import Pictures
 
 log = logging.getLogger("dtindex")
 
@@ -44,14 +44,16 @@ class Collector(FileSystemEventHandler):
     """watchdog handler: remembers changed paths; `ready` gives those that settled."""
 
     def __init__(self, extensions: frozenset[str], settle: float) -> None:
-        self._exts = {e.encode() for e in extensions}
+        self.pictures = Pictures(extensions)
         self.settle = settle
         self._pending: dict[bytes, _Pending] = {}
         self._lock = threading.Lock()
         self.wakeup = threading.Event()
 
     def _wanted(self, path: bytes, is_dir: bool) -> bool:
-        return is_dir or is_picture(path, self._exts)
+        """Folders, and files whose name does not rule them out: the scan of the settled
+        paths sniffs those without a picture's name."""
+        return is_dir or self.pictures.by_name(os.path.basename(path)) is not False
 
     def _note(self, raw: str | bytes, is_dir: bool, closed: bool = False) -> None:
         path = os.fsencode(raw)

@@ -16,7 +16,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -26,6 +26,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from indexer.config import Config
 from indexer.errors import Failure, Kind
+from indexer.gallery.headway import Ledger, Listener, Silent
 from indexer.gallery.jobs import Counts, ReadJob, TagJob
 from indexer.imaging.tasks import Looked, Skipped
 from indexer.imaging.workers import DecoderPool, Reply
@@ -40,7 +41,6 @@ from indexer.store.retry import Attempt
 log = logging.getLogger("dtindex")
 
 
-ProgressFn = Callable[[str, Counts], None]
 # A decoder killed or timed out while the process is being stopped failed because of
 # the stop, not the picture: such failures are not recorded.
 _STOP_VICTIMS = (Kind.CRASH, Kind.TIMEOUT)
@@ -55,14 +55,13 @@ class Indexer:
         taggers: Sequence[Tagger],
         config: Config,
         batch: int,
-        progress: ProgressFn | None = None,
+        progress: Listener | None = None,
         stop: threading.Event | None = None,
-        log_batches: bool = False,
         retry_failed: bool = False,
     ) -> None:
         self.engine, self.taggers, self.config, self.batch = engine, taggers, config, batch
-        self.stop, self.log_batches, self.retry_failed = stop, log_batches, retry_failed
-        self.progress = progress or (lambda phase, counts: None)
+        self.stop, self.retry_failed = stop, retry_failed
+        self.listener: Listener = progress or Silent()
         self.budget = Budget.for_machine(config.decoders)
         self.decoders = DecoderPool(self.budget.decoders, config.max_pixels, config.decode_timeout)
         self.conn = engine.connect()
@@ -86,6 +85,7 @@ class Indexer:
         self.attempt = self._attempt()
         self.timings = Timings()  # summed over every `process` call
         self.counts = Counts()  # the current `process` call's
+        self.ledger = Ledger(self.counts, (), 0)  # the current `process` call's
         self.every_model = tuple(range(len(taggers)))
 
     def close(self) -> None:
@@ -129,9 +129,12 @@ class Indexer:
                 self._not_looked(job, reply)
         for (job, seen), content_id in zip(looked, self._record_looked(looked), strict=True):
             wanted.append((job, content_id, seen.xxh128, self.every_model))
-        return self._claim(wanted)
+        orders = self._claim(wanted)
+        self._report()
+        return orders
 
     def _not_looked(self, job: ReadJob, reply: Reply | None) -> None:
+        self.ledger.settled()
         if isinstance(reply, Skipped) and reply.vanished:
             if job.known is not None:
                 self.index.delete_path(job.path)
@@ -168,7 +171,6 @@ class Indexer:
                 counts.changed += 1
         counts.hashed += len(looked)
         put_files(conn, rows)
-        self.progress("hashing", counts)
         return [ids[seen.xxh128] for _, seen in looked]
 
     def _claim(
@@ -193,16 +195,21 @@ class Indexer:
                 ) not in self._inflight:
                     self._inflight.add((content_id, i))
                     given.append(i)
+            self.ledger.given(content_id, len(given))
             orders.append(Order(job, job.path, xxh, tuple(given)))
         return orders
+
+    def _report(self) -> None:
+        self.listener.update(self.counts, self.ledger.headway)
 
     def unprepared(self, order: Order[Any], why: Failure | Skipped) -> None:
         job = order.job
         if isinstance(why, Skipped):
             log.warning("%s: %s; left for the next scan", os.fsdecode(job.path), why.reason)
-            return
-        versions = [self.version_ids[i] for i in order.wanted]
-        self._fail(job.path, why, versions, job.content_id)
+        else:
+            versions = [self.version_ids[i] for i in order.wanted]
+            self._fail(job.path, why, versions, job.content_id)
+        self.ledger.came(job.content_id, len(order.wanted))
 
     def scores(
         self,
@@ -214,13 +221,12 @@ class Indexer:
         ids = [int(job.content_id) for job in jobs]
         floor = self.config.store_threshold
         self.index.record_scores(self.version_ids[i], ids, matrix, floor, embeddings)
-        self.counts.tagged += len(ids)
-        self.progress("tagging", self.counts)
-        if self.log_batches:
-            log.info("%s: tagged %d pictures", self.taggers[i].name, len(ids))
+        self.ledger.scored(self.taggers[i].name, ids)
+        self._report()
 
     def failed(self, i: int, job: Any, failure: Failure) -> None:
         self._fail(job.path, failure, [self.version_ids[i]], job.content_id)
+        self.ledger.came(job.content_id, 1)
 
     def _fail(
         self, path: bytes, failure: Failure, version_ids: Iterable[int], content_id: int
@@ -239,14 +245,20 @@ class Indexer:
         """Read and tag the given files, then (with `pending`) every content missing a result."""
         self.attempt = self._attempt()  # failures from before this call are retried
         self.counts = counts
+        self.ledger = Ledger(counts, (t.name for t in self.taggers), len(reads))
         self._inflight.clear()
-        common = dict(stop=self.stop, timings=self.timings, idle=self.index.commit)
-        run_pipeline(self.taggers, reads, self, self.decoders, self.batch, self.budget, **common)  # type: ignore[arg-type]
-        self.index.commit()
-        if not pending or self._stopping():
-            return
-        waiting = self._pending()
-        run_pipeline(self.taggers, waiting, self, self.decoders, self.batch, self.budget, **common)  # type: ignore[arg-type]
+        self._run(reads)
+        if pending and not self._stopping():
+            waiting = self._pending()
+            self.ledger.headway.known += len(waiting)
+            self._run(waiting)
+        self._report()
+
+    def _run(self, jobs: Sequence[ReadJob] | Sequence[TagJob]) -> None:
+        run_pipeline(
+            self.taggers, jobs, self, self.decoders, self.batch, self.budget,
+            stop=self.stop, timings=self.timings, idle=self.index.commit,
+        )  # fmt: skip
         self.index.commit()
 
     def _pending(self) -> list[TagJob]:

@@ -23,12 +23,17 @@ class Counts:
     removed: int = 0
     unchanged: int = 0
     hashed: int = 0
-    tagged: int = 0
+    tagged: int = 0  # pictures given a result (by one model or several)
     failed: int = 0
     to_retry: int = 0  # of the failed: not the picture's fault, so the next scan retries
 
     def as_dict(self) -> dict[str, int]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
+
+    def add(self, other: Counts) -> None:
+        """Sum another run's counts into these (a watch's totals)."""
+        for name, value in other.as_dict().items():
+            setattr(self, name, getattr(self, name) + value)
 
 
 @dataclass

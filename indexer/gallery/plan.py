@@ -84,8 +84,8 @@ def plan_scan(
     for root, path in zip(roots, [check_root(root) for root in roots], strict=True):
         root_id = index.root_id(path, os.stat(path).st_dev)
         walk = Walk(path, settings)
-        here = {p: (root_id, stat) for p, stat in walk.files()}
         rows = index.files_below(path)
+        here = {p: (root_id, stat) for p, stat in walk.files(known=rows)}
         if not here and rows and not allow_empty and not walk.unreadable:
             raise ScanError(
                 f"{root}: root is empty but the index holds {len(rows)} files under it "
@@ -129,9 +129,9 @@ def plan_paths(
         try:
             is_dir = os.path.isdir(path) and not os.path.islink(path)
             if is_dir:  # walked from the root's Walk: excludes stay relative to the root
-                found.update({p: (roots[root], s) for p, s in walk.files(path)})
+                found.update({p: (roots[root], s) for p, s in walk.files(path, known)})
                 walks.append(walk)
-            elif walk.picture(os.path.basename(path)) and os.path.isfile(path):
+            elif os.path.isfile(path) and walk.wanted(path, os.path.basename(path), known):
                 info = os.stat(path)
                 found[path] = (
                     roots[root],

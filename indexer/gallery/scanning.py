@@ -9,13 +9,14 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 from sqlalchemy import Engine
 
 from indexer.config import Config
-from indexer.gallery.incremental import Indexer, ProgressFn
+from indexer.gallery.headway import Listener
+from indexer.gallery.incremental import Indexer
 from indexer.gallery.jobs import Counts
 from indexer.gallery.plan import apply_moves, plan_scan
 from indexer.models.runtime import Tagger
@@ -29,17 +30,16 @@ def scan_roots(
     taggers: Sequence[Tagger],
     config: Config,
     batch: int,
-    progress: ProgressFn | None = None,
+    progress: Listener | None = None,
     *,
-    planned: Callable[[int], None] | None = None,
     allow_empty: bool = False,
     stop: threading.Event | None = None,
     retry_failed: bool = False,
 ) -> Counts:
     """Bring the index up to date with `roots` (absolute paths) and tag what is missing.
 
-    `planned` hears how many files will be read once the walk is done. Roots are marked
-    scanned only when the scan was not stopped.
+    `progress` follows the reading and tagging, and hears when they are over, before
+    the summary. Roots are marked scanned only when the scan was not stopped.
     """
     counts = Counts()
     indexer = Indexer(
@@ -49,10 +49,10 @@ def scan_roots(
         started = time.time_ns()
         plan = plan_scan(indexer.index, list(roots), config.scan, counts, allow_empty)
         apply_moves(indexer.index, plan, counts)
-        if planned is not None:
-            planned(len(plan.reads))
         tagging_started = time.perf_counter()
         indexer.process(plan.reads, counts)
+        if progress is not None:
+            progress.done()
         if counts.tagged:
             log.info("%s", indexer.timings.summary(time.perf_counter() - tagging_started))
         if stop is None or not stop.is_set():

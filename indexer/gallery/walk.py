@@ -1,7 +1,9 @@
-"""Walking gallery roots with `os.scandir`: picture files and their stat, nothing read.
+"""Walking gallery roots with `os.scandir`: picture files and their stat.
 
-Paths are bytes all the way, so any name the file system holds round-trips. Folders that
-cannot be listed are reported, and the scan keeps the index's files under them.
+A file is a picture by its name, else by its first bytes (`imaging.sniff`); only files
+the index does not hold yet are sniffed, so a rescan reads nothing. Paths are bytes all
+the way, so any name the file system holds round-trips. Folders that cannot be listed
+are reported, and the scan keeps the index's files under them.
 """
 
 from __future__ import annotations
@@ -10,10 +12,11 @@ import fnmatch
 import logging
 import os
 from collections import deque
-from collections.abc import Collection, Iterator
+from collections.abc import Container, Iterator
 from dataclasses import dataclass, field
 
 from indexer.config import ScanConfig
+from indexer.imaging.sniff import Pictures
 from indexer.store.records import Stat
 
 log = logging.getLogger("dtindex")
@@ -32,12 +35,6 @@ def _first_visit(folder: bytes, seen: set[tuple[int, int]]) -> bool:
     return True
 
 
-def is_picture(name: bytes, extensions: Collection[bytes]) -> bool:
-    """Chosen by extension, case-insensitively (`.JPG` is a picture too)."""
-    _, dot, ext = os.path.basename(name).rpartition(b".")
-    return bool(dot) and ext.lower() in extensions
-
-
 @dataclass
 class Walk:
     """One root's walk: files found, and folders that could not be listed."""
@@ -47,7 +44,7 @@ class Walk:
     unreadable: list[bytes] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        self._exts = {e.encode() for e in self.settings.extensions}
+        self.pictures = Pictures(self.settings.extensions)
         self._globs = [os.fsencode(g) for g in self.settings.exclude]
 
     def _excluded(self, path: bytes, name: bytes) -> bool:
@@ -63,11 +60,19 @@ class Walk:
             self._excluded(os.path.join(self.root, *rel[: i + 1]), rel[i]) for i in range(len(rel))
         )
 
-    def picture(self, name: bytes) -> bool:
-        return is_picture(name, self._exts)
+    def wanted(self, path: bytes, name: bytes, known: Container[bytes]) -> bool:
+        """A regular file is a picture by its name, else as the index knows it (sniffed
+        when it was new), else by its first bytes."""
+        named = self.pictures.by_name(name)
+        if named is not None:
+            return named
+        return path in known or self.pictures.by_content(path)
 
-    def files(self, start: bytes | None = None) -> Iterator[tuple[bytes, Stat]]:
-        """Pictures under `start` (a folder below the root; default the root) and their stat.
+    def files(
+        self, start: bytes | None = None, known: Container[bytes] = ()
+    ) -> Iterator[tuple[bytes, Stat]]:
+        """Pictures under `start` (a folder below the root; default the root) and their
+        stat; `known` holds the paths the index has (not sniffed again).
 
         Excludes always match paths relative to the root, so a folder moved into a
         watched root is filtered as a scan of the whole root would filter it. Folders
@@ -99,7 +104,7 @@ class Walk:
                     elif entry.is_symlink() and entry.is_dir():
                         if follow:
                             links.append(entry.path)
-                    elif self.picture(entry.name) and entry.is_file():
+                    elif entry.is_file() and self.wanted(entry.path, entry.name, known):
                         info = entry.stat()
                         yield (
                             entry.path,

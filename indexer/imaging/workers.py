@@ -23,7 +23,6 @@ import time
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from multiprocessing import resource_tracker
 from multiprocessing.connection import Connection
 from typing import Any
 
@@ -31,10 +30,10 @@ from PIL import Image
 
 from indexer.errors import DecodeError, Failure, Kind
 from indexer.imaging.slots import SlotAddress, SlotRing, SlotWriter
+from indexer.imaging.spawning import STOP_SIGNALS, start_held
 from indexer.imaging.tasks import Looked, Skipped, Target, decode_into, look, read_again
 
 FAULT_ENV = "DTINDEX_TEST_FAULTS"  # tests only: "crash-marker,hang-marker" bytes in a file
-STOP_SIGNALS = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP}
 
 # A request: ("look", path) or ("decode", path, expected xxh3-128 or None, targets).
 Request = tuple[Any, ...]
@@ -144,14 +143,7 @@ class _Worker:
         process = context.Process(
             target=_serve, args=(child, max_pixels), daemon=True, name="dtindex-decoder"
         )
-        # The blocked set is inherited through spawn. The resource tracker must run
-        # first: starting it unblocks SIGINT and SIGTERM in the calling thread.
-        resource_tracker.ensure_running()
-        previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
-        try:
-            process.start()
-        finally:
-            signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        start_held(process)  # signals held: see imaging.spawning
         child.close()
         return cls(process, conn)
 

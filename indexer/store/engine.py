@@ -21,6 +21,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import SQLAlchemyError
 
 from indexer.errors import StoreError
+from indexer.store.readonly import check_writable, reader_uri, writable
 
 BUSY_TIMEOUT_MS = 60_000
 
@@ -48,9 +49,27 @@ def _on_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _engine(path: Path) -> Engine:
-    engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": BUSY_TIMEOUT_MS / 1000})
-    event.listen(engine, "connect", _on_connect)
+def _on_read_connect(dbapi_connection: Any, _record: Any) -> None:
+    """A reader sets nothing that writes (the journal mode is the file's)."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    cursor.close()
+
+
+def _engine(path: Path, readonly: bool = False) -> Engine:
+    """Readers of an index that can be written connect as writers do; see `readonly`."""
+    seconds = BUSY_TIMEOUT_MS / 1000
+    if not readonly or writable(path):
+        engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": seconds})
+        event.listen(engine, "connect", _on_connect)
+        return engine
+    uri = reader_uri(path)
+
+    def connect() -> sqlite3.Connection:
+        return sqlite3.connect(uri, uri=True, timeout=seconds, check_same_thread=False)
+
+    engine = create_engine(f"sqlite:///{path}", creator=connect)
+    event.listen(engine, "connect", _on_read_connect)
     return engine
 
 
@@ -83,9 +102,8 @@ def refuse_foreign(path: Path) -> None:
     Read through a read-only connection of the standard library, before SQLAlchemy's
     connections switch the journal to WAL or Alembic creates tables in it.
     """
-    uri = f"{path.absolute().as_uri()}?mode=ro"
     try:
-        with contextlib.closing(sqlite3.connect(uri, uri=True)) as db:
+        with contextlib.closing(sqlite3.connect(reader_uri(path), uri=True)) as db:
             rows = db.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
     except sqlite3.OperationalError as exc:  # a full disk, permissions: not a verdict
         raise StoreError(f"{path}: cannot read the index: {exc}") from None
@@ -111,7 +129,8 @@ def open_index(path: Path, readonly: bool = False) -> Engine:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise StoreError(f"{path.parent}: cannot create folder: {exc.strerror}") from None
-    engine = _engine(path)
+        check_writable(path)
+    engine = _engine(path, readonly)
     try:
         if readonly:
             _check_current(engine)

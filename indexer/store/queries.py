@@ -30,11 +30,6 @@ class Row:
     threshold: float | None  # the tag's own, where the model's authors published one
 
 
-def model_known(conn: Connection, model: str) -> bool:
-    query = text("SELECT 1 FROM model_versions WHERE model = :model LIMIT 1")
-    return conn.execute(query, {"model": model}).first() is not None
-
-
 def scored(
     conn: Connection,
     model: str,
@@ -145,13 +140,28 @@ def totals(conn: Connection) -> dict[str, int]:
     return {"files": files, "contents": contents, "unreadable": unreadable, "failed": failed}
 
 
-def failures(conn: Connection, limit: int) -> list[tuple[bytes, str]]:
+@dataclass(frozen=True)
+class FailureRow:
+    """A failure as `status` lists it: once per picture and reason, with its kind and
+    the model versions it failed for (none: the file itself could not be read)."""
+
+    path: bytes
+    error: str
+    kind: str
+    models: tuple[str, ...]
+
+
+def failures(conn: Connection, limit: int) -> list[FailureRow]:
     query = text("""
-        SELECT path, error FROM files WHERE error IS NOT NULL
-        UNION ALL
-        SELECT MIN(f.path), v.model || ': ' || t.error FROM taggings t
-          JOIN files f ON f.content_id = t.content_id
-          JOIN model_versions v ON v.id = t.model_version_id
-          WHERE t.status = 'failed' GROUP BY t.content_id, t.model_version_id
-        ORDER BY 1 LIMIT :limit""")
-    return [(bytes(p), str(e)) for p, e in conn.execute(query, {"limit": limit})]
+        SELECT path, error, kind, models FROM (
+          SELECT path, error, kind, NULL AS models FROM files WHERE error IS NOT NULL
+          UNION ALL
+          SELECT (SELECT MIN(f.path) FROM files f WHERE f.content_id = t.content_id) AS path,
+                 t.error, t.kind, GROUP_CONCAT(v.model || ' ' || v.version, '	') AS models
+          FROM taggings t JOIN model_versions v ON v.id = t.model_version_id
+          WHERE t.status = 'failed' GROUP BY t.content_id, t.error, t.kind
+        ) WHERE path IS NOT NULL ORDER BY path, error LIMIT :limit""")
+    return [
+        FailureRow(bytes(p), str(e), str(k or "picture"), tuple(sorted(m.split("\t"))) if m else ())
+        for p, e, k, m in conn.execute(query, {"limit": limit})
+    ]

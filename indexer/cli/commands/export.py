@@ -25,7 +25,7 @@ from datetime import datetime
 
 from indexer.cli.commands.export_sidecars import kind_of, namer, write_sidecars
 from indexer.cli.commands.export_streams import stream
-from indexer.cli.options import Context, threshold_value
+from indexer.cli.options import Context, require_indexed, threshold_value
 from indexer.config import threshold_or_default
 from indexer.errors import UsageError
 from indexer.export.selection import Edits, pictures
@@ -35,7 +35,6 @@ from indexer.store.engine import open_index
 from indexer.store.queries import (
     all_paths,
     categories,
-    model_known,
     paths_by_content,
     scored,
     tagged_contents,
@@ -209,8 +208,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     engine = open_index(ctx.database_path(), readonly=True)
     try:
         with engine.connect() as conn:
-            if not model_known(conn, args.model):
-                raise UsageError(f"model {args.model!r} has tagged nothing in this index yet")
+            require_indexed(conn, args.model)
             refuse_categories(args, categories(conn, args.model))
             current = ctx.current_version(args.model)
             rows = scored(conn, args.model, current, rules.floor(), since)

@@ -5,17 +5,19 @@ SOURCE is a `.model` file, a folder as the model was published (WD: model.onnx +
 selected_tags.csv; ML-Danbooru: *.onnx + tags.csv; a DeepDanbooru project), or a Hugging
 Face repository id such as SmilingWolf/wd-vit-tagger-v3 (downloaded with huggingface_hub,
 or found in its cache). The model is loaded and run on one picture before the table,
-with every setting spelled out, is appended to the config (created if needed).
+with every setting spelled out, is appended to the config (created if needed), which
+is named. The title is a `.model` file's `name=` (else the folder's name), and `size` is
+the one the graph really has where its height and width are fixed.
 """
 
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 import os
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +31,7 @@ from indexer.imaging.tasks import Target, prepare_targets
 from indexer.model_tables import ModelDef
 from indexer.models.hub import hub_folder, looks_like_repo_id
 from indexer.models.published import Detected, detect, tags_from_graph
-from indexer.models.runtime import RuntimeOptions, load
+from indexer.models.runtime import RuntimeOptions, Tagger, load
 from indexer.settings import parse_settings, read_model_file
 
 log = logging.getLogger("dtindex")
@@ -90,8 +92,9 @@ def _table(name: str, found: Detected, folder: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-def check(definition: ModelDef) -> str:
-    """Load the model and run one picture through it; a summary for the user."""
+def check(definition: ModelDef) -> Tagger:
+    """Load the model and run one picture through it (what fails, fails before the
+    config is written); the model as loaded."""
     tagger = load(definition, RuntimeOptions(cpu=True))
     gradient = np.linspace(0, 255, 64 * 64 * 3).reshape(64, 64, 3).astype(np.uint8)
     from io import BytesIO
@@ -106,9 +109,14 @@ def check(definition: ModelDef) -> str:
     batch = tagger.new_batch(1)
     fill(batch[0], pictures[0], tagger.spec)
     tagger.run(batch)
-    return (
-        f"input {tagger.height}x{tagger.width}, {len(tagger.tags)} tags, version {tagger.version}"
-    )
+    return tagger
+
+
+def _as_loaded(found: Detected, tagger: Tagger) -> Detected:
+    """The size recorded is the graph's where it fixes one, not the family's usual one."""
+    if "size" not in found.settings or tagger.height != tagger.width:
+        return found
+    return replace(found, settings={**found.settings, "size": tagger.height})
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
@@ -124,12 +132,14 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         source = hub_folder(args.source, ctx.env)
     found = detect(source)
     if found_on_hub:
-        found = dataclasses.replace(found, title=args.source)  # not the snapshot's hash
-    target = ctx.config_target
+        found = replace(found, title=args.source)  # not the snapshot's hash
+    if found.model_file is not None:  # its title is the name it declares
+        found = replace(found, title=read_model_file(found.model_file).name)
+    target = Path(os.path.abspath(ctx.config_target))
     written = None
     if found.tags_in_graph and found.onnx is not None:
         written = _write_tags(target.parent / f"{args.name}.tags", tags_from_graph(found.onnx))
-        found = dataclasses.replace(found, tags=written)
+        found = replace(found, tags=written)
     try:
         _add(args.name, found, target)
     except BaseException:
@@ -152,10 +162,11 @@ def _write_tags(path: Path, names: list[str]) -> Path:
 
 
 def _add(name: str, found: Detected, target: Path) -> None:
+    tagger = check(_definition(name, found))
+    found = _as_loaded(found, tagger)
     text = _table(name, found, target.parent)
-    definition = _definition(name, found)
-    summary = check(definition)
-    existing = target.read_text(encoding="utf-8") if target.is_file() else ""
+    created = not target.is_file()
+    existing = "" if created else target.read_text(encoding="utf-8")
     combined = existing + ("\n" if existing and not existing.endswith("\n\n") else "") + text
     import tomllib
 
@@ -164,7 +175,9 @@ def _add(name: str, found: Detected, target: Path) -> None:
     temporary = target.with_name(target.name + ".tmp")
     temporary.write_text(combined, encoding="utf-8")
     os.replace(temporary, target)
-    log.info("added %s (%s; %s) to %s", name, found.family, summary, target)
+    summary = f"input {tagger.height}x{tagger.width}, {len(tagger.tags)} tags"
+    log.info("added %s (%s; %s, version %s)", name, found.family, summary, tagger.version)
+    log.info("wrote [models.%s] to %s%s", name, target, " (created)" if created else "")
 
 
 def _definition(name: str, found: Detected) -> ModelDef:

@@ -1,13 +1,16 @@
 """`dtindex models`: each model's family, input, tags, thresholds, version and coverage.
 
 Coverage counts the pictures present now: tagged by the current version, failed, and
-still to do (the next `scan` tags those). Models whose files are missing say so.
+still to do. `*` marks the models a `scan` without `--model` runs (the enabled ones,
+else the built-in palette). Models whose files are missing say so. Each model is a few
+lines that fit a terminal 100 columns wide.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import textwrap
 from collections import Counter
 from typing import Any
 
@@ -23,6 +26,7 @@ from indexer.store.engine import open_index
 from indexer.store.queries import coverage, versions
 
 FAILURE = 1
+WIDTH = 100
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -38,7 +42,9 @@ def _entries(ctx: Context) -> list[ModelEntry]:
 
 def _row(entry: ModelEntry, ctx: Context, conn: Connection | None) -> dict[str, object]:
     """One model's facts: settings, version, and its coverage of the index."""
+    scanned = {m.name for m in ctx.config.default_models()}
     row: dict[str, object] = {"name": entry.name, "enabled": entry.enabled}
+    row["scan"] = entry.name in scanned
     try:
         definition = entry.resolve()
         version, tags = identify(definition, str(cache_folder(ctx.env)))
@@ -69,17 +75,41 @@ def _row(entry: ModelEntry, ctx: Context, conn: Connection | None) -> dict[str, 
     return row
 
 
-def _line(row: dict[str, object]) -> str:
+def _lines(row: dict[str, Any]) -> list[str]:
+    """A model in a few lines: name, family and title; input, tags and thresholds;
+    version and coverage. Each is wrapped to WIDTH."""
+    head = f"{'*' if row['scan'] else ' '} {row['name']}: "
     if "error" in row:
-        line = f"{row['name']}: unavailable: {row['error']}"
+        parts = [f"unavailable: {row['error']}"]
     else:
-        line = _describe(row)
+        kinds = ", ".join(f"{k} {n}" for k, n in row["categories"].items())
+        limits = "".join(f", {k} {row[k]}" for k in ("general", "character") if row[k] is not None)
+        version = f"version {row['version']}"
         if "pictures" in row:
-            line += (
-                f"; {row['tagged']} of {row['pictures']} pictures tagged, "
+            version += (
+                f": {row['tagged']} of {row['pictures']} pictures tagged, "
                 f"{row['failed']} failed, {row['todo']} to do"
             )
-    return line if row["enabled"] else line + " (disabled)"
+        parts = [
+            f'{row["family"]} "{row["title"]}"',
+            f"input {row['input']}, {row['tags']} tags{f' ({kinds})' if kinds else ''}, "
+            f"threshold {row['threshold']}{limits}",
+            version,
+        ]
+    if not row["enabled"]:
+        parts[0] += " (disabled)"
+    lines = _wrap(parts[0], head, "    ")
+    for part in parts[1:]:
+        lines += _wrap(part, "    ", "      ")
+    return lines
+
+
+def _wrap(text: str, first: str, rest: str) -> list[str]:
+    """Lines of WIDTH at most, cut between words only: a path stays whole to copy."""
+    return textwrap.wrap(
+        text, WIDTH, initial_indent=first, subsequent_indent=rest,
+        break_long_words=False, break_on_hyphens=False,
+    )  # fmt: skip
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
@@ -94,25 +124,17 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     finally:
         if engine is not None:
             engine.dispose()
-    for row in rows:
-        text = json.dumps(row) if args.json else _line(row)
-        ctx.stdout.write(text.encode() + b"\n")
-    if not args.json and older:
-        current = {(r["name"], r.get("version")) for r in rows}
-        for model, version, title, count in older:
-            if (model, version) not in current:
-                ctx.stdout.write(
-                    f"  stored: {model} version {version} ({title}, {count} tags)\n".encode()
-                )
+    lines = [json.dumps(row) for row in rows] if args.json else _listing(rows, older)
+    ctx.stdout.write("".join(f"{line}\n" for line in lines).encode())
     ctx.stdout.flush()
     return 0
 
 
-def _describe(row: dict[str, Any]) -> str:
-    kinds = ", ".join(f"{k} {n}" for k, n in row["categories"].items())
-    limits = "".join(f", {k} {row[k]}" for k in ("general", "character") if row[k] is not None)
-    return (
-        f'{row["name"]}: {row["family"]} "{row["title"]}", input {row["input"]}, '
-        f"{row['tags']} tags{f' ({kinds})' if kinds else ''}, "
-        f"threshold {row['threshold']}{limits}, version {row['version']}"
-    )
+def _listing(rows: list[dict[str, object]], older: list[tuple[str, str, str, int]]) -> list[str]:
+    lines = [line for row in rows for line in _lines(row)]
+    current = {(r["name"], r.get("version")) for r in rows}
+    for model, version, title, count in older:
+        if (model, version) not in current:
+            stored = f"stored: {model} version {version} ({title}, {count} tags)"
+            lines += _wrap(stored, "  ", "    ")
+    return [*lines, "* scan runs these (the enabled models, else the built-in palette)"]

@@ -61,24 +61,20 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     try:
         with engine.connect() as conn:
             roots = select_roots(args.roots, ctx, Records(conn))
-        progress = Progress(ctx.stderr_is_tty and not args.json)
         stop = threading.Event()
-        try:
-            with stop_on_signals(stop) as received:
-                counts = scan_roots(
-                    engine,
-                    roots,
-                    taggers,
-                    ctx.config,
-                    batch,
-                    progress,
-                    planned=progress.planned,
-                    allow_empty=args.allow_empty,
-                    stop=stop,
-                    retry_failed=args.retry_failed,
-                )
-        finally:
-            progress.finish()
+        shown = ctx.stderr_is_tty and not args.quiet
+        with Progress(shown) as progress, stop_on_signals(stop) as received:
+            counts = scan_roots(
+                engine,
+                roots,
+                taggers,
+                ctx.config,
+                batch,
+                progress,
+                allow_empty=args.allow_empty,
+                stop=stop,
+                retry_failed=args.retry_failed,
+            )
     finally:
         engine.dispose()
     if received:
@@ -86,7 +82,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if args.json:
         ctx.stdout.write(json.dumps(counts.as_dict()).encode() + b"\n")
         ctx.stdout.flush()
-    summary = ", ".join(f"{k} {v}" for k, v in counts.as_dict().items())
+    summary = ", ".join(f"{k} {v}" for k, v in counts.as_dict().items() if v or k == "files")
     log.info("scan done: %s", summary)
     if counts.to_retry:
         raise Incomplete(

@@ -10,16 +10,16 @@ starts with `-` goes after `--`: `dtindex search -- "-solo"`.
 from __future__ import annotations
 
 import argparse
-import difflib
 
 from sqlalchemy import Connection
 
-from indexer.cli.options import Context, threshold_value
+from indexer.cli.options import Context, require_indexed, threshold_value
 from indexer.config import threshold_or_default
 from indexer.errors import UsageError
 from indexer.store.engine import open_index
 from indexer.store.queries import versions
 from indexer.store.search import search, tag_names
+from indexer.suggest import closest
 
 FAILURE = 1
 
@@ -50,24 +50,13 @@ def parse_query(query: str) -> tuple[list[str], list[str]]:
     return wanted, unwanted
 
 
-def _closest(name: str, known: set[str]) -> str:
-    close = difflib.get_close_matches(name, sorted(known), n=3, cutoff=0.6)
-    return f"; did you mean {', '.join(close)}?" if close else ""
-
-
 def _check_names(conn: Connection, model: str, terms: list[str]) -> None:
     """An unknown model or tag is an error, not an empty result that looks like "none"."""
-    models = {m for m, _, _, _ in versions(conn)}
-    if model not in models:
-        known = ", ".join(sorted(models)) or "none yet"
-        raise UsageError(
-            f"model {model!r} has tagged nothing in this index{_closest(model, models)} "
-            f"(indexed models: {known})"
-        )
+    require_indexed(conn, model)
     names = tag_names(conn, model)
     for term in terms:
         if term not in names:
-            raise UsageError(f"model {model!r} has no tag {term!r}{_closest(term, names)}")
+            raise UsageError(f"model {model!r} has no tag {term!r}{closest(term, names)}")
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:

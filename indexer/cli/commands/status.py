@@ -1,4 +1,8 @@
-"""`dtindex status`: the roots, what the index holds, and which pictures failed and why."""
+"""`dtindex status`: the roots, what the index holds, and which pictures failed and why.
+
+Each failure is listed once per picture and reason, with its kind (whether the next scan
+retries it: see `indexer.errors.Kind`) and the model versions it failed for.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +12,9 @@ import os
 import time
 
 from indexer.cli.options import Context
+from indexer.errors import Kind
 from indexer.store.engine import open_index
-from indexer.store.queries import failures, roots_summary, totals
+from indexer.store.queries import FailureRow, failures, roots_summary, totals
 
 FAILURE = 1
 
@@ -40,7 +45,10 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             "database": str(db),
             "roots": [{"path": os.fsdecode(p), "files": n, "scanned_ns": s} for p, s, n in roots],
             **counts,
-            "failures": [{"path": os.fsdecode(p), "error": e} for p, e in failed],
+            "failures": [
+                {"path": os.fsdecode(f.path), "error": f.error, "kind": f.kind, "models": f.models}
+                for f in failed
+            ],
         }
         ctx.stdout.write(json.dumps(record).encode() + b"\n")
         return 0
@@ -54,6 +62,16 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         f"{counts['files']} files, {counts['contents']} distinct pictures, "
         f"{counts['unreadable']} unreadable, {counts['failed']} failed taggings"
     )
-    lines += [f"failed: {os.fsdecode(p)}: {e}" for p, e in failed]
+    lines += [_failure_line(f) for f in failed]
     ctx.stdout.write("\n".join(lines).encode("utf-8", "surrogateescape") + b"\n")
     return 0
+
+
+def _failure_line(failure: FailureRow) -> str:
+    """`failed: PATH: REASON [kind, retried; model version, ...]`."""
+    kind = failure.kind
+    known = kind in {k.value for k in Kind}
+    if known and Kind(kind).retried:
+        kind += ", retried by the next scan"
+    where = f"; {', '.join(failure.models)}" if failure.models else "; reading the file"
+    return f"failed: {os.fsdecode(failure.path)}: {failure.error} [{kind}{where}]"

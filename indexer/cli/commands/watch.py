@@ -3,8 +3,9 @@
 Start-up runs a scan (everything that changed while dtindex was not running), then a
 watchdog observer follows the roots: inotify on Linux, the native observer elsewhere, or
 with `--polling` a polling observer for network file systems where inotify sees nothing.
-Changed files are tagged once they have settled, in batches. A reconciling rescan runs
-every `--rescan` seconds and whenever the observer reports an overflow or dies.
+Changed files are tagged once they have settled, in batches, each reported in one line
+with the totals since start. A reconciling rescan runs every `--rescan` seconds and
+whenever the observer reports an overflow or dies.
 SIGINT and SIGTERM finish the batch in flight, commit, and exit 0.
 """
 
@@ -28,6 +29,7 @@ from indexer.cli.options import (
     load_models,
     select_roots,
 )
+from indexer.cli.progress import Totals, tally
 from indexer.cli.stopping import stop_on_signals
 from indexer.errors import ScanError, UsageError
 from indexer.gallery.events import Collector
@@ -137,21 +139,22 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                 roots = select_roots(args.roots, ctx, Records(conn))
             for root in roots:
                 check_root(root)
-            indexer = Indexer(engine, taggers, ctx.config, batch, stop=stop, log_batches=True)
+            indexer = Indexer(engine, taggers, ctx.config, batch, stop=stop)
+            follower = _Follower(indexer, roots, ctx, args, alarm)
             try:
-                _Follower(indexer, roots, ctx, args, alarm).run(stop)
+                follower.run(stop)
             finally:
                 indexer.close()
     finally:
         logging.getLogger("watchdog").removeHandler(alarm)
         engine.dispose()
-    log.info("watch stopped")
+    log.info("watch stopped; since start: %s", follower.totals)
     return 0
 
 
 def _rescan(
     indexer: Indexer, roots: list[Path], ctx: Context, why: str, strict: bool = False
-) -> None:
+) -> Counts:
     """A full scan; after start-up a missing root is reported and watching goes on."""
     counts = Counts()
     try:
@@ -160,10 +163,11 @@ def _rescan(
         if strict:
             raise
         log.error("%s", exc)
-        return
+        return counts
     apply_moves(indexer.index, plan, counts)
     indexer.process(plan.reads, counts)
     log.info("%s: %s", why, ", ".join(f"{k} {v}" for k, v in counts.as_dict().items() if v))
+    return counts
 
 
 def _identity(root: Path) -> tuple[int, int] | None:
@@ -195,26 +199,31 @@ class _Follower:
         self.collector = Collector(ctx.config.scan.extensions, args.settle)
         self.identities = {root: _identity(root) for root in roots}
         self.observer = _observer(roots, self.collector, args)  # before catching up
+        self.totals = Totals()
         index = indexer.index
         self.root_ids = {
             os.fsencode(root): index.root_id(os.fsencode(root), os.stat(root).st_dev)
             for root in roots
         }
 
+    def _rescan(self, why: str, strict: bool = False) -> None:
+        counts = _rescan(self.indexer, self.roots, self.ctx, why, strict)
+        self.totals.add(counts, self.indexer.ledger.headway)
+
     def run(self, stop: threading.Event) -> None:
         try:
-            _rescan(self.indexer, self.roots, self.ctx, "caught up", strict=True)
+            self._rescan("caught up", strict=True)
             log.info("watching %s", ", ".join(str(r) for r in self.roots))
             next_rescan = time.monotonic() + self.args.rescan
             while not stop.is_set():
                 self.collector.wakeup.wait(min(self.args.settle, 0.25) or 0.05)
                 self.collector.wakeup.clear()
                 if self._rearmed() or self._lost_events():
-                    _rescan(self.indexer, self.roots, self.ctx, "reconciled")
+                    self._rescan("reconciled")
                     continue
                 self._settled()
                 if time.monotonic() >= next_rescan:
-                    _rescan(self.indexer, self.roots, self.ctx, "periodic rescan")
+                    self._rescan("periodic rescan")
                     next_rescan = time.monotonic() + self.args.rescan
         finally:
             self.observer.stop()
@@ -261,5 +270,14 @@ class _Follower:
         plan = plan_paths(self.indexer.index, ready, self.root_ids, settings, counts)
         apply_moves(self.indexer.index, plan, counts)
         self.indexer.process(plan.reads, counts, pending=False)
-        if counts.moved or counts.removed:
-            log.info("moved %d, removed %d", counts.moved, counts.removed)
+        headway = self.indexer.ledger.headway
+        self.totals.add(counts, headway)
+        changes = [f"{k} {getattr(counts, k)}" for k in ("new", "changed", "moved", "removed")]
+        shown = ", ".join(change for change in changes if not change.endswith(" 0"))
+        log.info(
+            "%d files settled%s: %s; since start: %s",
+            len(ready),
+            f" ({shown})" if shown else "",
+            tally(counts, headway),
+            self.totals,
+        )

@@ -1,0 +1,150 @@
+"""Ctrl-C at any moment ends a run as interrupted (exit 130), never with a traceback; a
+reader that goes away early (`dtindex tag ... | head`) ends it quietly with exit 0.
+
+SIGINT goes to the process group, as a terminal sends it, at moments found by looking at
+the process (what it has mapped, the files and processes it made), never after a sleep.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import picture
+from test_resume import make_gallery, slow_model
+
+pytestmark = pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs /proc")
+
+
+def mapped(name: str) -> Callable[[int, Path], bool]:
+    """The process has started loading a shared library (an import under way, or done)."""
+
+    def condition(pid: int, _: Path) -> bool:
+        with contextlib.suppress(OSError):
+            return name in Path(f"/proc/{pid}/maps").read_text()
+        return False
+
+    return condition
+
+
+def index_opened(_: int, folder: Path) -> bool:
+    """The models are loaded and the index is open; no decoder has started yet."""
+    return (folder / "index.sqlite").exists()
+
+
+def decoder_started(pid: int, _: Path) -> bool:
+    """A decoder process is being spawned (the resource tracker does not count)."""
+    with contextlib.suppress(OSError):
+        for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+            if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
+                return True
+    return False
+
+
+def tagging(_: int, folder: Path) -> bool:
+    """Results are being committed: the scan is in the middle of its batches."""
+    with contextlib.suppress(sqlite3.Error):
+        uri = f"file:{folder / 'index.sqlite'}?mode=ro"
+        with contextlib.closing(sqlite3.connect(uri, uri=True, timeout=5)) as db:
+            return bool(db.execute("SELECT COUNT(*) FROM taggings").fetchone()[0])
+    return False
+
+
+def interrupted(folder: Path, args: list[str], when: Callable[[int, Path], bool]) -> str:
+    """Start `dtindex ARGS` in a session of its own, send SIGINT to its group once `when`
+    holds, and check how it ended; its stderr."""
+    env = {**os.environ, "DTINDEX_CONFIG": str(folder / "deeptagger.toml")}
+    env |= {"DTINDEX_DB": str(folder / "index.sqlite"), "XDG_CACHE_HOME": str(folder / "cache")}
+    errors = folder / "stderr"
+    with errors.open("wb") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "indexer", *args],
+            cwd=folder,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            start_new_session=True,
+        )
+    try:
+        deadline = time.monotonic() + 120
+        while not when(process.pid, folder):
+            assert process.poll() is None, f"ended first: {errors.read_text()}"
+            assert time.monotonic() < deadline, "the moment never came"
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                process.wait(0.002)  # wakes at once if the process ends
+        os.killpg(process.pid, signal.SIGINT)
+        code = process.wait(120)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+    said = errors.read_text()
+    assert code == 130, said
+    assert "interrupted" in said.splitlines()[-1], said
+    assert "Traceback" not in said and "Exception ignored" not in said, said
+    return said
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    model = slow_model(tmp_path / "models")
+    (tmp_path / "deeptagger.toml").write_text(f'[models.slow]\nmodel = "{model}"\n')
+    make_gallery(tmp_path / "gallery", 40)
+    return tmp_path
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        mapped("_multiarray_umath"),  # importing the command (NumPy, SQLAlchemy)
+        mapped("onnxruntime_pybind11_state"),  # importing ONNX Runtime
+        index_opened,
+        decoder_started,
+        tagging,
+    ],
+    ids=["importing", "importing-onnxruntime", "index-opened", "decoders-starting", "tagging"],
+)
+def test_ctrl_c_during_a_scan(folder: Path, when: Callable[[int, Path], bool]) -> None:
+    interrupted(folder, ["scan", "-b", "2", "gallery"], when)
+
+
+@pytest.mark.parametrize(
+    "when", [mapped("onnxruntime_pybind11_state"), decoder_started], ids=["importing", "decoders"]
+)
+def test_ctrl_c_during_tag(folder: Path, when: Callable[[int, Path], bool]) -> None:
+    interrupted(folder, ["tag", "-b", "2", "slow", "gallery"], when)
+
+
+def test_a_reader_that_goes_away_ends_tag_quietly(tmp_path: Path) -> None:
+    """`dtindex tag ... | head -1`: the next write after the reader left hits a closed
+    pipe; the run ends there, exit 0, nothing on stderr."""
+    env = {**os.environ, "DTINDEX_CONFIG": os.devnull, "XDG_CACHE_HOME": str(tmp_path / "c")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "indexer", "tag", "--pipe", "palette"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    )
+    assert process.stdin is not None and process.stdout is not None
+    try:
+        red = bytes(picture(tmp_path / "red.png", (250, 0, 0)))
+        process.stdin.write(red + b"\n")
+        process.stdin.flush()
+        assert process.stdout.readline().startswith(red + b"\t")
+        process.stdout.close()  # as head does once it has its lines
+        process.stdin.write(b"%s\n" % bytes(picture(tmp_path / "grey.png", (90, 90, 90))))
+        process.stdin.close()
+        assert process.wait(60) == 0
+        assert process.stderr is not None and process.stderr.read() == b""
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
