@@ -250,10 +250,14 @@ class DecoderPool:
             worker.sent.append((ticket, request))
             try:
                 worker.conn.send(request)
-            except (OSError, ValueError):  # it died: its first request is the cause
+            except (OSError, ValueError):  # it died: its first unanswered request did it
                 worker.sent.pop()
                 self._urgent.appendleft((ticket, request))
-                self._lost(worker, replies, _crashed(worker))
+                # Replies it sent before dying are still in the pipe: take them first.
+                while worker in self._workers and worker.conn.poll():
+                    self._receive(worker, time.monotonic(), replies)
+                if worker in self._workers:
+                    self._lost(worker, replies, _crashed(worker))
 
     def _start(self) -> _Worker:
         worker = _Worker.start(self._context, self.max_pixels)
