@@ -39,7 +39,7 @@ def reveal(
     external: bool = False,
 ) -> Path:
     """A graph whose outputs are the prepared tensor ("flat"), half of it ("half"), its
-    channel means ("mean": an embedding) or it cast to int64 ("int")."""
+    channel means ("mean": an embedding), NaN ("nan") or it cast to int64 ("int")."""
     dims: list[int | str] = (
         ["batch", 3, SIDE, SIDE] if layout == "nchw" else ["batch", SIDE, SIDE, 3]
     )
@@ -62,6 +62,10 @@ def reveal(
             nodes.append(helper.make_node("Mul", ["flat_", "half_"], [name]))
         elif kind == "mean":
             nodes.append(helper.make_node("ReduceMean", ["input", "axes"], [name], keepdims=0))
+        elif kind == "nan":  # the log of minus the channel means: not a number
+            nodes.append(helper.make_node("ReduceMean", ["input", "axes"], ["m_"], keepdims=0))
+            nodes.append(helper.make_node("Neg", ["m_"], ["neg_"]))
+            nodes.append(helper.make_node("Log", ["neg_"], [name]))
         else:
             nodes.append(helper.make_node("Cast", ["flat_"], [name], to=TensorProto.INT64))
         kind_type = TensorProto.INT64 if kind == "int" else TensorProto.FLOAT

@@ -19,10 +19,10 @@ COLOURS = {
 }
 
 
-def embedding_model(tmp_path: Path, embedding: bool = True) -> Path:
+def embedding_model(tmp_path: Path, embedding: bool = True, vector: str = "mean") -> Path:
     """A WD-like model whose embedding is the picture's mean colour (BGR)."""
     folder = tmp_path / "model"
-    reveal(folder / "model.onnx", "nhwc", [("output", "flat"), ("vec", "mean")])
+    reveal(folder / "model.onnx", "nhwc", [("output", "flat"), ("vec", vector)])
     (folder / "model.tags").write_text("\n".join(TAGS) + "\n")
     table = '[models.emb]\nonnx = "model/model.onnx"\ntags = "model/model.tags"\n'
     table += 'channels = "bgr"\n' + ('embedding = "vec"\n' if embedding else "")
@@ -68,3 +68,17 @@ def test_similar_says_why_it_cannot_answer(cli, tmp_path: Path) -> None:
         "--config", str(config), "similar", "--model", "emb", str(gallery / "red.png")
     )
     assert code == 1 and "stored no embedding for it" in err, err
+
+
+def test_an_embedding_that_is_not_a_number_fails_the_picture(cli, tmp_path: Path) -> None:
+    """Scores fine, embedding NaN: nothing of the picture is stored, the scan says the
+    index is incomplete, and an export holds no result of it."""
+    config = embedding_model(tmp_path, vector="nan")
+    gallery = tmp_path / "gallery"
+    picture(gallery / "red.png", COLOURS["red"], old=False)
+    code, _, err = cli("--config", str(config), "scan", str(gallery))
+    assert code == 1 and "not a number" in err, err
+    code, out, err = cli("--config", str(config), "export", "-m", "emb", "-t", "0")
+    assert out == b""
+    code, _, err = cli("--config", str(config), "similar", str(gallery / "red.png"))
+    assert code == 1 and "not tagged by emb yet" in err, err
