@@ -12,6 +12,7 @@ import argparse
 import json
 import textwrap
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection
@@ -113,8 +114,8 @@ def _wrap(text: str, first: str, rest: str) -> list[str]:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    db = ctx.database_path()
-    engine = open_index(db, readonly=True) if db.is_file() else None
+    db = ctx.database()
+    engine = open_index(db, readonly=True) if not isinstance(db, Path) or db.is_file() else None
     try:
         conn = engine.connect() if engine else None
         rows = [_row(entry, ctx, conn) for entry in _entries(ctx)]
