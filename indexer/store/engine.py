@@ -19,7 +19,7 @@ from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
-from sqlalchemy import URL, Engine, create_engine, event
+from sqlalchemy import URL, Engine, create_engine, event, inspect
 from sqlalchemy.exc import SQLAlchemyError
 
 from indexer.errors import StoreError
@@ -123,12 +123,15 @@ def refuse_foreign(path: Path) -> None:
         raise StoreError(f"{path}: cannot read the index: {exc}") from None
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"{path}: not an SQLite database ({exc}); it was not changed") from None
-    names = {str(name) for (name,) in rows}
+    _refuse_other_tables(str(path), {str(name) for (name,) in rows})
+
+
+def _refuse_other_tables(where: str, names: set[str]) -> None:
     if names and not names >= OWN_TABLES:
         listed = ", ".join(sorted(names)[:6])
         raise StoreError(
-            f"{path}: not a dtindex index (it holds the tables {listed}); it was not changed. "
-            "Name another file with --db"
+            f"{where}: not a dtindex index (it holds the tables {listed}); it was not changed. "
+            "Name another database with --db"
         )
 
 
@@ -136,7 +139,7 @@ def open_index(where: Location | str, readonly: bool = False) -> Engine:
     """Open (and for writers create or upgrade) the index at `where` (see `location`)."""
     where = locate(where) if isinstance(where, str) else where
     if isinstance(where, URL):
-        return _migrated(_engine(where), where, readonly)
+        return _migrated(_engine(where), where, readonly, foreign_check=True)
     path = where
     if readonly and not path.is_file():
         raise StoreError(f"{path}: no index here yet; run `dtindex scan` first")
@@ -151,9 +154,14 @@ def open_index(where: Location | str, readonly: bool = False) -> Engine:
     return _migrated(_engine(path, readonly), path, readonly)
 
 
-def _migrated(engine: Engine, where: Location, readonly: bool) -> Engine:
-    """`engine` once its schema is current: upgraded for writers, checked for readers."""
+def _migrated(
+    engine: Engine, where: Location, readonly: bool, foreign_check: bool = False
+) -> Engine:
+    """`engine` once its schema is current: upgraded for writers, checked for readers.
+    With `foreign_check` (a server's database), one holding other tables is refused."""
     try:
+        if foreign_check:
+            _refuse_other_tables(shown(where), set(inspect(engine).get_table_names()))
         if readonly:
             _check_current(engine)
         else:

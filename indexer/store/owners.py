@@ -133,8 +133,7 @@ class SessionOwner:
         return bool(conn.execute(_HELD, values).scalar_one())
 
     def close(self) -> None:
-        try:
-            self._conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": self._key})
-            self._conn.commit()
-        finally:
-            self._conn.close()
+        """End the session itself (not back to the pool): the server frees its lock then,
+        even where the connection is already broken and no unlock could be sent."""
+        self._conn.invalidate()
+        self._conn.close()
