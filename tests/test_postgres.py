@@ -200,3 +200,11 @@ def test_a_database_of_another_program_is_refused_untouched(pg_cluster: pgserver
     with psycopg.connect(url) as conn:
         tables = conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
         assert tables.fetchall() == [("accounts",)]
+
+
+@POSTGRESQL
+def test_models_lists_before_the_first_scan_and_readers_ask_for_one(cli) -> None:
+    code, out, err = cli("models")
+    assert code == 0 and b"palette" in out, err
+    code, _, err = cli("status")
+    assert code == 1 and "run `dtindex scan` first" in err

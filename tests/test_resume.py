@@ -101,7 +101,8 @@ def wait_for(condition, process: subprocess.Popen[bytes], timeout: float = 60.0)
         "SELECT COUNT(*) >= 30 FROM taggings",
     ],
 )
-def test_sigkill_then_resume(tmp_path: Path, point: str) -> None:
+@BOTH
+def test_sigkill_then_resume(tmp_path: Path, point: str, index_db: str) -> None:
     model = slow_model(tmp_path / "models")
     (tmp_path / "deeptagger.toml").write_text(f'[models.slow]\nmodel = "{model}"\n')
     gallery = tmp_path / "gallery"
@@ -112,7 +113,7 @@ def test_sigkill_then_resume(tmp_path: Path, point: str) -> None:
     assert done.wait(120) == 0, done.stderr.read() if done.stderr else ""
     expected = dtindex(tmp_path, clean_db, "export", "--model", "slow").communicate()[0]
 
-    db = tmp_path / "killed.sqlite"
+    db = index_db  # killed there; the clean export above is always SQLite's
     victim = dtindex(tmp_path, db, "scan", "-b", "2", str(gallery))
     wait_for(lambda: count(db, point) > 0 or victim.poll() is not None, victim)
     victim.send_signal(signal.SIGKILL)
@@ -123,10 +124,10 @@ def test_sigkill_then_resume(tmp_path: Path, point: str) -> None:
     resumed = dtindex(tmp_path, db, "scan", "--json", "-b", "2", str(gallery))
     _, err = resumed.communicate(timeout=120)
     assert resumed.returncode == 0, err
-    with sqlite3.connect(db) as conn:
-        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-        assert conn.execute("SELECT COUNT(*) FROM taggings").fetchone()[0] == 60
-        assert conn.execute("SELECT COUNT(*) FROM files").fetchone()[0] == 66
+    if "://" not in db:
+        assert pgserver.rows(db, "PRAGMA integrity_check") == [("ok",)]
+    assert count(db, "SELECT COUNT(*) FROM taggings") == 60
+    assert count(db, "SELECT COUNT(*) FROM files") == 66
     assert dtindex(tmp_path, db, "export", "--model", "slow").communicate()[0] == expected
     assert len(expected.splitlines()) > 60
 

@@ -154,6 +154,22 @@ def open_index(where: Location | str, readonly: bool = False) -> Engine:
     return _migrated(_engine(path, readonly), path, readonly)
 
 
+def index_exists(where: Location) -> bool:
+    """Whether there is an index to read at `where` yet (a file; a server database with
+    our tables), so a listing can go without one rather than fail."""
+    if isinstance(where, Path):
+        return where.is_file()
+    engine = _engine(where)
+    try:
+        return "alembic_version" in inspect(engine).get_table_names()
+    except SQLAlchemyError as exc:
+        raise StoreError(
+            f"{shown(where)}: cannot open index: {getattr(exc, 'orig', None) or exc}"
+        ) from None
+    finally:
+        engine.dispose()
+
+
 def _migrated(
     engine: Engine, where: Location, readonly: bool, foreign_check: bool = False
 ) -> Engine:

@@ -12,7 +12,6 @@ import argparse
 import json
 import textwrap
 from collections import Counter
-from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Connection
@@ -23,7 +22,7 @@ from indexer.errors import DtindexError
 from indexer.model_tables import ModelEntry, builtin_entry
 from indexer.models.published import family
 from indexer.models.versions import identify
-from indexer.store.engine import open_index
+from indexer.store.engine import index_exists, open_index
 from indexer.store.queries import coverage, versions
 
 FAILURE = 1
@@ -115,7 +114,7 @@ def _wrap(text: str, first: str, rest: str) -> list[str]:
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
     db = ctx.database()
-    engine = open_index(db, readonly=True) if not isinstance(db, Path) or db.is_file() else None
+    engine = open_index(db, readonly=True) if index_exists(db) else None
     try:
         conn = engine.connect() if engine else None
         rows = [_row(entry, ctx, conn) for entry in _entries(ctx)]
