@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,7 +56,7 @@ class ScanConfig:
 @dataclass(frozen=True)
 class Config:
     path: Path | None = None
-    database: Path | None = None
+    database: Path | str | None = None  # a str: a database server's URL (`is_url`)
     roots: tuple[Path, ...] = ()
     store_threshold: float = 0.01
     batch: int = 8
@@ -91,6 +91,17 @@ class Config:
         """Enabled configured models, else the built-in one."""
         enabled = tuple(m for m in self.models.values() if m.enabled)
         return enabled or (builtin_entry(),)
+
+
+def is_url(value: str) -> bool:
+    """Whether a `--db` or `database` value names a database server (a SQLAlchemy URL such
+    as `postgresql://user@host/db`) rather than an SQLite file: the one rule for both."""
+    return "://" in value
+
+
+def _database(value: Any, rel: Callable[[Any, str], Path]) -> Path | str:
+    """A URL as written; a path relative to the config file's folder."""
+    return value if isinstance(value, str) and is_url(value) else rel(value, "database")
 
 
 def locate_config(explicit: str | None, env: Mapping[str, str]) -> tuple[Path | None, bool]:
@@ -162,7 +173,7 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
         path=path,
         decoders=counts["decoders"],
         threads=counts["threads"],
-        database=rel(data["database"], "database") if "database" in data else None,
+        database=_database(data["database"], rel) if "database" in data else None,
         roots=tuple(rel(r, "roots") for r in strings(data.get("roots", []), where, "roots")),
         store_threshold=number(data.get("store_threshold", 0.01), where, "store_threshold", 0, 1),
         batch=batch,

@@ -169,7 +169,7 @@ def scan(
     entries = [settings.model(n) for n in models] if models else settings.default_models()
     runtime = _runtime(settings, None)
     taggers = [load(entry.resolve(), runtime) for entry in entries]
-    engine = open_index(Path(os.path.abspath(db)))
+    engine = open_index(os.fspath(db))
     try:
         absolute = [Path(os.path.abspath(root)) for root in roots]
         counts = scan_roots(

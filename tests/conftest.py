@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pgserver
 import pytest
 from onnx import TensorProto, helper, numpy_helper, save
 from PIL import Image
@@ -117,12 +118,42 @@ def run_cli(
     return code, out, err.decode("utf-8", "replace")
 
 
+# Runs a test (of `index_db`, or of `cli`) on an SQLite file and on a PostgreSQL database.
+BOTH = pytest.mark.parametrize("index_db", ["sqlite", "postgresql"], indirect=True)
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[pgserver.Cluster]:
+    """A private PostgreSQL server for the session; skipped without one, failed under CI."""
+    folder = pgserver.binaries()
+    if folder is None:
+        reason = "no PostgreSQL server binaries (initdb, pg_ctl) here; .ci/run installs them"
+        if os.environ.get("CI") == "true":
+            pytest.fail(reason)
+        pytest.skip(reason)
+    cluster = pgserver.start(folder)
+    yield cluster
+    pgserver.stop(cluster)
+
+
+@pytest.fixture
+def index_db(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Where the test's index lives: `index.sqlite` in tmp_path, or with `BOTH` also a
+    fresh PostgreSQL database's URL."""
+    if getattr(request, "param", "sqlite") == "sqlite":
+        return str(tmp_path / "index.sqlite")
+    return pgserver.new_database(request.getfixturevalue("pg_cluster"))
+
+
 @pytest.fixture
 def cli(
-    capsysbinary: pytest.CaptureFixture[bytes], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    capsysbinary: pytest.CaptureFixture[bytes],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    index_db: str,
 ) -> Callable[..., tuple[int, bytes, str]]:
     """Run `dtindex` in-process with a private database and no user config."""
-    monkeypatch.setenv("DTINDEX_DB", str(tmp_path / "index.sqlite"))
+    monkeypatch.setenv("DTINDEX_DB", index_db)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg-config"))
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))

@@ -10,7 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import picture, write_model
+from conftest import BOTH, picture, write_model
+
+pytestmark = BOTH
 
 
 @pytest.fixture

@@ -9,8 +9,9 @@ import sqlite3
 from contextlib import closing
 from pathlib import Path
 
+import pgserver
 import pytest
-from conftest import age, picture, write_model
+from conftest import BOTH, age, picture, write_model
 
 
 def scan(cli, *args: str) -> dict[str, int]:
@@ -50,9 +51,8 @@ def indexed_roots(cli) -> dict[str, int]:
     return {root["path"]: root["files"] for root in json.loads(out)["roots"]}
 
 
-def query(tmp_path: Path, sql: str, *params: object) -> list[tuple[object, ...]]:
-    with closing(sqlite3.connect(tmp_path / "index.sqlite")) as db:
-        return db.execute(sql, params).fetchall()
+def query(db: str, sql: str, *params: object) -> list[tuple[object, ...]]:
+    return pgserver.rows(db, sql, *params)
 
 
 def sha1(path: Path) -> str:
@@ -72,6 +72,7 @@ def gallery(folder: Path, *colours: tuple[int, int, int]) -> list[Path]:
 
 # -- forget ---------------------------------------------------------------------------
 @pytest.mark.parametrize("spelling", ["g1", "./g1/", "g2/../g1", "g2/sub/../../g1"])
+@BOTH
 def test_forget_resolves_relative_paths(cli, config: Path, tmp_path: Path, spelling: str) -> None:
     one = gallery(tmp_path / "g1", (255, 0, 0), (0, 255, 0))
     two = gallery(tmp_path / "g2", (0, 0, 255))
@@ -82,6 +83,7 @@ def test_forget_resolves_relative_paths(cli, config: Path, tmp_path: Path, spell
     assert exported_paths(cli) == {str(two[0])}
 
 
+@BOTH
 def test_forget_from_another_folder_with_dotdot(
     cli, config: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -93,6 +95,7 @@ def test_forget_from_another_folder_with_dotdot(
     assert exported_paths(cli) == {str(two[0])}
 
 
+@BOTH
 def test_forget_deleted_root_unblocks_plain_scan(cli, config: Path, tmp_path: Path) -> None:
     gallery(tmp_path / "gone", (255, 0, 0), (0, 255, 0))
     kept = gallery(tmp_path / "kept", (0, 0, 255), (255, 255, 0))
@@ -109,6 +112,7 @@ def test_forget_deleted_root_unblocks_plain_scan(cli, config: Path, tmp_path: Pa
     }
 
 
+@BOTH
 def test_forget_inner_root_keeps_its_files_under_the_outer(
     cli, config: Path, tmp_path: Path
 ) -> None:
@@ -125,6 +129,7 @@ def test_forget_inner_root_keeps_its_files_under_the_outer(
     assert (result["hashed"], result["new"], result["unchanged"]) == (0, 0, 3)
 
 
+@BOTH
 def test_forget_outer_root_keeps_the_inner_roots_files(cli, config: Path, tmp_path: Path) -> None:
     outer = tmp_path / "gallery"
     gallery(outer, (255, 0, 0))
@@ -136,6 +141,7 @@ def test_forget_outer_root_keeps_the_inner_roots_files(cli, config: Path, tmp_pa
     assert scan(cli)["hashed"] == 0
 
 
+@BOTH
 def test_forget_leaves_sibling_folders_with_a_common_prefix(
     cli, config: Path, tmp_path: Path
 ) -> None:
@@ -153,6 +159,7 @@ def test_forget_leaves_sibling_folders_with_a_common_prefix(
     assert (result["hashed"], result["unchanged"]) == (0, 1)
 
 
+@BOTH
 def test_forget_unknown_root_removes_nothing(cli, config: Path, tmp_path: Path) -> None:
     gallery(tmp_path / "g1", (255, 0, 0))
     gallery(tmp_path / "g2", (0, 255, 0))
@@ -166,41 +173,47 @@ def test_forget_unknown_root_removes_nothing(cli, config: Path, tmp_path: Path) 
 
 
 # -- prune ----------------------------------------------------------------------------
-def table_counts(tmp_path: Path) -> dict[str, int]:
+def table_counts(db: str) -> dict[str, int]:
     names = ("contents", "taggings", "scores", "model_versions", "tags")
-    return {n: int(query(tmp_path, f"SELECT COUNT(*) FROM {n}")[0][0]) for n in names}
+    return {n: int(query(db, f"SELECT COUNT(*) FROM {n}")[0][0]) for n in names}
 
 
-def test_prune_drops_contents_no_file_shows(cli, config: Path, tmp_path: Path) -> None:
+@BOTH
+def test_prune_drops_contents_no_file_shows(
+    cli, config: Path, tmp_path: Path, index_db: str
+) -> None:
     folder = tmp_path / "gallery"
     red, _, blue = gallery(folder, (255, 0, 0), (0, 255, 0), (0, 0, 255))
     (folder / "copy.png").write_bytes(red.read_bytes())  # a duplicate: one content, two files
     age(folder / "copy.png")
     scan(cli, str(folder))
-    blue_id = query(tmp_path, "SELECT id FROM contents WHERE sha1 = ?", sha1(blue))[0][0]
-    blue_scores = query(tmp_path, "SELECT COUNT(*) FROM scores WHERE content_id = ?", blue_id)
+    blue_id = query(index_db, "SELECT id FROM contents WHERE sha1 = ?", sha1(blue))[0][0]
+    blue_scores = query(index_db, "SELECT COUNT(*) FROM scores WHERE content_id = ?", blue_id)
     assert blue_scores[0][0] > 0
     blue.unlink()
     red.unlink()  # its copy still shows that content
     assert scan(cli, str(folder))["removed"] == 2
-    before, counted = export(cli), table_counts(tmp_path)
+    before, counted = export(cli), table_counts(index_db)
     assert counted["contents"] == 3  # a scan keeps the tags of pictures gone
 
     assert prune(cli) == {"contents": 1, "model_versions": 0, "scores": blue_scores[0][0]}
     assert export(cli) == before
-    assert table_counts(tmp_path) == {
+    assert table_counts(index_db) == {
         **counted,
         "contents": 2,
         "taggings": counted["taggings"] - 1,
         "scores": counted["scores"] - blue_scores[0][0],
     }
     for table in ("scores", "taggings", "claims"):
-        assert query(tmp_path, f"SELECT * FROM {table} WHERE content_id = ?", blue_id) == []
+        assert query(index_db, f"SELECT * FROM {table} WHERE content_id = ?", blue_id) == []
     assert prune(cli) == {"contents": 0, "model_versions": 0, "scores": 0}
     assert scan(cli, str(folder))["hashed"] == 0
 
 
-def test_prune_keeps_configured_and_newest_versions(cli, config: Path, tmp_path: Path) -> None:
+@BOTH
+def test_prune_keeps_configured_and_newest_versions(
+    cli, config: Path, tmp_path: Path, index_db: str
+) -> None:
     folder = tmp_path / "gallery"
     gallery(folder, (250, 10, 0), (0, 200, 40))
     base = config.read_text()
@@ -208,20 +221,20 @@ def test_prune_keeps_configured_and_newest_versions(cli, config: Path, tmp_path:
     for name, setting in (("A", ""), ("B", 'channels = "bgr"\n'), ("C", 'pad = "edge"\n')):
         config.write_text(base + setting)
         assert scan(cli, str(folder))["tagged"] == 2  # each setting is a new version
-        ids[name] = query(tmp_path, "SELECT MAX(id) FROM model_versions")[0][0]
-    b_scores = query(tmp_path, "SELECT COUNT(*) FROM scores WHERE model_version_id = ?", ids["B"])[
+        ids[name] = query(index_db, "SELECT MAX(id) FROM model_versions")[0][0]
+    b_scores = query(index_db, "SELECT COUNT(*) FROM scores WHERE model_version_id = ?", ids["B"])[
         0
     ][0]
     config.write_text(base)  # back to A: A is configured, C is the newest, B is neither
-    before, counted = export(cli), table_counts(tmp_path)
+    before, counted = export(cli), table_counts(index_db)
 
     assert prune(cli) == {"contents": 0, "model_versions": 1, "scores": b_scores}
     assert export(cli) == before
-    remaining = query(tmp_path, "SELECT id FROM model_versions ORDER BY id")
+    remaining = query(index_db, "SELECT id FROM model_versions ORDER BY id")
     assert remaining == [(ids["A"],), (ids["C"],)]
     for table in ("scores", "taggings", "tags"):
-        assert query(tmp_path, f"SELECT * FROM {table} WHERE model_version_id = ?", ids["B"]) == []
-    assert table_counts(tmp_path) == {
+        assert query(index_db, f"SELECT * FROM {table} WHERE model_version_id = ?", ids["B"]) == []
+    assert table_counts(index_db) == {
         **counted,
         "model_versions": 2,
         "taggings": counted["taggings"] - 2,
@@ -231,8 +244,9 @@ def test_prune_keeps_configured_and_newest_versions(cli, config: Path, tmp_path:
     assert scan(cli, str(folder))["tagged"] == 0  # A's results were kept: nothing to redo
 
 
+@BOTH
 def test_prune_keeps_only_the_newest_of_an_unconfigured_model(
-    cli, config: Path, tmp_path: Path
+    cli, config: Path, tmp_path: Path, index_db: str
 ) -> None:
     folder = tmp_path / "gallery"
     gallery(folder, (250, 10, 0))
@@ -240,15 +254,15 @@ def test_prune_keeps_only_the_newest_of_an_unconfigured_model(
     for setting in ("", 'channels = "bgr"\n'):
         config.write_text(base + setting)
         scan(cli, str(folder))
-    newest = query(tmp_path, "SELECT MAX(id) FROM model_versions")
+    newest = query(index_db, "SELECT MAX(id) FROM model_versions")
     before = export(cli)
     config.write_text("")  # the model is no longer described: only the newest counts
     assert prune(cli)["model_versions"] == 1
-    assert query(tmp_path, "SELECT id FROM model_versions") == newest
+    assert query(index_db, "SELECT id FROM model_versions") == newest
     assert export(cli) == before
 
 
-def test_prune_vacuum_shrinks_the_file(cli, tmp_path: Path) -> None:
+def test_prune_vacuum_shrinks_the_file(cli, tmp_path: Path, index_db: str) -> None:
     model = write_model(
         tmp_path / "models", "pixels", positions=range(192), settings="normalize = true\n"
     )
@@ -261,8 +275,8 @@ def test_prune_vacuum_shrinks_the_file(cli, tmp_path: Path) -> None:
     assert scan(cli, "--allow-empty", str(folder))["removed"] == 12
 
     def pages() -> tuple[int, int]:
-        size = query(tmp_path, "PRAGMA page_count")[0][0]
-        return int(size), int(query(tmp_path, "PRAGMA freelist_count")[0][0])
+        size = query(index_db, "PRAGMA page_count")[0][0]
+        return int(size), int(query(index_db, "PRAGMA freelist_count")[0][0])
 
     full = pages()
     assert prune(cli)["contents"] == 12

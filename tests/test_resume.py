@@ -14,8 +14,9 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pgserver
 import pytest
-from conftest import OLD, save_graph
+from conftest import BOTH, OLD, save_graph
 from onnx import helper, numpy_helper
 from PIL import Image
 
@@ -68,7 +69,7 @@ def make_gallery(folder: Path, count: int, blue: int = 100) -> None:
         os.utime(folder / f"dup{i:03}.png", ns=(OLD * 10**9, OLD * 10**9))
 
 
-def dtindex(tmp_path: Path, db: Path, *args: str) -> subprocess.Popen[bytes]:
+def dtindex(tmp_path: Path, db: Path | str, *args: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "DTINDEX_DB": str(db), "DTINDEX_CONFIG": str(tmp_path / "deeptagger.toml")}
     return subprocess.Popen(
         [sys.executable, "-m", "indexer", *args],
@@ -78,12 +79,8 @@ def dtindex(tmp_path: Path, db: Path, *args: str) -> subprocess.Popen[bytes]:
     )
 
 
-def count(db: Path, sql: str) -> int:
-    try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
-            return int(conn.execute(sql).fetchone()[0])
-    except sqlite3.OperationalError:
-        return 0  # not created yet
+def count(db: Path | str, sql: str) -> int:
+    return pgserver.count(str(db), sql)  # 0 while not created yet
 
 
 def wait_for(condition, process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
@@ -104,7 +101,8 @@ def wait_for(condition, process: subprocess.Popen[bytes], timeout: float = 60.0)
         "SELECT COUNT(*) >= 30 FROM taggings",
     ],
 )
-def test_sigkill_then_resume(tmp_path: Path, point: str) -> None:
+@BOTH
+def test_sigkill_then_resume(tmp_path: Path, point: str, index_db: str) -> None:
     model = slow_model(tmp_path / "models")
     (tmp_path / "deeptagger.toml").write_text(f'[models.slow]\nmodel = "{model}"\n')
     gallery = tmp_path / "gallery"
@@ -115,7 +113,7 @@ def test_sigkill_then_resume(tmp_path: Path, point: str) -> None:
     assert done.wait(120) == 0, done.stderr.read() if done.stderr else ""
     expected = dtindex(tmp_path, clean_db, "export", "--model", "slow").communicate()[0]
 
-    db = tmp_path / "killed.sqlite"
+    db = index_db  # killed there; the clean export above is always SQLite's
     victim = dtindex(tmp_path, db, "scan", "-b", "2", str(gallery))
     wait_for(lambda: count(db, point) > 0 or victim.poll() is not None, victim)
     victim.send_signal(signal.SIGKILL)
@@ -126,10 +124,10 @@ def test_sigkill_then_resume(tmp_path: Path, point: str) -> None:
     resumed = dtindex(tmp_path, db, "scan", "--json", "-b", "2", str(gallery))
     _, err = resumed.communicate(timeout=120)
     assert resumed.returncode == 0, err
-    with sqlite3.connect(db) as conn:
-        assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
-        assert conn.execute("SELECT COUNT(*) FROM taggings").fetchone()[0] == 60
-        assert conn.execute("SELECT COUNT(*) FROM files").fetchone()[0] == 66
+    if "://" not in db:
+        assert pgserver.rows(db, "PRAGMA integrity_check") == [("ok",)]
+    assert count(db, "SELECT COUNT(*) FROM taggings") == 60
+    assert count(db, "SELECT COUNT(*) FROM files") == 66
     assert dtindex(tmp_path, db, "export", "--model", "slow").communicate()[0] == expected
     assert len(expected.splitlines()) > 60
 
@@ -141,12 +139,13 @@ def tagged_in_log(stderr: bytes) -> int:
     return int(found[1].replace(b",", b""))
 
 
-def test_two_writers_never_lock_or_tag_twice(tmp_path: Path) -> None:
+@BOTH
+def test_two_writers_never_lock_or_tag_twice(tmp_path: Path, index_db: str) -> None:
     model = slow_model(tmp_path / "models")
     (tmp_path / "deeptagger.toml").write_text(f'[models.slow]\nmodel = "{model}"\n')
     gallery = tmp_path / "gallery"
     make_gallery(gallery, 60)
-    db = tmp_path / "index.sqlite"
+    db = index_db
 
     scans = [dtindex(tmp_path, db, "scan", "--json", "-b", "2", str(gallery)) for _ in range(2)]
     results = [scan.communicate(timeout=180) for scan in scans]

@@ -9,7 +9,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from conftest import age, picture, write_model
+from conftest import BOTH, age, picture, write_model
 
 
 def counts(cli, *args: str) -> dict[str, int]:
@@ -47,6 +47,7 @@ def setup(tmp_path: Path, mean_model: Path):
     return gallery
 
 
+@BOTH
 def test_first_scan_then_unchanged_rescan(cli, setup: Path) -> None:
     first = counts(cli, str(setup))
     assert first == {
@@ -76,6 +77,7 @@ def test_sha1_is_the_file_sha1(cli, setup: Path) -> None:
     assert (sha, "c0", 1.0) in gallery_import(export(cli))
 
 
+@BOTH
 def test_rename_move_duplicate_edit_delete(cli, setup: Path) -> None:
     counts(cli, str(setup))
     before = export(cli)
@@ -109,6 +111,7 @@ def test_rename_move_duplicate_edit_delete(cli, setup: Path) -> None:
     assert len(gallery_import(export(cli))) == 3
 
 
+@BOTH
 def test_missing_or_unmounted_root_removes_nothing(cli, setup: Path, tmp_path: Path) -> None:
     counts(cli, str(setup))
     before = export(cli)
@@ -130,6 +133,7 @@ def test_rescan_defaults_to_known_roots(cli, setup: Path) -> None:
     assert counts(cli)["new"] == 1
 
 
+@BOTH
 def test_new_model_and_new_model_version(cli, setup: Path, tmp_path: Path) -> None:
     counts(cli, str(setup))
     other = write_model(tmp_path / "models", "probe", positions=[0], settings="normalize = true\n")
@@ -151,6 +155,7 @@ def test_new_model_and_new_model_version(cli, setup: Path, tmp_path: Path) -> No
     assert code == 0 and b"probe" in out and b"3 of 3 pictures tagged" in out
 
 
+@BOTH
 def test_undecodable_pictures_fail_once_until_changed(cli, setup: Path) -> None:
     broken = setup / "broken.png"
     broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10)
@@ -177,6 +182,7 @@ def test_walk_rules(cli, setup: Path, tmp_path: Path) -> None:
     assert counts(cli, str(setup))["files"] == 3
 
 
+@BOTH
 def test_paths_that_are_not_utf8_round_trip(cli, setup: Path) -> None:
     name = os.fsencode(setup) + b"/caf\xe9.png"
     with open(name, "wb") as handle:
@@ -195,6 +201,7 @@ def test_export_refuses_paths_with_tabs(cli, setup: Path) -> None:
     assert len(gallery_import(export(cli))) == 4
 
 
+@BOTH
 def test_jsonl_export(cli, setup: Path) -> None:
     counts(cli, str(setup))
     records = [json.loads(line) for line in export(cli, "--format", "jsonl").splitlines()]

@@ -18,6 +18,7 @@ from indexer.imaging.sniff import Pictures
 from indexer.model_tables import ModelDef
 from indexer.models.runtime import RuntimeOptions, Tagger, load, parse_provider_option
 from indexer.models.versions import configured_version
+from indexer.store.location import Location, locate
 from indexer.store.queries import versions
 from indexer.store.records import Records
 from indexer.suggest import closest
@@ -34,18 +35,20 @@ class Context:
     stderr_is_tty: bool
     config_target: Path = Path("deeptagger.toml")  # where `model add` writes
 
-    def database_path(self) -> Path:
-        """`--db`, `DTINDEX_DB`, the config's `database`, else the XDG data folder."""
+    def database(self) -> Location:
+        """`--db`, `DTINDEX_DB`, the config's `database`, else the XDG data folder: an
+        SQLite file or a server's URL (`store.location`)."""
+        chosen: str | Path
         if self.db_option:
-            chosen = Path(self.db_option)
+            chosen = self.db_option
         elif self.env.get("DTINDEX_DB"):
-            chosen = Path(self.env["DTINDEX_DB"])
+            chosen = self.env["DTINDEX_DB"]
         elif self.config.database is not None:
             chosen = self.config.database
         else:
             base = Path(self.env.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
             chosen = base / "dtindex" / "index.sqlite"
-        return Path(os.path.abspath(chosen.expanduser()))
+        return locate(chosen)
 
     def current_version(self, model: str) -> str | None:
         """The configured version of `model` for readers; None: the newest stored counts.

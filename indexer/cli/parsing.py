@@ -43,8 +43,9 @@ def add_global_options(parser: argparse.ArgumentParser, *, repeated: bool = Fals
     )
     group.add_argument(
         "--db",
-        metavar="PATH",
-        help="index database (env DTINDEX_DB; default: config's database, "
+        metavar="PATH|URL",
+        help="index database: an SQLite file, or postgresql://USER@HOST:PORT/DB "
+        "(env DTINDEX_DB; default: config's database, "
         "else $XDG_DATA_HOME/dtindex/index.sqlite)",
         **unset,
     )

@@ -33,8 +33,9 @@ from indexer.imaging.workers import DecoderPool, Reply
 from indexer.models.runtime import Tagger
 from indexer.pipeline.flow import Budget, Order, run_pipeline
 from indexer.pipeline.inference import Timings
-from indexer.store.claims import Owner, claim_pairs, claims_folder, reap, release_claims
+from indexer.store.claims import claim_pairs, reap, release_claims
 from indexer.store.intake import add_contents, put_files
+from indexer.store.owners import owner_for
 from indexer.store.records import Records, Stat
 from indexer.store.retry import Attempt
 
@@ -78,8 +79,8 @@ class Indexer:
             for t in taggers
         ]
         self._inflight: set[tuple[int, int]] = set()
-        self.owner = Owner(claims_folder(engine))
-        reaped = reap(self.index, self.owner.folder)
+        self.owner = owner_for(engine)
+        reaped = reap(self.index, self.owner)
         if reaped:
             log.info("took over %d claims of processes that are gone", reaped)
         self.attempt = self._attempt()

@@ -1,85 +1,26 @@
 """Claims: a writer about to tag a content with a model version claims the pair first.
 
-So `scan` beside `watch`, or two scans, never tag one content twice for one version.
-A claim is committed at once and released when the result is recorded.
-
-Who holds a claim must be told apart from a process that merely got the same pid
-(containers and PID namespaces reuse pids at once, and pid 1 is always alive). Each
-writer holds an exclusive `flock` on a file of its own beside the database; the kernel
-releases it when the process dies, however it dies. A claim whose owner's lock can be
-taken is dead and is taken over at once; one whose lock file cannot be reached (another
-machine without the shared folder) falls back to the lease.
+So `scan` beside `watch`, or two scans, on one machine or several, never tag one content
+twice for one version. A claim is committed at once and released when the result is
+recorded. A claim whose owner is dead (`store.owners` says how that is known) is taken
+over at once; one whose owner cannot be judged, once its lease has run out.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
-import os
-import secrets
-import socket
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
-from sqlalchemy import ColumnElement, Engine, delete, select
+from sqlalchemy import ColumnElement, delete, select
 
+from indexer.store.driver import marks, run
 from indexer.store.intake import CHUNK, settled_pairs
+from indexer.store.owners import Owner
 from indexer.store.records import Records
 from indexer.store.retry import Attempt
 from indexer.store.schema import claims
 
 CLAIM_LEASE_NS = 3600 * 10**9
-
-
-def claims_folder(engine: Engine) -> Path:
-    """Beside the database file: where each writer keeps the lock that proves it lives."""
-    database = engine.url.database or "index"
-    return Path(database).with_name(Path(database).name + ".claims")
-
-
-class Owner:
-    """This process as a claim holder: a token, and the lock file that proves it lives."""
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder
-        self.token = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(6)}"
-        folder.mkdir(parents=True, exist_ok=True)
-        temporary = folder / f".{self.token}.new"
-        self._fd = os.open(temporary, os.O_CREAT | os.O_RDWR | os.O_CLOEXEC, 0o644)
-        fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        os.replace(temporary, lock_path(folder, self.token))  # appears already locked
-
-    def close(self) -> None:
-        with contextlib.suppress(OSError):  # the folder went away: the lock goes below
-            os.unlink(lock_path(self.folder, self.token))
-        os.close(self._fd)
-
-
-def lock_path(folder: Path, token: str) -> Path:
-    return folder / f"{token}.lock"
-
-
-def alive(folder: Path, token: str) -> bool | None:
-    """Whether the owner's process lives; None when this process cannot tell."""
-    try:
-        fd = os.open(lock_path(folder, token), os.O_RDWR | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return False  # it exited cleanly, or a checker found it dead before
-    except OSError:
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    except OSError:
-        return None
-    else:
-        with contextlib.suppress(OSError):
-            os.unlink(lock_path(folder, token))
-        return False
-    finally:
-        os.close(fd)
 
 
 def claim_pairs(
@@ -99,10 +40,12 @@ def claim_pairs(
         return set()
     now = time.time_ns()
     expires = now + CLAIM_LEASE_NS
-    # The insert takes SQLite's write lock, so what is read below cannot change under us.
-    index.conn.exec_driver_sql(
-        "INSERT OR IGNORE INTO claims (model_version_id, content_id, owner, expires_ns) "
-        "VALUES (?, ?, ?, ?)",
+    # The insert takes the write lock (`store.writelock`), so what is read below cannot
+    # change under us.
+    run(
+        index.conn,
+        "INSERT INTO claims (model_version_id, content_id, owner, expires_ns) "
+        "VALUES (?, ?, ?, ?) ON CONFLICT (model_version_id, content_id) DO NOTHING",
         [(v, c, owner.token, expires) for v, c in pairs],
     )
     done = settled_pairs(index.conn, (c for _, c in pairs), attempt)
@@ -112,12 +55,13 @@ def claim_pairs(
     for pair in pairs:
         holder, until = holders[pair]
         if holder not in verdicts:
-            verdicts[holder] = _dead(owner.folder, holder)
+            verdicts[holder] = owner.alive(index.conn, holder) is False
         if pair not in done and (verdicts[holder] or until < now):
             mine.add(pair)
     taken = [(owner.token, expires, v, c) for v, c in mine if holders[(v, c)][0] != owner.token]
     if taken:
-        index.conn.exec_driver_sql(
+        run(
+            index.conn,
             "UPDATE claims SET owner = ?, expires_ns = ? "
             "WHERE model_version_id = ? AND content_id = ?",
             taken,
@@ -136,22 +80,18 @@ def _holders(
         part = tuple(contents[start : start + CHUNK])
         sql = (
             "SELECT model_version_id, content_id, owner, expires_ns FROM claims "
-            f"WHERE content_id IN ({', '.join('?' * len(part))})"
+            f"WHERE content_id IN ({marks(len(part))})"
         )
-        for version, content, holder, until in index.conn.exec_driver_sql(sql, part):
+        for version, content, holder, until in run(index.conn, sql, part):
             if (version, content) in wanted:
                 holders[(int(version), int(content))] = (str(holder), int(until))
     return holders
 
 
-def _dead(folder: Path, token: str) -> bool:
-    return alive(folder, token) is False
-
-
-def reap(index: Records, folder: Path) -> int:
+def reap(index: Records, owner: Owner) -> int:
     """Drop every claim whose owner is dead, so its pictures are tagged now, not in an hour."""
     owners = list(index.conn.execute(select(claims.c.owner).distinct()).scalars())
-    dead = [o for o in owners if _dead(folder, o)]
+    dead = [o for o in owners if owner.alive(index.conn, o) is False]
     removed = 0
     if dead:
         condition: ColumnElement[bool] = claims.c.owner.in_(dead)

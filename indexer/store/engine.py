@@ -1,8 +1,10 @@
-"""Opening the index: SQLite pragmas chosen for crash safety, and automatic migrations.
+"""Opening the index (an SQLite file or a PostgreSQL database) and automatic migrations.
 
 WAL with `synchronous=NORMAL`: a process crash (SIGKILL) loses nothing committed, and a
 power cut can lose at most the last transactions but never corrupts the file; readers
 never block the writer. `busy_timeout` makes concurrent writers wait instead of failing.
+On PostgreSQL the server sees to durability; writers wait on each other as `writelock`
+says.
 """
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import URL, Engine, create_engine, event, inspect
 from sqlalchemy.exc import SQLAlchemyError
 
 from indexer.errors import StoreError
+from indexer.store.location import Location, check_driver, locate, shown
 from indexer.store.readonly import check_writable, reader_uri, writable
+from indexer.store.writelock import begin_writing, serialise_writers
 
 BUSY_TIMEOUT_MS = 60_000
 
@@ -56,8 +60,11 @@ def _on_read_connect(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
-def _engine(path: Path, readonly: bool = False) -> Engine:
+def _engine(where: Location, readonly: bool = False) -> Engine:
     """Readers of an index that can be written connect as writers do; see `readonly`."""
+    if isinstance(where, URL):
+        return _server_engine(where)
+    path = where
     seconds = BUSY_TIMEOUT_MS / 1000
     if not readonly or writable(path):
         engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": seconds})
@@ -73,19 +80,26 @@ def _engine(path: Path, readonly: bool = False) -> Engine:
     return engine
 
 
+def _server_engine(url: URL) -> Engine:
+    check_driver()
+    engine = create_engine(url, connect_args={"connect_timeout": 30})
+    serialise_writers(engine)
+    return engine
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the schema to `revision`; refuse a database written by a newer dtindex."""
     cfg = _alembic_config()
     scripts = ScriptDirectory.from_config(cfg)
     with engine.begin() as conn:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")  # two processes never migrate at once
+        begin_writing(conn)  # two processes never migrate at once
         current = MigrationContext.configure(conn).get_current_revision()
         if current is not None:
             try:
                 scripts.get_revision(current)
             except CommandError:
                 raise StoreError(
-                    f"{engine.url.database}: the index was written by a newer dtindex "
+                    f"{shown(engine.url)}: the index was written by a newer dtindex "
                     f"(schema revision {current}); upgrade dtindex to use it"
                 ) from None
         cfg.attributes["connection"] = conn
@@ -109,17 +123,24 @@ def refuse_foreign(path: Path) -> None:
         raise StoreError(f"{path}: cannot read the index: {exc}") from None
     except sqlite3.DatabaseError as exc:
         raise StoreError(f"{path}: not an SQLite database ({exc}); it was not changed") from None
-    names = {str(name) for (name,) in rows}
+    _refuse_other_tables(str(path), {str(name) for (name,) in rows})
+
+
+def _refuse_other_tables(where: str, names: set[str]) -> None:
     if names and not names >= OWN_TABLES:
-        shown = ", ".join(sorted(names)[:6])
+        listed = ", ".join(sorted(names)[:6])
         raise StoreError(
-            f"{path}: not a dtindex index (it holds the tables {shown}); it was not changed. "
-            "Name another file with --db"
+            f"{where}: not a dtindex index (it holds the tables {listed}); it was not changed. "
+            "Name another database with --db"
         )
 
 
-def open_index(path: Path, readonly: bool = False) -> Engine:
-    """Open (and for writers create or upgrade) the index at `path`."""
+def open_index(where: Location | str, readonly: bool = False) -> Engine:
+    """Open (and for writers create or upgrade) the index at `where` (see `location`)."""
+    where = locate(where) if isinstance(where, str) else where
+    if isinstance(where, URL):
+        return _migrated(_engine(where), where, readonly, foreign_check=True)
+    path = where
     if readonly and not path.is_file():
         raise StoreError(f"{path}: no index here yet; run `dtindex scan` first")
     if path.is_file():
@@ -130,8 +151,33 @@ def open_index(path: Path, readonly: bool = False) -> Engine:
         except OSError as exc:
             raise StoreError(f"{path.parent}: cannot create folder: {exc.strerror}") from None
         check_writable(path)
-    engine = _engine(path, readonly)
+    return _migrated(_engine(path, readonly), path, readonly)
+
+
+def index_exists(where: Location) -> bool:
+    """Whether there is an index to read at `where` yet (a file; a server database with
+    our tables), so a listing can go without one rather than fail."""
+    if isinstance(where, Path):
+        return where.is_file()
+    engine = _engine(where)
     try:
+        return "alembic_version" in inspect(engine).get_table_names()
+    except SQLAlchemyError as exc:
+        raise StoreError(
+            f"{shown(where)}: cannot open index: {getattr(exc, 'orig', None) or exc}"
+        ) from None
+    finally:
+        engine.dispose()
+
+
+def _migrated(
+    engine: Engine, where: Location, readonly: bool, foreign_check: bool = False
+) -> Engine:
+    """`engine` once its schema is current: upgraded for writers, checked for readers.
+    With `foreign_check` (a server's database), one holding other tables is refused."""
+    try:
+        if foreign_check:
+            _refuse_other_tables(shown(where), set(inspect(engine).get_table_names()))
         if readonly:
             _check_current(engine)
         else:
@@ -139,7 +185,7 @@ def open_index(path: Path, readonly: bool = False) -> Engine:
     except SQLAlchemyError as exc:
         engine.dispose()
         raise StoreError(
-            f"{path}: cannot open index: {getattr(exc, 'orig', None) or exc}"
+            f"{shown(where)}: cannot open index: {getattr(exc, 'orig', None) or exc}"
         ) from None
     except StoreError:
         engine.dispose()
@@ -153,7 +199,7 @@ def _check_current(engine: Engine) -> None:
     head = head_revision()
     if current == head:
         return
-    name = engine.url.database
+    name = shown(engine.url)
     if current is None:
         raise StoreError(f"{name}: not a dtindex index (or an empty one); run `dtindex scan` first")
     try:

@@ -11,6 +11,7 @@ from typing import TypeVar
 
 from sqlalchemy import Connection
 
+from indexer.store.driver import marks, run
 from indexer.store.retry import Attempt
 
 T = TypeVar("T")
@@ -42,19 +43,18 @@ def _chunks(items: Sequence[T]) -> Iterable[Sequence[T]]:
 
 def add_contents(conn: Connection, rows: Sequence[ContentRow]) -> dict[str, int]:
     """Insert contents not known yet (a known one gains a size it lacked); ids by xxh3."""
-    conn.exec_driver_sql(_ADD_CONTENT, list(rows))
+    run(conn, _ADD_CONTENT, list(rows))
     ids: dict[str, int] = {}
     for part in _chunks(sorted({row[0] for row in rows})):
-        marks = ", ".join("?" * len(part))
-        sql = f"SELECT xxh128, id FROM contents WHERE xxh128 IN ({marks})"
-        for xxh, content_id in conn.exec_driver_sql(sql, tuple(part)):
+        sql = f"SELECT xxh128, id FROM contents WHERE xxh128 IN ({marks(len(part))})"
+        for xxh, content_id in run(conn, sql, tuple(part)):
             ids[str(xxh)] = int(content_id)
     return ids
 
 
 def put_files(conn: Connection, rows: Sequence[FileValues]) -> None:
     """Insert or update file rows: the one definition of the file upsert."""
-    conn.exec_driver_sql(_PUT_FILE, list(rows))
+    run(conn, _PUT_FILE, list(rows))
 
 
 def settled_pairs(
@@ -66,7 +66,7 @@ def settled_pairs(
     for part in _chunks(sorted(set(content_ids))):
         sql = (
             "SELECT model_version_id, content_id FROM taggings "
-            f"WHERE content_id IN ({', '.join('?' * len(part))}) AND ({settled})"
+            f"WHERE content_id IN ({marks(len(part))}) AND ({settled})"
         )
-        found.update((int(v), int(c)) for v, c in conn.exec_driver_sql(sql, tuple(part)))
+        found.update((int(v), int(c)) for v, c in run(conn, sql, tuple(part)))
     return found

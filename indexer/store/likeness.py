@@ -15,6 +15,8 @@ import numpy as np
 from numpy.typing import NDArray
 from sqlalchemy import Connection
 
+from indexer.store.driver import run
+
 CHUNK = 16384  # vectors per read: 32 MB of float16 at 1,024 dimensions
 BLOCK = 256  # vectors turned to float32 at a time: 1 MB, stays in the CPU's cache
 
@@ -28,7 +30,8 @@ def stored_vectors(embeddings: NDArray[np.float32]) -> list[bytes]:
 
 
 def vector_of(conn: Connection, version_id: int, content_id: int) -> NDArray[np.float32] | None:
-    row = conn.exec_driver_sql(
+    row = run(
+        conn,
         "SELECT vector FROM embeddings WHERE model_version_id = ? AND content_id = ?",
         (version_id, content_id),
     ).first()
@@ -37,7 +40,7 @@ def vector_of(conn: Connection, version_id: int, content_id: int) -> NDArray[np.
 
 def count_vectors(conn: Connection, version_id: int) -> int:
     sql = "SELECT count(*) FROM embeddings WHERE model_version_id = ?"
-    return int(conn.exec_driver_sql(sql, (version_id,)).scalar_one())
+    return int(run(conn, sql, (version_id,)).scalar_one())
 
 
 @dataclass(frozen=True)
@@ -54,7 +57,7 @@ def _chunks(conn: Connection, version_id: int) -> Iterator[tuple[NDArray[np.int6
         " ORDER BY content_id LIMIT ?"
     )
     while True:
-        rows = conn.exec_driver_sql(sql, (version_id, last, CHUNK)).all()
+        rows = run(conn, sql, (version_id, last, CHUNK)).all()
         if not rows:
             return
         ids, vectors = zip(*rows, strict=True)

@@ -3,7 +3,8 @@
 A scan never drops a root (a missing one may be an unmounted disk) and never drops a
 content or a model version (a file may come back; an old version stays exported until
 the new one has caught up), so the index only grows. These are the explicit ways to
-shrink it. Each runs in one `BEGIN IMMEDIATE` transaction: a concurrent scan waits
+shrink it. Each runs in one transaction holding the write lock from its start
+(`store.writelock`): a concurrent scan waits
 rather than seeing half of it, and an interrupted run leaves the index as it was.
 """
 
@@ -17,6 +18,8 @@ from dataclasses import dataclass
 from sqlalchemy import Connection, Engine
 
 from indexer.errors import UsageError
+from indexer.store.driver import marks, run
+from indexer.store.writelock import begin_writing
 
 # Rows per statement: well under SQLite's limit on bound parameters.
 _CHUNK = 500
@@ -48,7 +51,7 @@ def _immediate(engine: Engine) -> Iterator[Connection]:
     """One write transaction, its lock taken up front so no writer slips in between
     our reads and our deletes (the same idiom as the migrations)."""
     with engine.begin() as conn:
-        conn.exec_driver_sql("BEGIN IMMEDIATE")
+        begin_writing(conn)
         yield conn
 
 
@@ -61,9 +64,8 @@ def _delete_where_in(conn: Connection, table: str, column: str, ids: Sequence[in
     """Delete rows whose `column` is one of `ids`; returns how many went."""
     removed = 0
     for chunk in _chunks(ids):
-        marks = ", ".join("?" * len(chunk))
-        sql = f"DELETE FROM {table} WHERE {column} IN ({marks})"
-        removed += int(conn.exec_driver_sql(sql, tuple(chunk)).rowcount)
+        sql = f"DELETE FROM {table} WHERE {column} IN ({marks(len(chunk))})"
+        removed += int(run(conn, sql, tuple(chunk)).rowcount)
     return removed
 
 
@@ -97,7 +99,7 @@ def _affected(conn: Connection, gone: Mapping[bytes, int]) -> dict[int, tuple[by
     for root, root_id in gone.items():
         low = _below(root)
         sql = "SELECT id, path, root_id FROM files WHERE (path >= ? AND path < ?) OR root_id = ?"
-        cursor = conn.exec_driver_sql(sql, (low, low[:-1] + b"0", root_id)).cursor
+        cursor = run(conn, sql, (low, low[:-1] + b"0", root_id)).cursor
         assert cursor is not None
         found.update((int(i), (bytes(p), int(r))) for i, p, r in cursor.fetchall())
     return found
@@ -135,7 +137,7 @@ def forget_roots(engine: Engine, paths: Sequence[bytes]) -> Forgotten:
             elif target != root_id:
                 moves.append((target, file_id))
         if moves:
-            conn.exec_driver_sql("UPDATE files SET root_id = ? WHERE id = ?", moves)
+            run(conn, "UPDATE files SET root_id = ? WHERE id = ?", moves)
         files = _delete_where_in(conn, "files", "id", drops)
         _delete_where_in(conn, "roots", "id", list(gone.values()))
     return Forgotten(roots=len(gone), files=files, reassigned=len(moves))

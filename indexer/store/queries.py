@@ -152,16 +152,19 @@ class FailureRow:
 
 
 def failures(conn: Connection, limit: int) -> list[FailureRow]:
-    query = text("""
+    # A picture's first path by ORDER BY, as PostgreSQL has no MIN of bytes.
+    concat = "GROUP_CONCAT" if conn.dialect.name == "sqlite" else "STRING_AGG"
+    query = text(f"""
         SELECT path, error, kind, models FROM (
           SELECT path, error, kind, NULL AS models FROM files WHERE error IS NOT NULL
           UNION ALL
-          SELECT (SELECT MIN(f.path) FROM files f WHERE f.content_id = t.content_id) AS path,
-                 t.error, t.kind, GROUP_CONCAT(v.model || ' ' || v.version, '	') AS models
+          SELECT (SELECT f.path FROM files f WHERE f.content_id = t.content_id
+                  ORDER BY f.path LIMIT 1) AS path,
+                 t.error, t.kind, {concat}(v.model || ' ' || v.version, :tab) AS models
           FROM taggings t JOIN model_versions v ON v.id = t.model_version_id
           WHERE t.status = 'failed' GROUP BY t.content_id, t.error, t.kind
-        ) WHERE path IS NOT NULL ORDER BY path, error LIMIT :limit""")
+        ) AS listed WHERE path IS NOT NULL ORDER BY path, error LIMIT :limit""")
     return [
         FailureRow(bytes(p), str(e), str(k or "picture"), tuple(sorted(m.split("\t"))) if m else ())
-        for p, e, k, m in conn.execute(query, {"limit": limit})
+        for p, e, k, m in conn.execute(query, {"limit": limit, "tab": "\t"})
     ]

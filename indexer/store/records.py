@@ -15,9 +15,10 @@ from dataclasses import fields as dataclass_fields
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import Connection, and_, delete, exists, func, insert, select, update
+from sqlalchemy import Connection, and_, delete, exists, insert, select, update
 
 from indexer.errors import Failure, Kind
+from indexer.store.driver import run
 from indexer.store.intake import put_files
 from indexer.store.likeness import stored_vectors
 from indexer.store.retry import Attempt
@@ -29,6 +30,19 @@ from indexer.store.schema import (
     roots,
     taggings,
     tags,
+)
+
+# Upserts in the one spelling SQLite (3.24 on) and PostgreSQL both understand.
+_KEEP = "ON CONFLICT DO NOTHING"  # a row already there stays as it is
+_PUT_EMBEDDING = (
+    "INSERT INTO embeddings (model_version_id, content_id, vector) VALUES (?, ?, ?)"
+    " ON CONFLICT (model_version_id, content_id) DO UPDATE SET vector = excluded.vector"
+)
+_PUT_TAGGING = (
+    "INSERT INTO taggings (model_version_id, content_id, status, error, tagged_ns, kind,"
+    " needs) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (model_version_id, content_id) DO UPDATE"
+    " SET status = excluded.status, error = excluded.error, tagged_ns = excluded.tagged_ns,"
+    " kind = excluded.kind, needs = excluded.needs"
 )
 
 
@@ -83,7 +97,7 @@ class Records:
     # -- roots --------------------------------------------------------------------
     def root_id(self, path: bytes, device: int) -> int:
         # Insert first: the write takes the lock, so a concurrent writer cannot race us.
-        self.conn.execute(insert(roots).prefix_with("OR IGNORE").values(path=path, device=device))
+        run(self.conn, "INSERT INTO roots (path, device) VALUES (?, ?) " + _KEEP, (path, device))
         self.conn.execute(update(roots).where(roots.c.path == path).values(device=device))
         found = int(self.conn.execute(select(roots.c.id).where(roots.c.path == path)).scalar_one())
         self.commit()  # never hold the write lock through a walk
@@ -107,7 +121,7 @@ class Records:
         columns = ", ".join(f.name for f in dataclass_fields(FileRow))
         low, high = _below(folder)
         sql = f"SELECT {columns} FROM files WHERE path >= ? AND path < ?"
-        cursor = self.conn.exec_driver_sql(sql, (low, high)).cursor
+        cursor = run(self.conn, sql, (low, high)).cursor
         assert cursor is not None
         return {row[1]: FileRow(*row) for row in cursor.fetchall()}
 
@@ -158,8 +172,8 @@ class Records:
     def add_content(
         self, xxh128: str, sha1: str, size: int, width: int | None, height: int | None
     ) -> int:
-        values = dict(xxh128=xxh128, sha1=sha1, size=size, width=width, height=height)
-        self.conn.execute(insert(contents).prefix_with("OR IGNORE").values(**values))
+        sql = "INSERT INTO contents (xxh128, sha1, size, width, height) VALUES (?, ?, ?, ?, ?) "
+        run(self.conn, sql + _KEEP, (xxh128, sha1, size, width, height))
         if width is not None:
             self.conn.execute(
                 update(contents)
@@ -180,16 +194,12 @@ class Records:
         categories: Sequence[str | None],
         thresholds: Sequence[float | None] = (),
     ) -> int:
-        values = dict(
-            model=model,
-            version=version,
-            title=title,
-            tag_count=len(names),
-            created_ns=time.time_ns(),
+        values = (model, version, title, len(names), time.time_ns())
+        sql = (
+            "INSERT INTO model_versions (model, version, title, tag_count, created_ns)"
+            " VALUES (?, ?, ?, ?, ?) "
         )
-        created = self.conn.execute(
-            insert(model_versions).prefix_with("OR IGNORE").values(**values)
-        )
+        created = run(self.conn, sql + _KEEP, values)
         query = select(model_versions.c.id).where(
             model_versions.c.model == model, model_versions.c.version == version
         )
@@ -214,14 +224,16 @@ class Records:
             )
         )
         query = (
-            select(files.c.content_id, func.min(files.c.path), contents.c.xxh128)
+            select(files.c.content_id, files.c.path, contents.c.xxh128)
             .join(contents, contents.c.id == files.c.content_id)
             .where(~done)
-            .group_by(files.c.content_id)
-            .order_by(files.c.content_id)
+            .order_by(files.c.content_id, files.c.path)
         )
+        last = None
         for content_id, path, xxh in self.conn.execute(query).all():
-            yield int(content_id), bytes(path), str(xxh)
+            if content_id != last:  # the first path of each content: the least
+                yield int(content_id), bytes(path), str(xxh)
+            last = content_id
 
     def record_scores(
         self,
@@ -246,35 +258,22 @@ class Records:
             itertools.repeat(version_id), ids.tolist(), tag.tolist(), matrix[picture, tag].tolist()
         )
         pairs = [(version_id, c) for c in content_ids]
-        run = self.conn.exec_driver_sql
-        run("DELETE FROM scores WHERE model_version_id = ? AND content_id = ?", pairs)
+        conn = self.conn
+        run(conn, "DELETE FROM scores WHERE model_version_id = ? AND content_id = ?", pairs)
         if len(picture):
-            run("INSERT INTO scores VALUES (?, ?, ?, ?)", list(rows))
+            run(conn, "INSERT INTO scores VALUES (?, ?, ?, ?)", list(rows))
         if embeddings is not None:
             vectors = zip(itertools.repeat(version_id), content_ids, stored_vectors(embeddings))
-            run("INSERT OR REPLACE INTO embeddings VALUES (?, ?, ?)", list(vectors))
-        run(
-            "INSERT OR REPLACE INTO taggings (model_version_id, content_id, status, error,"
-            " tagged_ns, kind, needs) VALUES (?, ?, 'done', NULL, ?, NULL, NULL)",
-            [(version_id, c, now) for c in content_ids],
-        )
-        run("DELETE FROM claims WHERE model_version_id = ? AND content_id = ?", pairs)
+            run(conn, _PUT_EMBEDDING, list(vectors))
+        done = [(version_id, c, "done", None, now, None, None) for c in content_ids]
+        run(conn, _PUT_TAGGING, done)
+        run(conn, "DELETE FROM claims WHERE model_version_id = ? AND content_id = ?", pairs)
         self.commit()
 
     def record_failure(self, version_id: int, content_id: int, failure: Failure) -> None:
-        self.conn.execute(
-            insert(taggings)
-            .prefix_with("OR REPLACE")
-            .values(
-                model_version_id=version_id,
-                content_id=content_id,
-                status="failed",
-                error=failure.reason,
-                tagged_ns=time.time_ns(),
-                kind=failure.kind.value,
-                needs=failure.needs,
-            )
-        )
+        row = (version_id, content_id, "failed", failure.reason, time.time_ns(),
+               failure.kind.value, failure.needs)  # fmt: skip
+        run(self.conn, _PUT_TAGGING, row)
         self.conn.execute(
             delete(claims).where(
                 claims.c.model_version_id == version_id, claims.c.content_id == content_id

@@ -7,6 +7,7 @@ above a floor, so exports can apply any higher threshold without running a model
 
 from __future__ import annotations
 
+from dtindex_migrations.columns import BIG
 from sqlalchemy import (
     Column,
     Float,
@@ -33,8 +34,8 @@ roots = Table(
     metadata,
     Column("id", Integer, primary_key=True),
     Column("path", LargeBinary, nullable=False, unique=True),
-    Column("device", Integer),
-    Column("scanned_ns", Integer),
+    Column("device", BIG),
+    Column("scanned_ns", BIG),
 )
 
 contents = Table(
@@ -43,7 +44,7 @@ contents = Table(
     Column("id", Integer, primary_key=True),
     Column("xxh128", String(32), nullable=False, unique=True),
     Column("sha1", String(40), nullable=False, index=True),
-    Column("size", Integer, nullable=False),
+    Column("size", BIG, nullable=False),
     Column("width", Integer),
     Column("height", Integer),
 )
@@ -54,12 +55,12 @@ files = Table(
     Column("id", Integer, primary_key=True),
     Column("path", LargeBinary, nullable=False, unique=True),
     Column("root_id", Integer, ForeignKey("roots.id", ondelete="CASCADE"), nullable=False),
-    Column("size", Integer, nullable=False),
-    Column("mtime_ns", Integer, nullable=False),
-    Column("inode", Integer, nullable=False),
-    Column("device", Integer, nullable=False),
+    Column("size", BIG, nullable=False),
+    Column("mtime_ns", BIG, nullable=False),
+    Column("inode", BIG, nullable=False),
+    Column("device", BIG, nullable=False),
     Column("content_id", Integer, ForeignKey("contents.id"), index=True),
-    Column("checked_ns", Integer, nullable=False),
+    Column("checked_ns", BIG, nullable=False),
     Column("error", Text),
     Column("kind", String(12)),  # errors.Kind of `error`: read failures are retried
     Index("ix_files_root", "root_id"),
@@ -73,7 +74,7 @@ model_versions = Table(
     Column("version", String(64), nullable=False),
     Column("title", Text, nullable=False),
     Column("tag_count", Integer, nullable=False),
-    Column("created_ns", Integer, nullable=False),
+    Column("created_ns", BIG, nullable=False),
     UniqueConstraint("model", "version", name="uq_model_versions"),
 )
 
@@ -95,9 +96,9 @@ taggings = Table(
     Column("content_id", Integer, ForeignKey("contents.id"), primary_key=True),
     Column("status", String(8), nullable=False),  # done | failed
     Column("error", Text),
-    Column("tagged_ns", Integer, nullable=False),
+    Column("tagged_ns", BIG, nullable=False),
     Column("kind", String(12)),  # errors.Kind of a failure: decides whether it is retried
-    Column("needs", Integer),  # a "limit" failure: the pixels it needs (vs max_pixels)
+    Column("needs", BIG),  # a "limit" failure: the pixels it needs (vs max_pixels)
     Index("ix_taggings_content", "content_id"),
     sqlite_with_rowid=False,
 )
@@ -116,6 +117,7 @@ scores = Table(
         "tag_idx",
         "score",
         sqlite_where=text(f"score >= {SEARCH_FLOOR}"),
+        postgresql_where=text(f"score >= {SEARCH_FLOOR}"),
     ),
     sqlite_with_rowid=False,
 )
@@ -139,6 +141,6 @@ claims = Table(
     Column("model_version_id", Integer, primary_key=True),
     Column("content_id", Integer, primary_key=True),
     Column("owner", Text, nullable=False),
-    Column("expires_ns", Integer, nullable=False),
+    Column("expires_ns", BIG, nullable=False),
     sqlite_with_rowid=False,
 )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+from dtindex_migrations.columns import BIG
 
 revision = "0001"
 down_revision = None
@@ -20,15 +21,15 @@ def upgrade() -> None:
         "roots",
         sa.Column("id", sa.Integer, primary_key=True),
         sa.Column("path", sa.LargeBinary, nullable=False, unique=True),
-        sa.Column("device", sa.Integer),
-        sa.Column("scanned_ns", sa.Integer),
+        sa.Column("device", BIG),
+        sa.Column("scanned_ns", BIG),
     )
     op.create_table(
         "contents",
         sa.Column("id", sa.Integer, primary_key=True),
         sa.Column("xxh128", sa.String(32), nullable=False, unique=True),
         sa.Column("sha1", sa.String(40), nullable=False),
-        sa.Column("size", sa.Integer, nullable=False),
+        sa.Column("size", BIG, nullable=False),
         sa.Column("width", sa.Integer),
         sa.Column("height", sa.Integer),
     )
@@ -40,12 +41,12 @@ def upgrade() -> None:
         sa.Column(
             "root_id", sa.Integer, sa.ForeignKey("roots.id", ondelete="CASCADE"), nullable=False
         ),
-        sa.Column("size", sa.Integer, nullable=False),
-        sa.Column("mtime_ns", sa.Integer, nullable=False),
-        sa.Column("inode", sa.Integer, nullable=False),
-        sa.Column("device", sa.Integer, nullable=False),
+        sa.Column("size", BIG, nullable=False),
+        sa.Column("mtime_ns", BIG, nullable=False),
+        sa.Column("inode", BIG, nullable=False),
+        sa.Column("device", BIG, nullable=False),
         sa.Column("content_id", sa.Integer, sa.ForeignKey("contents.id")),
-        sa.Column("checked_ns", sa.Integer, nullable=False),
+        sa.Column("checked_ns", BIG, nullable=False),
         sa.Column("error", sa.Text),
     )
     op.create_index("ix_files_content_id", "files", ["content_id"])
@@ -57,7 +58,7 @@ def upgrade() -> None:
         sa.Column("version", sa.String(64), nullable=False),
         sa.Column("title", sa.Text, nullable=False),
         sa.Column("tag_count", sa.Integer, nullable=False),
-        sa.Column("created_ns", sa.Integer, nullable=False),
+        sa.Column("created_ns", BIG, nullable=False),
         sa.UniqueConstraint("model", "version", name="uq_model_versions"),
     )
     op.create_table(
@@ -78,7 +79,7 @@ def upgrade() -> None:
         sa.Column("content_id", sa.Integer, sa.ForeignKey("contents.id"), primary_key=True),
         sa.Column("status", sa.String(8), nullable=False),
         sa.Column("error", sa.Text),
-        sa.Column("tagged_ns", sa.Integer, nullable=False),
+        sa.Column("tagged_ns", BIG, nullable=False),
         sqlite_with_rowid=False,
     )
     op.create_index("ix_taggings_content", "taggings", ["content_id"])

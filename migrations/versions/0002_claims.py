@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+from dtindex_migrations.columns import BIG
 
 revision = "0002"
 down_revision = "0001"
@@ -22,7 +23,7 @@ def upgrade() -> None:
         sa.Column("model_version_id", sa.Integer, primary_key=True),
         sa.Column("content_id", sa.Integer, primary_key=True),
         sa.Column("owner", sa.Text, nullable=False),
-        sa.Column("expires_ns", sa.Integer, nullable=False),
+        sa.Column("expires_ns", BIG, nullable=False),
         sqlite_with_rowid=False,
     )
     op.create_index("ix_scores_tag", "scores", ["model_version_id", "tag_idx", "score"])

@@ -26,6 +26,7 @@ def upgrade() -> None:
         "scores",
         ["model_version_id", "tag_idx", "score"],
         sqlite_where=sa.text("score >= 0.1"),
+        postgresql_where=sa.text("score >= 0.1"),
     )
 
 

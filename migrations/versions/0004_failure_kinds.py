@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 from alembic import op
+from dtindex_migrations.columns import BIG
 
 revision = "0004"
 down_revision = "0003"
@@ -37,7 +38,7 @@ def _classify(table: str) -> None:
 
 def upgrade() -> None:
     op.add_column("taggings", sa.Column("kind", sa.String(12)))
-    op.add_column("taggings", sa.Column("needs", sa.Integer))
+    op.add_column("taggings", sa.Column("needs", BIG))
     op.add_column("files", sa.Column("kind", sa.String(12)))
     _classify("taggings")
     _classify("files")

@@ -205,7 +205,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     edits = Edits(args.exclude, args.replace, args.limit)
     since = parse_since(args.changed_since)
     levels = hierarchy(args.xmp_prefix)
-    engine = open_index(ctx.database_path(), readonly=True)
+    engine = open_index(ctx.database(), readonly=True)
     try:
         with engine.connect() as conn:
             require_indexed(conn, args.model)

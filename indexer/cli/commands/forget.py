@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    engine = open_index(ctx.database_path())
+    engine = open_index(ctx.database())
     try:
         done = forget_roots(engine, [root_key(root) for root in args.roots])
     finally:

@@ -22,7 +22,7 @@ from indexer.errors import DtindexError
 from indexer.model_tables import ModelEntry, builtin_entry
 from indexer.models.published import family
 from indexer.models.versions import identify
-from indexer.store.engine import open_index
+from indexer.store.engine import index_exists, open_index
 from indexer.store.queries import coverage, versions
 
 FAILURE = 1
@@ -113,8 +113,8 @@ def _wrap(text: str, first: str, rest: str) -> list[str]:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    db = ctx.database_path()
-    engine = open_index(db, readonly=True) if db.is_file() else None
+    db = ctx.database()
+    engine = open_index(db, readonly=True) if index_exists(db) else None
     try:
         conn = engine.connect() if engine else None
         rows = [_row(entry, ctx, conn) for entry in _entries(ctx)]

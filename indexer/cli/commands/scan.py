@@ -57,7 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, ctx: Context) -> int:
     batch = batch_size(args, ctx.config)
     taggers = load_models(args.model, ctx, args)
-    engine = open_index(ctx.database_path())
+    engine = open_index(ctx.database())
     try:
         with engine.connect() as conn:
             roots = select_roots(args.roots, ctx, Records(conn))

@@ -61,7 +61,7 @@ def _check_names(conn: Connection, model: str, terms: list[str]) -> None:
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
     wanted, unwanted = parse_query(args.query)
-    engine = open_index(ctx.database_path(), readonly=True)
+    engine = open_index(ctx.database(), readonly=True)
     try:
         with engine.connect() as conn:
             model = args.model

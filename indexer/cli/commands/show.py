@@ -46,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, ctx: Context) -> int:
     threshold = threshold_value(args.threshold, 0.1)
     path = os.fsencode(os.path.abspath(args.path))
-    engine = open_index(ctx.database_path(), readonly=True)
+    engine = open_index(ctx.database(), readonly=True)
     try:
         with engine.connect() as conn:
             row = conn.execute(

@@ -69,7 +69,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         raise UsageError(f"-n {args.n}: give a positive number of pictures")
     model = embedding_model(ctx, args.model)
     path = os.fsencode(os.path.abspath(args.path))
-    engine = open_index(ctx.database_path(), readonly=True)
+    engine = open_index(ctx.database(), readonly=True)
     try:
         with engine.connect() as conn:
             found = _search(conn, ctx, model, path, args)

@@ -14,6 +14,7 @@ import time
 from indexer.cli.options import Context
 from indexer.errors import Kind
 from indexer.store.engine import open_index
+from indexer.store.location import shown
 from indexer.store.queries import FailureRow, failures, roots_summary, totals
 
 FAILURE = 1
@@ -31,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    db = ctx.database_path()
+    db = ctx.database()
     engine = open_index(db, readonly=True)
     try:
         with engine.connect() as conn:
@@ -42,7 +43,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         engine.dispose()
     if args.json:
         record = {
-            "database": str(db),
+            "database": shown(db),
             "roots": [{"path": os.fsdecode(p), "files": n, "scanned_ns": s} for p, s, n in roots],
             **counts,
             "failures": [
@@ -52,7 +53,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         }
         ctx.stdout.write(json.dumps(record).encode() + b"\n")
         return 0
-    lines = [f"index: {db}"]
+    lines = [f"index: {shown(db)}"]
     for path, scanned, count in roots:
         when = (
             time.strftime("%Y-%m-%d %H:%M", time.localtime(scanned / 1e9)) if scanned else "never"

@@ -37,6 +37,7 @@ from indexer.gallery.incremental import Indexer
 from indexer.gallery.jobs import Counts
 from indexer.gallery.plan import apply_moves, check_root, plan_paths, plan_scan
 from indexer.store.engine import open_index
+from indexer.store.location import Location
 from indexer.store.records import Records
 
 log = logging.getLogger("dtindex")
@@ -76,9 +77,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 @contextmanager
-def watch_lock(db: Path) -> Iterator[None]:
-    """One `watch` per database; `scan` may still run beside it."""
+def watch_lock(db: Location) -> Iterator[None]:
+    """One `watch` per SQLite index; `scan` may still run beside it. An index on a server
+    is shared by machines that may each watch their own folders (claims keep them from
+    tagging a picture twice), so it has no such lock."""
     import fcntl
+
+    if not isinstance(db, Path):
+        yield
+        return
 
     path = db.with_name(db.name + ".watch.lock")
     handle: IO[str] = open(path, "a+")  # noqa: SIM115 - held for the daemon's life
@@ -128,7 +135,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if args.settle < 0 or args.interval <= 0 or args.rescan <= 0:
         raise UsageError("--settle, --interval and --rescan must be positive")
     taggers = load_models(args.model, ctx, args)
-    db = ctx.database_path()
+    db = ctx.database()
     engine = open_index(db)
     stop = threading.Event()
     alarm = _OverflowAlarm()
