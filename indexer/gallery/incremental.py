@@ -31,6 +31,7 @@ from indexer.gallery.jobs import Counts, ReadJob, TagJob
 from indexer.imaging.tasks import Looked, Skipped
 from indexer.imaging.workers import DecoderPool, Reply
 from indexer.models.runtime import Tagger
+from indexer.pipeline.fanout import Cluster
 from indexer.pipeline.flow import Budget, Order, run_pipeline
 from indexer.pipeline.inference import Timings
 from indexer.store.claims import claim_pairs, reap, release_claims
@@ -59,9 +60,10 @@ class Indexer:
         progress: Listener | None = None,
         stop: threading.Event | None = None,
         retry_failed: bool = False,
+        cluster: Cluster | None = None,
     ) -> None:
         self.engine, self.taggers, self.config, self.batch = engine, taggers, config, batch
-        self.stop, self.retry_failed = stop, retry_failed
+        self.stop, self.retry_failed, self.cluster = stop, retry_failed, cluster
         self.listener: Listener = progress or Silent()
         self.budget = Budget.for_machine(config.decoders)
         self.decoders = DecoderPool(self.budget.decoders, config.max_pixels, config.decode_timeout)
@@ -256,6 +258,13 @@ class Indexer:
         self._report()
 
     def _run(self, jobs: Sequence[ReadJob] | Sequence[TagJob]) -> None:
+        if self.cluster is not None:  # decoding and models on Ray; the same steps here
+            self.cluster.run(
+                self.taggers, jobs, self, self.decoders, self.batch,
+                stop=self.stop, timings=self.timings, idle=self.index.commit,
+            )  # fmt: skip
+            self.index.commit()
+            return
         run_pipeline(
             self.taggers, jobs, self, self.decoders, self.batch, self.budget,
             stop=self.stop, timings=self.timings, idle=self.index.commit,

@@ -20,6 +20,7 @@ from indexer.gallery.incremental import Indexer
 from indexer.gallery.jobs import Counts
 from indexer.gallery.plan import apply_moves, plan_scan
 from indexer.models.runtime import Tagger
+from indexer.pipeline.fanout import Cluster
 
 log = logging.getLogger("dtindex")
 
@@ -35,16 +36,19 @@ def scan_roots(
     allow_empty: bool = False,
     stop: threading.Event | None = None,
     retry_failed: bool = False,
+    cluster: Cluster | None = None,
 ) -> Counts:
     """Bring the index up to date with `roots` (absolute paths) and tag what is missing.
 
     `progress` follows the reading and tagging, and hears when they are over, before
-    the summary. Roots are marked scanned only when the scan was not stopped.
+    the summary. Roots are marked scanned only when the scan was not stopped. With a
+    `cluster`, decoding and inference run on Ray (see `pipeline.fanout`).
     """
     counts = Counts()
     indexer = Indexer(
-        engine, taggers, config, batch, progress, stop=stop, retry_failed=retry_failed
-    )
+        engine, taggers, config, batch, progress, stop=stop, retry_failed=retry_failed,
+        cluster=cluster,
+    )  # fmt: skip
     try:
         started = time.time_ns()
         plan = plan_scan(indexer.index, list(roots), config.scan, counts, allow_empty)

@@ -138,7 +138,7 @@ class Inference(Generic[J]):
         if self._thread is None:
             result = _timed(tagger, slots, array)
             done()
-            self._hand_over(index, result)
+            self.hand_over(index, result)
             return
         self._running.append((index, self._thread.submit(_timed, tagger, slots, array), done))
         while len(self._running) > 2:
@@ -169,9 +169,11 @@ class Inference(Generic[J]):
             result = future.result()
         finally:
             done()
-        self._hand_over(index, result)
+        self.hand_over(index, result)
 
-    def _hand_over(self, index: int, result: tuple[list[Outcome[J]], float]) -> None:
+    def hand_over(self, index: int, result: tuple[list[Outcome[J]], float]) -> None:
+        """Give a batch's outcomes to the callbacks (also those run elsewhere, see
+        `pipeline.fanout`), stopping the run when a model keeps failing."""
         outcomes, seconds = result
         self.timings.model_s += seconds
         for jobs, scores, embeddings, failure in outcomes:

@@ -25,12 +25,14 @@ from indexer.cli.options import (
     add_runtime_arguments,
     batch_size,
     load_models,
+    runtime_options,
     select_roots,
 )
 from indexer.cli.progress import Progress
 from indexer.cli.stopping import stop_on_signals
 from indexer.errors import Incomplete, Interrupted
 from indexer.gallery.scanning import scan_roots
+from indexer.pipeline.fanout import Cluster, connect
 from indexer.store.engine import open_index
 from indexer.store.records import Records
 
@@ -51,12 +53,22 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_true",
         help="retry every failed picture, also those that could not be decoded",
     )
+    parser.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        help="decode and tag on the Ray cluster at ADDRESS (`local`: start one here); "
+        "every node needs the gallery at the same path (needs dtindex[ray])",
+    )
     add_runtime_arguments(parser)
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
     batch = batch_size(args, ctx.config)
     taggers = load_models(args.model, ctx, args)
+    cluster: Cluster | None = None
+    if args.ray:
+        options = runtime_options(args, ctx.config, ctx.env)
+        cluster = connect(args.ray, options, ctx.config.max_pixels)
     engine = open_index(ctx.database())
     try:
         with engine.connect() as conn:
@@ -74,9 +86,12 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                 allow_empty=args.allow_empty,
                 stop=stop,
                 retry_failed=args.retry_failed,
+                cluster=cluster,
             )
     finally:
         engine.dispose()
+        if cluster is not None:
+            cluster.close()
     if received:
         raise Interrupted(received[0])
     if args.json:

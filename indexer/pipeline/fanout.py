@@ -1,0 +1,215 @@
+"""`scan --ray`: decoding and inference fanned out over a Ray cluster through Ray Data.
+
+The driver keeps what needs the index: the walk, looking at new files (read and hashed
+by the local decoder processes) and `decide`, then every write, through the same `Steps`
+callbacks as a local scan, batch by batch, so counts, failures and exit codes are the
+same and a killed driver resumes the same way (its claims die with it). Only the decided
+orders (path, expected xxh3-128, wanted models) go out: CPU tasks read and decode them
+(`pipeline.remote.decode_rows`), one inference actor per GPU (one per node without GPUs)
+scores them (`pipeline.remote.Infer`), and results stream back.
+
+Workers read files where they are: every node needs the gallery at the same path.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from itertools import islice
+from typing import Any, Generic, TypeVar
+
+import numpy as np
+
+from indexer.errors import Failure, Kind, ScanError, UsageError
+from indexer.imaging.tasks import Skipped, Target
+from indexer.imaging.workers import DecoderPool, Reply, look_request
+from indexer.models.runtime import RuntimeOptions, Tagger
+from indexer.pipeline.flow import GROUP, STOP_CHECK_S, Order, Steps
+from indexer.pipeline.inference import Inference, Outcome, Timings
+from indexer.pipeline.remote import FAILED, SCORED, SKIPPED, VANISHED, Columns, Infer, decode_rows
+
+log = logging.getLogger("dtindex")
+J = TypeVar("J")
+LOCAL = "local"
+
+
+def _ray() -> Any:
+    """Ray, imported only when `--ray` is given: it is an optional extra and slow to import."""
+    try:
+        import ray
+    except ImportError:
+        raise UsageError("--ray needs Ray on this machine: pip install 'dtindex[ray]'") from None
+    return ray
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """A Ray cluster this process is connected to, and how its workers load models."""
+
+    options: RuntimeOptions
+    max_pixels: int
+    started: bool  # this process started it (`--ray local`, or no Ray running yet)
+
+    def close(self) -> None:
+        if self.started:
+            _ray().shutdown()
+
+    def run(
+        self,
+        taggers: Sequence[Tagger],
+        jobs: Iterable[J],
+        steps: Steps[J],
+        pool: DecoderPool,
+        batch: int,
+        stop: threading.Event | None = None,
+        timings: Timings | None = None,
+        idle: Callable[[], None] | None = None,
+    ) -> None:
+        """Look and decide every job here, then decode and tag the orders on the cluster.
+        Once `stop` is set nothing new is handed over; what was recorded stays."""
+        orders = _decided(jobs, steps, pool, stop)
+        commit = idle or (lambda: None)
+        commit()  # the claims and files: a driver killed from here on resumes from them
+        if not orders or (stop is not None and stop.is_set()):
+            return
+        inference = Inference[J](steps.scores, steps.failed, False, timings or Timings())
+        for block in self._results(taggers, orders, batch):
+            _deliver(block, orders, steps, inference, timings or Timings())
+            commit()
+            if stop is not None and stop.is_set():
+                break
+
+    def _results(
+        self, taggers: Sequence[Tagger], orders: list[Order[J]], batch: int
+    ) -> Iterator[Columns]:
+        ray = _ray()
+        rows = [
+            {"seq": k, "path": o.path, "expect": o.expect or "", "wanted": _mask(o.wanted)}
+            for k, o in enumerate(orders)
+        ]
+        targets = [Target(t.spec, t.height, t.width) for t in taggers]
+        gpus = int(ray.cluster_resources().get("GPU", 0))
+        # Without GPUs an actor takes no CPU of its own, as a local scan's ONNX Runtime
+        # shares the cores with decoders; it also keeps Ray from fusing decoding into
+        # the actors, which would leave the decode tasks as few as the actors.
+        resources = {"num_gpus": 1} if gpus else {"num_cpus": 0}
+        actors = gpus or max(1, len([n for n in ray.nodes() if n.get("Alive")]))
+        dataset = (
+            ray.data.from_items(rows)
+            .map_batches(decode_rows, fn_kwargs={"targets": targets,
+                                                 "max_pixels": self.max_pixels},
+                         batch_size=batch, batch_format="numpy")
+            .map_batches(Infer, fn_constructor_args=([t.definition for t in taggers],
+                                                     self.options),
+                         batch_size=batch, batch_format="numpy", **resources,
+                         compute=ray.data.ActorPoolStrategy(size=actors))
+        )  # fmt: skip
+        yield from dataset.iter_batches(batch_size=None, batch_format="numpy")
+
+
+def _mask(wanted: tuple[int, ...]) -> int:
+    return sum(1 << i for i in wanted)
+
+
+def connect(address: str, options: RuntimeOptions, max_pixels: int) -> Cluster:
+    """Join the Ray cluster at `address`, or start a local instance for `local`; a Ray
+    already initialised in this process is used as it is."""
+    ray = _ray()
+    started = False
+    if not ray.is_initialized():
+        try:
+            ray.init(
+                address=None if address == LOCAL else address,
+                include_dashboard=False,
+                log_to_driver=False,  # workers' output must not mix into stdout's data
+                logging_level=logging.WARNING,
+            )
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise ScanError(f"cannot join the Ray cluster at {address}: {exc}") from None
+        started = True
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False  # stderr has dtindex's own progress line
+    context.print_on_execution_start = False
+    logging.getLogger("ray.data").setLevel(logging.WARNING)  # a line per dataset otherwise
+    return Cluster(options, max_pixels, started)
+
+
+@dataclass(eq=False)
+class _Looking(Generic[J]):
+    job: J
+    reply: Reply | None = None
+
+
+def _decided(
+    jobs: Iterable[J], steps: Steps[J], pool: DecoderPool, stop: threading.Event | None
+) -> list[Order[J]]:
+    """Look at (read and hash) each job here and decide groups of them, as a local scan
+    does; the orders that want a model."""
+    orders: list[Order[J]] = []
+    source = iter(jobs)
+    try:
+        while stop is None or not stop.is_set():
+            group = [_Looking(job) for job in islice(source, GROUP)]
+            if not group:
+                break
+            for entry in group:
+                path = steps.look(entry.job)
+                if path is not None:
+                    pool.submit(look_request(path), entry)
+            while pool.outstanding:
+                for ticket, reply in pool.collect(STOP_CHECK_S):
+                    assert isinstance(ticket, _Looking)
+                    ticket.reply = reply
+            decided = steps.decide([(entry.job, entry.reply) for entry in group])
+            orders.extend(order for order in decided if order.wanted)
+    finally:
+        if pool.outstanding:
+            pool.forget()
+    return orders
+
+
+def _deliver(
+    block: Columns,
+    orders: list[Order[J]],
+    steps: Steps[J],
+    inference: Inference[J],
+    timings: Timings,
+) -> None:
+    """Hand one block of results to the steps: pictures not decoded, then each model's."""
+    seqs = [int(s) for s in block["seq"]]
+    for row, seq in enumerate(seqs):
+        reason, kind = str(block["why"][row]), str(block["kind"][row])
+        if not reason:
+            continue
+        why: Failure | Skipped
+        if kind in (SKIPPED, VANISHED):
+            why = Skipped(reason, vanished=kind == VANISHED)
+        else:
+            needs = int(block["needs"][row])
+            why = Failure(reason, Kind(kind), None if needs < 0 else needs)
+        steps.unprepared(orders[seq], why)
+    timings.model_s += float(np.sum(block["seconds"]))
+    index = 0
+    while f"state{index}" in block:
+        inference.hand_over(index, (_outcomes(block, index, seqs, orders), 0.0))
+        index += 1
+
+
+def _outcomes(block: Columns, i: int, seqs: list[int], orders: list[Order[J]]) -> list[Outcome[J]]:
+    state = block[f"state{i}"]
+    scored = [int(r) for r in np.flatnonzero(state == SCORED)]
+    outcomes: list[Outcome[J]] = []
+    if scored:
+        vectors = block.get(f"emb{i}")
+        outcomes.append((
+            [orders[seqs[r]].job for r in scored],
+            np.asarray(block[f"scores{i}"][scored], np.float32),
+            None if vectors is None else np.asarray(vectors[scored], np.float32),
+            None,
+        ))  # fmt: skip
+    for row in (int(r) for r in np.flatnonzero(state == FAILED)):
+        failure = Failure(str(block[f"reason{i}"][row]), Kind(str(block[f"fkind{i}"][row])))
+        outcomes.append(([orders[seqs[row]].job], None, None, failure))
+    return outcomes
