@@ -1,0 +1,73 @@
+"""`scan --ray`: decoding and inference on Ray give the index a local scan gives.
+
+Ray is an optional extra (`dtindex[ray]`, with pyarrow and pandas: minutes to install)
+and not in the `test` extra; without it these tests skip. One local Ray instance serves
+the module: `scan --ray local` uses a Ray already running in its process.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import age, picture
+
+ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'dtindex[ray]'")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_ray() -> Iterator[None]:
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture
+def gallery(tmp_path: Path) -> Path:
+    """Pictures of several colours and sizes, a copy, a truncated PNG and a text file."""
+    folder = tmp_path / "gallery"
+    for k in range(12):
+        colour = (20 * k, 255 - 15 * k, (70 * k) % 256)
+        picture(folder / f"p{k}.png", colour, size=(16 + 4 * k, 40 - 2 * k))
+    picture(folder / "sub" / "photo.jpg", (200, 120, 30), size=(60, 30), fmt="JPEG")
+    (folder / "sub" / "copy.png").write_bytes((folder / "p3.png").read_bytes())
+    (folder / "bad.png").write_bytes((folder / "p5.png").read_bytes()[:70])
+    (folder / "notes.png").write_text("not a picture")
+    age(folder / "sub" / "copy.png", folder / "bad.png", folder / "notes.png")
+    return folder
+
+
+def scanned(cli, gallery: Path, db: Path, *extra: str) -> dict[str, int]:
+    code, out, err = cli("scan", "--db", str(db), "--json", *extra, str(gallery))
+    assert code == 0, err
+    counts: dict[str, int] = json.loads(out)
+    return counts
+
+
+def exported(cli, db: Path) -> list[str]:
+    code, out, err = cli("export", "--db", str(db), "-m", "palette", "--id", "path")
+    assert code == 0, err
+    return sorted(out.decode().splitlines())
+
+
+def failures(cli, db: Path) -> list[str]:
+    code, out, err = cli("status", "--db", str(db))
+    assert code == 0, err
+    return sorted(line for line in (out.decode() + err).splitlines() if "failed:" in line)
+
+
+def test_a_ray_scan_gives_the_index_a_local_scan_gives(cli, gallery: Path, tmp_path) -> None:
+    local, fanned = tmp_path / "local.sqlite", tmp_path / "ray.sqlite"
+    relative = Path("..") / tmp_path.name / "gallery"  # the CLI resolves it as a local scan
+    by_ray = scanned(cli, relative, fanned, "--ray", "local")
+    assert by_ray == scanned(cli, relative, local)
+    assert by_ray["tagged"] == 13 and by_ray["failed"] == 2 and by_ray["to_retry"] == 0
+    lines = exported(cli, fanned)
+    assert lines == exported(cli, local)
+    assert any("copy.png" in line for line in lines)
+    assert failures(cli, fanned) == failures(cli, local)
+    assert any("bad.png" in line and "truncated" in line for line in failures(cli, fanned))
+    again = scanned(cli, gallery, fanned, "--ray", "local")
+    assert again["tagged"] == 0 and again["hashed"] == 0  # nothing read, nothing run
