@@ -156,3 +156,25 @@ def test_options_that_do_not_apply_are_refused(cli, wd_like: Path, tmp_path: Pat
     code, _, err = cli("export", "--model", "wd", "--category", "year=0.5")
     assert code == 1 and "model 'wd' has no year tags (character, general, rating)" in err
     assert lines(cli, "--general", "0.5", "--category", "character=0.5")  # wd has both
+
+
+def test_captions_never_replace_a_file_of_the_users(cli, wd_like: Path) -> None:
+    """sub/b.png's caption is sub/b.txt: the user's own notes by that name stay, the
+    export says why and exits 1; files dtindex wrote are updated on the next run, and
+    --replace-existing replaces the user's file when asked."""
+    notes = wd_like / "sub" / "b.txt"
+    notes.write_text("my own notes\n")
+    code, _, err = cli("export", "--model", "wd", "--format", "captions", "--beside")
+    assert code == 1 and "a file dtindex did not write is there" in err, err
+    assert notes.read_text() == "my own notes\n"
+    caption = wd_like / "a.png.txt"
+    assert caption.exists()
+    caption.write_text("stale\n")  # a file dtindex wrote: the next export updates it
+    code, _, err = cli("export", "--model", "wd", "--format", "captions", "--beside")
+    assert code == 1 and caption.read_text() != "stale\n" and notes.read_text() == "my own notes\n"
+    code, _, err = cli("export", "--model", "wd", "--format", "captions", "--beside",
+                       "--replace-existing")  # fmt: skip
+    assert code == 0, err
+    assert notes.read_text() != "my own notes\n"
+    code, _, err = cli("export", "--model", "wd", "--format", "captions", "--beside")
+    assert code == 0, err  # now dtindex's own

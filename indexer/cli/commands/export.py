@@ -28,6 +28,7 @@ from indexer.cli.commands.export_streams import stream
 from indexer.cli.options import Context, require_indexed, threshold_value
 from indexer.config import threshold_or_default
 from indexer.errors import UsageError
+from indexer.export.ownership import Ownership
 from indexer.export.selection import Edits, pictures
 from indexer.export.thresholds import Thresholds
 from indexer.export.xmp import hierarchy
@@ -51,6 +52,7 @@ APPLIES = {
     "out": ("--out", SIDECARS),
     "beside": ("--beside", SIDECARS),
     "xmp_prefix": ("--xmp-prefix", ("xmp",)),
+    "replace_existing": ("--replace-existing", ("captions", "hydrus")),
 }
 
 
@@ -105,6 +107,11 @@ def _output_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--out", metavar="DIR", help="files: mirror the roots under DIR")
     parser.add_argument("--beside", action="store_true", help="files: next to each picture")
+    parser.add_argument(
+        "--replace-existing",
+        action="store_true",
+        help="captions, hydrus: also replace files dtindex did not write (it never does unasked)",
+    )
     parser.add_argument(
         "--xmp-prefix",
         metavar="A/B",
@@ -219,7 +226,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                 kind = kind_of(args.format, args.model, levels)
                 where = namer(kind, args.out, paths, lambda: all_paths(conn))
                 tagged = tagged_contents(conn, args.model, current, since)
-                return write_sidecars(kind, items, tagged, paths, where)
+                owner = Ownership(args.replace_existing)
+                return write_sidecars(kind, items, tagged, paths, where, owner)
             return stream(items, paths, args.format, ident, ctx.stdout)
     finally:
         engine.dispose()

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from indexer.errors import SidecarError
 from indexer.export import captions, hydrus, xmp
+from indexer.export.ownership import Ownership
 from indexer.export.selection import Picture
 from indexer.export.sidecars import SidecarNamer, replace_file
 from indexer.export.thresholds import Scored
@@ -75,18 +76,26 @@ def namer(
 
 
 def write_sidecars(
-    kind: Kind, items: Iterator[Picture], tagged: set[int], paths: Files, where: SidecarNamer
+    kind: Kind,
+    items: Iterator[Picture],
+    tagged: set[int],
+    paths: Files,
+    where: SidecarNamer,
+    owner: Ownership,
 ) -> int:
     """Write each picture's sidecars; 1 where any could not be written, else 0."""
     counts: Counter[str] = Counter()
     seen = set()
-    for content_id, _, tags in items:
-        seen.add(content_id)
-        _write(kind, where, paths.get(content_id, []), tags, counts)
-    bare = tagged - seen
-    if kind.merges:
-        for content_id in sorted(bare):
-            _write(kind, where, paths.get(content_id, []), [], counts)
+    try:
+        for content_id, _, tags in items:
+            seen.add(content_id)
+            _write(kind, where, paths.get(content_id, []), tags, counts, owner)
+        bare = tagged - seen
+        if kind.merges:
+            for content_id in sorted(bare):
+                _write(kind, where, paths.get(content_id, []), [], counts, owner)
+    finally:
+        owner.save()
     _report(kind, counts, len(bare))
     return 1 if counts["failed"] else 0
 
@@ -97,10 +106,13 @@ def _write(
     files: list[tuple[bytes, bytes]],
     tags: list[Scored],
     counts: Counter[str],
+    owner: Ownership,
 ) -> None:
     for path, root in files:
         target = where.target(path, root)
         try:
+            if not kind.merges:  # replaced whole: never a file of the user's
+                owner.check(target)
             changed = kind.update(target, tags)
         except SidecarError as exc:
             counts["failed"] += 1
@@ -110,6 +122,8 @@ def _write(
             counts["failed"] += 1
             log.warning("%s: not written: %s", os.fsdecode(target), exc.strerror or exc)
             continue
+        if not kind.merges:
+            owner.wrote(target)
         if changed:
             counts["written"] += 1
         elif tags:  # a picture without tags and without a sidecar is not "up to date"
