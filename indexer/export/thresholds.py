@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 RATING = "rating"
 
@@ -65,10 +66,14 @@ class Thresholds:
             return 0.0
         return min([self.default, *(t for _, t in self.categories)])
 
+    @cached_property
+    def _by_category(self) -> dict[str, float]:
+        return dict(self.categories)  # once: `for_tag` runs for every stored tag exported
+
     def for_tag(self, tag: Scored) -> float:
         if self.per_tag and tag.threshold is not None:
             return tag.threshold
-        return dict(self.categories).get(tag.category or "", self.default)
+        return self._by_category.get(tag.category or "", self.default)
 
 
 def mcut_threshold(scores: Sequence[float]) -> float:
