@@ -6,7 +6,7 @@ import os
 import shutil
 from pathlib import Path
 
-from conftest import picture
+from conftest import BOTH, picture
 from test_families import TAGS, reveal
 
 COLOURS = {
@@ -31,6 +31,7 @@ def embedding_model(tmp_path: Path, embedding: bool = True, vector: str = "mean"
     return config
 
 
+@BOTH
 def test_similar_lists_pictures_of_the_same_colours_first(cli, tmp_path: Path) -> None:
     config = embedding_model(tmp_path)
     gallery = tmp_path / "gallery"

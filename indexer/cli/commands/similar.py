@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, bindparam, text
 
 from indexer.cli.options import Context
 from indexer.errors import DtindexError, UsageError
@@ -23,7 +23,10 @@ from indexer.store.likeness import Near, nearest, vector_of
 FAILURE = 1
 DEFAULT_COUNT = 10
 _VERSION = f"SELECT {chosen_version(':content')}"
-_PATH = "SELECT min(path) FROM files WHERE content_id = :content"
+# Ordered, not MIN: PostgreSQL has no MIN over bytes.
+_PATHS = text(
+    "SELECT content_id, path FROM files WHERE content_id IN :contents ORDER BY content_id, path"
+).bindparams(bindparam("contents", expanding=True))
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -73,9 +76,10 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     try:
         with engine.connect() as conn:
             found = _search(conn, ctx, model, path, args)
-            lines = [(near.score, _path_of(conn, near.content_id)) for near in found]
+            paths = _first_paths(conn, [near.content_id for near in found])
     finally:
         engine.dispose()
+    lines = [(near.score, paths.get(near.content_id)) for near in found]
     shown = [(score, p) for score, p in lines if p is not None][: args.n]
     ctx.stdout.write(b"".join(b"%.4f\t%s\n" % (score, p) for score, p in shown))
     return 0
@@ -101,6 +105,10 @@ def _search(
     return nearest(conn, int(version), query, 2 * args.n + 16, leave_out=content)
 
 
-def _path_of(conn: Connection, content: int) -> bytes | None:
-    value = conn.execute(text(_PATH), {"content": content}).scalar()
-    return bytes(value) if value is not None else None
+def _first_paths(conn: Connection, contents: list[int]) -> dict[int, bytes]:
+    """Each content's first path, in one query for all of them."""
+    first: dict[int, bytes] = {}
+    if contents:
+        for content, path in conn.execute(_PATHS, {"contents": contents}):
+            first.setdefault(int(content), bytes(path))
+    return first
