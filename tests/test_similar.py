@@ -42,6 +42,8 @@ def test_similar_lists_pictures_of_the_same_colours_first(cli, tmp_path: Path) -
     code, _, err = cli("--config", str(config), "scan", str(gallery))
     assert code == 0, err
     os.chdir(gallery / "copies")
+    code, _, err = cli("--config", str(config), "scan", ".")  # a root nested in the other
+    assert code == 0, err
     code, out, err = cli("--config", str(config), "similar", "../red.png", "-n", "3")
     assert code == 0, err
     lines = [line.split("\t") for line in out.decode().splitlines()]
