@@ -103,7 +103,7 @@ def wait_for(condition, process: subprocess.Popen[bytes], timeout: float = 60.0)
 )
 @BOTH
 def test_sigkill_then_resume(tmp_path: Path, point: str, index_db: str) -> None:
-    model = slow_model(tmp_path / "models")
+    model = slow_model(tmp_path / "models", rounds=400)  # killed mid-scan: slow enough
     (tmp_path / "deeptagger.toml").write_text(f'[models.slow]\nmodel = "{model}"\n')
     gallery = tmp_path / "gallery"
     make_gallery(gallery, 60)
@@ -170,7 +170,7 @@ def test_two_writers_never_lock_or_tag_twice(tmp_path: Path, index_db: str) -> N
 
 
 def test_sigkill_during_watch_then_restart(tmp_path: Path) -> None:
-    model = slow_model(tmp_path / "models")
+    model = slow_model(tmp_path / "models", rounds=400)  # killed mid-watch: slow enough
     (tmp_path / "deeptagger.toml").write_text(f'[models.slow]\nmodel = "{model}"\n')
     gallery = tmp_path / "gallery"
     make_gallery(gallery, 60)

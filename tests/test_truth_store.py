@@ -330,7 +330,7 @@ def test_scan_killed_as_pid_1_of_a_pid_namespace_is_resumed(tmp_path: Path) -> N
         pytest.skip("no unshare command here")
     if unshare.returncode != 0:
         pytest.skip(f"unshare --pid --fork is not permitted here: {unshare.stderr.decode()}")
-    configure(tmp_path, {"slow": slow_model(tmp_path / "models", rounds=300)})
+    configure(tmp_path, {"slow": slow_model(tmp_path / "models", rounds=2000)})
     make_gallery(tmp_path / "gallery", 30)
     fresh_pictures(tmp_path / "gallery", 4, seed=2)
     db = tmp_path / "index.sqlite"

@@ -25,9 +25,10 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
 from indexer.config import Config
-from indexer.errors import Failure, Kind
+from indexer.errors import Failure, Kind, StoreError
 from indexer.gallery.headway import Ledger, Listener, Silent
 from indexer.gallery.jobs import Counts, ReadJob, TagJob
+from indexer.gallery.writer import ResultWriter
 from indexer.imaging.tasks import Looked, Skipped
 from indexer.imaging.workers import DecoderPool, Reply
 from indexer.models.runtime import Tagger
@@ -36,6 +37,7 @@ from indexer.pipeline.flow import Budget, Order, run_pipeline
 from indexer.pipeline.inference import Timings
 from indexer.store.claims import claim_pairs, reap, release_claims
 from indexer.store.intake import add_contents, put_files
+from indexer.store.location import location_of
 from indexer.store.owners import owner_for
 from indexer.store.records import Records, Stat
 from indexer.store.retry import Attempt
@@ -69,6 +71,7 @@ class Indexer:
         self.decoders = DecoderPool(self.budget.decoders, config.max_pixels, config.decode_timeout)
         self.conn = engine.connect()
         self.index = Records(self.conn)
+        self.writer = ResultWriter(location_of(engine))  # starts while models load
         self.version_ids = [
             self.index.model_version(
                 t.name,
@@ -98,8 +101,10 @@ class Indexer:
         try:
             try:
                 self.index.commit()
+                self.writer.close()  # claims are released once their results are in
                 release_claims(self.index, self.owner)
-            except SQLAlchemyError as exc:
+            except (SQLAlchemyError, StoreError) as exc:
+                self.writer.abandon()
                 self.conn.rollback()
                 log.debug("claims not released (%s); they die with this process", exc)
         finally:
@@ -133,6 +138,7 @@ class Indexer:
         for (job, seen), content_id in zip(looked, self._record_looked(looked), strict=True):
             wanted.append((job, content_id, seen.xxh128, self.every_model))
         orders = self._claim(wanted)
+        self.index.commit()  # short transactions: the result writer waits on this lock
         self._report()
         return orders
 
@@ -223,7 +229,8 @@ class Indexer:
     ) -> None:
         ids = [int(job.content_id) for job in jobs]
         floor = self.config.store_threshold
-        self.index.record_scores(self.version_ids[i], ids, matrix, floor, embeddings)
+        self.index.commit()  # never wait on the writer holding a write lock
+        self.writer.put(self.version_ids[i], ids, matrix, floor, embeddings)
         self.ledger.scored(self.taggers[i].name, ids)
         self._report()
 
@@ -243,6 +250,7 @@ class Indexer:
         log.warning("%s: %s", os.fsdecode(path), failure.reason)
         for version_id in version_ids:
             self.index.record_failure(version_id, content_id, failure)
+        self.index.commit()
 
     def process(self, reads: Sequence[ReadJob], counts: Counts, pending: bool = True) -> None:
         """Read and tag the given files, then (with `pending`) every content missing a result."""
@@ -263,13 +271,13 @@ class Indexer:
                 self.taggers, jobs, self, self.decoders, self.batch,
                 stop=self.stop, timings=self.timings, idle=self.index.commit,
             )  # fmt: skip
-            self.index.commit()
-            return
-        run_pipeline(
-            self.taggers, jobs, self, self.decoders, self.batch, self.budget,
-            stop=self.stop, timings=self.timings, idle=self.index.commit,
-        )  # fmt: skip
+        else:
+            run_pipeline(
+                self.taggers, jobs, self, self.decoders, self.batch, self.budget,
+                stop=self.stop, timings=self.timings, idle=self.index.commit,
+            )  # fmt: skip
         self.index.commit()
+        self.writer.flush()  # the run's results are in before it is counted or read
 
     def _pending(self) -> list[TagJob]:
         wanted: dict[int, TagJob] = {}

@@ -154,6 +154,12 @@ def open_index(where: Location | str, readonly: bool = False) -> Engine:
     return _migrated(_engine(path, readonly), path, readonly)
 
 
+def reopen(where: Location) -> Engine:
+    """A second writer's engine on an index this run has opened (so migrated and
+    checked already): the scan's result writer, in a process of its own."""
+    return _engine(where)
+
+
 def index_exists(where: Location) -> bool:
     """Whether there is an index to read at `where` yet (a file; a server database with
     our tables), so a listing can go without one rather than fail."""

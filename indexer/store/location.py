@@ -11,7 +11,7 @@ import importlib.util
 import os
 from pathlib import Path
 
-from sqlalchemy import URL, make_url
+from sqlalchemy import URL, Engine, make_url
 from sqlalchemy.exc import ArgumentError
 
 from indexer.config import is_url
@@ -40,6 +40,13 @@ def locate(value: str | os.PathLike[str]) -> Location:
     if url.drivername != DRIVER:
         url = url.set(drivername=DRIVER)
     return url
+
+
+def location_of(engine: Engine) -> Location:
+    """Where an open engine's index is, for another process of the same run."""
+    if engine.dialect.name == "sqlite":
+        return Path(str(engine.url.database))
+    return engine.url
 
 
 def shown(where: Location) -> str:

@@ -1,0 +1,126 @@
+"""The process that writes a scan's scores (gallery/writer.py): its death fails the scan
+instead of shrinking the index, and a killed scan's writer stores what it was given and
+goes away; either way the next scan's export equals a clean scan's."""
+
+from __future__ import annotations
+
+import os
+import re
+import select
+import signal
+import subprocess
+import threading
+from pathlib import Path
+
+import pgserver
+from conftest import BOTH
+from PIL import Image
+from test_resume import count, dtindex, make_gallery, slow_model, wait_for
+
+
+class Lines:
+    """A running command's stderr, read by a thread so the test can wait on a line."""
+
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        self.lines: list[str] = []
+        assert process.stderr is not None
+        stream = process.stderr
+        self.thread = threading.Thread(target=self._read, args=(stream,), daemon=True)
+        self.thread.start()
+
+    def _read(self, stream) -> None:  # type: ignore[no-untyped-def]
+        for line in stream:
+            self.lines.append(line.decode(errors="replace"))
+
+    def text(self) -> str:
+        self.thread.join(30)
+        return "".join(self.lines)
+
+    def writer_pid(self) -> int | None:
+        for line in list(self.lines):
+            found = re.search(r"index writer started \(pid (\d+)\)", line)
+            if found:
+                return int(found.group(1))
+        return None
+
+
+def exits_within(pid: int, seconds: float) -> bool:
+    """Whether process `pid` (not our child) ends within `seconds`: a pidfd is readable
+    once it has exited."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        return bool(select.select([fd], [], [], seconds)[0])
+    finally:
+        os.close(fd)
+
+
+def clean_export(tmp_path: Path, gallery: Path) -> bytes:
+    db = tmp_path / "clean.sqlite"
+    done = dtindex(tmp_path, db, "scan", "-b", "2", str(gallery))
+    assert done.wait(120) == 0, done.stderr.read() if done.stderr else ""
+    return dtindex(tmp_path, db, "export", "--model", "slow").communicate()[0]
+
+
+def resumed_export(tmp_path: Path, db: str, gallery: Path) -> bytes:
+    resumed = dtindex(tmp_path, db, "scan", "-b", "2", str(gallery))
+    _, err = resumed.communicate(timeout=120)
+    assert resumed.returncode == 0, err
+    assert count(db, "SELECT COUNT(*) FROM taggings WHERE status = 'done'") == 33
+    return dtindex(tmp_path, db, "export", "--model", "slow").communicate()[0]
+
+
+def setup(tmp_path: Path) -> Path:
+    model = slow_model(tmp_path / "models", rounds=400)  # killed mid-scan: slow enough
+    (tmp_path / "deeptagger.toml").write_text(f'[models.slow]\nmodel = "{model}"\n')
+    gallery = tmp_path / "gallery"
+    make_gallery(gallery, 30)  # and 3 duplicates of 3 of them
+    for i in range(3):  # pictures written a moment ago, as a camera or a browser does
+        Image.new("RGB", (8, 8), (i, 50, 200)).save(gallery / f"fresh{i}.png")
+    return gallery  # 33 contents
+
+
+@BOTH
+def test_a_killed_writer_fails_the_scan_and_the_next_scan_completes(
+    tmp_path: Path, index_db: str
+) -> None:
+    gallery = setup(tmp_path)
+    expected = clean_export(tmp_path, gallery)
+
+    victim = dtindex(tmp_path, index_db, "-v", "scan", "-b", "2", str(gallery))
+    lines = Lines(victim)
+    wait_for(lambda: lines.writer_pid() is not None or victim.poll() is not None, victim)
+    pid = lines.writer_pid()
+    assert pid is not None, lines.text()
+    wait_for(lambda: count(index_db, "SELECT COUNT(*) FROM taggings") >= 4, victim)
+    os.kill(pid, signal.SIGKILL)
+    assert victim.wait(120) == 1, lines.text()
+    err = lines.text()
+    assert "index writer died (signal SIGKILL)" in err, err
+    assert count(index_db, "SELECT COUNT(*) FROM taggings") < 33, "finished before the kill"
+
+    assert resumed_export(tmp_path, index_db, gallery) == expected
+
+
+def test_a_killed_scans_writer_stores_what_it_has_and_exits(tmp_path: Path) -> None:
+    gallery = setup(tmp_path)
+    expected = clean_export(tmp_path, gallery)
+    db = str(tmp_path / "index.sqlite")
+
+    victim = dtindex(tmp_path, db, "-v", "scan", "-b", "2", str(gallery))
+    lines = Lines(victim)
+    wait_for(lambda: count(db, "SELECT COUNT(*) FROM taggings") >= 4, victim)
+    victim.send_signal(signal.SIGKILL)
+    victim.wait(30)
+    err = lines.text()
+    pid = lines.writer_pid()
+    assert pid is not None, err
+    assert exits_within(pid, 60), "the writer outlived its scan"
+
+    assert pgserver.rows(db, "PRAGMA integrity_check") == [("ok",)]
+    done = count(db, "SELECT COUNT(*) FROM taggings WHERE status = 'done'")
+    with_scores = count(db, "SELECT COUNT(DISTINCT content_id) FROM scores")
+    assert done == with_scores, "a tagging marked done without its scores"
+    assert resumed_export(tmp_path, db, gallery) == expected
