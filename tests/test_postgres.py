@@ -23,7 +23,8 @@ from test_store import _scored_index
 
 from indexer.config import parse_config
 from indexer.errors import StoreError
-from indexer.store.engine import _engine, open_index, upgrade
+from indexer.store.connect import connect_engine as _engine
+from indexer.store.engine import open_index, upgrade
 from indexer.store.location import locate, shown
 from indexer.store.owners import SessionOwner
 from indexer.store.search import search

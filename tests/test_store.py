@@ -9,7 +9,8 @@ import pytest
 from sqlalchemy import text
 
 from indexer.errors import StoreError
-from indexer.store.engine import _engine, head_revision, open_index, upgrade
+from indexer.store.connect import connect_engine as _engine
+from indexer.store.engine import head_revision, open_index, upgrade
 
 
 def test_new_and_empty_files_are_migrated_to_head(tmp_path: Path) -> None:

@@ -38,7 +38,7 @@ class Lines:
 
     def writer_pid(self) -> int | None:
         for line in list(self.lines):
-            found = re.search(r"index writer started \(pid (\d+)\)", line)
+            found = re.search(r"index writer ready \(pid (\d+)\)", line)
             if found:
                 return int(found.group(1))
         return None
@@ -73,7 +73,7 @@ def resumed_export(tmp_path: Path, db: str, gallery: Path) -> bytes:
 
 
 def setup(tmp_path: Path) -> Path:
-    model = slow_model(tmp_path / "models", rounds=400)  # killed mid-scan: slow enough
+    model = slow_model(tmp_path / "models", rounds=1500)  # killed mid-scan: slow enough
     (tmp_path / "deeptagger.toml").write_text(f'[models.slow]\nmodel = "{model}"\n')
     gallery = tmp_path / "gallery"
     make_gallery(gallery, 30)  # and 3 duplicates of 3 of them
@@ -94,7 +94,6 @@ def test_a_killed_writer_fails_the_scan_and_the_next_scan_completes(
     wait_for(lambda: lines.writer_pid() is not None or victim.poll() is not None, victim)
     pid = lines.writer_pid()
     assert pid is not None, lines.text()
-    wait_for(lambda: count(index_db, "SELECT COUNT(*) FROM taggings") >= 4, victim)
     os.kill(pid, signal.SIGKILL)
     assert victim.wait(120) == 1, lines.text()
     err = lines.text()
@@ -112,6 +111,7 @@ def test_a_killed_scans_writer_stores_what_it_has_and_exits(tmp_path: Path) -> N
     victim = dtindex(tmp_path, db, "-v", "scan", "-b", "2", str(gallery))
     lines = Lines(victim)
     wait_for(lambda: count(db, "SELECT COUNT(*) FROM taggings") >= 4, victim)
+    wait_for(lambda: lines.writer_pid() is not None or victim.poll() is not None, victim)
     victim.send_signal(signal.SIGKILL)
     victim.wait(30)
     err = lines.text()

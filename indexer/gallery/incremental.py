@@ -71,7 +71,7 @@ class Indexer:
         self.decoders = DecoderPool(self.budget.decoders, config.max_pixels, config.decode_timeout)
         self.conn = engine.connect()
         self.index = Records(self.conn)
-        self.writer = ResultWriter(location_of(engine))  # starts while models load
+        self.writer = ResultWriter(location_of(engine), self.index)
         self.version_ids = [
             self.index.model_version(
                 t.name,
@@ -229,7 +229,6 @@ class Indexer:
     ) -> None:
         ids = [int(job.content_id) for job in jobs]
         floor = self.config.store_threshold
-        self.index.commit()  # never wait on the writer holding a write lock
         self.writer.put(self.version_ids[i], ids, matrix, floor, embeddings)
         self.ledger.scored(self.taggers[i].name, ids)
         self._report()
@@ -276,7 +275,6 @@ class Indexer:
                 self.taggers, jobs, self, self.decoders, self.batch, self.budget,
                 stop=self.stop, timings=self.timings, idle=self.index.commit,
             )  # fmt: skip
-        self.index.commit()
         self.writer.flush()  # the run's results are in before it is counted or read
 
     def _pending(self) -> list[TagJob]:

@@ -39,8 +39,9 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from indexer.errors import StoreError
 from indexer.imaging.spawning import STOP_SIGNALS, start_held
-from indexer.store.engine import reopen
+from indexer.store.connect import reopen
 from indexer.store.location import Location
+from indexer.store.records import Records
 
 log = logging.getLogger("dtindex")
 
@@ -59,19 +60,19 @@ class WriterFailed(StoreError):
 
 
 class ResultWriter:
-    """The scan's side: send batches, flush, close; the writer's errors raised here."""
+    """The scan's side: hand batches over, flush, close; the writer's errors raised here.
 
-    def __init__(self, where: Location) -> None:
-        context = multiprocessing.get_context("spawn")  # no fork of a threaded process
-        self._conn, child = context.Pipe()
-        self._process = context.Process(
-            target=_serve, args=(child, where), daemon=True, name="dtindex-writer"
-        )
-        start_held(self._process)  # the stop signals held while it starts: see spawning
-        child.close()
-        log.debug("index writer started (pid %d)", self._process.pid)
-        self._sent = 0
-        self._closed = False
+    The writer is started at a run's second batch and used once it says it is ready
+    (its start costs a second of CPU on another core); until then, and in runs of one
+    batch, the scan writes the scores itself through `records`, as it always did.
+    """
+
+    def __init__(self, where: Location, records: Records) -> None:
+        self._where, self._records = where, records
+        self._process: Any = None
+        self._conn: Connection | None = None
+        self._ready = self._closed = False
+        self._batches = self._flushes = 0
 
     def put(
         self,
@@ -81,52 +82,83 @@ class ResultWriter:
         floor: float,
         embeddings: NDArray[np.float32] | None,
     ) -> None:
-        """Hand a batch's results over; the caller has committed its own writes."""
-        self._raise_reported()
+        """Store a batch's results: committed here, or handed to the writer (after
+        committing the caller's own writes, so the writer never waits on our lock)."""
+        self._batches += 1
+        if self._process is None and self._batches >= 2:
+            self._start()
+        if self._conn is not None:
+            self._drain()
+        if not self._ready:
+            self._records.record_scores(version_id, content_ids, matrix, floor, embeddings)
+            return
+        self._records.commit()
         self._send(("scores", version_id, list(content_ids), matrix, floor, embeddings))
 
     def flush(self) -> None:
-        """Wait until everything sent is committed; raise what went wrong."""
-        self._sent += 1
-        token = self._sent
+        """Wait until everything handed over is committed; raise what went wrong."""
+        self._records.commit()
+        if not self._ready:
+            return
+        self._flushes += 1
+        token = self._flushes
         self._send(("flush", token))
-        while True:
-            reply = self._receive()
-            if reply == ("flushed", token):
-                return
+        while self._receive() != ("flushed", token):
+            pass
 
     def close(self) -> None:
         """Flush and stop the writer; raise what went wrong (once)."""
         if self._closed:
             return
         self._closed = True
+        if self._conn is None:
+            return
         try:
             self.flush()
-            self._send(("close",))
+            if self._ready:
+                self._send(("close",))
         finally:
-            self._conn.close()
-            self._process.join(_PATIENCE_S)
-            if self._process.is_alive():
-                self._process.kill()
-                self._process.join()
+            self._stop(kill=not self._ready)  # one not ready yet was sent nothing
 
     def abandon(self) -> None:
         """Stop the writer after a failure elsewhere: what it was sent is still written
         (it commits what it has when the pipe closes), nothing is raised."""
         if not self._closed:
             self._closed = True
-            self._conn.close()
-            self._process.join(_PATIENCE_S)
+            if self._conn is not None:
+                self._stop(kill=not self._ready)
+
+    def _start(self) -> None:
+        context = multiprocessing.get_context("spawn")  # no fork of a threaded process
+        self._conn, child = context.Pipe()
+        self._process = context.Process(
+            target=_serve, args=(child, self._where), daemon=True, name="dtindex-writer"
+        )
+        start_held(self._process)  # the stop signals held while it starts: see spawning
+        child.close()
+        log.debug("index writer started (pid %d)", self._process.pid)
+
+    def _stop(self, kill: bool) -> None:
+        assert self._conn is not None
+        self._conn.close()
+        if kill:
+            self._process.kill()
+        self._process.join(_PATIENCE_S)
+        if self._process.is_alive():
+            self._process.kill()
+            self._process.join()
 
     # -- the pipe ---------------------------------------------------------------
     def _send(self, message: tuple[Any, ...]) -> None:
+        assert self._conn is not None
         try:
             self._conn.send(message)
         except OSError:  # the writer is gone: what it said, else that it died
-            self._raise_reported()
+            self._drain()
             raise self._died() from None
 
     def _receive(self) -> tuple[Any, ...]:
+        assert self._conn is not None
         if not self._conn.poll(_PATIENCE_S):
             raise WriterFailed(f"the index writer has not answered in {_PATIENCE_S:g} s")
         try:
@@ -135,10 +167,14 @@ class ResultWriter:
             raise self._died() from None
         if reply[0] == "error":
             raise _as_database_error(reply[1])
+        if reply[0] == "ready":
+            self._ready = True
+            log.debug("index writer ready (pid %d)", self._process.pid)
         return reply
 
-    def _raise_reported(self) -> None:
-        """Raise an error the writer has sent, without waiting for one."""
+    def _drain(self) -> None:
+        """Take what the writer has said (ready; an error, raised) without waiting."""
+        assert self._conn is not None
         try:
             while self._conn.poll(0):
                 self._receive()
@@ -167,11 +203,10 @@ def _serve(conn: Connection, where: Location) -> None:
     signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
     inbox: queue.Queue[tuple[Any, ...] | None] = queue.Queue(_AHEAD)
     threading.Thread(target=_receive_into, args=(conn, inbox), daemon=True).start()
-    from indexer.store.records import Records
-
     engine = reopen(where)
     with engine.connect() as db:
         records = Records(db)
+        _reply(conn, ("ready",))
         try:
             _write_all(inbox, records, conn)
         except SQLAlchemyError as exc:
@@ -195,7 +230,9 @@ def _receive_into(conn: Connection, inbox: queue.Queue[tuple[Any, ...] | None]) 
             return
 
 
-def _write_all(inbox: queue.Queue[tuple[Any, ...] | None], records: Any, conn: Connection) -> None:
+def _write_all(
+    inbox: queue.Queue[tuple[Any, ...] | None], records: Records, conn: Connection
+) -> None:
     while True:
         message = inbox.get()
         if message is None or message[0] == "close":

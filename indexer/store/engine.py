@@ -1,33 +1,25 @@
-"""Opening the index (an SQLite file or a PostgreSQL database) and automatic migrations.
-
-WAL with `synchronous=NORMAL`: a process crash (SIGKILL) loses nothing committed, and a
-power cut can lose at most the last transactions but never corrupts the file; readers
-never block the writer. `busy_timeout` makes concurrent writers wait instead of failing.
-On PostgreSQL the server sees to durability; writers wait on each other as `writelock`
-says.
-"""
+"""Opening the index (an SQLite file or a PostgreSQL database) and automatic migrations;
+the connection settings are `connect`'s."""
 
 from __future__ import annotations
 
 import contextlib
 import sqlite3
 from pathlib import Path
-from typing import Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
-from sqlalchemy import URL, Engine, create_engine, event, inspect
+from sqlalchemy import URL, Engine, inspect
 from sqlalchemy.exc import SQLAlchemyError
 
 from indexer.errors import StoreError
-from indexer.store.location import Location, check_driver, locate, shown
-from indexer.store.readonly import check_writable, reader_uri, writable
-from indexer.store.writelock import begin_writing, serialise_writers
-
-BUSY_TIMEOUT_MS = 60_000
+from indexer.store.connect import connect_engine
+from indexer.store.location import Location, locate, shown
+from indexer.store.readonly import check_writable, reader_uri
+from indexer.store.writelock import begin_writing
 
 
 def _alembic_config() -> AlembicConfig:
@@ -42,49 +34,6 @@ def head_revision() -> str:
     head = ScriptDirectory.from_config(_alembic_config()).get_current_head()
     assert head is not None
     return head
-
-
-def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    cursor.execute("PRAGMA journal_mode = WAL")
-    cursor.execute("PRAGMA synchronous = NORMAL")
-    cursor.execute("PRAGMA foreign_keys = ON")
-    cursor.close()
-
-
-def _on_read_connect(dbapi_connection: Any, _record: Any) -> None:
-    """A reader sets nothing that writes (the journal mode is the file's)."""
-    cursor = dbapi_connection.cursor()
-    cursor.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    cursor.close()
-
-
-def _engine(where: Location, readonly: bool = False) -> Engine:
-    """Readers of an index that can be written connect as writers do; see `readonly`."""
-    if isinstance(where, URL):
-        return _server_engine(where)
-    path = where
-    seconds = BUSY_TIMEOUT_MS / 1000
-    if not readonly or writable(path):
-        engine = create_engine(f"sqlite:///{path}", connect_args={"timeout": seconds})
-        event.listen(engine, "connect", _on_connect)
-        return engine
-    uri = reader_uri(path)
-
-    def connect() -> sqlite3.Connection:
-        return sqlite3.connect(uri, uri=True, timeout=seconds, check_same_thread=False)
-
-    engine = create_engine(f"sqlite:///{path}", creator=connect)
-    event.listen(engine, "connect", _on_read_connect)
-    return engine
-
-
-def _server_engine(url: URL) -> Engine:
-    check_driver()
-    engine = create_engine(url, connect_args={"connect_timeout": 30})
-    serialise_writers(engine)
-    return engine
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
@@ -139,7 +88,7 @@ def open_index(where: Location | str, readonly: bool = False) -> Engine:
     """Open (and for writers create or upgrade) the index at `where` (see `location`)."""
     where = locate(where) if isinstance(where, str) else where
     if isinstance(where, URL):
-        return _migrated(_engine(where), where, readonly, foreign_check=True)
+        return _migrated(connect_engine(where), where, readonly, foreign_check=True)
     path = where
     if readonly and not path.is_file():
         raise StoreError(f"{path}: no index here yet; run `dtindex scan` first")
@@ -151,13 +100,7 @@ def open_index(where: Location | str, readonly: bool = False) -> Engine:
         except OSError as exc:
             raise StoreError(f"{path.parent}: cannot create folder: {exc.strerror}") from None
         check_writable(path)
-    return _migrated(_engine(path, readonly), path, readonly)
-
-
-def reopen(where: Location) -> Engine:
-    """A second writer's engine on an index this run has opened (so migrated and
-    checked already): the scan's result writer, in a process of its own."""
-    return _engine(where)
+    return _migrated(connect_engine(path, readonly), path, readonly)
 
 
 def index_exists(where: Location) -> bool:
@@ -165,7 +108,7 @@ def index_exists(where: Location) -> bool:
     our tables), so a listing can go without one rather than fail."""
     if isinstance(where, Path):
         return where.is_file()
-    engine = _engine(where)
+    engine = connect_engine(where)
     try:
         return "alembic_version" in inspect(engine).get_table_names()
     except SQLAlchemyError as exc:
