@@ -71,7 +71,7 @@ class Indexer:
         self.decoders = DecoderPool(self.budget.decoders, config.max_pixels, config.decode_timeout)
         self.conn = engine.connect()
         self.index = Records(self.conn)
-        self.writer = ResultWriter(location_of(engine), self.index)
+        self.writer = ResultWriter(location_of(engine), self.index, batch)
         self.version_ids = [
             self.index.model_version(
                 t.name,
@@ -206,6 +206,7 @@ class Indexer:
                     given.append(i)
             self.ledger.given(content_id, len(given))
             orders.append(Order(job, job.path, xxh, tuple(given)))
+        self.writer.coming(sum(len(order.wanted) > 0 for order in orders))
         return orders
 
     def _report(self) -> None:

@@ -62,17 +62,24 @@ class WriterFailed(StoreError):
 class ResultWriter:
     """The scan's side: hand batches over, flush, close; the writer's errors raised here.
 
-    The writer is started at a run's second batch and used once it says it is ready
-    (its start costs a second of CPU on another core); until then, and in runs of one
-    batch, the scan writes the scores itself through `records`, as it always did.
+    The writer is started once more than a batch of pictures is claimed for tagging (its
+    start costs half a second of CPU on another core), and used once it says it is
+    ready; until then, and in runs of one batch, the scan writes the scores itself
+    through `records`, as it always did.
     """
 
-    def __init__(self, where: Location, records: Records) -> None:
-        self._where, self._records = where, records
+    def __init__(self, where: Location, records: Records, batch: int) -> None:
+        self._where, self._records, self._batch = where, records, batch
         self._process: Any = None
         self._conn: Connection | None = None
         self._ready = self._closed = False
-        self._batches = self._flushes = 0
+        self._coming = self._flushes = 0
+
+    def coming(self, pictures: int) -> None:
+        """`pictures` more were claimed for tagging: start the writer if it will pay."""
+        self._coming += pictures
+        if self._process is None and self._coming > self._batch:
+            self._start()
 
     def put(
         self,
@@ -84,9 +91,6 @@ class ResultWriter:
     ) -> None:
         """Store a batch's results: committed here, or handed to the writer (after
         committing the caller's own writes, so the writer never waits on our lock)."""
-        self._batches += 1
-        if self._process is None and self._batches >= 2:
-            self._start()
         if self._conn is not None:
             self._drain()
         if not self._ready:
