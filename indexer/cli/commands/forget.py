@@ -34,7 +34,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    engine = open_index(ctx.database())
+    engine = open_index(ctx.database(), create=False)
     try:
         done = forget_roots(engine, [root_key(root) for root in args.roots])
     finally:

@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    engine = open_index(ctx.database())
+    engine = open_index(ctx.database(), create=False)
     try:
         # Hashing a graph can take a while: done before the write transaction starts.
         cache = str(cache_folder(ctx.env))
