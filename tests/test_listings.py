@@ -68,3 +68,16 @@ def test_status_lists_each_failure_once_with_its_versions_and_kind(
         f for f in json.loads(cli("status", "--json")[1])["failures"] if f["kind"] == "picture"
     ]
     assert record["models"] == [f"means {versions['means']}", f"probe {versions['probe']}"]
+
+
+def test_show_tells_a_folder_and_a_non_picture_from_a_picture_not_scanned(cli) -> None:
+    picture(Path("gallery/red.png"))
+    assert cli("scan", "-m", "palette", "gallery")[0] == 0
+    code, out, err = cli("show", "gallery/../gallery")
+    assert (code, out) == (1, b"") and "gallery/../gallery: a folder, not a picture" in err
+    Path("gallery/notes.txt").write_text("not a picture\n")
+    code, out, err = cli("show", "gallery/notes.txt")
+    assert (code, out) == (1, b"") and "notes.txt: not a picture; dtindex does not index" in err
+    picture(Path("gallery/blue.png"), (0, 0, 255), old=False)  # written after the scan
+    code, out, err = cli("show", "gallery/blue.png")
+    assert (code, out) == (1, b"") and "blue.png: not in the index (run dtindex scan)" in err
