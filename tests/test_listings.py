@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from conftest import picture, write_model
 
+from indexer.wording import plural
+
 
 def test_models_fit_100_columns_and_mark_what_scan_runs(cli, tmp_path: Path) -> None:
     long = write_model(tmp_path / "m", "long", mean=True)
@@ -81,3 +83,16 @@ def test_show_tells_a_folder_and_a_non_picture_from_a_picture_not_scanned(cli) -
     picture(Path("gallery/blue.png"), (0, 0, 255), old=False)  # written after the scan
     code, out, err = cli("show", "gallery/blue.png")
     assert (code, out) == (1, b"") and "blue.png: not in the index (run dtindex scan)" in err
+
+
+def test_counts_of_one_are_singular_on_both_streams(cli) -> None:
+    picture(Path("gallery/red.png"))
+    assert cli("scan", "-m", "palette", "gallery")[0] == 0
+    code, out, err = cli("status")
+    assert code == 0, err
+    assert "(1 file, scanned" in out.decode() and "1 file, 1 distinct picture," in out.decode()
+    code, out, err = cli("forget", "gallery/../gallery")
+    assert code == 0 and "forgot 1 root and 1 file (0 kept" in err
+    code, out, err = cli("prune")
+    assert code == 0 and "pruned 1 content, 0 model versions and " in err
+    assert plural(2, "batch", "batches") == "2 batches"  # where an `s` will not do
