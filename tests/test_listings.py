@@ -9,6 +9,8 @@ from pathlib import Path
 import pytest
 from conftest import picture, write_model
 
+from indexer.wording import plural
+
 
 def test_models_fit_100_columns_and_mark_what_scan_runs(cli, tmp_path: Path) -> None:
     long = write_model(tmp_path / "m", "long", mean=True)
@@ -68,3 +70,29 @@ def test_status_lists_each_failure_once_with_its_versions_and_kind(
         f for f in json.loads(cli("status", "--json")[1])["failures"] if f["kind"] == "picture"
     ]
     assert record["models"] == [f"means {versions['means']}", f"probe {versions['probe']}"]
+
+
+def test_show_tells_a_folder_and_a_non_picture_from_a_picture_not_scanned(cli) -> None:
+    picture(Path("gallery/red.png"))
+    assert cli("scan", "-m", "palette", "gallery")[0] == 0
+    code, out, err = cli("show", "gallery/../gallery")
+    assert (code, out) == (1, b"") and "gallery/../gallery: a folder, not a picture" in err
+    Path("gallery/notes.txt").write_text("not a picture\n")
+    code, out, err = cli("show", "gallery/notes.txt")
+    assert (code, out) == (1, b"") and "notes.txt: not a picture; dtindex does not index" in err
+    picture(Path("gallery/blue.png"), (0, 0, 255), old=False)  # written after the scan
+    code, out, err = cli("show", "gallery/blue.png")
+    assert (code, out) == (1, b"") and "blue.png: not in the index (run dtindex scan)" in err
+
+
+def test_counts_of_one_are_singular_on_both_streams(cli) -> None:
+    picture(Path("gallery/red.png"))
+    assert cli("scan", "-m", "palette", "gallery")[0] == 0
+    code, out, err = cli("status")
+    assert code == 0, err
+    assert "(1 file, scanned" in out.decode() and "1 file, 1 distinct picture," in out.decode()
+    code, out, err = cli("forget", "gallery/../gallery")
+    assert code == 0 and "forgot 1 root and 1 file (0 kept" in err
+    code, out, err = cli("prune")
+    assert code == 0 and "pruned 1 content, 0 model versions and " in err
+    assert plural(2, "batch", "batches") == "2 batches"  # where an `s` will not do

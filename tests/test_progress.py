@@ -101,7 +101,7 @@ def test_watch_says_one_line_per_settled_batch_with_totals(
     per_model = r"tagged \d+ \(means \d+, colours \d+\)"
     for line in batches:  # one line per batch, both models in it, and the totals
         assert re.search(
-            rf"files settled( \([a-z\d ,]+\))?: {per_model}; since start: {per_model}", line
+            rf"files? settled( \([a-z\d ,]+\))?: {per_model}; since start: {per_model}", line
         )
     assert "watch stopped; since start: tagged 6 (means 6, colours 6)" in watcher.log()
     assert not any("means: tagged" in line for line in watcher.lines)  # no line per model

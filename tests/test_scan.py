@@ -11,6 +11,9 @@ from pathlib import Path
 import pytest
 from conftest import BOTH, age, picture, write_model
 
+from indexer.store.engine import index_exists
+from indexer.store.location import locate
+
 
 def counts(cli, *args: str) -> dict[str, int]:
     code, out, err = cli("scan", "--json", *args)
@@ -214,6 +217,15 @@ def test_read_commands_never_create_a_database(cli, tmp_path: Path) -> None:
     code, _, err = cli("export", "--model", "means")
     assert code == 1 and "no index here yet" in err
     assert not (tmp_path / "index.sqlite").exists()
+
+
+@BOTH
+@pytest.mark.parametrize("command", [["prune"], ["forget", "gallery"]])
+def test_prune_and_forget_never_create_a_database(cli, index_db: str, command) -> None:
+    code, out, err = cli(*command)
+    assert (code, out) == (1, b"") and "no index here yet; run `dtindex scan` first" in err
+    assert not index_exists(locate(index_db))
+    assert os.listdir(".") == []  # no index file, no -wal or -shm beside it
 
 
 def test_integrity_after_scans(cli, setup: Path, tmp_path: Path) -> None:

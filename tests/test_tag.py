@@ -216,6 +216,12 @@ def test_usage_and_model_errors_exit_2(tmp_path: Path, cli, args, message) -> No
     assert message in err and "Traceback" not in err
 
 
+def test_no_pictures_and_no_pipe_is_a_usage_error(cli) -> None:
+    code, out, err = cli("tag", "palette")
+    assert (code, out) == (2, b"")
+    assert "no pictures given" in err and "--pipe" in err
+
+
 def test_graph_checks_explain_the_problem(tmp_path: Path, cli) -> None:
     image = str(picture(tmp_path / "x.png"))
     model = probe(tmp_path)

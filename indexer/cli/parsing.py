@@ -7,6 +7,7 @@ Light to import, as `main` is: argparse, and nothing of the commands.
 from __future__ import annotations
 
 import argparse
+import contextlib
 from collections.abc import Iterator, Sequence
 from typing import Any
 
@@ -76,10 +77,34 @@ def _chosen(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argpar
     return parser
 
 
+def _parsers(parser: argparse.ArgumentParser) -> Iterator[argparse.ArgumentParser]:
+    yield parser
+    for nested in _subparsers(parser):
+        yield from _parsers(nested)
+
+
+@contextlib.contextmanager
+def _nothing_required(parser: argparse.ArgumentParser) -> Iterator[None]:
+    """Every (sub)command's required arguments made optional for a while."""
+    required = [a for p in _parsers(parser) for a in p._actions if a.required]
+    for action in required:
+        action.required = False
+    try:
+        yield
+    finally:
+        for action in required:
+            action.required = True
+
+
 def parse(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Namespace:
     """Parse `argv`; what no (sub)command knows is an error of the innermost one, with its
-    usage and the closest options it has."""
-    args, unknown = parser.parse_known_args(argv)
+    usage and the closest options it has.
+
+    Unknown arguments are looked for first with nothing required: argparse would report
+    `--modle x` as a missing `--model`, not as the typo it is.
+    """
+    with _nothing_required(parser):
+        args, unknown = parser.parse_known_args(argv)
     if unknown:
         chosen = _chosen(parser, args)
         options = {option.lstrip("-"): option for option in chosen._option_string_actions}
@@ -91,4 +116,4 @@ def parse(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Name
         ]
         hint = did_you_mean(close)
         chosen.error(f"unrecognized arguments: {' '.join(unknown)}{hint}")
-    return args
+    return parser.parse_args(argv)

@@ -41,6 +41,7 @@ from indexer.store.location import location_of
 from indexer.store.owners import owner_for
 from indexer.store.records import Records, Stat
 from indexer.store.retry import Attempt
+from indexer.wording import plural
 
 log = logging.getLogger("dtindex")
 
@@ -87,7 +88,7 @@ class Indexer:
         self.owner = owner_for(engine)
         reaped = reap(self.index, self.owner)
         if reaped:
-            log.info("took over %d claims of processes that are gone", reaped)
+            log.info("took over %s of processes that are gone", plural(reaped, "claim"))
         self.attempt = self._attempt()
         self.timings = Timings()  # summed over every `process` call
         self.counts = Counts()  # the current `process` call's

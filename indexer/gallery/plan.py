@@ -18,6 +18,7 @@ from indexer.errors import ScanError
 from indexer.gallery.jobs import Counts, ReadJob, is_unchanged
 from indexer.gallery.walk import Walk
 from indexer.store.records import FileRow, Records, Stat
+from indexer.wording import plural
 
 Found = dict[bytes, tuple[int, Stat]]
 
@@ -88,7 +89,7 @@ def plan_scan(
         here = {p: (root_id, stat) for p, stat in walk.files(known=rows)}
         if not here and rows and not allow_empty and not walk.unreadable:
             raise ScanError(
-                f"{root}: root is empty but the index holds {len(rows)} files under it "
+                f"{root}: root is empty but the index holds {plural(len(rows), 'file')} under it "
                 "(unmounted?); nothing was removed. Use --allow-empty if they were deleted"
             )
         found.update(here)

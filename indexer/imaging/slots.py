@@ -21,6 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from indexer.errors import DtindexError
+from indexer.wording import plural
 
 
 class SharedMemoryError(DtindexError):
@@ -51,7 +52,8 @@ class SlotRing:
             self.close()
             raise SharedMemoryError(
                 f"shared memory is too small: the batch ring needs {size >> 20} MB "
-                f"({batch} pictures x {depth} batches) and the system refused ({exc.strerror}); "
+                f"({plural(batch, 'picture')} x {plural(depth, 'batch', 'batches')}) "
+                f"and the system refused ({exc.strerror}); "
                 "lower --batch, or give the container more (docker run --shm-size=2g)"
             ) from None
         self.array: NDArray[np.float32] = np.ndarray(

@@ -84,14 +84,20 @@ def _refuse_other_tables(where: str, names: set[str]) -> None:
         )
 
 
-def open_index(where: Location | str, readonly: bool = False) -> Engine:
-    """Open (and for writers create or upgrade) the index at `where` (see `location`)."""
+def open_index(where: Location | str, readonly: bool = False, create: bool = True) -> Engine:
+    """Open (and for writers create or upgrade) the index at `where` (see `location`).
+
+    `create=False`: a writer with nothing to do where there is no index (prune, forget)
+    refuses as readers do, and leaves no empty index behind.
+    """
     where = locate(where) if isinstance(where, str) else where
+    if not create and not index_exists(where):
+        raise _no_index(where)
     if isinstance(where, URL):
         return _migrated(connect_engine(where), where, readonly, foreign_check=True)
     path = where
     if readonly and not path.is_file():
-        raise StoreError(f"{path}: no index here yet; run `dtindex scan` first")
+        raise _no_index(path)
     if path.is_file():
         refuse_foreign(path)
     if not readonly:
@@ -101,6 +107,10 @@ def open_index(where: Location | str, readonly: bool = False) -> Engine:
             raise StoreError(f"{path.parent}: cannot create folder: {exc.strerror}") from None
         check_writable(path)
     return _migrated(connect_engine(path, readonly), path, readonly)
+
+
+def _no_index(where: Location) -> StoreError:
+    return StoreError(f"{shown(where)}: no index here yet; run `dtindex scan` first")
 
 
 def index_exists(where: Location) -> bool:

@@ -23,6 +23,7 @@ from indexer.export.ownership import Ownership
 from indexer.export.selection import Picture
 from indexer.export.sidecars import SidecarNamer, replace_file
 from indexer.export.thresholds import Scored
+from indexer.wording import plural
 
 log = logging.getLogger("dtindex")
 
@@ -132,13 +133,9 @@ def _write(
 
 def _report(kind: Kind, counts: Counter[str], bare: int) -> None:
     unchanged = f" ({counts['unchanged']} already up to date)" if counts["unchanged"] else ""
-    log.info("wrote %s%s", _plural(counts["written"], kind.noun), unchanged)
+    log.info("wrote %s%s", plural(counts["written"], kind.noun), unchanged)
     if bare:
         noun = f"new {kind.noun}" if kind.merges else kind.noun
-        log.info("%s got no %s: no tag passed the threshold", _plural(bare, "picture"), noun)
+        log.info("%s got no %s: no tag passed the threshold", plural(bare, "picture"), noun)
     if counts["failed"]:
-        log.warning("%s could not be written", _plural(counts["failed"], kind.noun))
-
-
-def _plural(count: int, noun: str) -> str:
-    return f"{count} {noun}{'' if count == 1 else 's'}"
+        log.warning("%s could not be written", plural(counts["failed"], kind.noun))

@@ -19,6 +19,7 @@ import logging
 from indexer.cli.options import Context
 from indexer.store.engine import open_index
 from indexer.store.maintenance import forget_roots, root_key
+from indexer.wording import plural
 
 log = logging.getLogger("dtindex")
 FAILURE = 1
@@ -34,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    engine = open_index(ctx.database())
+    engine = open_index(ctx.database(), create=False)
     try:
         done = forget_roots(engine, [root_key(root) for root in args.roots])
     finally:
@@ -44,10 +45,10 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         ctx.stdout.write(json.dumps(record).encode() + b"\n")
         ctx.stdout.flush()
     log.info(
-        "forgot %d roots and %d files (%d kept, now under another root); "
+        "forgot %s and %s (%d kept, now under another root); "
         "`dtindex prune` drops the tags nothing uses now",
-        done.roots,
-        done.files,
+        plural(done.roots, "root"),
+        plural(done.files, "file"),
         done.reassigned,
     )
     return 0

@@ -33,6 +33,7 @@ from indexer.models.hub import hub_folder, looks_like_repo_id
 from indexer.models.published import Detected, detect, tags_from_graph
 from indexer.models.runtime import RuntimeOptions, Tagger, load
 from indexer.settings import parse_settings, read_model_file
+from indexer.wording import plural
 
 log = logging.getLogger("dtindex")
 FAILURE = 2
@@ -175,7 +176,7 @@ def _add(name: str, found: Detected, target: Path) -> None:
     temporary = target.with_name(target.name + ".tmp")
     temporary.write_text(combined, encoding="utf-8")
     os.replace(temporary, target)
-    summary = f"input {tagger.height}x{tagger.width}, {len(tagger.tags)} tags"
+    summary = f"input {tagger.height}x{tagger.width}, {plural(len(tagger.tags), 'tag')}"
     log.info("added %s (%s; %s, version %s)", name, found.family, summary, tagger.version)
     log.info("wrote [models.%s] to %s%s", name, target, " (created)" if created else "")
 

@@ -46,6 +46,7 @@ from indexer.imaging.workers import DecoderPool, decode_request
 from indexer.models.agreement import Agreement, Run, agreement, timed_run
 from indexer.models.runtime import Tagger, load
 from indexer.models.variants import KINDS, unavailable
+from indexer.wording import plural
 
 log = logging.getLogger("dtindex")
 LIMIT = 200  # pictures, all held prepared in memory (a 448x448 input: 2.4 MB each)
@@ -89,17 +90,17 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     reference = load(definition, options)
     batches = _prepared(args, ctx, reference)
     count = sum(len(batch) for batch in batches)
-    log.info("%s: running fp32 on %d pictures", args.name, count)
+    log.info("%s: running fp32 on %s", args.name, plural(count, "picture"))
     base = timed_run(reference, batches)
     rows: list[tuple[str, Run, Agreement | None]] = [("fp32", base, None)]
     for name in copies:
         tagger = load(dataclasses.replace(definition, variant=name), options)
-        log.info("%s: running %s on %d pictures", args.name, name, count)
+        log.info("%s: running %s on %s", args.name, name, plural(count, "picture"))
         result = timed_run(tagger, batches)
         rows.append((name, result, agreement(base, result, threshold)))
     heading = (
-        f"{args.name}: {count} pictures, {len(reference.tags)} tags, threshold {threshold:g} "
-        f"({base.scores.size} decisions)\n"
+        f"{args.name}: {plural(count, 'picture')}, {plural(len(reference.tags), 'tag')}, "
+        f"threshold {threshold:g} ({plural(base.scores.size, 'decision')})\n"
     )
     ctx.stdout.write((heading + _table(rows)).encode())
     ctx.stdout.flush()
@@ -113,7 +114,7 @@ def _prepared(args: argparse.Namespace, ctx: Context, tagger: Tagger) -> list[ND
     paths: list[str] = []
     for path in expand_pictures(args.pictures, ctx.config.scan.extensions):
         if len(paths) == args.limit:
-            log.warning("using the first %d pictures (--limit)", args.limit)
+            log.warning("using the first %s (--limit)", plural(args.limit, "picture"))
             break
         paths.append(path)
     if not paths:

@@ -24,6 +24,7 @@ from indexer.models.published import family
 from indexer.models.versions import identify
 from indexer.store.engine import index_exists, open_index
 from indexer.store.queries import coverage, versions
+from indexer.wording import plural
 
 FAILURE = 1
 WIDTH = 100
@@ -87,12 +88,12 @@ def _lines(row: dict[str, Any]) -> list[str]:
         version = f"version {row['version']}"
         if "pictures" in row:
             version += (
-                f": {row['tagged']} of {row['pictures']} pictures tagged, "
+                f": {row['tagged']} of {plural(row['pictures'], 'picture')} tagged, "
                 f"{row['failed']} failed, {row['todo']} to do"
             )
         parts = [
             f'{row["family"]} "{row["title"]}"',
-            f"input {row['input']}, {row['tags']} tags{f' ({kinds})' if kinds else ''}, "
+            f"input {row['input']}, {plural(row['tags'], 'tag')}{f' ({kinds})' if kinds else ''}, "
             f"threshold {row['threshold']}{limits}",
             version,
         ]
@@ -135,6 +136,6 @@ def _listing(rows: list[dict[str, object]], older: list[tuple[str, str, str, int
     current = {(r["name"], r.get("version")) for r in rows}
     for model, version, title, count in older:
         if (model, version) not in current:
-            stored = f"stored: {model} version {version} ({title}, {count} tags)"
+            stored = f"stored: {model} version {version} ({title}, {plural(count, 'tag')})"
             lines += _wrap(stored, "  ", "    ")
     return [*lines, "* scan runs these (the enabled models, else the built-in palette)"]

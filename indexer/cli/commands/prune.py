@@ -18,6 +18,7 @@ from indexer.cli.options import Context, cache_folder
 from indexer.models.versions import configured_version
 from indexer.store.engine import open_index
 from indexer.store.maintenance import model_names, prune, vacuum
+from indexer.wording import plural
 
 log = logging.getLogger("dtindex")
 FAILURE = 1
@@ -31,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    engine = open_index(ctx.database())
+    engine = open_index(ctx.database(), create=False)
     try:
         # Hashing a graph can take a while: done before the write transaction starts.
         cache = str(cache_folder(ctx.env))
@@ -52,10 +53,10 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         ctx.stdout.write(json.dumps(record).encode() + b"\n")
         ctx.stdout.flush()
     log.info(
-        "pruned %d contents, %d model versions and %d scores%s",
-        done.contents,
-        done.model_versions,
-        done.scores,
+        "pruned %s, %s and %s%s",
+        plural(done.contents, "content"),
+        plural(done.model_versions, "model version"),
+        plural(done.scores, "score"),
         " and vacuumed" if args.vacuum else "",
     )
     return 0

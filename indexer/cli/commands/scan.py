@@ -35,6 +35,7 @@ from indexer.gallery.scanning import scan_roots
 from indexer.pipeline.fanout import Cluster, connect
 from indexer.store.engine import open_index
 from indexer.store.records import Records
+from indexer.wording import plural
 
 log = logging.getLogger("dtindex")
 FAILURE = 1
@@ -101,7 +102,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     log.info("scan done: %s", summary)
     if counts.to_retry:
         raise Incomplete(
-            f"the index is incomplete: {counts.to_retry} pictures failed for reasons "
+            f"the index is incomplete: {plural(counts.to_retry, 'picture')} failed for reasons "
             "the next scan retries (dtindex status lists them)"
         )
     return 0

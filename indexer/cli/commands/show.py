@@ -10,6 +10,7 @@ from sqlalchemy import text
 
 from indexer.cli.options import Context, threshold_value
 from indexer.errors import UsageError
+from indexer.imaging.sniff import Pictures
 from indexer.store.current import chosen_version
 from indexer.store.engine import open_index
 
@@ -43,6 +44,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _not_indexed(given: str, path: bytes, extensions: frozenset[str]) -> str:
+    """Why `path` has no entry: a folder or a file dtindex never indexes is told apart from
+    a picture not scanned yet, which a scan would fix."""
+    if os.path.isdir(path):
+        return (
+            f"{given}: a folder, not a picture; name one of its pictures "
+            "(`dtindex status` lists the indexed roots, `dtindex search` finds pictures by tag)"
+        )
+    if os.path.isfile(path) and not Pictures(extensions)(path):
+        return f"{given}: not a picture; dtindex does not index it (see [scan] extensions)"
+    return f"{given}: not in the index (run dtindex scan)"
+
+
 def run(args: argparse.Namespace, ctx: Context) -> int:
     threshold = threshold_value(args.threshold, 0.1)
     path = os.fsencode(os.path.abspath(args.path))
@@ -58,7 +72,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                 {"p": path},
             ).first()
             if row is None:
-                raise UsageError(f"{args.path}: not in the index (run dtindex scan)")
+                raise UsageError(_not_indexed(args.path, path, ctx.config.scan.extensions))
             rows: list[Any] = []
             for (model,) in conn.execute(text(_MODELS), {"path": path}).all():
                 values = {"path": path, "t": threshold, "model": model}

@@ -16,6 +16,7 @@ from indexer.errors import Kind
 from indexer.store.engine import open_index
 from indexer.store.location import shown
 from indexer.store.queries import FailureRow, failures, roots_summary, totals
+from indexer.wording import plural
 
 FAILURE = 1
 
@@ -58,10 +59,10 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         when = (
             time.strftime("%Y-%m-%d %H:%M", time.localtime(scanned / 1e9)) if scanned else "never"
         )
-        lines.append(f"root: {os.fsdecode(path)} ({count} files, scanned {when})")
+        lines.append(f"root: {os.fsdecode(path)} ({plural(count, 'file')}, scanned {when})")
     lines.append(
-        f"{counts['files']} files, {counts['contents']} distinct pictures, "
-        f"{counts['unreadable']} unreadable, {counts['failed']} failed taggings"
+        f"{plural(counts['files'], 'file')}, {plural(counts['contents'], 'distinct picture')}, "
+        f"{counts['unreadable']} unreadable, {plural(counts['failed'], 'failed tagging')}"
     )
     lines += [_failure_line(f) for f in failed]
     ctx.stdout.write("\n".join(lines).encode("utf-8", "surrogateescape") + b"\n")

@@ -32,6 +32,7 @@ from indexer.cli.options import (
     threshold_value,
 )
 from indexer.config import threshold_or_default
+from indexer.errors import UsageError
 from indexer.imaging.workers import DecoderPool
 from indexer.models.runtime import load
 from indexer.pipeline.direct import Direct
@@ -108,6 +109,11 @@ class _Arrivals:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
+    if not args.images and not args.pipe:  # checked first: before a model is loaded
+        raise UsageError(
+            "no pictures given: name pictures or folders after the model, "
+            "or pass --pipe to read their paths from standard input"
+        )
     definition = ctx.resolve_model(args.model)
     threshold = threshold_value(args.threshold, threshold_or_default(definition.threshold))
     batch = batch_size(args, ctx.config)

@@ -39,6 +39,7 @@ from indexer.gallery.plan import apply_moves, check_root, plan_paths, plan_scan
 from indexer.store.engine import open_index
 from indexer.store.location import Location
 from indexer.store.records import Records
+from indexer.wording import plural
 
 log = logging.getLogger("dtindex")
 FAILURE = 1
@@ -282,8 +283,8 @@ class _Follower:
         changes = [f"{k} {getattr(counts, k)}" for k in ("new", "changed", "moved", "removed")]
         shown = ", ".join(change for change in changes if not change.endswith(" 0"))
         log.info(
-            "%d files settled%s: %s; since start: %s",
-            len(ready),
+            "%s settled%s: %s; since start: %s",
+            plural(len(ready), "file"),
             f" ({shown})" if shown else "",
             tally(counts, headway),
             self.totals,
