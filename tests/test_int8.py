@@ -216,7 +216,7 @@ def test_model_check_takes_relative_paths(tmp_path: Path, cli) -> None:
     noise(tmp_path / "pics" / "a.png", 1)
     code, out, err = cli("model", "check", "dense", "./pics/../pics/a.png")
     assert code == 0, err
-    assert out.decode().startswith("dense: 1 pictures")
+    assert out.decode().startswith("dense: 1 picture,")
     assert set(rows(out)) == {"fp32", "int8", "fp16"}
 
 

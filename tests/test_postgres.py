@@ -164,7 +164,7 @@ def test_a_dead_owners_claims_are_taken_over_and_a_live_ones_kept(
         code, out, err = cli("scan", "--json", "g")
         assert code == 0, err
         assert json.loads(out)["tagged"] == 1, err  # the dead owner's; the live one keeps its
-        assert "took over 1 claims" in err, err
+        assert "took over 1 claim of" in err, err
         assert pgserver.rows(index_db, "SELECT content_id, owner FROM claims") == [
             (second, live_token)
         ]
