@@ -57,6 +57,11 @@ def exits_within(pid: int, seconds: float) -> bool:
         os.close(fd)
 
 
+def roundabout(gallery: Path) -> str:
+    """`gallery` relative to the working folder, through a `..`: how a user may name it."""
+    return os.path.join(os.path.relpath(gallery.parent), "..", gallery.parent.name, gallery.name)
+
+
 def clean_export(tmp_path: Path, gallery: Path) -> bytes:
     db = tmp_path / "clean.sqlite"
     done = dtindex(tmp_path, db, "scan", "-b", "2", str(gallery))
@@ -65,7 +70,7 @@ def clean_export(tmp_path: Path, gallery: Path) -> bytes:
 
 
 def resumed_export(tmp_path: Path, db: str, gallery: Path) -> bytes:
-    resumed = dtindex(tmp_path, db, "scan", "-b", "2", str(gallery))
+    resumed = dtindex(tmp_path, db, "scan", "-b", "2", roundabout(gallery))
     _, err = resumed.communicate(timeout=120)
     assert resumed.returncode == 0, err
     assert count(db, "SELECT COUNT(*) FROM taggings WHERE status = 'done'") == 33
@@ -89,7 +94,7 @@ def test_a_killed_writer_fails_the_scan_and_the_next_scan_completes(
     gallery = setup(tmp_path)
     expected = clean_export(tmp_path, gallery)
 
-    victim = dtindex(tmp_path, index_db, "-v", "scan", "-b", "2", str(gallery))
+    victim = dtindex(tmp_path, index_db, "-v", "scan", "-b", "2", roundabout(gallery))
     lines = Lines(victim)
     wait_for(lambda: lines.writer_pid() is not None or victim.poll() is not None, victim)
     pid = lines.writer_pid()
@@ -108,7 +113,7 @@ def test_a_killed_scans_writer_stores_what_it_has_and_exits(tmp_path: Path) -> N
     expected = clean_export(tmp_path, gallery)
     db = str(tmp_path / "index.sqlite")
 
-    victim = dtindex(tmp_path, db, "-v", "scan", "-b", "2", str(gallery))
+    victim = dtindex(tmp_path, db, "-v", "scan", "-b", "2", roundabout(gallery))
     lines = Lines(victim)
     wait_for(lambda: count(db, "SELECT COUNT(*) FROM taggings") >= 4, victim)
     wait_for(lambda: lines.writer_pid() is not None or victim.poll() is not None, victim)
