@@ -251,7 +251,7 @@ class Indexer:
         log.warning("%s: %s", os.fsdecode(path), failure.reason)
         for version_id in version_ids:
             self.index.record_failure(version_id, content_id, failure)
-        self.index.commit()
+        self.index.commit()  # not held open through the next batch: the writer waits on it
 
     def process(self, reads: Sequence[ReadJob], counts: Counts, pending: bool = True) -> None:
         """Read and tag the given files, then (with `pending`) every content missing a result."""
