@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import hashlib
 import io
+import multiprocessing
 import os
 import shutil
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from PIL import Image
@@ -64,27 +66,43 @@ def _scaled(photo: Image.Image, size: tuple[int, int], scale: float) -> Image.Im
     return photo.resize(target, Image.Resampling.LANCZOS)
 
 
+_PHOTOS: list[Image.Image] = []
+
+
+def _load_photos() -> None:
+    _PHOTOS[:] = _photos()
+
+
+def _make_group(folder: Path, indices: list[int]) -> None:
+    """The crops of one scaled photograph (in a worker: the photographs are loaded once)."""
+    photo, size, scale, _ = illustration_plan(indices[0])
+    base = _scaled(_PHOTOS[photo], size, SCALES[scale])
+    for i in indices:
+        j = illustration_plan(i)[3]
+        left, top = _offset(base.width - size[0], base.height - size[1], j)
+        crop = base.crop((left, top, left + size[0], top + size[1]))
+        path = illustration_path(folder, i)
+        temporary = path.with_suffix(".part")
+        crop.save(temporary, "JPEG", quality=90)
+        os.utime(temporary, ns=(PAST_NS, PAST_NS))
+        temporary.rename(path)
+
+
 def build_illustrations(folder: Path, count: int) -> list[Path]:
-    """`count` illustration-size JPEGs, cached in `folder` (made only where missing)."""
+    """`count` illustration-size JPEGs, cached in `folder` (made only where missing), made
+    by one process per core: a GPU machine's benchmark wants thousands of them."""
     folder.mkdir(parents=True, exist_ok=True)
     paths = [illustration_path(folder, i) for i in range(count)]
     missing = [i for i in range(count) if not paths[i].exists()]
     if not missing:
         return paths
     print(f"making {len(missing)} illustration-size pictures in {folder} ...", flush=True)
-    photos = _photos()
-    base_key: tuple[int, tuple[int, int], int] | None = None
-    base = photos[0]
-    for i in sorted(missing, key=lambda k: illustration_plan(k)[:3]):
-        photo, size, scale, j = illustration_plan(i)
-        if base_key != (photo, size, scale):  # one scaled photograph serves many crops
-            base_key, base = (photo, size, scale), _scaled(photos[photo], size, SCALES[scale])
-        left, top = _offset(base.width - size[0], base.height - size[1], j)
-        crop = base.crop((left, top, left + size[0], top + size[1]))
-        temporary = paths[i].with_suffix(".part")
-        crop.save(temporary, "JPEG", quality=90)
-        os.utime(temporary, ns=(PAST_NS, PAST_NS))
-        temporary.rename(paths[i])
+    groups: dict[tuple[int, tuple[int, int], int], list[int]] = {}
+    for i in missing:  # one scaled photograph serves many crops
+        groups.setdefault(illustration_plan(i)[:3], []).append(i)
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(mp_context=context, initializer=_load_photos) as pool:
+        list(pool.map(_make_group, [folder] * len(groups), list(groups.values())))
     return paths
 
 

@@ -88,13 +88,21 @@ def dtindex_run(argv: list[str], pictures: int) -> Figures:
     return figures
 
 
-def write_config(work: Path, model_file: Path) -> Path:
-    """The null model at the tag threshold of WD's authors; scores >= 0.01 are stored."""
+def write_config(work: Path, name: str, model_file: Path) -> Path:
+    """The model at the tag threshold of WD's authors; scores >= 0.01 are stored."""
     config = work / "pipeline.toml"
     config.write_text(
-        f'store_threshold = 0.01\n\n[models.null]\nmodel = "{model_file}"\nthreshold = 0.35\n'
+        f'store_threshold = 0.01\n\n[models.{name}]\nmodel = "{model_file}"\nthreshold = 0.35\n'
     )
     return config
+
+
+def model_file(name: str, folder: Path) -> Path:
+    """The null model, or a random-weight replica (on a GPU: is the GPU the limit?)."""
+    from benchmarks import models
+
+    builders = {"null": models.null, "wd-vit-v2": models.wd_vit_v2, "caformer": models.caformer}
+    return builders[name](folder)
 
 
 def fresh_index(work: Path, name: str) -> Path:
@@ -109,10 +117,8 @@ class Runner:
     """The runs of one round, on pictures and an index made ready once."""
 
     def __init__(self, args: argparse.Namespace, work: Path) -> None:
-        from benchmarks import models
-
         self.args, self.work = args, work
-        config = write_config(work, models.null(work / "models"))
+        config = write_config(work, args.model, model_file(args.model, args.work / "models"))
         self.common = ["--config", str(config)]
         self.extra = shlex.split(args.dtindex_args)
         self.paths = illustrations.build_illustrations(args.work / "illustrations", args.pictures)
@@ -127,12 +133,12 @@ class Runner:
 
     def tag_argv(self, paths: list[Path]) -> list[str]:
         batch = ["-b", str(self.args.batch), *self.extra]
-        return [*self.common, "tag", *batch, "null", *map(str, paths)]
+        return [*self.common, "tag", *batch, self.args.model, *map(str, paths)]
 
     def scan_argv(self, name: str, root: Path) -> list[str]:
         db = fresh_index(self.work, name)
         batch = ["-b", str(self.args.batch), *self.extra]
-        return [*self.common, "--db", str(db), "scan", *batch, "-m", "null", str(root)]
+        return [*self.common, "--db", str(db), "scan", *batch, "-m", self.args.model, str(root)]
 
     def fixed_costs(self) -> dict[str, Figures]:
         """`tag` and a first `scan` of one picture: what a run costs before its pictures."""
@@ -184,6 +190,12 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--tiny", type=int, default=20_000, help="tiny pictures (0: none)")
     parser.add_argument("--skip-tiny", action="store_true", help="as --tiny 0")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument(
+        "--model",
+        choices=("null", "wd-vit-v2", "caformer"),
+        default="null",
+        help="null: the pipeline alone; a replica (needs torch, timm): the model's share too",
+    )
     parser.add_argument("--batch", type=int, default=64, help="dtindex -b")
     parser.add_argument(
         "--dtindex-args",
@@ -214,12 +226,13 @@ def main() -> None:
         runner.fixed_costs()  # imports and first loads happen once, here
         rounds = [runner.round(number) for number in range(1, args.rounds + 1)]
         about = machine()
-        stem = f"{time.strftime('%Y-%m-%d')}-{about['cores']}cores-pipeline"
+        model = "" if args.model == "null" else f"-{args.model}"
+        stem = f"{time.strftime('%Y-%m-%d')}-{about['cores']}cores-pipeline{model}"
         args.out.mkdir(parents=True, exist_ok=True)
         if args.profile:
             write_profile(runner, args.out / f"{stem}-profile.txt")
     settings = {k: v for k, v in vars(args).items() if k not in ("work", "out", "skip_tiny")}
-    report = {"machine": about, "model": "null", "settings": settings, "rounds": rounds}
+    report = {"machine": about, "model": args.model, "settings": settings, "rounds": rounds}
     print(pipeline_report.write(args.out, stem, report))
 
 

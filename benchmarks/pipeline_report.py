@@ -82,6 +82,6 @@ def write(out: Path, stem: str, report: dict[str, Any]) -> str:
     (out / f"{stem}.json").write_text(json.dumps(report, indent=2) + "\n")
     text = table(rounds)
     about, settings = json.dumps(report["machine"]), json.dumps(report["settings"])
-    header = f"# Pipeline benchmark {stem} (issue 13, the `null` model)\n\n{about}\n\n"
+    header = f"# Pipeline benchmark {stem} (issue 13, the `{report['model']}` model)\n\n{about}\n\n"
     (out / f"{stem}.md").write_text(f"{header}{settings}\n\n{text}\n")
     return text

@@ -7,6 +7,9 @@ is known to give wrong results for the published WD v1.4 v2 files.
 
 from __future__ import annotations
 
+import contextlib
+import functools
+import io
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -154,6 +157,30 @@ def _dim(value: object) -> int | None:
     return value if isinstance(value, int) and value > 0 else None
 
 
+@functools.cache
+def preload_gpu_libraries() -> str:
+    """Load CUDA and cuDNN from the `nvidia-*` wheels beside onnxruntime-gpu, once.
+
+    `pip install 'dtindex[cuda]'` brings them as wheels, which the dynamic loader does not
+    search: without this, the CUDA provider fails to load and the session runs on the CPU.
+    onnxruntime prints what it could not load to stdout, which carries our data; that text
+    is returned (and logged) instead, for the fall-back warning."""
+    import onnxruntime as ort
+
+    if not hasattr(ort, "preload_dlls"):  # before 1.21: the system's CUDA or nothing
+        return ""
+    said = io.StringIO()
+    with contextlib.redirect_stdout(said):
+        try:
+            ort.preload_dlls()
+        except Exception as exc:  # a failed preload leaves the system's libraries
+            print(exc)
+    log.debug(
+        "CUDA libraries preloaded%s", f": {said.getvalue().strip()}" if said.getvalue() else ""
+    )
+    return said.getvalue().strip()
+
+
 def load(model: ModelDef, options: RuntimeOptions) -> Tagger:
     import onnxruntime as ort  # heavy import, only when a model is really used
 
@@ -167,6 +194,8 @@ def load(model: ModelDef, options: RuntimeOptions) -> Tagger:
     # Idle intra-op threads sleep rather than spin, leaving the cores to the decoders.
     session_options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     providers = choose_providers(options, ort.get_available_providers())
+    wanted = [p if isinstance(p, str) else p[0] for p in providers]
+    preload_said = preload_gpu_libraries() if "CUDAExecutionProvider" in wanted else ""
     graph: str | bytes = str(model.onnx)
     if model.variant:
         graph = variant_graph(model.variant, model.onnx, digest, options.cache_dir)
@@ -176,9 +205,11 @@ def load(model: ModelDef, options: RuntimeOptions) -> Tagger:
         raise ModelError(f"{model.onnx}: ONNX Runtime cannot load it: {exc}") from None
     used = session.get_providers()
     log.debug("%s: session uses %s", model.name, ", ".join(used))
-    wanted_gpu = [p if isinstance(p, str) else p[0] for p in providers]
-    if any(p in GPU_PROVIDERS for p in wanted_gpu) and not any(p in GPU_PROVIDERS for p in used):
-        log.warning("%s: a GPU provider is installed but the session fell back to CPU", model.name)
+    if any(p in GPU_PROVIDERS for p in wanted) and not any(p in GPU_PROVIDERS for p in used):
+        log.warning(
+            "%s: a GPU provider is installed but the session fell back to CPU%s",
+            model.name, f" ({preload_said})" if preload_said else "",
+        )  # fmt: skip
     variant = KINDS.get(model.variant)
     if variant and variant.for_gpu != any(p in GPU_PROVIDERS for p in used):
         log.warning("%s: %s", model.name, variant.misplaced)
