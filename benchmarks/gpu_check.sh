@@ -30,6 +30,7 @@ install() {
 
 environment() {
     test -d /tmp/site || { echo "the machine went cold: start again with part"; exit 1; }
+    ln -sfn "$PWD/migrations" /tmp/site/dtindex_migrations  # pyproject's package-dir
     export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1
 }
 
@@ -56,7 +57,7 @@ measured() {
 case $step in
     part) part ;;
     pipeline)
-        install
+        test -d /tmp/site || install
         environment
         providers
         measured pipeline python3 -m benchmarks.pipeline --profile --out "$OUT" "$@"

@@ -17,6 +17,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -78,13 +79,15 @@ def balanced(folder: Path, rounds: int, name: str = "balanced") -> Path:
 NULL_STORED, NULL_SHOWN = 150, 30  # scores >= 0.01 (store_threshold) and > 0.35 per picture
 
 
-def null_logits() -> np.ndarray:
+def null_logits(count: int = WD_TAGS) -> np.ndarray:
     """The fixed logits the picture's shift is added to; the shift is within +-0.5.
 
     Tags 0..29 from 0 to 3 (scores 0.38..0.97 after any shift: over 0.35); 30..149 from
     -4 to -1.5 (0.011..0.27: stored, not shown); the rest -9 (0.0002: not stored).
+    The replicas add them too: a random-weight head scores every tag near 0.5, so all
+    9,083 would be stored, where a real model stores about 150 a picture.
     """
-    logits = np.full(WD_TAGS, -9.0, np.float32)
+    logits = np.full(count, -9.0, np.float32)
     logits[:NULL_SHOWN] = np.linspace(3.0, 0.0, NULL_SHOWN)
     logits[NULL_SHOWN:NULL_STORED] = np.linspace(-1.5, -4.0, NULL_STORED - NULL_SHOWN)
     return logits
@@ -144,6 +147,13 @@ def _export(module: object, example: object, path: Path, dynamic_batch: bool) ->
         torch.onnx.export(module, (example,), str(path), **kwargs)
 
 
+def _as_trained(logits: Any, count: int) -> Any:
+    """Random-weight logits, damped, over a real model's spread (`null_logits`)."""
+    import torch
+
+    return logits * 0.1 + torch.from_numpy(null_logits(count))
+
+
 def wd_vit_v2(folder: Path) -> Path:
     import timm
     import torch
@@ -158,7 +168,7 @@ def wd_vit_v2(folder: Path) -> Path:
 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             x = x.flip(-1).permute(0, 3, 1, 2) / 127.5 - 1.0
-            return torch.sigmoid(self.net(x))
+            return torch.sigmoid(_as_trained(self.net(x), WD_TAGS))
 
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "wd-vit-v2.onnx"
@@ -179,7 +189,16 @@ def caformer(folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "caformer.onnx"
     if not path.exists():
-        net = timm.create_model("caformer_m36", num_classes=ML_TAGS, pretrained=False).eval()
+
+        class Logits(torch.nn.Module):
+            def __init__(self) -> None:
+                super().__init__()
+                self.net = timm.create_model("caformer_m36", num_classes=ML_TAGS, pretrained=False)
+
+            def forward(self, x: torch.Tensor) -> torch.Tensor:
+                return _as_trained(self.net(x), ML_TAGS)
+
+        net = Logits().eval()
         with torch.no_grad():
             _export(net, torch.zeros(1, 3, 448, 448), path, dynamic_batch=True)
     _write_tags(folder / "caformer.tags", ML_TAGS)
