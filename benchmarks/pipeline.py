@@ -88,11 +88,12 @@ def dtindex_run(argv: list[str], pictures: int) -> Figures:
     return figures
 
 
-def write_config(work: Path, name: str, model_file: Path) -> Path:
+def write_config(work: Path, name: str, model_file: Path, fp16: bool = False) -> Path:
     """The model at the tag threshold of WD's authors; scores >= 0.01 are stored."""
     config = work / "pipeline.toml"
     config.write_text(
         f'store_threshold = 0.01\n\n[models.{name}]\nmodel = "{model_file}"\nthreshold = 0.35\n'
+        + ("fp16 = true\n" if fp16 else "")
     )
     return config
 
@@ -118,7 +119,8 @@ class Runner:
 
     def __init__(self, args: argparse.Namespace, work: Path) -> None:
         self.args, self.work = args, work
-        config = write_config(work, args.model, model_file(args.model, args.work / "models"))
+        built = model_file(args.model, args.work / "models")
+        config = write_config(work, args.model, built, args.fp16)
         self.common = ["--config", str(config)]
         self.extra = shlex.split(args.dtindex_args)
         self.paths = illustrations.build_illustrations(args.work / "illustrations", args.pictures)
@@ -190,6 +192,7 @@ def arguments() -> argparse.Namespace:
     parser.add_argument("--tiny", type=int, default=20_000, help="tiny pictures (0: none)")
     parser.add_argument("--skip-tiny", action="store_true", help="as --tiny 0")
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--fp16", action="store_true", help="the model's fp16 copy (a GPU's)")
     parser.add_argument(
         "--model",
         choices=("null", "wd-vit-v2", "caformer"),
@@ -226,7 +229,7 @@ def main() -> None:
         runner.fixed_costs()  # imports and first loads happen once, here
         rounds = [runner.round(number) for number in range(1, args.rounds + 1)]
         about = machine()
-        model = "" if args.model == "null" else f"-{args.model}"
+        model = "" if args.model == "null" else f"-{args.model}" + ("-fp16" if args.fp16 else "")
         stem = f"{time.strftime('%Y-%m-%d')}-{about['cores']}cores-pipeline{model}"
         args.out.mkdir(parents=True, exist_ok=True)
         if args.profile:
