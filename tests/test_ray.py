@@ -21,9 +21,14 @@ else:
     ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'dtindex[ray]'")
 
 
+FAULTS = "CRASH-THIS-DECODER,HANG-THIS-DECODER"  # imaging.workers.FAULT_ENV's markers
+
+
 @pytest.fixture(scope="module", autouse=True)
 def local_ray() -> Iterator[None]:
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    # The workers' decoders take the markers; only a file holding one is affected.
+    faults = {"env_vars": {"DTINDEX_TEST_FAULTS": FAULTS}}
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env=faults)
     yield
     ray.shutdown()
 
@@ -75,3 +80,32 @@ def test_a_ray_scan_gives_the_index_a_local_scan_gives(cli, gallery: Path, tmp_p
     assert any("bad.png" in line and "truncated" in line for line in failures(cli, fanned))
     again = scanned(cli, gallery, fanned, "--ray", "local")
     assert again["tagged"] == 0 and again["hashed"] == 0  # nothing read, nothing run
+
+
+def test_a_crashing_or_hanging_decoder_on_ray_costs_one_picture(
+    cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """As in a local scan: the picture that crashes its decoder and the one that hangs it
+    past `decode_timeout` fail (to be retried), the rest are tagged, the exit is 1."""
+    monkeypatch.setenv("DTINDEX_TEST_FAULTS", FAULTS)  # the local scan's decoders
+    (tmp_path / "deeptagger.toml").write_text("decode_timeout = 3\n")
+    gallery = tmp_path / "gallery"
+    for i in range(5):
+        picture(gallery / f"good{i}.png", (50 * i, 10, 10))
+    for name, marker in (("crash.png", b"CRASH-THIS-DECODER"), ("hang.png", b"HANG-THIS-DECODER")):
+        picture(gallery / name, (1, 2, 3))
+        with open(gallery / name, "ab") as handle:
+            handle.write(marker)  # trailing bytes: still a valid PNG, written a moment ago
+    local, fanned = tmp_path / "local.sqlite", tmp_path / "ray.sqlite"
+    relative = str(Path("..") / tmp_path.name / "gallery")
+    runs = {}
+    for db, extra in ((fanned, ("--ray", "local")), (local, ())):
+        code, out, err = cli("scan", "--db", str(db), "--json", *extra, relative)
+        assert code == 1, err  # failures to retry: never 0 with less
+        runs[db] = json.loads(out)
+    assert runs[fanned] == runs[local]
+    assert (runs[fanned]["tagged"], runs[fanned]["failed"], runs[fanned]["to_retry"]) == (5, 2, 2)
+    assert failures(cli, fanned) == failures(cli, local)
+    said = "\n".join(failures(cli, fanned))
+    assert "decoder crashed (signal SIGSEGV)" in said and "decoding took over 3 s" in said
+    assert exported(cli, fanned) == exported(cli, local)

@@ -32,12 +32,14 @@ from indexer.errors import DecodeError, Failure, Kind
 from indexer.imaging.slots import SlotAddress, SlotRing, SlotWriter
 from indexer.imaging.spawning import STOP_SIGNALS, start_held
 from indexer.imaging.tasks import Looked, Skipped, Target, decode_into, look, read_again
+from indexer.imaging.tasks import prepare_targets as fitted
 
 FAULT_ENV = "DTINDEX_TEST_FAULTS"  # tests only: "crash-marker,hang-marker" bytes in a file
 
-# A request: ("look", path) or ("decode", path, expected xxh3-128 or None, targets).
+# A request: ("look", path) or ("decode", path, expected xxh3-128 or None, targets), or
+# ("fit", path, expected, targets) for a Ray worker, answered with the fitted uint8 pictures.
 Request = tuple[Any, ...]
-Reply = Looked | Skipped | tuple[int, int] | Failure
+Reply = Looked | Skipped | tuple[int, int] | Failure | list[Any]
 
 
 def look_request(path: bytes) -> Request:
@@ -45,7 +47,7 @@ def look_request(path: bytes) -> Request:
 
 
 @functools.lru_cache(maxsize=64)
-def _packed(target: Target) -> bytes:
+def packed_target(target: Target) -> bytes:
     return pickle.dumps(target)
 
 
@@ -53,7 +55,7 @@ def decode_request(
     path: bytes, expect: str | None, targets: Sequence[tuple[Target, SlotAddress]]
 ) -> Request:
     """Targets travel pickled once (a model's settings are a dozen fields) as bytes."""
-    return ("decode", path, expect, [(_packed(t), address) for t, address in targets])
+    return ("decode", path, expect, [(packed_target(t), address) for t, address in targets])
 
 
 class _Unpacked(dict[bytes, Target]):
@@ -94,6 +96,8 @@ def _handle(
     if len(faults) > 1 and faults[1] in data:
         while True:
             pass
+    if request[0] == "fit":
+        return fitted(data, [targets[t] for t in packed], max_pixels)[0]
     return decode_into(data, [(targets[t], a) for t, a in packed], writer, max_pixels)
 
 

@@ -4,9 +4,10 @@ The driver keeps what needs the index: the walk, looking at new files (read and 
 by the local decoder processes) and `decide`, then every write, through the same `Steps`
 callbacks as a local scan, batch by batch, so counts, failures and exit codes are the
 same and a killed driver resumes the same way (its claims die with it). Only the decided
-orders (path, expected xxh3-128, wanted models) go out: CPU tasks read and decode them
-(`pipeline.remote.decode_rows`), one inference actor per GPU (one per node without GPUs)
-scores them (`pipeline.remote.Infer`), and results stream back.
+orders (path, expected xxh3-128, wanted models) go out: CPU actors read and decode them
+(`pipeline.remote.Decode`, each holding a decoder process, so `decode_timeout` and a
+crashing codec cost one picture as locally), one inference actor per GPU (one per node
+without GPUs) scores them (`pipeline.remote.Infer`), and results stream back.
 
 Workers read files where they are: every node needs the gallery at the same path.
 """
@@ -28,7 +29,7 @@ from indexer.imaging.workers import DecoderPool, Reply, look_request
 from indexer.models.runtime import RuntimeOptions, Tagger
 from indexer.pipeline.flow import GROUP, STOP_CHECK_S, Order, Steps
 from indexer.pipeline.inference import Inference, Outcome, Timings
-from indexer.pipeline.remote import FAILED, SCORED, SKIPPED, VANISHED, Columns, Infer, decode_rows
+from indexer.pipeline.remote import FAILED, SCORED, SKIPPED, VANISHED, Columns, Decode, Infer
 
 log = logging.getLogger("dtindex")
 J = TypeVar("J")
@@ -50,6 +51,7 @@ class Cluster:
 
     options: RuntimeOptions
     max_pixels: int
+    decode_timeout: float
     started: bool  # this process started it (`--ray local`, or no Ray running yet)
 
     def close(self) -> None:
@@ -96,11 +98,13 @@ class Cluster:
         # the actors, which would leave the decode tasks as few as the actors.
         resources = {"num_gpus": 1} if gpus else {"num_cpus": 0}
         actors = gpus or max(1, len([n for n in ray.nodes() if n.get("Alive")]))
+        cores = max(1, int(ray.cluster_resources().get("CPU", 1)))
         dataset = (
             ray.data.from_items(rows)
-            .map_batches(decode_rows, fn_kwargs={"targets": targets,
-                                                 "max_pixels": self.max_pixels},
-                         batch_size=batch, batch_format="numpy")
+            .map_batches(Decode, fn_constructor_args=(targets, self.max_pixels,
+                                                      self.decode_timeout),
+                         batch_size=batch, batch_format="numpy", num_cpus=1,
+                         compute=ray.data.ActorPoolStrategy(min_size=1, max_size=cores))
             .map_batches(Infer, fn_constructor_args=([t.definition for t in taggers],
                                                      self.options),
                          batch_size=batch, batch_format="numpy", **resources,
@@ -113,7 +117,9 @@ def _mask(wanted: tuple[int, ...]) -> int:
     return sum(1 << i for i in wanted)
 
 
-def connect(address: str, options: RuntimeOptions, max_pixels: int) -> Cluster:
+def connect(
+    address: str, options: RuntimeOptions, max_pixels: int, decode_timeout: float
+) -> Cluster:
     """Join the Ray cluster at `address`, or start a local instance for `local`; a Ray
     already initialised in this process is used as it is."""
     ray = _ray()
@@ -133,7 +139,7 @@ def connect(address: str, options: RuntimeOptions, max_pixels: int) -> Cluster:
     context.enable_progress_bars = False  # stderr has dtindex's own progress line
     context.print_on_execution_start = False
     logging.getLogger("ray.data").setLevel(logging.WARNING)  # a line per dataset otherwise
-    return Cluster(options, max_pixels, started)
+    return Cluster(options, max_pixels, decode_timeout, started)
 
 
 @dataclass(eq=False)

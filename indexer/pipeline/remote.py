@@ -15,11 +15,11 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
-from PIL import Image
 
-from indexer.errors import DecodeError, Kind
+from indexer.errors import Failure, Kind
 from indexer.imaging.prepare import fill
-from indexer.imaging.tasks import Skipped, Target, prepare_targets, read_again
+from indexer.imaging.tasks import Skipped, Target
+from indexer.imaging.workers import DecoderPool, packed_target
 from indexer.model_tables import ModelDef
 from indexer.models.runtime import RuntimeOptions, Tagger, load
 from indexer.pipeline.inference import infer
@@ -31,47 +31,52 @@ SKIPPED, VANISHED = "skipped", "vanished"
 NOTHING, SCORED, FAILED = 0, 1, 2
 
 
-def _decode_one(
-    path: bytes, expect: str | None, targets: Sequence[Target], max_pixels: int
-) -> list[NDArray[np.uint8]] | tuple[str, str, int]:
-    """The fitted pictures, or why not as (reason, kind, needs) as a decoder process says."""
-    try:
-        data = read_again(path, expect)
-        if isinstance(data, Skipped):
-            return data.reason, VANISHED if data.vanished else SKIPPED, -1
-        return prepare_targets(data, targets, max_pixels)[0]
-    except DecodeError as exc:
-        return str(exc), exc.kind.value, -1 if exc.needs is None else exc.needs
-    except MemoryError:
-        return "out of memory while decoding", Kind.MEMORY.value, -1
-    except Exception as exc:  # a codec's own error type: the picture fails, retried later
-        return f"decoder failed: {exc!r}", Kind.CRASH.value, -1
+class Decode:
+    """The CPU stage, an actor per core: rows (seq, path, expect, wanted bit mask) to each
+    model's fitted pictures, or why a row has none.
 
+    The actor decodes nothing itself: it holds one decoder process of the local scan's
+    kind (imaging.workers), so a codec that crashes or hangs costs only its picture,
+    with the local scan's reasons ("decoder crashed", "decoding took over N s"), instead
+    of killing a Ray task that Ray would retry and then fail the whole run with."""
 
-def decode_rows(rows: Columns, targets: Sequence[Target], max_pixels: int) -> Columns:
-    """The CPU stage, a task per batch: rows (seq, path, expect, wanted bit mask) to each
-    model's fitted pictures, or why a row has none."""
-    Image.MAX_IMAGE_PIXELS = None  # `max_pixels` is the one limit, as in imaging.workers
-    count, models = len(rows["seq"]), len(targets)
-    pictures = [np.zeros((count, t.height, t.width, 3), np.uint8) for t in targets]
-    ok = np.zeros((count, models), bool)
-    why, kind = np.full(count, "", object), np.full(count, "", object)
-    needs = np.full(count, -1, np.int64)
-    for row in range(count):
-        mask = int(rows["wanted"][row])
-        wanted = [i for i in range(models) if mask >> i & 1]
-        expect = str(rows["expect"][row]) or None
-        path = bytes(rows["path"][row])
-        got = _decode_one(path, expect, [targets[i] for i in wanted], max_pixels)
-        if isinstance(got, tuple):
-            why[row], kind[row], needs[row] = got
-            continue
-        for i, picture in zip(wanted, got, strict=True):
-            pictures[i][row] = picture
-            ok[row, i] = True
-    out: Columns = {"seq": rows["seq"], "ok": ok, "why": why, "kind": kind, "needs": needs}
-    out.update({f"pic{i}": p for i, p in enumerate(pictures)})
-    return out
+    def __init__(self, targets: Sequence[Target], max_pixels: int, timeout: float) -> None:
+        self.targets = list(targets)
+        self.pool = DecoderPool(1, max_pixels, timeout)
+
+    def __del__(self) -> None:
+        self.pool.close()
+
+    def __call__(self, rows: Columns) -> Columns:
+        count, models = len(rows["seq"]), len(self.targets)
+        pictures = [np.zeros((count, t.height, t.width, 3), np.uint8) for t in self.targets]
+        ok = np.zeros((count, models), bool)
+        why, kind = np.full(count, "", object), np.full(count, "", object)
+        needs = np.full(count, -1, np.int64)
+        wanted = [
+            [i for i in range(models) if int(rows["wanted"][r]) >> i & 1] for r in range(count)
+        ]
+        for row in range(count):
+            packed = [packed_target(self.targets[i]) for i in wanted[row]]
+            expect = str(rows["expect"][row]) or None
+            self.pool.submit(("fit", bytes(rows["path"][row]), expect, packed), row)
+        while self.pool.outstanding:
+            for ticket, reply in self.pool.collect():
+                assert isinstance(ticket, int)
+                row = ticket
+                if isinstance(reply, Skipped):
+                    why[row], kind[row] = reply.reason, VANISHED if reply.vanished else SKIPPED
+                elif isinstance(reply, Failure):
+                    why[row], kind[row] = reply.reason, reply.kind.value
+                    needs[row] = -1 if reply.needs is None else reply.needs
+                else:
+                    assert isinstance(reply, list)
+                    for i, picture in zip(wanted[row], reply, strict=True):
+                        pictures[i][row] = picture
+                        ok[row, i] = True
+        out: Columns = {"seq": rows["seq"], "ok": ok, "why": why, "kind": kind, "needs": needs}
+        out.update({f"pic{i}": p for i, p in enumerate(pictures)})
+        return out
 
 
 class Infer:

@@ -69,7 +69,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     cluster: Cluster | None = None
     if args.ray:
         options = runtime_options(args, ctx.config, ctx.env)
-        cluster = connect(args.ray, options, ctx.config.max_pixels)
+        cluster = connect(args.ray, options, ctx.config.max_pixels, ctx.config.decode_timeout)
     engine = open_index(ctx.database())
     try:
         with engine.connect() as conn:
