@@ -109,3 +109,47 @@ def test_a_crashing_or_hanging_decoder_on_ray_costs_one_picture(
     said = "\n".join(failures(cli, fanned))
     assert "decoder crashed (signal SIGSEGV)" in said and "decoding took over 3 s" in said
     assert exported(cli, fanned) == exported(cli, local)
+
+
+def test_a_killed_ray_driver_resumes_to_a_clean_scans_export(tmp_path: Path) -> None:
+    """The driver and everything in its process group (the local Ray instance it started)
+    SIGKILLed once taggings are recorded; a second `--ray` scan completes the index to what
+    a clean local scan of the same gallery exports, nothing tagged twice."""
+    import signal
+    import subprocess
+    import sys
+
+    from test_resume import count, make_gallery, slow_model, wait_for
+
+    model = slow_model(tmp_path / "models", rounds=400)  # killed mid-scan: slow enough
+    config = tmp_path / "deeptagger.toml"
+    config.write_text(f'[models.slow]\nmodel = "{model}"\n')
+    gallery = tmp_path / "gallery"
+    make_gallery(gallery, 60)
+
+    def dtindex(db: Path, *args: str) -> subprocess.Popen[bytes]:
+        env = {**os.environ, "DTINDEX_DB": str(db), "DTINDEX_CONFIG": str(config)}
+        return subprocess.Popen(
+            [sys.executable, "-m", "indexer", *args], env=env, cwd=tmp_path,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+        )  # fmt: skip
+
+    clean = tmp_path / "clean.sqlite"
+    assert dtindex(clean, "scan", "-b", "2", str(gallery)).wait(180) == 0
+    expected = dtindex(clean, "export", "--model", "slow").communicate()[0]
+
+    db, relative = tmp_path / "ray.sqlite", str(Path("..") / tmp_path.name / "gallery")
+    victim = dtindex(db, "scan", "--ray", "local", "-b", "2", relative)
+    taggings = "SELECT COUNT(*) FROM taggings"
+    wait_for(lambda: count(db, taggings) > 0 or victim.poll() is not None, victim, timeout=180)
+    os.killpg(victim.pid, signal.SIGKILL)
+    victim.wait(30)
+    assert count(db, taggings) < 60, "the scan finished before it could be killed"
+
+    resumed = dtindex(db, "scan", "--ray", "local", "--json", "-b", "2", relative)
+    out, err = resumed.communicate(timeout=300)
+    assert resumed.returncode == 0, err
+    assert json.loads(out)["failed"] == 0
+    assert count(db, taggings) == 60 and count(db, "SELECT COUNT(*) FROM files") == 66
+    assert dtindex(db, "export", "--model", "slow").communicate()[0] == expected
+    assert len(expected.splitlines()) > 60
