@@ -153,3 +153,77 @@ def test_a_killed_ray_driver_resumes_to_a_clean_scans_export(tmp_path: Path) -> 
     assert count(db, taggings) == 60 and count(db, "SELECT COUNT(*) FROM files") == 66
     assert dtindex(db, "export", "--model", "slow").communicate()[0] == expected
     assert len(expected.splitlines()) > 60
+
+
+def _descendants_named(ancestor: int, needle: bytes) -> list[int]:
+    """Processes below `ancestor` whose command line holds `needle` (Ray names its
+    actors' processes after their class: ray::MapWorker(MapBatches(Infer)))."""
+    parents: dict[int, int] = {}
+    lines: dict[int, bytes] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+                lines[int(entry.name)] = (entry / "cmdline").read_bytes()
+            except OSError:
+                continue
+            parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+    found = []
+    for pid, line in lines.items():
+        up = pid
+        while up in parents and up != ancestor:
+            up = parents[up]
+        if up == ancestor and needle in line:
+            found.append(pid)
+    return found
+
+
+def test_a_lost_inference_worker_costs_only_a_retry(tmp_path: Path) -> None:
+    """The model actor SIGKILLed mid-scan: Ray restarts it and runs its batch again, the
+    scan completes to a clean scan's export, exit 0, and Ray's news of the death goes to
+    stderr: stdout stays the JSON alone."""
+    import signal
+    import subprocess
+    import sys
+
+    from test_resume import count, make_gallery, slow_model, wait_for
+
+    model = slow_model(tmp_path / "models", rounds=400)
+    config = tmp_path / "deeptagger.toml"
+    config.write_text(f'[models.slow]\nmodel = "{model}"\n')
+    gallery = tmp_path / "gallery"
+    make_gallery(gallery, 60)
+    env = {**os.environ, "DTINDEX_CONFIG": str(config)}
+
+    def dtindex(db: Path, *args: str) -> subprocess.Popen[bytes]:
+        return subprocess.Popen(
+            [sys.executable, "-m", "indexer", "--db", str(db), *args], env=env, cwd=tmp_path,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+        )  # fmt: skip
+
+    clean, db = tmp_path / "clean.sqlite", tmp_path / "ray.sqlite"
+    assert dtindex(clean, "scan", "-b", "2", str(gallery)).wait(180) == 0
+    expected = dtindex(clean, "export", "--model", "slow").communicate()[0]
+    scan = dtindex(db, "scan", "--ray", "local", "--json", "-b", "2", str(gallery))
+    try:
+        actors: list[int] = []
+
+        def infer_running() -> bool:
+            if count(db, "SELECT COUNT(*) FROM taggings") == 0:
+                return scan.poll() is not None
+            actors[:] = _descendants_named(scan.pid, b"MapBatches(Infer)")
+            return bool(actors) or scan.poll() is not None
+
+        wait_for(infer_running, scan, timeout=180)
+        assert actors and scan.poll() is None, "the scan finished before it could be hit"
+        tagged_then = count(db, "SELECT COUNT(*) FROM taggings")
+        os.kill(actors[0], signal.SIGKILL)
+        out, err = scan.communicate(timeout=300)
+    finally:
+        if scan.poll() is None:
+            os.killpg(scan.pid, signal.SIGKILL)
+    assert scan.returncode == 0, err
+    assert tagged_then < 60
+    counts = json.loads(out)  # nothing but the JSON on stdout
+    assert (counts["tagged"], counts["failed"], counts["to_retry"]) == (60, 0, 0)
+    assert dtindex(db, "export", "--model", "slow").communicate()[0] == expected

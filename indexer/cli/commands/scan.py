@@ -15,8 +15,10 @@ root (nothing is then removed), or pictures that failed for reasons a later scan
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
+import sys
 import threading
 
 from indexer.cli.options import (
@@ -66,12 +68,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, ctx: Context) -> int:
     batch = batch_size(args, ctx.config)
     taggers = load_models(args.model, ctx, args)
-    cluster: Cluster | None = None
-    if args.ray:
-        options = runtime_options(args, ctx.config, ctx.env)
-        cluster = connect(args.ray, options, ctx.config.max_pixels, ctx.config.decode_timeout)
-    engine = open_index(ctx.database())
-    try:
+    with contextlib.ExitStack() as held:
+        cluster: Cluster | None = None
+        if args.ray:
+            # Ray's driver prints its cluster's news ("a worker died ...") to sys.stdout,
+            # which carries our data (`ctx.stdout`, taken before): send it to stderr.
+            held.enter_context(contextlib.redirect_stdout(sys.stderr))
+            options = runtime_options(args, ctx.config, ctx.env)
+            cluster = connect(args.ray, options, ctx.config.max_pixels, ctx.config.decode_timeout)
+            held.callback(cluster.close)
+        engine = open_index(ctx.database())
+        held.callback(engine.dispose)
         with engine.connect() as conn:
             roots = select_roots(args.roots, ctx, Records(conn))
         stop = threading.Event()
@@ -89,10 +96,6 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                 retry_failed=args.retry_failed,
                 cluster=cluster,
             )
-    finally:
-        engine.dispose()
-        if cluster is not None:
-            cluster.close()
     if received:
         raise Interrupted(received[0])
     if args.json:
