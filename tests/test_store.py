@@ -164,3 +164,26 @@ def test_upgrade_names_the_stored_categories_and_adds_embeddings(tmp_path: Path)
         ]
         db.execute("INSERT INTO embeddings VALUES (1, 1, x'003c')")
         assert db.execute("SELECT count(*) FROM embeddings").fetchone()[0] == 1
+
+
+def test_a_writer_opening_a_fresh_index_another_is_creating_waits(tmp_path: Path) -> None:
+    """Two scans starting on a new SQLite index at once (CI caught one failing with
+    "database is locked"): the second to arrive reads the empty file while the first
+    holds its write lock, and SQLite answers its switch to WAL with "locked" at once,
+    without a busy wait. Opening must wait for the first writer instead of failing."""
+    import os
+    import threading
+
+    path = tmp_path / "index.sqlite"
+    first = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    first.execute("BEGIN IMMEDIATE")  # the other writer, mid-creation
+    commits = threading.Timer(0.5, lambda: first.execute("COMMIT"))
+    commits.start()
+    try:
+        engine = open_index(os.path.relpath(path))  # as typed, through '..'
+    finally:
+        commits.join()
+        first.close()
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
+    engine.dispose()

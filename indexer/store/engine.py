@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import sqlite3
+import time
 from pathlib import Path
 
 from alembic import command
@@ -13,10 +14,10 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import URL, Engine, inspect
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from indexer.errors import StoreError
-from indexer.store.connect import connect_engine
+from indexer.store.connect import BUSY_TIMEOUT_MS, connect_engine
 from indexer.store.location import Location, locate, shown
 from indexer.store.readonly import check_writable, reader_uri
 from indexer.store.writelock import begin_writing
@@ -134,22 +135,38 @@ def _migrated(
 ) -> Engine:
     """`engine` once its schema is current: upgraded for writers, checked for readers.
     With `foreign_check` (a server's database), one holding other tables is refused."""
-    try:
-        if foreign_check:
-            _refuse_other_tables(shown(where), set(inspect(engine).get_table_names()))
-        if readonly:
-            _check_current(engine)
-        else:
-            upgrade(engine)
-    except SQLAlchemyError as exc:
-        engine.dispose()
-        raise StoreError(
-            f"{shown(where)}: cannot open index: {getattr(exc, 'orig', None) or exc}"
-        ) from None
-    except StoreError:
-        engine.dispose()
-        raise
-    return engine
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            if foreign_check:
+                _refuse_other_tables(shown(where), set(inspect(engine).get_table_names()))
+            if readonly:
+                _check_current(engine)
+            else:
+                upgrade(engine)
+            return engine
+        except OperationalError as exc:
+            # Two writers creating one SQLite index at once: the one that read the file
+            # before the other switched it to WAL is told "locked" at once, without
+            # SQLite's busy wait (which could deadlock there). Opening again settles it.
+            if _locked(exc) and time.monotonic() < deadline:
+                engine.dispose()
+                time.sleep(0.05)
+                continue
+            engine.dispose()
+            raise StoreError(f"{shown(where)}: cannot open index: {exc.orig or exc}") from None
+        except SQLAlchemyError as exc:
+            engine.dispose()
+            raise StoreError(
+                f"{shown(where)}: cannot open index: {getattr(exc, 'orig', None) or exc}"
+            ) from None
+        except StoreError:
+            engine.dispose()
+            raise
+
+
+def _locked(exc: OperationalError) -> bool:
+    return isinstance(exc.orig, sqlite3.OperationalError) and "locked" in str(exc.orig)
 
 
 def _check_current(engine: Engine) -> None:
