@@ -102,6 +102,18 @@ def age(*paths: Path) -> None:
         os.utime(path, ns=(OLD * 10**9, OLD * 10**9))
 
 
+# DTINDEX_TEST_FAULTS (imaging.workers.FAULT_ENV): a decoder meeting these bytes crashes, hangs.
+FAULTS = "CRASH-THIS-DECODER,HANG-THIS-DECODER"
+
+
+def fault_pictures(folder: Path) -> None:
+    """crash.png and hang.png: valid PNGs ending in the markers, written just now."""
+    for name, marker in zip(("crash.png", "hang.png"), FAULTS.split(","), strict=True):
+        picture(folder / name, (1, 2, 3))
+        with open(folder / name, "ab") as handle:
+            handle.write(marker.encode())  # trailing bytes: still a valid PNG
+
+
 @pytest.fixture
 def mean_model(tmp_path: Path) -> Path:
     """An nhwc rgb model giving the mean of each channel scaled to 0..1."""

@@ -9,19 +9,19 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import age, picture
+from conftest import FAULTS, age, fault_pictures, picture
 
 if os.environ.get("CI"):
     import ray  # CI installs the test extra: a missing Ray is a failure there
 else:
     ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'dtindex[ray]'")
-
-
-FAULTS = "CRASH-THIS-DECODER,HANG-THIS-DECODER"  # imaging.workers.FAULT_ENV's markers
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -92,10 +92,7 @@ def test_a_crashing_or_hanging_decoder_on_ray_costs_one_picture(
     gallery = tmp_path / "gallery"
     for i in range(5):
         picture(gallery / f"good{i}.png", (50 * i, 10, 10))
-    for name, marker in (("crash.png", b"CRASH-THIS-DECODER"), ("hang.png", b"HANG-THIS-DECODER")):
-        picture(gallery / name, (1, 2, 3))
-        with open(gallery / name, "ab") as handle:
-            handle.write(marker)  # trailing bytes: still a valid PNG, written a moment ago
+    fault_pictures(gallery)  # written a moment ago
     local, fanned = tmp_path / "local.sqlite", tmp_path / "ray.sqlite"
     relative = str(Path("..") / tmp_path.name / "gallery")
     runs = {}
@@ -111,28 +108,35 @@ def test_a_crashing_or_hanging_decoder_on_ray_costs_one_picture(
     assert exported(cli, fanned) == exported(cli, local)
 
 
+def _slow_gallery(tmp_path: Path) -> Path:
+    """60 pictures and 6 copies, and a config with a model slow enough to be hit mid-scan."""
+    from test_resume import make_gallery, slow_model
+
+    model = slow_model(tmp_path / "models", rounds=400)
+    (tmp_path / "deeptagger.toml").write_text(f'[models.slow]\nmodel = "{model}"\n')
+    make_gallery(tmp_path / "gallery", 60)
+    return tmp_path / "gallery"
+
+
+def _dtindex(tmp_path: Path, db: Path, *args: str) -> subprocess.Popen[bytes]:
+    """`dtindex --db DB ARGS` in tmp_path, in a process group of its own."""
+    env = {**os.environ, "DTINDEX_CONFIG": str(tmp_path / "deeptagger.toml")}
+    return subprocess.Popen(
+        [sys.executable, "-m", "indexer", "--db", str(db), *args], env=env, cwd=tmp_path,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
+    )  # fmt: skip
+
+
 def test_a_killed_ray_driver_resumes_to_a_clean_scans_export(tmp_path: Path) -> None:
     """The driver and everything in its process group (the local Ray instance it started)
     SIGKILLed once taggings are recorded; a second `--ray` scan completes the index to what
     a clean local scan of the same gallery exports, nothing tagged twice."""
-    import signal
-    import subprocess
-    import sys
+    from test_resume import count, wait_for
 
-    from test_resume import count, make_gallery, slow_model, wait_for
-
-    model = slow_model(tmp_path / "models", rounds=400)  # killed mid-scan: slow enough
-    config = tmp_path / "deeptagger.toml"
-    config.write_text(f'[models.slow]\nmodel = "{model}"\n')
-    gallery = tmp_path / "gallery"
-    make_gallery(gallery, 60)
+    gallery = _slow_gallery(tmp_path)
 
     def dtindex(db: Path, *args: str) -> subprocess.Popen[bytes]:
-        env = {**os.environ, "DTINDEX_DB": str(db), "DTINDEX_CONFIG": str(config)}
-        return subprocess.Popen(
-            [sys.executable, "-m", "indexer", *args], env=env, cwd=tmp_path,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-        )  # fmt: skip
+        return _dtindex(tmp_path, db, *args)
 
     clean = tmp_path / "clean.sqlite"
     assert dtindex(clean, "scan", "-b", "2", str(gallery)).wait(180) == 0
@@ -182,29 +186,18 @@ def test_a_lost_inference_worker_costs_only_a_retry(tmp_path: Path) -> None:
     """The model actor SIGKILLed mid-scan: Ray restarts it and runs its batch again, the
     scan completes to a clean scan's export, exit 0, and Ray's news of the death goes to
     stderr: stdout stays the JSON alone."""
-    import signal
-    import subprocess
-    import sys
+    from test_resume import count, wait_for
 
-    from test_resume import count, make_gallery, slow_model, wait_for
-
-    model = slow_model(tmp_path / "models", rounds=400)
-    config = tmp_path / "deeptagger.toml"
-    config.write_text(f'[models.slow]\nmodel = "{model}"\n')
-    gallery = tmp_path / "gallery"
-    make_gallery(gallery, 60)
-    env = {**os.environ, "DTINDEX_CONFIG": str(config)}
+    gallery = _slow_gallery(tmp_path)
+    relative = str(Path("..") / tmp_path.name / "gallery")
 
     def dtindex(db: Path, *args: str) -> subprocess.Popen[bytes]:
-        return subprocess.Popen(
-            [sys.executable, "-m", "indexer", "--db", str(db), *args], env=env, cwd=tmp_path,
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
-        )  # fmt: skip
+        return _dtindex(tmp_path, db, *args)
 
     clean, db = tmp_path / "clean.sqlite", tmp_path / "ray.sqlite"
     assert dtindex(clean, "scan", "-b", "2", str(gallery)).wait(180) == 0
     expected = dtindex(clean, "export", "--model", "slow").communicate()[0]
-    scan = dtindex(db, "scan", "--ray", "local", "--json", "-b", "2", str(gallery))
+    scan = dtindex(db, "scan", "--ray", "local", "--json", "-b", "2", relative)
     try:
         actors: list[int] = []
 

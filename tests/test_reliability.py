@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import OLD, age, picture, save_graph
+from conftest import FAULTS, OLD, age, fault_pictures, picture, save_graph
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
@@ -121,15 +121,12 @@ def test_hostile_pictures_are_recorded_not_fatal(cli, configured: Path, tmp_path
 def test_crashing_and_hanging_decoders_cost_one_picture(
     cli, configured: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("DTINDEX_TEST_FAULTS", "CRASH-THIS-DECODER,HANG-THIS-DECODER")
+    monkeypatch.setenv("DTINDEX_TEST_FAULTS", FAULTS)
     gallery = tmp_path / "gallery"
     for i in range(4):
         picture(gallery / f"good{i}.png", (60 * i, 10, 10))
-    for name, marker in (("crash.png", b"CRASH-THIS-DECODER"), ("hang.png", b"HANG-THIS-DECODER")):
-        picture(gallery / name, (1, 2, 3))
-        with open(gallery / name, "ab") as handle:
-            handle.write(marker)  # trailing bytes: still a valid PNG
-        age(gallery / name)
+    fault_pictures(gallery)
+    age(gallery / "crash.png", gallery / "hang.png")
     result = scan_json(cli, str(gallery), code=1)  # a crash and a timeout: retried
     assert (result["tagged"], result["failed"], result["to_retry"]) == (4, 2, 2)
     failures = {

@@ -24,11 +24,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import age, picture, write_model
+from conftest import FAULTS, age, picture, write_model
 from PIL import Image
 from test_resume import make_gallery, slow_model
 
-FAULTS = "CRASH-THIS-DECODER,HANG-THIS-DECODER"  # DTINDEX_TEST_FAULTS: crash, hang markers
 CRASH, HANG = (marker.encode() for marker in FAULTS.split(","))
 HOST = socket.gethostname()
 PID_1 = f"{HOST}:1:deadbeef0000"  # pid 1 always exists: a pid check calls it alive

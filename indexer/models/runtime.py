@@ -175,10 +175,9 @@ def preload_gpu_libraries() -> str:
             ort.preload_dlls()
         except Exception as exc:  # a failed preload leaves the system's libraries
             print(exc)
-    log.debug(
-        "CUDA libraries preloaded%s", f": {said.getvalue().strip()}" if said.getvalue() else ""
-    )
-    return said.getvalue().strip()
+    text = said.getvalue().strip()
+    log.debug("CUDA libraries preloaded%s", f": {text}" if text else "")
+    return text
 
 
 def load(model: ModelDef, options: RuntimeOptions) -> Tagger:

@@ -14,7 +14,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import URL, Engine, inspect
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.exc import SQLAlchemyError
 
 from indexer.errors import StoreError
 from indexer.store.connect import BUSY_TIMEOUT_MS, connect_engine
@@ -145,7 +145,7 @@ def _migrated(
             else:
                 upgrade(engine)
             return engine
-        except OperationalError as exc:
+        except SQLAlchemyError as exc:
             # Two writers creating one SQLite index at once: the one that read the file
             # before the other switched it to WAL is told "locked" at once, without
             # SQLite's busy wait (which could deadlock there). Opening again settles it.
@@ -153,9 +153,6 @@ def _migrated(
                 engine.dispose()
                 time.sleep(0.05)
                 continue
-            engine.dispose()
-            raise StoreError(f"{shown(where)}: cannot open index: {exc.orig or exc}") from None
-        except SQLAlchemyError as exc:
             engine.dispose()
             raise StoreError(
                 f"{shown(where)}: cannot open index: {getattr(exc, 'orig', None) or exc}"
@@ -165,8 +162,9 @@ def _migrated(
             raise
 
 
-def _locked(exc: OperationalError) -> bool:
-    return isinstance(exc.orig, sqlite3.OperationalError) and "locked" in str(exc.orig)
+def _locked(exc: SQLAlchemyError) -> bool:
+    orig = getattr(exc, "orig", None)
+    return isinstance(orig, sqlite3.OperationalError) and "locked" in str(orig)
 
 
 def _check_current(engine: Engine) -> None:
