@@ -220,3 +220,57 @@ def test_a_lost_inference_worker_costs_only_a_retry(tmp_path: Path) -> None:
     counts = json.loads(out)  # nothing but the JSON on stdout
     assert (counts["tagged"], counts["failed"], counts["to_retry"]) == (60, 0, 0)
     assert dtindex(db, "export", "--model", "slow").communicate()[0] == expected
+
+
+class _Recorder:
+    """A caller of the fan-out that notes, in order, each file looked at and each picture
+    scored: the real steps (decoders, Ray, ONNX Runtime) with no index behind them."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[str, bytes]] = []
+
+    def look(self, job: bytes) -> bytes:
+        self.events.append(("look", job))
+        return job
+
+    def decide(self, group):  # type: ignore[no-untyped-def]
+        from indexer.imaging.tasks import Looked
+        from indexer.pipeline.flow import Order
+
+        return [
+            Order(job, job, reply.xxh128, (0,)) for job, reply in group if isinstance(reply, Looked)
+        ]
+
+    def unprepared(self, order, why) -> None:  # type: ignore[no-untyped-def]
+        self.events.append(("unprepared", order.job))
+
+    def scores(self, index, jobs, matrix, embeddings) -> None:  # type: ignore[no-untyped-def]
+        assert matrix.shape[0] == len(jobs)
+        self.events.extend(("scored", job) for job in jobs)
+
+    def failed(self, index, job, failure) -> None:  # type: ignore[no-untyped-def]
+        self.events.append(("failed", job))
+
+
+def test_results_stream_back_before_the_gallery_is_all_decided(tmp_path: Path) -> None:
+    """Decisions stream into the cluster in windows: the first pictures are scored before
+    the last files are even looked at, and each picture is scored exactly once."""
+    import indexer
+    from indexer.imaging.workers import DecoderPool
+    from indexer.models.runtime import RuntimeOptions
+    from indexer.pipeline.fanout import connect
+
+    folder = tmp_path / "gallery"
+    for k in range(40):
+        picture(folder / f"p{k:02d}.png", (6 * k, 200 - 4 * k, 90), size=(20 + k, 24))
+    # Absolute, as a scan's jobs are (it resolves what it is given): workers read them
+    paths = [os.fsencode(folder / f"p{k:02d}.png") for k in range(40)]
+    recorder = _Recorder()
+    with indexer.load_model("palette") as model, DecoderPool(1, 10**8, 30) as pool:
+        cluster = connect("local", RuntimeOptions(), 10**8, 30)
+        cluster.run([model.tagger], paths, recorder, pool, batch=2)
+    kinds = [kind for kind, _ in recorder.events]
+    assert sorted(job for kind, job in recorder.events if kind == "scored") == sorted(paths)
+    assert kinds.count("look") == 40 and set(kinds) == {"look", "scored"}
+    last_look = max(i for i, kind in enumerate(kinds) if kind == "look")
+    assert kinds.index("scored") < last_look, "nothing came back before all was decided"

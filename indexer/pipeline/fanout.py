@@ -7,7 +7,9 @@ same and a killed driver resumes the same way (its claims die with it). Only the
 orders (path, expected xxh3-128, wanted models) go out: CPU actors read and decode them
 (`pipeline.remote.Decode`, each holding a decoder process, so `decode_timeout` and a
 crashing codec cost one picture as locally), one inference actor per GPU (one per node
-without GPUs) scores them (`pipeline.remote.Infer`), and results stream back.
+without GPUs) scores them (`pipeline.remote.Infer`), and results stream back. Orders go
+out in windows (`pipeline.windows`) while the next are decided, so the cluster starts
+after a few batches and the driver never holds a huge gallery's orders at once.
 
 Workers read files where they are: every node needs the gallery at the same path.
 """
@@ -27,6 +29,7 @@ from indexer.errors import Failure, Kind, ScanError, UsageError
 from indexer.imaging.tasks import Skipped, Target
 from indexer.imaging.workers import DecoderPool, Reply, look_request
 from indexer.models.runtime import RuntimeOptions, Tagger
+from indexer.pipeline import windows
 from indexer.pipeline.flow import GROUP, STOP_CHECK_S, Order, Steps
 from indexer.pipeline.inference import Inference, Outcome, Timings
 from indexer.pipeline.remote import FAILED, SCORED, SKIPPED, VANISHED, Columns, Decode, Infer
@@ -69,19 +72,40 @@ class Cluster:
         timings: Timings | None = None,
         idle: Callable[[], None] | None = None,
     ) -> None:
-        """Look and decide every job here, then decode and tag the orders on the cluster.
-        Once `stop` is set nothing new is handed over; what was recorded stays."""
-        orders = _decided(jobs, steps, pool, stop)
+        """Look and decide jobs here a window at a time (see `pipeline.windows`), each
+        window decoded and tagged on the cluster while the next is decided. Once `stop`
+        is set nothing new is handed over; what was recorded stays."""
         commit = idle or (lambda: None)
-        commit()  # the claims and files: a driver killed from here on resumes from them
-        if not orders or (stop is not None and stop.is_set()):
-            return
-        inference = Inference[J](steps.scores, steps.failed, False, timings or Timings())
-        for block in self._results(taggers, orders, batch):
-            _deliver(block, orders, steps, inference, timings or Timings())
+        timings = timings or Timings()
+        inference = Inference[J](steps.scores, steps.failed, False, timings)
+        source = iter(jobs)
+        running: windows.Window | None = None
+
+        def stopping() -> bool:
+            return stop is not None and stop.is_set()
+
+        def between() -> None:
+            if running is not None:
+                running.ready(deliver)
+
+        def deliver(block: Columns) -> None:
+            assert running is not None
+            _deliver(block, running.orders, steps, inference, timings)
             commit()
-            if stop is not None and stop.is_set():
-                break
+
+        try:
+            for number, size in enumerate(windows.sizes(batch), 1):
+                orders = _decided(source, size, steps, pool, stop, between)
+                commit()  # the claims and files: a driver killed from here on resumes
+                if running is not None and not running.rest(deliver, stopping):
+                    return
+                if not orders or stopping():
+                    return
+                log.debug("ray: window %d hands over %d pictures", number, len(orders))
+                running = windows.Window(number, self._results(taggers, orders, batch), orders)
+        finally:
+            if running is not None:
+                running.abandon()
 
     def _results(
         self, taggers: Sequence[Tagger], orders: list[Order[J]], batch: int
@@ -149,15 +173,20 @@ class _Looking(Generic[J]):
 
 
 def _decided(
-    jobs: Iterable[J], steps: Steps[J], pool: DecoderPool, stop: threading.Event | None
+    source: Iterator[J],
+    size: int,
+    steps: Steps[J],
+    pool: DecoderPool,
+    stop: threading.Event | None,
+    between: Callable[[], None],
 ) -> list[Order[J]]:
-    """Look at (read and hash) each job here and decide groups of them, as a local scan
-    does; the orders that want a model."""
+    """Look at (read and hash) jobs here and decide them in groups, as a local scan does,
+    until `size` orders want a model or the jobs run out; `between` runs after each group
+    (it hands over what the cluster has sent meanwhile)."""
     orders: list[Order[J]] = []
-    source = iter(jobs)
     try:
-        while stop is None or not stop.is_set():
-            group = [_Looking(job) for job in islice(source, GROUP)]
+        while len(orders) < size and (stop is None or not stop.is_set()):
+            group = [_Looking(job) for job in islice(source, min(GROUP, size - len(orders)))]
             if not group:
                 break
             for entry in group:
@@ -170,6 +199,7 @@ def _decided(
                     ticket.reply = reply
             decided = steps.decide([(entry.job, entry.reply) for entry in group])
             orders.extend(order for order in decided if order.wanted)
+            between()
     finally:
         if pool.outstanding:
             pool.forget()

@@ -1,0 +1,109 @@
+"""`scan --ray` in windows: the cluster works on one window of decided orders while the
+driver looks at and decides the next, so the first results arrive after a few batches,
+not after the whole gallery has been read and hashed.
+
+A window is one Ray Data execution over a fixed list of orders (Ray Data takes its input
+whole). Its result blocks are pulled by a thread of the driver into a short queue; the
+driver's own thread hands them to the steps (every index write stays in that thread,
+between groups of decisions and while waiting for the window's end). Windows grow from a
+few batches to `LARGEST`: a small first one starts the cluster at once, large later ones
+pay each execution's start (actors spawned, models loaded) rarely, and the orders held in
+memory stay bounded whatever the gallery's size.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from indexer.pipeline.remote import Columns
+
+FIRST_BATCHES = 4  # the first window: this many batches, so results start coming at once
+LARGEST = 16384  # orders a window holds at most: about 3 MB of orders in the driver
+_QUEUED = 4  # result blocks waiting for the driver's thread; Ray holds back the rest
+_END = object()
+
+
+def sizes(batch: int) -> Iterator[int]:
+    """How many orders each window takes: a few batches first, doubling up to LARGEST."""
+    size = max(1, FIRST_BATCHES * batch)
+    while True:
+        yield min(size, LARGEST)
+        size *= 2
+
+
+class Window:
+    """One window's execution, pulled in a thread of its own; its blocks are taken in the
+    caller's thread with `ready` (what has come) or `rest` (up to the end)."""
+
+    def __init__(self, number: int, blocks: Iterable[Columns], orders: list[Any]) -> None:
+        self.number, self.orders = number, orders
+        self._blocks = blocks
+        self._queue: queue.Queue[object] = queue.Queue(_QUEUED)
+        self._abandoned = threading.Event()
+        self._ended = False
+        self._thread = threading.Thread(target=self._pull, name=f"ray-window-{number}")
+        self._thread.daemon = True  # an abandoned execution never holds the driver's exit
+        self._thread.start()
+
+    def _pull(self) -> None:
+        iterator = iter(self._blocks)
+        try:
+            for block in iterator:
+                if not self._put(block):
+                    return
+            self._put(_END)
+        except BaseException as exc:  # a failed execution: raised in the caller's thread
+            self._put(exc)
+        finally:
+            close = getattr(iterator, "close", None)
+            if close is not None:
+                close()  # an abandoned execution stops its actors now, not at collection
+
+    def _put(self, item: object) -> bool:
+        while not self._abandoned.is_set():
+            try:
+                self._queue.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def ready(self, deliver: Callable[[Columns], None]) -> None:
+        """Hand over the blocks that have come, without waiting."""
+        while not self._ended:
+            try:
+                item = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            self._take(item, deliver)
+
+    def rest(self, deliver: Callable[[Columns], None], stopping: Callable[[], bool]) -> bool:
+        """Hand over every block up to the end; False when `stopping` came first."""
+        while not self._ended:
+            if stopping():
+                return False
+            try:
+                item = self._queue.get(timeout=0.2)  # a signal cannot wake a queue's wait
+            except queue.Empty:
+                continue
+            self._take(item, deliver)
+        return True
+
+    def _take(self, item: object, deliver: Callable[[Columns], None]) -> None:
+        if item is _END:
+            self._ended = True
+        elif isinstance(item, BaseException):
+            self._ended = True
+            raise item
+        else:
+            assert isinstance(item, dict)
+            deliver(item)
+
+    def abandon(self) -> None:
+        """Stop pulling (a stop, or an error in the driver): what was not handed over is
+        done again by a later scan, as the claims of a stopped local scan are."""
+        self._abandoned.set()
+        self._thread.join(timeout=5)
