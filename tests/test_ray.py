@@ -82,6 +82,56 @@ def test_a_ray_scan_gives_the_index_a_local_scan_gives(cli, gallery: Path, tmp_p
     assert again["tagged"] == 0 and again["hashed"] == 0  # nothing read, nothing run
 
 
+def test_a_ray_scan_shipping_the_files_gives_the_same_index(cli, gallery: Path, tmp_path) -> None:
+    """`--ship-files`: the driver reads the pictures and sends their bytes; the counts,
+    failures (the truncated PNG, the text file) and export are a local scan's."""
+    local, shipped = tmp_path / "local.sqlite", tmp_path / "shipped.sqlite"
+    relative = Path("..") / tmp_path.name / "gallery"
+    by_ray = scanned(cli, relative, shipped, "--ray", "local", "--ship-files", "-b", "2")
+    assert by_ray == scanned(cli, relative, local)
+    assert exported(cli, shipped) == exported(cli, local)
+    assert failures(cli, shipped) == failures(cli, local)
+    code, _, err = cli("scan", "--db", str(shipped), "--ship-files", str(relative))
+    assert code == 1 and "--ship-files goes with --ray" in err
+
+
+def test_shipped_bytes_are_decoded_where_the_path_is_not_seen(tmp_path: Path) -> None:
+    """A worker given the bytes never opens the path (a node without the gallery): the
+    pictures equal those of a worker that reads the file; bytes that are not the content
+    decided on are a change, not a picture; a driver's read failure arrives as it was."""
+    import pickle
+
+    import numpy as np
+    import xxhash
+
+    import indexer
+    from indexer.imaging.tasks import Skipped, Target
+    from indexer.pipeline.remote import Decode
+
+    path = tmp_path / "p.png"
+    picture(path, (120, 30, 200), size=(30, 20))
+    data = path.read_bytes()
+    expect = xxhash.xxh3_128_hexdigest(data)
+    with indexer.load_model("palette") as model:
+        tagger = model.tagger
+        decode = Decode([Target(tagger.spec, tagger.height, tagger.width)], 10**8, 30)
+    gone = Skipped("vanished", vanished=True)
+    rows = {
+        "seq": np.arange(4), "wanted": np.ones(4, np.int64),
+        "path": np.array([os.fsencode(path), b"/nowhere/p.png", b"/nowhere/q.png",
+                          b"/nowhere/r.png"], object),
+        "expect": np.array([expect, expect, "0" * 32, expect], object),
+        "data": np.array([b"", data, data, b""], object),
+        "fault": np.array([b"", b"", b"", pickle.dumps(gone)], object),
+    }  # fmt: skip
+    read = decode({k: v[:1] for k, v in rows.items() if k not in ("data", "fault")})
+    sent = decode({k: v[1:] for k, v in rows.items()})
+    assert read["ok"][0, 0] and sent["ok"][0, 0]
+    assert np.array_equal(read["pic0"][0], sent["pic0"][0])
+    assert list(sent["why"][1:]) == ["changed since it was read", "vanished"]
+    assert list(sent["kind"][1:]) == ["skipped", "vanished"]
+
+
 def test_a_crashing_or_hanging_decoder_on_ray_costs_one_picture(
     cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -134,6 +134,13 @@ def read_again(path: bytes, expect: str | None) -> bytes | Skipped:
     return data
 
 
+def shipped(data: bytes, expect: str | None) -> bytes | Skipped:
+    """Bytes a `scan --ray --ship` driver read and sent: still the content it decided on?"""
+    if expect is not None and xxhash.xxh3_128_hexdigest(data) != expect:
+        return Skipped("changed since it was read")
+    return data
+
+
 def decode_into(
     data: bytes,
     targets: Sequence[tuple[Target, SlotAddress]],

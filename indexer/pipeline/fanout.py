@@ -17,6 +17,7 @@ Workers read files where they are: every node needs the gallery at the same path
 from __future__ import annotations
 
 import logging
+import pickle
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -25,8 +26,8 @@ from typing import Any, Generic, TypeVar
 
 import numpy as np
 
-from indexer.errors import Failure, Kind, ScanError, UsageError
-from indexer.imaging.tasks import Skipped, Target
+from indexer.errors import DecodeError, Failure, Kind, ScanError, UsageError
+from indexer.imaging.tasks import Skipped, Target, read_again
 from indexer.imaging.workers import DecoderPool, Reply, look_request
 from indexer.models.runtime import RuntimeOptions, Tagger
 from indexer.pipeline import windows
@@ -56,6 +57,7 @@ class Cluster:
     max_pixels: int
     decode_timeout: float
     started: bool  # this process started it (`--ray local`, or no Ray running yet)
+    ship: bool = False  # the driver reads the files and sends their bytes (no shared mount)
 
     def close(self) -> None:
         if self.started:
@@ -94,7 +96,8 @@ class Cluster:
             commit()
 
         try:
-            for number, size in enumerate(windows.sizes(batch), 1):
+            largest = windows.LARGEST_SHIPPED if self.ship else windows.LARGEST
+            for number, size in enumerate(windows.sizes(batch, largest), 1):
                 orders = _decided(source, size, steps, pool, stop, between)
                 commit()  # the claims and files: a driver killed from here on resumes
                 if running is not None and not running.rest(deliver, stopping):
@@ -115,6 +118,9 @@ class Cluster:
             {"seq": k, "path": o.path, "expect": o.expect or "", "wanted": _mask(o.wanted)}
             for k, o in enumerate(orders)
         ]
+        if self.ship:
+            for row, order in zip(rows, orders, strict=True):
+                row["data"], row["fault"] = _read_to_ship(order.path, order.expect)
         targets = [Target(t.spec, t.height, t.width) for t in taggers]
         gpus = int(ray.cluster_resources().get("GPU", 0))
         # Without GPUs an actor takes no CPU of its own, as a local scan's ONNX Runtime
@@ -137,15 +143,32 @@ class Cluster:
         yield from dataset.iter_batches(batch_size=None, batch_format="numpy")
 
 
+def _read_to_ship(path: bytes, expect: str | None) -> tuple[bytes, bytes]:
+    """A file's bytes to send to the workers, or (pickled) why they cannot be read: the
+    reasons a worker reading the file itself would give."""
+    try:
+        data = read_again(path, expect)
+    except DecodeError as exc:
+        return b"", pickle.dumps(Failure(str(exc), exc.kind, exc.needs))
+    if isinstance(data, Skipped):
+        return b"", pickle.dumps(data)
+    return data, b""
+
+
 def _mask(wanted: tuple[int, ...]) -> int:
     return sum(1 << i for i in wanted)
 
 
 def connect(
-    address: str, options: RuntimeOptions, max_pixels: int, decode_timeout: float
+    address: str,
+    options: RuntimeOptions,
+    max_pixels: int,
+    decode_timeout: float,
+    ship: bool = False,
 ) -> Cluster:
     """Join the Ray cluster at `address`, or start a local instance for `local`; a Ray
-    already initialised in this process is used as it is."""
+    already initialised in this process is used as it is. With `ship`, the driver reads
+    the pictures and sends their bytes, for workers that do not see the gallery."""
     ray = _ray()
     started = False
     if not ray.is_initialized():
@@ -163,7 +186,7 @@ def connect(
     context.enable_progress_bars = False  # stderr has dtindex's own progress line
     context.print_on_execution_start = False
     logging.getLogger("ray.data").setLevel(logging.WARNING)  # a line per dataset otherwise
-    return Cluster(options, max_pixels, decode_timeout, started)
+    return Cluster(options, max_pixels, decode_timeout, started, ship)
 
 
 @dataclass(eq=False)

@@ -9,6 +9,7 @@ index: every outcome goes back to the driver as columns, with a failure's reason
 
 from __future__ import annotations
 
+import pickle
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -19,7 +20,7 @@ from numpy.typing import NDArray
 from indexer.errors import Failure, Kind
 from indexer.imaging.prepare import fill
 from indexer.imaging.tasks import Skipped, Target
-from indexer.imaging.workers import DecoderPool, packed_target
+from indexer.imaging.workers import DecoderPool, Reply, packed_target
 from indexer.model_tables import ModelDef
 from indexer.models.runtime import RuntimeOptions, Tagger, load
 from indexer.pipeline.inference import infer
@@ -56,27 +57,41 @@ class Decode:
         wanted = [
             [i for i in range(models) if int(rows["wanted"][r]) >> i & 1] for r in range(count)
         ]
-        for row in range(count):
-            packed = [packed_target(self.targets[i]) for i in wanted[row]]
-            expect = str(rows["expect"][row]) or None
-            self.pool.submit(("fit", bytes(rows["path"][row]), expect, packed), row)
-        while self.pool.outstanding:
-            for ticket, reply in self.pool.collect():
-                assert isinstance(ticket, int)
-                row = ticket
-                if isinstance(reply, Skipped):
-                    why[row], kind[row] = reply.reason, VANISHED if reply.vanished else SKIPPED
-                elif isinstance(reply, Failure):
-                    why[row], kind[row] = reply.reason, reply.kind.value
-                    needs[row] = -1 if reply.needs is None else reply.needs
-                else:
-                    assert isinstance(reply, list)
-                    for i, picture in zip(wanted[row], reply, strict=True):
-                        pictures[i][row] = picture
-                        ok[row, i] = True
+        for row, reply in self._decoded(rows, wanted):
+            if isinstance(reply, Skipped):
+                why[row], kind[row] = reply.reason, VANISHED if reply.vanished else SKIPPED
+            elif isinstance(reply, Failure):
+                why[row], kind[row] = reply.reason, reply.kind.value
+                needs[row] = -1 if reply.needs is None else reply.needs
+            else:
+                assert isinstance(reply, list)
+                for i, picture in zip(wanted[row], reply, strict=True):
+                    pictures[i][row] = picture
+                    ok[row, i] = True
         out: Columns = {"seq": rows["seq"], "ok": ok, "why": why, "kind": kind, "needs": needs}
         out.update({f"pic{i}": p for i, p in enumerate(pictures)})
         return out
+
+    def _decoded(self, rows: Columns, wanted: list[list[int]]) -> list[tuple[int, Reply]]:
+        """Each row's reply from the decoder: its fitted pictures, or why it has none.
+        Rows with a `data` column carry the bytes the driver shipped (`scan --ray --ship`),
+        or, in `fault`, why the driver could not read them."""
+        replies: list[tuple[int, Reply]] = []
+        for row in range(len(rows["seq"])):
+            packed = [packed_target(self.targets[i]) for i in wanted[row]]
+            path, expect = bytes(rows["path"][row]), str(rows["expect"][row]) or None
+            request: tuple[Any, ...] = ("fit", path, expect, packed)
+            if "data" in rows:
+                if rows["fault"][row]:
+                    replies.append((row, pickle.loads(rows["fault"][row])))
+                    continue
+                request += (bytes(rows["data"][row]),)
+            self.pool.submit(request, row)
+        while self.pool.outstanding:
+            for ticket, reply in self.pool.collect():
+                assert isinstance(ticket, int)
+                replies.append((ticket, reply))
+        return replies
 
 
 class Infer:

@@ -22,15 +22,17 @@ from indexer.pipeline.remote import Columns
 
 FIRST_BATCHES = 4  # the first window: this many batches, so results start coming at once
 LARGEST = 16384  # orders a window holds at most: about 3 MB of orders in the driver
+# With `--ship` a window holds its files' bytes too (in the driver and Ray's object store)
+LARGEST_SHIPPED = 512
 _QUEUED = 4  # result blocks waiting for the driver's thread; Ray holds back the rest
 _END = object()
 
 
-def sizes(batch: int) -> Iterator[int]:
-    """How many orders each window takes: a few batches first, doubling up to LARGEST."""
+def sizes(batch: int, largest: int = LARGEST) -> Iterator[int]:
+    """How many orders each window takes: a few batches first, doubling up to `largest`."""
     size = max(1, FIRST_BATCHES * batch)
     while True:
-        yield min(size, LARGEST)
+        yield min(size, largest)
         size *= 2
 
 

@@ -32,7 +32,7 @@ from indexer.cli.options import (
 )
 from indexer.cli.progress import Progress
 from indexer.cli.stopping import stop_on_signals
-from indexer.errors import Incomplete, Interrupted
+from indexer.errors import Incomplete, Interrupted, UsageError
 from indexer.gallery.scanning import scan_roots
 from indexer.pipeline.fanout import Cluster, connect
 from indexer.store.engine import open_index
@@ -60,12 +60,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--ray",
         metavar="ADDRESS",
         help="decode and tag on the Ray cluster at ADDRESS (`local`: start one here); "
-        "every node needs the gallery at the same path (needs dtindex[ray])",
+        "every node needs the gallery at the same path, unless --ship-files (needs dtindex[ray])",
+    )
+    parser.add_argument(
+        "--ship-files",
+        action="store_true",
+        help="with --ray: this machine reads the pictures and sends their bytes to the "
+        "workers, for nodes that do not see the gallery (a shared mount is faster)",
     )
     add_runtime_arguments(parser)
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
+    if args.ship_files and not args.ray:
+        raise UsageError("--ship-files goes with --ray")
     batch = batch_size(args, ctx.config)
     taggers = load_models(args.model, ctx, args)
     with contextlib.ExitStack() as held:
@@ -75,7 +83,10 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             # which carries our data (`ctx.stdout`, taken before): send it to stderr.
             held.enter_context(contextlib.redirect_stdout(sys.stderr))
             options = runtime_options(args, ctx.config, ctx.env)
-            cluster = connect(args.ray, options, ctx.config.max_pixels, ctx.config.decode_timeout)
+            cluster = connect(
+                args.ray, options, ctx.config.max_pixels, ctx.config.decode_timeout,
+                ship=args.ship_files,
+            )  # fmt: skip
             held.callback(cluster.close)
         engine = open_index(ctx.database())
         held.callback(engine.dispose)
