@@ -1,4 +1,6 @@
-"""Pictures per second of `dtindex scan --ray local` against a local scan of one gallery.
+"""Pictures per second of `dtindex scan --ray local` against a local scan of one gallery,
+with the workers reading the files where they are (a shared mount) and with the driver
+shipping their bytes (`--ship-files`).
 
 On one machine the Ray scan is slower (the same cores, plus Ray's start, serialisation
 and scheduling); the point is the overhead per picture, to project a cluster. Each run
@@ -35,12 +37,15 @@ def make_gallery(folder: Path, count: int, side: int) -> None:
         Image.fromarray(pixels).save(folder / f"p{k:05d}.jpg", quality=90)
 
 
-def timed_scan(gallery: Path, work: Path, ray: bool, round_: int) -> float:
-    db = work / f"{'ray' if ray else 'local'}-{gallery.name}-{round_}.sqlite"
+MODES = {"local": (), "ray": ("--ray", "local"), "ship": ("--ray", "local", "--ship-files")}
+NAMES = {"local": "local", "ray": "--ray local", "ship": "--ray local --ship-files"}
+
+
+def timed_scan(gallery: Path, work: Path, mode: str, round_: int) -> float:
+    db = work / f"{mode}-{gallery.name}-{round_}.sqlite"
     env = dict(os.environ, XDG_CACHE_HOME=str(work / "cache"), XDG_CONFIG_HOME=str(work))
     dtindex = str(Path(sys.executable).with_name("dtindex"))  # the one beside this Python
-    argv = [dtindex, "scan", "--db", str(db), str(gallery)]
-    argv += ["--ray", "local"] if ray else []
+    argv = [dtindex, "scan", "--db", str(db), *MODES[mode], str(gallery)]
     started = time.perf_counter()
     subprocess.run(argv, env=env, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     return time.perf_counter() - started
@@ -61,14 +66,13 @@ def main() -> None:
         work = Path(tmp)
         make_gallery(work / "gallery", args.pictures, args.side)
         make_gallery(work / "one", 1, args.side)
-        times: dict[str, list[float]] = {m: [] for m in ("local", "ray", "local1", "ray1")}
+        times: dict[str, list[float]] = {m + one: [] for m in MODES for one in ("", "1")}
         for round_ in range(args.rounds):
-            for ray in (False, True):
-                mode = "ray" if ray else "local"
-                times[mode].append(timed_scan(work / "gallery", work, ray, round_))
-                times[f"{mode}1"].append(timed_scan(work / "one", work, ray, round_))
+            for mode in MODES:
+                times[mode].append(timed_scan(work / "gallery", work, mode, round_))
+                times[f"{mode}1"].append(timed_scan(work / "one", work, mode, round_))
     median = {mode: statistics.median(runs) for mode, runs in times.items()}
-    past = {m: 1000 * (median[m] - median[f"{m}1"]) / (args.pictures - 1) for m in ("local", "ray")}
+    past = {m: 1000 * (median[m] - median[f"{m}1"]) / (args.pictures - 1) for m in MODES}
     lines = [
         f"# scan --ray local against a local scan, {time.strftime('%Y-%m-%d')}",
         "",
@@ -80,7 +84,7 @@ def main() -> None:
         "ms per picture past it |",
         "|---|---|---|---|---|---|",
     ]
-    for mode, name in (("local", "local"), ("ray", "--ray local")):
+    for mode, name in NAMES.items():
         lines.append(
             f"| {name} | {median[mode]:.2f} | {args.pictures / median[mode]:.1f} | "
             f"{_runs(times[mode])} | {median[mode + '1']:.2f} | {past[mode]:.1f} |"
@@ -90,6 +94,10 @@ def main() -> None:
         f"Ray/local time ratio: {median['ray'] / median['local']:.2f} with start-up, "
         f"{past['ray'] / past['local']:.2f} past it; Ray's extra per picture past the "
         f"fixed cost: {past['ray'] - past['local']:.1f} ms.",
+        f"Shipping the files' bytes from the driver against workers reading them: "
+        f"{median['ship'] / median['ray']:.2f} of the time with start-up, "
+        f"{past['ship'] / past['ray']:.2f} past it ({past['ship'] - past['ray']:+.1f} ms "
+        "a picture).",
     ]
     text = "\n".join(lines) + "\n"
     print(text)
