@@ -177,10 +177,12 @@ def _dtindex(tmp_path: Path, db: Path, *args: str) -> subprocess.Popen[bytes]:
     )  # fmt: skip
 
 
-def test_a_killed_ray_driver_resumes_to_a_clean_scans_export(tmp_path: Path) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGTERM])
+def test_a_killed_ray_driver_resumes_to_a_clean_scans_export(tmp_path: Path, signum) -> None:
     """The driver and everything in its process group (the local Ray instance it started)
-    SIGKILLed once taggings are recorded; a second `--ray` scan completes the index to what
-    a clean local scan of the same gallery exports, nothing tagged twice."""
+    signalled once taggings are recorded (SIGTERM: it stops, exit 143, never 0 with less);
+    a second `--ray` scan completes the index to what a clean local scan of the same
+    gallery exports, nothing tagged twice."""
     from test_resume import count, wait_for
 
     gallery = _slow_gallery(tmp_path)
@@ -196,8 +198,9 @@ def test_a_killed_ray_driver_resumes_to_a_clean_scans_export(tmp_path: Path) -> 
     victim = dtindex(db, "scan", "--ray", "local", "-b", "2", relative)
     taggings = "SELECT COUNT(*) FROM taggings"
     wait_for(lambda: count(db, taggings) > 0 or victim.poll() is not None, victim, timeout=180)
-    os.killpg(victim.pid, signal.SIGKILL)
-    victim.wait(30)
+    os.killpg(victim.pid, signum)
+    _, err = victim.communicate(timeout=60)
+    assert victim.returncode == (-signum if signum == signal.SIGKILL else 128 + signum), err
     assert count(db, taggings) < 60, "the scan finished before it could be killed"
 
     resumed = dtindex(db, "scan", "--ray", "local", "--json", "-b", "2", relative)
