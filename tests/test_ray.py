@@ -308,6 +308,8 @@ class _Recorder:
 def test_results_stream_back_before_the_gallery_is_all_decided(tmp_path: Path) -> None:
     """Decisions stream into the cluster in windows: the first pictures are scored before
     the last files are even looked at, and each picture is scored exactly once."""
+    from dataclasses import replace
+
     import indexer
     from indexer.imaging.workers import DecoderPool
     from indexer.models.runtime import RuntimeOptions
@@ -320,7 +322,7 @@ def test_results_stream_back_before_the_gallery_is_all_decided(tmp_path: Path) -
     paths = [os.fsencode(folder / f"p{k:02d}.png") for k in range(40)]
     recorder = _Recorder()
     with indexer.load_model("palette") as model, DecoderPool(1, 10**8, 30) as pool:
-        cluster = connect("local", RuntimeOptions(), 10**8, 30)
+        cluster = replace(connect("local", RuntimeOptions(), 10**8, 30), first_window=8)
         cluster.run([model.tagger], paths, recorder, pool, batch=2)
     kinds = [kind for kind, _ in recorder.events]
     assert sorted(job for kind, job in recorder.events if kind == "scored") == sorted(paths)

@@ -9,7 +9,7 @@ orders (path, expected xxh3-128, wanted models) go out: CPU actors read and deco
 crashing codec cost one picture as locally), one inference actor per GPU (one per node
 without GPUs) scores them (`pipeline.remote.Infer`), and results stream back. Orders go
 out in windows (`pipeline.windows`) while the next are decided, so the cluster starts
-after a few batches and the driver never holds a huge gallery's orders at once.
+after the first window's 1,024 and the driver never holds a huge gallery's orders at once.
 
 Workers read files where they are: every node needs the gallery at the same path.
 """
@@ -58,6 +58,7 @@ class Cluster:
     decode_timeout: float
     started: bool  # this process started it (`--ray local`, or no Ray running yet)
     ship: bool = False  # the driver reads the files and sends their bytes (no shared mount)
+    first_window: int = windows.FIRST  # orders the cluster is handed first (pipeline.windows)
 
     def close(self) -> None:
         if self.started:
@@ -97,7 +98,7 @@ class Cluster:
 
         try:
             largest = windows.LARGEST_SHIPPED if self.ship else windows.LARGEST
-            for number, size in enumerate(windows.sizes(batch, largest), 1):
+            for number, size in enumerate(windows.sizes(self.first_window, largest), 1):
                 orders = _decided(source, size, steps, pool, stop, between)
                 commit()  # the claims and files: a driver killed from here on resumes
                 if running is not None and not running.rest(deliver, stopping):
