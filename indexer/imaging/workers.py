@@ -31,15 +31,7 @@ from PIL import Image
 from indexer.errors import DecodeError, Failure, Kind
 from indexer.imaging.slots import SlotAddress, SlotRing, SlotWriter
 from indexer.imaging.spawning import STOP_SIGNALS, start_held
-from indexer.imaging.tasks import (
-    Looked,
-    Skipped,
-    Target,
-    decode_into,
-    look,
-    read_again,
-    shipped,
-)
+from indexer.imaging.tasks import Looked, Skipped, Target, decode_into, look, read_again, shipped
 from indexer.imaging.tasks import prepare_targets as fitted
 
 FAULT_ENV = "DTINDEX_TEST_FAULTS"  # tests only: "crash-marker,hang-marker" bytes in a file
