@@ -120,22 +120,28 @@ def prepare_targets(
 
 def read_again(path: bytes, expect: str | None) -> bytes | Skipped:
     """The file's bytes for decoding; `expect`: the xxh3-128 it must still have."""
+    data = read_decided(path, expect is not None)
+    return data if isinstance(data, Skipped) else unchanged(data, expect)
+
+
+def read_decided(path: bytes, decided: bool) -> bytes | Skipped:
+    """The file's bytes, unchecked; one that went away after a scan decided on it is
+    skipped (the next scan looks), any other that cannot be read raises DecodeError.
+    A `scan --ray --ship-files` driver reads with this and leaves the check to the
+    worker, so each shipped file is hashed once."""
     try:
         with open(path, "rb") as handle:
-            data = handle.read()
+            return handle.read()
     except FileNotFoundError:
-        if expect is not None:
+        if decided:
             return Skipped("vanished", vanished=True)
         raise DecodeError("cannot read: No such file or directory") from None
     except OSError as exc:
         raise DecodeError(f"cannot read: {exc.strerror or exc}", os_error_kind(exc)) from None
-    if expect is not None and xxhash.xxh3_128_hexdigest(data) != expect:
-        return Skipped("changed since it was read")
-    return data
 
 
-def shipped(data: bytes, expect: str | None) -> bytes | Skipped:
-    """Bytes a `scan --ray --ship` driver read and sent: still the content it decided on?"""
+def unchanged(data: bytes, expect: str | None) -> bytes | Skipped:
+    """`data` when it is still the content decided on (xxh3-128 `expect`, if any)."""
     if expect is not None and xxhash.xxh3_128_hexdigest(data) != expect:
         return Skipped("changed since it was read")
     return data

@@ -31,14 +31,14 @@ from PIL import Image
 from indexer.errors import DecodeError, Failure, Kind
 from indexer.imaging.slots import SlotAddress, SlotRing, SlotWriter
 from indexer.imaging.spawning import STOP_SIGNALS, start_held
-from indexer.imaging.tasks import Looked, Skipped, Target, decode_into, look, read_again, shipped
+from indexer.imaging.tasks import Looked, Skipped, Target, decode_into, look, read_again, unchanged
 from indexer.imaging.tasks import prepare_targets as fitted
 
 FAULT_ENV = "DTINDEX_TEST_FAULTS"  # tests only: "crash-marker,hang-marker" bytes in a file
 
 # A request: ("look", path) or ("decode", path, expected xxh3-128 or None, targets), or
 # ("fit", path, expected, targets) for a Ray worker, answered with the fitted uint8 pictures
-# (("fit", None, expected, targets, bytes) when the driver shipped the file's bytes).
+# (("fit", path, expected, targets, bytes) when the driver shipped the file's bytes).
 Request = tuple[Any, ...]
 Reply = Looked | Skipped | tuple[int, int] | Failure | list[Any]
 
@@ -89,7 +89,7 @@ def _handle(
     if request[0] == "look":
         return look(request[1])
     _, path, expect, packed, *sent = request
-    data = shipped(sent[0], expect) if sent else read_again(path, expect)
+    data = unchanged(sent[0], expect) if sent else read_again(path, expect)
     if isinstance(data, Skipped):
         return data
     if faults and faults[0] in data:

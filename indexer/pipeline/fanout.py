@@ -11,7 +11,8 @@ without GPUs) scores them (`pipeline.remote.Infer`), and results stream back. Or
 out in windows (`pipeline.windows`) while the next are decided, so the cluster starts
 after the first window's 1,024 and the driver never holds a huge gallery's orders at once.
 
-Workers read files where they are: every node needs the gallery at the same path.
+Workers read files where they are: every node needs the gallery at the same path, or,
+with `ship`, the driver reads each window's files and sends their bytes.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 
 from indexer.errors import DecodeError, Failure, Kind, ScanError, UsageError
-from indexer.imaging.tasks import Skipped, Target, read_again
+from indexer.imaging.tasks import Skipped, Target, read_decided
 from indexer.imaging.workers import DecoderPool, Reply, look_request
 from indexer.models.runtime import RuntimeOptions, Tagger
 from indexer.pipeline import windows
@@ -148,7 +149,7 @@ def _read_to_ship(path: bytes, expect: str | None) -> tuple[bytes, bytes]:
     """A file's bytes to send to the workers, or (pickled) why they cannot be read: the
     reasons a worker reading the file itself would give."""
     try:
-        data = read_again(path, expect)
+        data = read_decided(path, expect is not None)  # the worker checks it (unchanged)
     except DecodeError as exc:
         return b"", pickle.dumps(Failure(str(exc), exc.kind, exc.needs))
     if isinstance(data, Skipped):

@@ -74,7 +74,7 @@ class Decode:
 
     def _decoded(self, rows: Columns, wanted: list[list[int]]) -> list[tuple[int, Reply]]:
         """Each row's reply from the decoder: its fitted pictures, or why it has none.
-        Rows with a `data` column carry the bytes the driver shipped (`scan --ray --ship`),
+        Rows with a `data` column carry the bytes the driver shipped (`scan --ray --ship-files`),
         or, in `fault`, why the driver could not read them."""
         replies: list[tuple[int, Reply]] = []
         for row in range(len(rows["seq"])):

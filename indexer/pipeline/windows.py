@@ -1,6 +1,6 @@
 """`scan --ray` in windows: the cluster works on one window of decided orders while the
-driver looks at and decides the next, so the first results arrive after a few batches,
-not after the whole gallery has been read and hashed.
+driver looks at and decides the next, so the first results arrive after the first
+window, not after the whole gallery has been read and hashed.
 
 A window is one Ray Data execution over a fixed list of orders (Ray Data takes its input
 whole). Its result blocks are pulled by a thread of the driver into a short queue; the
@@ -19,6 +19,7 @@ import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
+from indexer.pipeline.flow import STOP_CHECK_S
 from indexer.pipeline.remote import Columns
 
 FIRST = 1024  # orders in the first window
@@ -69,7 +70,7 @@ class Window:
     def _put(self, item: object) -> bool:
         while not self._abandoned.is_set():
             try:
-                self._queue.put(item, timeout=0.2)
+                self._queue.put(item, timeout=STOP_CHECK_S)
                 return True
             except queue.Full:
                 continue
@@ -90,7 +91,7 @@ class Window:
             if stopping():
                 return False
             try:
-                item = self._queue.get(timeout=0.2)  # a signal cannot wake a queue's wait
+                item = self._queue.get(timeout=STOP_CHECK_S)  # a signal cannot wake the wait
             except queue.Empty:
                 continue
             self._take(item, deliver)
