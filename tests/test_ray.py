@@ -132,11 +132,13 @@ def test_shipped_bytes_are_decoded_where_the_path_is_not_seen(tmp_path: Path) ->
     assert list(sent["kind"][1:]) == ["skipped", "vanished"]
 
 
+@pytest.mark.parametrize("shipping", [(), ("--ship-files",)], ids=["read", "shipped"])
 def test_a_crashing_or_hanging_decoder_on_ray_costs_one_picture(
-    cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, shipping: tuple[str, ...]
 ) -> None:
     """As in a local scan: the picture that crashes its decoder and the one that hangs it
-    past `decode_timeout` fail (to be retried), the rest are tagged, the exit is 1."""
+    past `decode_timeout` fail (to be retried), the rest are tagged, the exit is 1; also
+    when the driver ships the bytes."""
     monkeypatch.setenv("DTINDEX_TEST_FAULTS", FAULTS)  # the local scan's decoders
     (tmp_path / "deeptagger.toml").write_text("decode_timeout = 3\n")
     gallery = tmp_path / "gallery"
@@ -146,7 +148,7 @@ def test_a_crashing_or_hanging_decoder_on_ray_costs_one_picture(
     local, fanned = tmp_path / "local.sqlite", tmp_path / "ray.sqlite"
     relative = str(Path("..") / tmp_path.name / "gallery")
     runs = {}
-    for db, extra in ((fanned, ("--ray", "local")), (local, ())):
+    for db, extra in ((fanned, ("--ray", "local", *shipping)), (local, ())):
         code, out, err = cli("scan", "--db", str(db), "--json", *extra, relative)
         assert code == 1, err  # failures to retry: never 0 with less
         runs[db] = json.loads(out)
