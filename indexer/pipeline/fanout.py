@@ -102,12 +102,13 @@ class Cluster:
             for number, size in enumerate(windows.sizes(self.first_window, largest), 1):
                 orders = _decided(source, size, steps, pool, stop, between)
                 commit()  # the claims and files: a driver killed from here on resumes
-                if running is not None and not running.rest(deliver, stopping):
+                if running is not None and not running.rest(deliver):
                     return
                 if not orders or stopping():
                     return
                 log.debug("ray: window %d hands over %d pictures", number, len(orders))
-                running = windows.Window(number, self._results(taggers, orders, batch), orders)
+                results = self._results(taggers, orders, batch)
+                running = windows.Window(number, results, orders, stopping)
         finally:
             if running is not None:
                 running.abandon()

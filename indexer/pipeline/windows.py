@@ -14,6 +14,7 @@ up to `LARGEST`: the orders held in memory stay bounded whatever the gallery's s
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -22,6 +23,7 @@ from typing import Any
 from indexer.pipeline.flow import STOP_CHECK_S
 from indexer.pipeline.remote import Columns
 
+log = logging.getLogger("dtindex")
 FIRST = 1024  # orders in the first window
 LARGEST = 16384  # orders a window holds at most: about 3 MB of orders in the driver
 # With `--ship-files` a window holds its files' bytes too (in the driver and in Ray's
@@ -41,11 +43,22 @@ def sizes(first: int = FIRST, largest: int = LARGEST) -> Iterator[int]:
 
 class Window:
     """One window's execution, pulled in a thread of its own; its blocks are taken in the
-    caller's thread with `ready` (what has come) or `rest` (up to the end)."""
+    caller's thread with `ready` (what has come) or `rest` (up to the end).
 
-    def __init__(self, number: int, blocks: Iterable[Columns], orders: list[Any]) -> None:
+    An execution that fails once `stopping` holds ends the window quietly: a stop signal
+    sent to the process group (a service manager's SIGTERM, Ctrl-C in a terminal) also
+    reaches a local Ray's workers, and their deaths are the stop's, not a cluster fault,
+    so the scan ends as stopped (128+N, a rerun resumes) rather than failed."""
+
+    def __init__(
+        self,
+        number: int,
+        blocks: Iterable[Columns],
+        orders: list[Any],
+        stopping: Callable[[], bool],
+    ) -> None:
         self.number, self.orders = number, orders
-        self._blocks = blocks
+        self._blocks, self._stopping = blocks, stopping
         self._queue: queue.Queue[object] = queue.Queue(_QUEUED)
         self._abandoned = threading.Event()
         self._ended = False
@@ -85,10 +98,10 @@ class Window:
                 return
             self._take(item, deliver)
 
-    def rest(self, deliver: Callable[[Columns], None], stopping: Callable[[], bool]) -> bool:
-        """Hand over every block up to the end; False when `stopping` came first."""
+    def rest(self, deliver: Callable[[Columns], None]) -> bool:
+        """Hand over every block up to the end; False when the stop came first."""
         while not self._ended:
-            if stopping():
+            if self._stopping():
                 return False
             try:
                 item = self._queue.get(timeout=STOP_CHECK_S)  # a signal cannot wake the wait
@@ -102,7 +115,9 @@ class Window:
             self._ended = True
         elif isinstance(item, BaseException):
             self._ended = True
-            raise item
+            if not self._stopping():
+                raise item
+            log.debug("ray: window %d ended with the stop: %s", self.number, item)
         else:
             assert isinstance(item, dict)
             deliver(item)
