@@ -174,14 +174,22 @@ def say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-def write_profile(runner: Runner, path: Path) -> None:
+def write_profile(runner: Runner, run: str, path: Path) -> None:
+    """cProfile one run of dtindex in this process (`tag`, `scan` or `tiny`, a first scan
+    of the tiny pictures): the functions that cost its main process the most CPU."""
     from benchmarks.profiling import profiled
 
-    say("profiling one dtindex tag run")
+    argv, pictures = {
+        "tag": lambda: (runner.tag_argv(runner.paths), len(runner.paths)),
+        "scan": lambda: (runner.scan_argv("scan", runner.gallery), len(runner.paths)),
+        "tiny": lambda: (runner.scan_argv("tiny", runner.tiny_root), len(runner.tiny)),
+    }[run]()
+    say(f"profiling one dtindex {run} run")
     with path.open("w") as out:
-        out.write(f"dtindex tag, {len(runner.paths)} pictures, main process, all threads:\n")
-        stats = profiled(lambda: run_in_process(runner.tag_argv(runner.paths)), out)
-        stats.sort_stats("tottime").print_stats(15)
+        out.write(f"dtindex {run}, {pictures} pictures, main process, CPU of all threads:\n")
+        stats = profiled(lambda: run_in_process(argv), out)
+        stats.sort_stats("tottime").print_stats(25)
+    fresh_index(runner.work, run)
 
 
 def arguments() -> argparse.Namespace:
@@ -207,7 +215,12 @@ def arguments() -> argparse.Namespace:
         help="more options for tag and scan, e.g. '--cpu' or '-o TensorrtExecutionProvider'",
     )
     parser.add_argument(
-        "--profile", action="store_true", help="cProfile one tag run: the 15 costliest functions"
+        "--profile",
+        nargs="?",
+        const="tag",
+        choices=("tag", "scan", "tiny"),
+        help="then cProfile one run (default tag; tiny: a first scan of the tiny pictures): "
+        "its 25 costliest functions by CPU",
     )
     default_work = Path(tempfile.gettempdir()) / "dtindex-pipeline"
     parser.add_argument("--work", type=Path, default=default_work, help="pictures, cached")
@@ -215,8 +228,8 @@ def arguments() -> argparse.Namespace:
     args = parser.parse_args()
     if args.skip_tiny:
         args.tiny = 0
-    if args.pictures < 1 or args.rounds < 1:
-        parser.error("--pictures and --rounds must be at least 1")
+    if args.pictures < 1 or args.rounds < (0 if args.profile else 1):
+        parser.error("--pictures and --rounds must be at least 1 (--rounds 0: --profile alone)")
     return args
 
 
@@ -233,7 +246,10 @@ def main() -> None:
         stem = f"{time.strftime('%Y-%m-%d')}-{about['cores']}cores-pipeline{model}"
         args.out.mkdir(parents=True, exist_ok=True)
         if args.profile:
-            write_profile(runner, args.out / f"{stem}-profile.txt")
+            suffix = "" if args.profile == "tag" else f"-{args.profile}"
+            write_profile(runner, args.profile, args.out / f"{stem}-profile{suffix}.txt")
+    if not rounds:
+        return  # --rounds 0: the profile alone
     settings = {k: v for k, v in vars(args).items() if k not in ("work", "out", "skip_tiny")}
     report = {"machine": about, "model": args.model, "settings": settings, "rounds": rounds}
     print(pipeline_report.write(args.out, stem, report))

@@ -62,8 +62,10 @@ class Cluster:
     first_window: int = windows.FIRST  # orders the cluster is handed first (pipeline.windows)
 
     def close(self) -> None:
-        if self.started:
-            _ray().shutdown()
+        """Shut down the Ray this process started; again, or for a joined one, nothing."""
+        ray = _ray()
+        if self.started and ray.is_initialized():
+            ray.shutdown()
 
     def run(
         self,

@@ -87,7 +87,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                 args.ray, options, ctx.config.max_pixels, ctx.config.decode_timeout,
                 ship=args.ship_files,
             )  # fmt: skip
-            held.callback(cluster.close)
+            held.callback(cluster.close)  # should anything fail before the scan
         engine = open_index(ctx.database())
         held.callback(engine.dispose)
         with engine.connect() as conn:
@@ -95,18 +95,24 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         stop = threading.Event()
         shown = ctx.stderr_is_tty and not args.quiet
         with Progress(shown) as progress, stop_on_signals(stop) as received:
-            counts = scan_roots(
-                engine,
-                roots,
-                taggers,
-                ctx.config,
-                batch,
-                progress,
-                allow_empty=args.allow_empty,
-                stop=stop,
-                retry_failed=args.retry_failed,
-                cluster=cluster,
-            )
+            with contextlib.ExitStack() as winding:
+                # `ray.init` installed Ray's own SIGTERM handler (exit 1), back once this
+                # block ends: the cluster shuts down inside it, so a stop that lands while
+                # the cluster winds down is still a stop (128+N).
+                if cluster is not None:
+                    winding.callback(cluster.close)
+                counts = scan_roots(
+                    engine,
+                    roots,
+                    taggers,
+                    ctx.config,
+                    batch,
+                    progress,
+                    allow_empty=args.allow_empty,
+                    stop=stop,
+                    retry_failed=args.retry_failed,
+                    cluster=cluster,
+                )
     if received:
         raise Interrupted(received[0])
     if args.json:
