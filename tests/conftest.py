@@ -102,7 +102,7 @@ def age(*paths: Path) -> None:
         os.utime(path, ns=(OLD * 10**9, OLD * 10**9))
 
 
-# DTINDEX_TEST_FAULTS (imaging.workers.FAULT_ENV): a decoder meeting these bytes crashes, hangs.
+# DTINDEX_TEST_FAULTS (imaging.decoder.FAULT_ENV): a decoder meeting these bytes crashes, hangs.
 FAULTS = "CRASH-THIS-DECODER,HANG-THIS-DECODER"
 
 

@@ -146,9 +146,10 @@ def test_a_decoder_dying_behind_a_reply_blames_its_own_picture(
     import multiprocessing
 
     from indexer.errors import Failure
+    from indexer.imaging.decoder import decode_request
     from indexer.imaging.slots import SlotRing
     from indexer.imaging.tasks import Target
-    from indexer.imaging.workers import DecoderPool, decode_request
+    from indexer.imaging.workers import DecoderPool
     from indexer.settings import ModelSpec
 
     monkeypatch.setenv("DTINDEX_TEST_FAULTS", "CRASH-THIS-DECODER")

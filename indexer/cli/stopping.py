@@ -3,7 +3,7 @@
 From the first line of `main`, SIGINT raises KeyboardInterrupt wherever the main thread
 is (an import, a model loading) and is remembered (`Interrupts`). Around long work,
 SIGINT/SIGTERM/SIGHUP only set a stop event (`stop_on_signals`): a service manager sends
-SIGTERM to every process of the group; decoders ignore it (see `imaging.workers`), the
+SIGTERM to every process of the group; decoders ignore it (see `imaging.decoder`), the
 batch in flight is finished, nothing is recorded as failed because of the stop, and
 everything committed stays for the next run.
 """

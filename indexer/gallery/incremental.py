@@ -29,8 +29,9 @@ from indexer.errors import Failure, Kind, StoreError
 from indexer.gallery.headway import Ledger, Listener, Silent
 from indexer.gallery.jobs import Counts, ReadJob, TagJob
 from indexer.gallery.writer import ResultWriter
+from indexer.imaging.decoder import Reply
 from indexer.imaging.tasks import Looked, Skipped
-from indexer.imaging.workers import DecoderPool, Reply
+from indexer.imaging.workers import DecoderPool
 from indexer.models.runtime import Tagger
 from indexer.pipeline.fanout import Cluster
 from indexer.pipeline.flow import Budget, Order, run_pipeline

@@ -2,7 +2,7 @@
 
 A service manager (and Ctrl-C) signals the whole process group. A decoder starts with
 SIGINT, SIGTERM and SIGHUP blocked (the mask is inherited through spawn) until it has
-set them to be ignored (`workers._serve`). In the parent, blocking them in the main
+set them to be ignored (`decoder.serve`). In the parent, blocking them in the main
 thread is not enough: another thread (ONNX Runtime's pool) takes the signal, and Python
 runs its handler in the main thread between two statements of the spawn, after the
 child exists but before it has been sent what to run; it then dies printing EOFError.

@@ -28,8 +28,9 @@ from typing import Any, Generic, TypeVar
 import numpy as np
 
 from indexer.errors import DecodeError, Failure, Kind, ScanError, UsageError
+from indexer.imaging.decoder import Reply, look_request
 from indexer.imaging.tasks import Skipped, Target, read_decided
-from indexer.imaging.workers import DecoderPool, Reply, look_request
+from indexer.imaging.workers import DecoderPool
 from indexer.models.runtime import RuntimeOptions, Tagger
 from indexer.pipeline import windows
 from indexer.pipeline.flow import GROUP, STOP_CHECK_S, Order, Steps

@@ -22,8 +22,9 @@ import numpy as np
 from numpy.typing import NDArray
 
 from indexer.errors import Failure
+from indexer.imaging.decoder import Reply, decode_request, look_request
 from indexer.imaging.tasks import Skipped
-from indexer.imaging.workers import DecoderPool, Reply, decode_request, look_request
+from indexer.imaging.workers import DecoderPool
 from indexer.models.runtime import Tagger
 from indexer.pipeline.inference import Inference, Timings
 from indexer.pipeline.lanes import Batch, Lane

@@ -18,9 +18,10 @@ import numpy as np
 from numpy.typing import NDArray
 
 from indexer.errors import Failure, Kind
+from indexer.imaging.decoder import Reply, packed_target
 from indexer.imaging.prepare import fill
 from indexer.imaging.tasks import Skipped, Target
-from indexer.imaging.workers import DecoderPool, Reply, packed_target
+from indexer.imaging.workers import DecoderPool
 from indexer.model_tables import ModelDef
 from indexer.models.runtime import RuntimeOptions, Tagger, load
 from indexer.pipeline.inference import infer

@@ -41,8 +41,9 @@ from indexer.cli.options import (
 )
 from indexer.config import threshold_or_default
 from indexer.errors import DecodeError, Failure, UsageError
+from indexer.imaging.decoder import decode_request
 from indexer.imaging.tasks import Skipped, Target
-from indexer.imaging.workers import DecoderPool, decode_request
+from indexer.imaging.workers import DecoderPool
 from indexer.models.agreement import Agreement, Run, agreement, timed_run
 from indexer.models.runtime import Tagger, load
 from indexer.models.variants import KINDS, unavailable

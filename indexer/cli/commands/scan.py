@@ -94,25 +94,28 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             roots = select_roots(args.roots, ctx, Records(conn))
         stop = threading.Event()
         shown = ctx.stderr_is_tty and not args.quiet
-        with Progress(shown) as progress, stop_on_signals(stop) as received:
-            with contextlib.ExitStack() as winding:
-                # `ray.init` installed Ray's own SIGTERM handler (exit 1), back once this
-                # block ends: the cluster shuts down inside it, so a stop that lands while
-                # the cluster winds down is still a stop (128+N).
-                if cluster is not None:
-                    winding.callback(cluster.close)
-                counts = scan_roots(
-                    engine,
-                    roots,
-                    taggers,
-                    ctx.config,
-                    batch,
-                    progress,
-                    allow_empty=args.allow_empty,
-                    stop=stop,
-                    retry_failed=args.retry_failed,
-                    cluster=cluster,
-                )
+        # `ray.init` installed Ray's own SIGTERM handler (exit 1), back once the stop
+        # handlers are left: the cluster shuts down before (`winding`), so a stop that
+        # lands while it winds down is still a stop (128+N).
+        with (
+            Progress(shown) as progress,
+            stop_on_signals(stop) as received,
+            contextlib.ExitStack() as winding,
+        ):
+            if cluster is not None:
+                winding.callback(cluster.close)
+            counts = scan_roots(
+                engine,
+                roots,
+                taggers,
+                ctx.config,
+                batch,
+                progress,
+                allow_empty=args.allow_empty,
+                stop=stop,
+                retry_failed=args.retry_failed,
+                cluster=cluster,
+            )
     if received:
         raise Interrupted(received[0])
     if args.json:
