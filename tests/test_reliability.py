@@ -356,3 +356,38 @@ def test_decoder_workers_do_not_import_the_database_layer() -> None:
     ).stdout
     assert "'sqlalchemy'" not in loaded and "'onnxruntime'" not in loaded
     assert "'PIL.Image'" in loaded  # the check itself sees imports
+
+
+def test_looks_sent_together_fail_alone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Queued looks go to a decoder as one request (`LOOK_GROUP`); a path that hangs its
+    read (a FIFO nobody writes) times the group out, and the group is looked at again a
+    path at a time, so only that path fails; a path that cannot be read (a folder) fails
+    alone inside its group. Paths relative, through '..'; files written a moment ago."""
+    import xxhash
+
+    from indexer.errors import Failure, Kind
+    from indexer.imaging.decoder import look_request
+    from indexer.imaging.tasks import Looked
+    from indexer.imaging.workers import LOOK_GROUP, DecoderPool
+
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(tmp_path / "elsewhere")
+    names = [f"p{k}.png" for k in range(LOOK_GROUP - 2)]
+    for k, name in enumerate(names):
+        picture(tmp_path / name, (k, 2 * k, 3 * k))
+    os.mkfifo(tmp_path / "fifo.png")
+    (tmp_path / "folder.png").mkdir()
+    names[1:1], names[4:4] = ["fifo.png"], ["folder.png"]
+    with DecoderPool(1, 10**8, 2) as pool:
+        for name in names:
+            pool.submit(look_request(os.fsencode(Path("..") / name)), name)
+        replies: dict[object, object] = {}
+        while pool.outstanding:
+            replies.update(pool.collect())
+    assert sorted(map(str, replies)) == sorted(names)
+    hung, folder = replies.pop("fifo.png"), replies.pop("folder.png")
+    assert isinstance(hung, Failure) and hung.kind is Kind.TIMEOUT, hung
+    assert isinstance(folder, Failure) and "cannot read" in folder.reason, folder
+    for name, seen in replies.items():
+        assert isinstance(seen, Looked), (name, seen)
+        assert seen.xxh128 == xxhash.xxh3_128_hexdigest((tmp_path / str(name)).read_bytes())

@@ -30,6 +30,8 @@ FAULT_ENV = "DTINDEX_TEST_FAULTS"  # tests only: "crash-marker,hang-marker" byte
 # A request: ("look", path) or ("decode", path, expected xxh3-128 or None, targets), or
 # ("fit", path, expected, targets) for a Ray worker, answered with the fitted uint8 pictures
 # (("fit", path, expected, targets, bytes) when the driver shipped the file's bytes).
+# The pool sends queued looks as one ("looks", [path, ...]), answered by one reply that
+# holds each path's own (see `workers.DecoderPool`).
 Request = tuple[Any, ...]
 Reply = Looked | Skipped | tuple[int, int] | Failure | list[Any]
 
@@ -74,6 +76,26 @@ def _keep_freed_memory(limit: int = 256 << 20) -> None:
     mallopt(m_trim_threshold, limit)
 
 
+def _answer(
+    request: Request, writer: SlotWriter, targets: _Unpacked, max_pixels: int, faults: list[bytes]
+) -> tuple[str, Any]:
+    """("ok", the result) or ("error", (reason, kind, pixels needed)): one picture's."""
+    if request[0] == "looks":
+        looks = [
+            _answer(("look", path), writer, targets, max_pixels, faults) for path in request[1]
+        ]
+        return ("ok", looks)
+    try:
+        return ("ok", _handle(request, writer, targets, max_pixels, faults))
+    except DecodeError as exc:
+        return ("error", (str(exc), exc.kind.value, exc.needs))
+    except MemoryError:
+        return ("error", ("out of memory while decoding", Kind.MEMORY.value, None))
+    except Exception as exc:  # a codec's own error type, a ring already gone: this
+        # picture fails (retried by the next scan); the decoder lives on
+        return ("error", (f"decoder failed: {exc!r}", Kind.CRASH.value, None))
+
+
 def _handle(
     request: Request, writer: SlotWriter, targets: _Unpacked, max_pixels: int, faults: list[bytes]
 ) -> Any:
@@ -113,15 +135,7 @@ def serve(conn: Connection, max_pixels: int) -> None:
             request = conn.recv()
         except (EOFError, OSError):
             return  # the parent went away
-        try:
-            reply: tuple[str, Any] = ("ok", _handle(request, writer, targets, max_pixels, faults))
-        except DecodeError as exc:
-            reply = ("error", (str(exc), exc.kind.value, exc.needs))
-        except MemoryError:
-            reply = ("error", ("out of memory while decoding", Kind.MEMORY.value, None))
-        except Exception as exc:  # a codec's own error type, a ring already gone: this
-            # picture fails (retried by the next scan); the decoder lives on
-            reply = ("error", (f"decoder failed: {exc!r}", Kind.CRASH.value, None))
+        reply = _answer(request, writer, targets, max_pixels, faults)
         try:
             send_frame(fd, pickle.dumps(reply, pickle.HIGHEST_PROTOCOL))
         except OSError:

@@ -28,6 +28,20 @@ from indexer.imaging.frames import Inbox
 from indexer.imaging.slots import SlotRing
 from indexer.imaging.spawning import start_held
 
+# Looks queued together go out as one request of up to this many paths: a scan's look
+# costs the main process a wake-up and a reply's reading, as a decode does, and looks
+# are mostly quick (benchmarks/pipeline.py, issue 13).
+LOOK_GROUP = 8
+
+
+@dataclass(eq=False)
+class _Looks:
+    """Looks sent as one request. Should its decoder crash or time out, which path was at
+    fault is unknown: each is sent again alone, so only that one fails."""
+
+    tickets: list[object]
+    paths: list[bytes]
+
 
 @dataclass
 class _Worker:
@@ -52,6 +66,13 @@ class _Worker:
         self.process.kill()  # before closing: a reply sent into a closed pipe is no error
         self.conn.close()
         self.process.join(5)
+
+
+def _reply(status: str, payload: Any) -> Reply:
+    if status == "error":
+        message, kind, needs = payload
+        return Failure(str(message), Kind(kind), needs)
+    return payload  # type: ignore[no-any-return]
 
 
 def _crashed(worker: _Worker) -> Failure:
@@ -128,20 +149,48 @@ class DecoderPool:
         for frame in frames:
             status, payload = pickle.loads(frame)
             ticket, _ = worker.sent.popleft()
-            if status == "error":
-                message, kind, needs = payload
-                payload = Failure(str(message), Kind(kind), needs)
-            replies.append((ticket, payload))
+            if isinstance(ticket, _Looks):
+                replies.extend(
+                    zip(ticket.tickets, [_reply(*look) for look in payload], strict=True)
+                )
+            else:
+                replies.append((ticket, _reply(status, payload)))
         if frames:
             worker.since = now
 
     def _lost(self, worker: _Worker, replies: list[tuple[object, Reply]], why: Failure) -> None:
         """The request `worker` was on fails; the ones queued behind it go elsewhere."""
         self._remove(worker)
-        if worker.sent:
-            ticket, _ = worker.sent.popleft()
-            replies.append((ticket, why))
-        self._urgent.extendleft(reversed(worker.sent))
+        again = list(worker.sent)
+        if again:
+            ticket, _ = again.pop(0)
+            if isinstance(ticket, _Looks):
+                alone = [
+                    (t, ("look", p)) for t, p in zip(ticket.tickets, ticket.paths, strict=True)
+                ]
+                again[:0] = alone
+            else:
+                replies.append((ticket, why))
+        self._urgent.extendleft(reversed(again))
+
+    def _next(self) -> tuple[object, Request]:
+        """The next request to send: an urgent one, else the queued looks' share of one
+        worker (up to `LOOK_GROUP`) as one, else the next queued request."""
+        if self._urgent:
+            return self._urgent.popleft()
+        queued = self._queued
+        ticket, request = queued.popleft()
+        if request[0] != "look" or not queued or queued[0][1][0] != "look":
+            return ticket, request
+        share = min(LOOK_GROUP, -(-(len(queued) + 1) // self.size))
+        tickets, paths = [ticket], [request[1]]
+        while len(paths) < share and queued and queued[0][1][0] == "look":
+            ticket, request = queued.popleft()
+            tickets.append(ticket)
+            paths.append(request[1])
+        return (
+            (_Looks(tickets, paths), ("looks", paths)) if len(paths) > 1 else (tickets[0], request)
+        )
 
     def _least_busy(self) -> _Worker | None:
         """The worker with the fewest requests, if it can take one more; a new worker
@@ -159,7 +208,7 @@ class DecoderPool:
             worker = self._least_busy()
             if worker is None:
                 return
-            ticket, request = (self._urgent or self._queued).popleft()
+            ticket, request = self._next()
             if not worker.sent:
                 worker.since = time.monotonic()
             worker.sent.append((ticket, request))
