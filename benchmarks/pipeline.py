@@ -2,6 +2,7 @@
 
     python -m benchmarks.pipeline                    # 1,500 pictures, 20,000 tiny, 2 rounds
     python -m benchmarks.pipeline --pictures 40 --tiny 400 --rounds 1 --out /tmp/smoke
+    python -m benchmarks.pipeline --rounds 0 --tiny 0 --profile scan  # its CPU, by function
 
 With the `null` model (WD-shaped, nearly free; see models.py) the model costs nothing,
 so what is left is the pipeline: reading, hashing, decoding, moving pixels, batching,
