@@ -40,6 +40,10 @@ def look_request(path: bytes) -> Request:
     return ("look", path)
 
 
+def looks_request(paths: list[bytes]) -> Request:
+    return ("looks", paths)
+
+
 @functools.lru_cache(maxsize=64)
 def packed_target(target: Target) -> bytes:
     return pickle.dumps(target)
@@ -50,6 +54,14 @@ def decode_request(
 ) -> Request:
     """Targets travel pickled once (a model's settings are a dozen fields) as bytes."""
     return ("decode", path, expect, [(packed_target(t), address) for t, address in targets])
+
+
+def fit_request(
+    path: bytes, expect: str | None, targets: Sequence[Target], data: bytes | None = None
+) -> Request:
+    """A Ray worker's: the fitted pictures, from the file or from the bytes it was sent."""
+    packed = [packed_target(t) for t in targets]
+    return ("fit", path, expect, packed) if data is None else ("fit", path, expect, packed, data)
 
 
 class _Unpacked(dict[bytes, Target]):
@@ -82,7 +94,7 @@ def _answer(
     """("ok", the result) or ("error", (reason, kind, pixels needed)): one picture's."""
     if request[0] == "looks":
         looks = [
-            _answer(("look", path), writer, targets, max_pixels, faults) for path in request[1]
+            _answer(look_request(path), writer, targets, max_pixels, faults) for path in request[1]
         ]
         return ("ok", looks)
     try:

@@ -23,7 +23,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from indexer.errors import Failure, Kind
-from indexer.imaging.decoder import Reply, Request, serve
+from indexer.imaging.decoder import Reply, Request, look_request, looks_request, serve
 from indexer.imaging.frames import Inbox
 from indexer.imaging.slots import SlotRing
 from indexer.imaging.spawning import start_held
@@ -166,7 +166,7 @@ class DecoderPool:
             ticket, _ = again.pop(0)
             if isinstance(ticket, _Looks):
                 alone = [
-                    (t, ("look", p)) for t, p in zip(ticket.tickets, ticket.paths, strict=True)
+                    (t, look_request(p)) for t, p in zip(ticket.tickets, ticket.paths, strict=True)
                 ]
                 again[:0] = alone
             else:
@@ -189,7 +189,9 @@ class DecoderPool:
             tickets.append(ticket)
             paths.append(request[1])
         return (
-            (_Looks(tickets, paths), ("looks", paths)) if len(paths) > 1 else (tickets[0], request)
+            (_Looks(tickets, paths), looks_request(paths))
+            if len(paths) > 1
+            else (tickets[0], request)
         )
 
     def _least_busy(self) -> _Worker | None:

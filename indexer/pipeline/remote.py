@@ -18,7 +18,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from indexer.errors import Failure, Kind
-from indexer.imaging.decoder import Reply, packed_target
+from indexer.imaging.decoder import Reply, fit_request
 from indexer.imaging.prepare import fill
 from indexer.imaging.tasks import Skipped, Target
 from indexer.imaging.workers import DecoderPool
@@ -79,15 +79,13 @@ class Decode:
         or, in `fault`, why the driver could not read them."""
         replies: list[tuple[int, Reply]] = []
         for row in range(len(rows["seq"])):
-            packed = [packed_target(self.targets[i]) for i in wanted[row]]
+            if "fault" in rows and rows["fault"][row]:
+                replies.append((row, pickle.loads(rows["fault"][row])))
+                continue
             path, expect = bytes(rows["path"][row]), str(rows["expect"][row]) or None
-            request: tuple[Any, ...] = ("fit", path, expect, packed)
-            if "data" in rows:
-                if rows["fault"][row]:
-                    replies.append((row, pickle.loads(rows["fault"][row])))
-                    continue
-                request += (bytes(rows["data"][row]),)
-            self.pool.submit(request, row)
+            data = bytes(rows["data"][row]) if "data" in rows else None
+            targets = [self.targets[i] for i in wanted[row]]
+            self.pool.submit(fit_request(path, expect, targets, data), row)
         while self.pool.outstanding:
             for ticket, reply in self.pool.collect():
                 assert isinstance(ticket, int)
