@@ -25,7 +25,7 @@ from indexer.model_tables import (
     strings,
     unknown_keys,
 )
-from indexer.settings import read_model_file
+from indexer.settings import check_model_name, read_model_file
 from indexer.suggest import closest
 
 _EXTENSIONS = "jpg jpeg jpe png gif webp bmp tif tiff avif heic heif jxl"
@@ -154,7 +154,10 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
     models_table = data.get("models", {})
     if not isinstance(models_table, dict):
         raise ConfigError(f"{where}: [models] must hold [models.NAME] tables")
-    models = {name: parse_model_table(name, t, where, rel) for name, t in models_table.items()}
+    models = {
+        check_model_name(name, where): parse_model_table(name, t, where, rel)
+        for name, t in models_table.items()
+    }
     batch = data.get("batch", 8)
     if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= 4096:
         raise ConfigError(f"{where}: batch = {batch!r} must be an integer from 1 to 4096")

@@ -7,6 +7,7 @@ through `parse_settings`, so the allowed keys, values and messages are the same.
 from __future__ import annotations
 
 import json
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -203,6 +204,17 @@ def parse_model_text(text: str, where: str) -> dict[str, str]:
     return pairs
 
 
+def check_model_name(name: str, where: str) -> str:
+    """`name`, refused where it is empty or holds a control character (a tab, a line
+    break): XMP sidecars record a model's keywords as `MODEL<TAB>KEYWORD`, one a line, so
+    such a model would never find its own keywords there again."""
+    bad = [c for c in name if unicodedata.category(c) in ("Cc", "Zl", "Zp")]
+    if not name.strip() or bad:
+        why = "is empty" if not name.strip() else "holds a control character"
+        raise ConfigError(f"{where}: model name {name!r} {why}; use letters, digits, '-', '_'")
+    return name
+
+
 def read_model_file(path: Path) -> ModelFile:
     """Read a deeptagger `.model` file; its `.onnx` and `.tags` share its stem."""
     try:
@@ -212,7 +224,7 @@ def read_model_file(path: Path) -> ModelFile:
     except UnicodeDecodeError:
         raise ConfigError(f"{path}: model file is not UTF-8 text") from None
     pairs = parse_model_text(text, str(path))
-    name = pairs.pop("name", "") or path.stem
+    name = check_model_name(pairs.pop("name", "") or path.stem, str(path))
     spec = parse_settings(pairs, str(path))
     return ModelFile(
         name=name, onnx=path.with_suffix(".onnx"), tags=path.with_suffix(".tags"), spec=spec

@@ -249,3 +249,21 @@ def test_any_model_file_text_parses_or_names_the_line(text: str) -> None:
         assert str(exc).startswith("x.model:")
         return
     assert all(key == key.strip().lower() and key for key in pairs)
+
+
+@pytest.mark.parametrize("name", ["a\tb", "a\nb", "wd\x01", "wd\x7f", "a\u2028b", ""])
+def test_a_model_name_with_a_control_character_is_refused(tmp_path: Path, cli, name: str) -> None:
+    """XMP sidecars record `MODEL<TAB>KEYWORD`: a model named with a tab (or a line break)
+    would never find its own keywords there again, so the config is refused at once."""
+    model = write_model(tmp_path / "models", "m", mean=True)
+    quoted = "".join(c if c.isalnum() else f"\\u{ord(c):04x}" for c in name)  # TOML's escape
+    (tmp_path / "deeptagger.toml").write_text(f'[models."{quoted}"]\nmodel = "{model}"\n')
+    picture(tmp_path / "gallery" / "a.png")
+    code, out, err = cli("scan", str(tmp_path / "gallery"))
+    assert (code, out) == (1, b"") and "Traceback" not in err, err
+    assert len(err.strip().splitlines()) == 1, err
+    assert "deeptagger.toml" in err and f"model name {name!r}" in err, err
+    (tmp_path / "deeptagger.toml").write_text("")
+    (tmp_path / "x.model").write_text("name = a\tb\n")
+    with pytest.raises(ConfigError, match=r"x\.model: model name 'a\\tb'"):
+        read_model_file(tmp_path / "x.model")
