@@ -13,20 +13,36 @@ import contextlib
 import os
 import secrets
 import stat
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 
 
 def root_labels(roots: Iterable[bytes]) -> dict[bytes, bytes]:
     """A folder name per root under `--out`: its last path components, as many as it
-    takes to tell it from the others (`/a/g` and `/b/g` become `a/g` and `b/g`)."""
+    takes to tell it from the others (`/a/g` and `/b/g` become `a/g` and `b/g`), and so
+    that no label is a folder inside another (`photos` and `disk/photos/anime`, not
+    `photos/anime`), where two roots' files would meet. Labels are told apart as a file
+    system that folds case would (`Pics`, `pics`)."""
     parts = {root: root.rstrip(b"/").split(b"/") for root in set(roots)}
     depth = 1
     while True:
         labels = {root: b"/".join(p[-depth:]).lstrip(b"/") for root, p in parts.items()}
-        if len(set(labels.values())) == len(labels) or depth > max(map(len, parts.values())):
+        if _apart(labels.values()) or depth > max(map(len, parts.values())):
             return labels
         depth += 1
+
+
+def _apart(labels: Iterable[bytes]) -> bool:
+    """Whether no two labels are the same folder, nor one a folder inside another."""
+    folded = [label.lower() for label in labels]
+    unique = set(folded)
+    if len(unique) < len(folded):
+        return False
+    for label in unique:
+        parts = label.split(b"/")
+        if any(b"/".join(parts[:n]) in unique for n in range(1, len(parts))):
+            return False
+    return True
 
 
 class SidecarNamer:
@@ -36,7 +52,9 @@ class SidecarNamer:
     Under `--out`, one root's pictures mirror their paths below it; with several roots
     each gets a folder of its own (`root_labels`), so two roots holding the same
     relative path never share a sidecar. With `all_paths`, the picture's extension is
-    dropped where no other picture has the same stem.
+    dropped where no other picture has the same stem, and no picture's path is that stem
+    (`image.png.1`, wget's second download, keeps `.1` beside `image.png`); stems are
+    compared as a file system that folds case would.
     """
 
     def __init__(
@@ -47,19 +65,57 @@ class SidecarNamer:
         all_paths: Iterable[bytes] | None = None,
     ) -> None:
         self.out, self.suffix = out, suffix
-        self._stems = None if all_paths is None else Counter(map(_stem, all_paths))
+        self._bare: set[bytes] | None = None
+        if all_paths is not None:
+            folded = [path.lower() for path in all_paths]
+            stems = Counter(_stem(path) for path in folded)
+            self._bare = {stem for stem, n in stems.items() if n == 1} - set(folded)
         labels = root_labels(roots)
         self._labels = labels if len(labels) > 1 else {}
 
     def target(self, path: bytes, root: bytes) -> bytes:
         base = path
-        if self._stems is not None and self._stems[_stem(path)] == 1:
+        if self._bare is not None and _stem(path.lower()) in self._bare:
             base = _stem(path)
         if self.out is None:
             return base + self.suffix
         below = os.path.relpath(base, root) + self.suffix
         label = self._labels.get(root)
         return os.path.join(self.out, label, below) if label else os.path.join(self.out, below)
+
+    def clashes(self, files: Iterable[tuple[bytes, bytes]]) -> dict[bytes, list[bytes]]:
+        """Files that two or more pictures would go to, with those pictures' paths: the
+        same name, or names that differ in case only where the folder folds case."""
+        by_name: dict[bytes, set[bytes]] = defaultdict(set)
+        for path, root in files:
+            by_name[self.target(path, root)].add(path)
+        by_folded: dict[bytes, list[bytes]] = defaultdict(list)
+        for target in by_name:
+            by_folded[target.lower()].append(target)
+        found = {t: sorted(paths) for t, paths in by_name.items() if len(paths) > 1}
+        for targets in by_folded.values():
+            if len(targets) > 1 and folds_case(os.path.dirname(targets[0])):
+                found[min(targets)] = sorted(set().union(*(by_name[t] for t in targets)))
+        return found
+
+
+def folds_case(folder: bytes) -> bool:
+    """Whether the file system at `folder` (or its nearest existing parent) takes a name
+    in the other case for the same file, as macOS's and Windows's do: the last component
+    holding a letter is looked up with its case swapped."""
+    while folder and not os.path.isdir(folder):
+        folder = os.path.dirname(folder)
+    while folder not in (b"", b"/"):
+        parent, name = os.path.split(folder)
+        if name.swapcase() != name:
+            try:
+                return os.path.samestat(
+                    os.stat(folder), os.stat(os.path.join(parent, name.swapcase()))
+                )
+            except OSError:
+                return False
+        folder = parent
+    return False
 
 
 def _stem(path: bytes) -> bytes:

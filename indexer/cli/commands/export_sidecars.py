@@ -86,6 +86,7 @@ def write_sidecars(
 ) -> int:
     """Write each picture's sidecars; 1 where any could not be written, else 0."""
     counts: Counter[str] = Counter()
+    paths = _without_clashes(kind, paths, where, counts)
     seen = set()
     try:
         for content_id, _, tags in items:
@@ -99,6 +100,26 @@ def write_sidecars(
         owner.save()
     _report(kind, counts, len(bare))
     return 1 if counts["failed"] else 0
+
+
+def _without_clashes(kind: Kind, paths: Files, where: SidecarNamer, counts: Counter[str]) -> Files:
+    """`paths` less the pictures whose file another picture's would be, each such file
+    named on stderr: which picture's tags it held would be chance, so it is written for
+    neither (the others still are), and the export exits 1."""
+    clashes = where.clashes(pair for files in paths.values() for pair in files)
+    skipped = set()
+    for target, clashing in sorted(clashes.items()):
+        counts["failed"] += 1
+        skipped.update(clashing)
+        *most, last = (os.fsdecode(path) for path in clashing)
+        names = f"{', '.join(most)} and {last}"
+        where_to = os.fsdecode(target)
+        log.warning(
+            "%s: the %s of %s at once; written for none of them", where_to, kind.noun, names
+        )
+    if not skipped:
+        return paths
+    return {cid: [f for f in files if f[0] not in skipped] for cid, files in paths.items()}
 
 
 def _write(
