@@ -160,8 +160,8 @@ def test_options_that_do_not_apply_are_refused(cli, wd_like: Path, tmp_path: Pat
 
 def test_captions_never_replace_a_file_of_the_users(cli, wd_like: Path) -> None:
     """sub/b.png's caption is sub/b.txt: the user's own notes by that name stay, the
-    export says why and exits 1; files dtindex wrote are updated on the next run, and
-    --replace-existing replaces the user's file when asked."""
+    export says why and exits 1; a file dtindex wrote and the user then changed is the
+    user's too, and --replace-existing replaces such files when asked."""
     notes = wd_like / "sub" / "b.txt"
     notes.write_text("my own notes\n")
     code, _, err = cli("export", "--model", "wd", "--format", "captions", "--beside")
@@ -169,12 +169,13 @@ def test_captions_never_replace_a_file_of_the_users(cli, wd_like: Path) -> None:
     assert notes.read_text() == "my own notes\n"
     caption = wd_like / "a.png.txt"
     assert caption.exists()
-    caption.write_text("stale\n")  # a file dtindex wrote: the next export updates it
+    caption.write_text("stale\n")  # a file dtindex wrote, changed since: the user's now
     code, _, err = cli("export", "--model", "wd", "--format", "captions", "--beside")
-    assert code == 1 and caption.read_text() != "stale\n" and notes.read_text() == "my own notes\n"
+    assert code == 1 and caption.read_text() == "stale\n" and notes.read_text() == "my own notes\n"
+    assert "a.png.txt: changed since dtindex wrote it" in err, err
     code, _, err = cli("export", "--model", "wd", "--format", "captions", "--beside",
                        "--replace-existing")  # fmt: skip
     assert code == 0, err
-    assert notes.read_text() != "my own notes\n"
+    assert notes.read_text() != "my own notes\n" and caption.read_text() != "stale\n"
     code, _, err = cli("export", "--model", "wd", "--format", "captions", "--beside")
     assert code == 0, err  # now dtindex's own

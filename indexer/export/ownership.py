@@ -2,60 +2,152 @@
 
 A caption `notes.txt` for a picture `notes.png` would otherwise overwrite the user's own
 notes. Captions and Hydrus files hold nothing to merge, so they are replaced whole; an
-existing file is replaced only where dtindex wrote it, as listed in a hidden manifest in
-its folder (`.dtindex-sidecars`, a name per line). A file there before is left alone and
-reported, unless the user asks for it to be replaced (`--replace-existing`). XMP
-sidecars need none of this: they are merged, and keep everything the user wrote.
+existing file is replaced only where it still holds bytes dtindex wrote there, as listed
+in a hidden manifest in its folder (`.dtindex-sidecars`). A file there before, or one the
+user changed since (a corrected caption), is the user's: left alone and reported, unless
+the user asks for such files to be replaced (`--replace-existing`). A file that already
+holds exactly what the export writes is taken as dtindex's. XMP sidecars need none of
+this: they are merged, and keep everything the user wrote.
+
+Each file is listed before it is renamed into place, so an export stopped at any moment
+(SIGKILL included) never leaves a file of its own unlisted; a listed file that was never
+written is harmless, as ownership goes by content. A manifest line is the SHA-256 of the
+bytes written (hex), a tab, and the file's name (`\\` and line feeds escaped); it is only
+ever appended to. A line holding a name alone was written by dtindex before it kept
+hashes: that file is dtindex's until dtindex next writes it, as it was then.
 """
 
 from __future__ import annotations
 
-import contextlib
+import hashlib
 import os
-from collections import defaultdict
+import re
+from dataclasses import dataclass, field
 
 from indexer.errors import SidecarError
+from indexer.export.sidecars import replace_file
 
 MANIFEST = b".dtindex-sidecars"
+_HASHED = re.compile(rb"([0-9a-f]{64})\t(.*)", re.DOTALL)
+
+
+@dataclass
+class Listing:
+    """One folder's manifest as read: the hashes listed for each name, and the names
+    listed without one."""
+
+    hashes: dict[bytes, set[bytes]] = field(default_factory=dict)
+    bare: set[bytes] = field(default_factory=set)
+    ends_a_line: bool = True  # a line cut short (a power cut) is not continued
 
 
 class Ownership:
-    """Guards a run's writes; `save` records what it wrote (call it, also on errors)."""
+    """Guards a run's writes of whole files; `save` syncs the manifests it added to (call
+    it at the end, also on errors)."""
 
     def __init__(self, replace_existing: bool = False) -> None:
         self.replace_existing = replace_existing
-        self._known: dict[bytes, set[bytes]] = {}
-        self._written: dict[bytes, set[bytes]] = defaultdict(set)
+        self._listings: dict[bytes, Listing] = {}
+        self._touched: set[bytes] = set()
 
-    def check(self, target: bytes) -> None:
-        """Raise where `target` is a file dtindex did not write (and may not replace)."""
+    def replace(self, target: bytes, data: bytes) -> bool:
+        """Make `target` hold `data`, as `replace_file` does; SidecarError, touching
+        nothing, where it is a file of the user's."""
         folder, name = os.path.split(target)
-        if self.replace_existing or not os.path.lexists(target):
-            return
-        if name not in self._names(folder):
-            raise SidecarError(
-                "a file dtindex did not write is there; move it away, or pass "
-                "--replace-existing to replace such files"
-            )
-
-    def wrote(self, target: bytes) -> None:
-        folder, name = os.path.split(target)
-        if name not in self._names(folder):
-            self._written[folder].add(name)
+        listing = self._listing(folder)
+        try:
+            with open(target, "rb") as handle:
+                current: bytes | None = handle.read()
+        except FileNotFoundError:
+            current = None
+        digest = _digest(data)
+        if current == data:  # nothing to replace; listed, so it stays dtindex's
+            if digest not in listing.hashes.get(name, ()):
+                self._list(folder, name, digest, durable=False)
+            return False
+        if current is not None and not self.replace_existing:
+            _check(listing, name, current)
+        if digest not in listing.hashes.get(name, ()):
+            self._list(folder, name, digest, durable=current is not None)
+        return replace_file(target, data)
 
     def save(self) -> None:
-        """Add this run's new files to each folder's manifest."""
-        for folder, names in self._written.items():
-            path = os.path.join(folder or b".", MANIFEST)
-            with contextlib.suppress(OSError), open(path, "ab") as handle:
-                handle.write(b"".join(n + b"\n" for n in sorted(names)))
-        self._written.clear()
-
-    def _names(self, folder: bytes) -> set[bytes]:
-        if folder not in self._known:
+        """Sync the manifests this run added to, so a power cut keeps them too."""
+        for folder in self._touched:
             try:
-                with open(os.path.join(folder or b".", MANIFEST), "rb") as handle:
-                    self._known[folder] = set(handle.read().splitlines())
+                fd = os.open(os.path.join(folder or b".", MANIFEST), os.O_RDONLY)
             except OSError:
-                self._known[folder] = set()
-        return self._known[folder] | self._written.get(folder, set())
+                continue
+            try:
+                os.fsync(fd)
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
+        self._touched.clear()
+
+    def _list(self, folder: bytes, name: bytes, digest: bytes, durable: bool) -> None:
+        """Append `name`'s line before its file is renamed into place; synced where an
+        existing file is replaced (whose new bytes `replace_file` syncs too)."""
+        listing = self._listing(folder)
+        line = digest + b"\t" + name.replace(b"\\", b"\\\\").replace(b"\n", b"\\n") + b"\n"
+        os.makedirs(folder or b".", exist_ok=True)
+        path = os.path.join(folder or b".", MANIFEST)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
+        try:
+            os.write(fd, (b"" if listing.ends_a_line else b"\n") + line)
+            if durable:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+        listing.ends_a_line = True
+        listing.hashes.setdefault(name, set()).add(digest)
+        self._touched.add(folder)
+
+    def _listing(self, folder: bytes) -> Listing:
+        if folder not in self._listings:
+            self._listings[folder] = _read(os.path.join(folder or b".", MANIFEST))
+        return self._listings[folder]
+
+
+def _check(listing: Listing, name: bytes, current: bytes) -> None:
+    """Raise where the file `name`, holding `current`, is the user's."""
+    hashes = listing.hashes.get(name)
+    if hashes is None and name in listing.bare:
+        return  # listed before hashes were kept
+    if hashes is None:
+        raise SidecarError(
+            "a file dtindex did not write is there; move it away, or pass "
+            "--replace-existing to replace such files"
+        )
+    if _digest(current) not in hashes:
+        raise SidecarError(
+            "changed since dtindex wrote it, so it is the user's now; move it away, or "
+            "pass --replace-existing to replace such files"
+        )
+
+
+def _read(path: bytes) -> Listing:
+    listing = Listing()
+    try:
+        with open(path, "rb") as handle:
+            text = handle.read()
+    except OSError:
+        return listing
+    listing.ends_a_line = not text or text.endswith(b"\n")
+    for line in text.split(b"\n"):
+        hashed = _HASHED.fullmatch(line)
+        if hashed:
+            name = re.sub(rb"\\(.)", _unescape, hashed[2])
+            listing.hashes.setdefault(name, set()).add(hashed[1])
+        elif line:
+            listing.bare.add(line)
+    return listing
+
+
+def _unescape(escape: re.Match[bytes]) -> bytes:
+    return b"\n" if escape[1] == b"n" else escape[1]
+
+
+def _digest(data: bytes) -> bytes:
+    return hashlib.sha256(data).hexdigest().encode()

@@ -21,7 +21,7 @@ from indexer.errors import SidecarError
 from indexer.export import captions, hydrus, xmp
 from indexer.export.ownership import Ownership
 from indexer.export.selection import Picture
-from indexer.export.sidecars import SidecarNamer, replace_file
+from indexer.export.sidecars import SidecarNamer
 from indexer.export.thresholds import Scored
 from indexer.wording import plural
 
@@ -34,7 +34,7 @@ Files = dict[int, list[tuple[bytes, bytes]]]  # content id: (path, root) of each
 class Kind:
     noun: str  # for the summary: "caption file", ...
     suffix: bytes
-    update: Callable[[bytes, list[Scored]], bool]  # (target, tags): whether it changed
+    update: Callable[[bytes, list[Scored], Ownership], bool]  # whether the target changed
     keeps_extension: bool  # a.png.xmp, not a.xmp
     merges: bool  # pictures with no tags left still update existing files
 
@@ -44,7 +44,7 @@ def kind_of(fmt: str, model: str, levels: tuple[str, ...]) -> Kind:
         return Kind(
             "XMP sidecar",
             xmp.SUFFIX,
-            lambda target, tags: xmp.merge_sidecar(target, model, tags, levels),
+            lambda target, tags, _: xmp.merge_sidecar(target, model, tags, levels),
             keeps_extension=True,
             merges=True,
         )
@@ -52,14 +52,14 @@ def kind_of(fmt: str, model: str, levels: tuple[str, ...]) -> Kind:
         return Kind(
             "Hydrus sidecar",
             hydrus.SUFFIX,
-            lambda target, tags: replace_file(target, hydrus.hydrus_file(tags)),
+            lambda target, tags, owner: owner.replace(target, hydrus.hydrus_file(tags)),
             keeps_extension=True,
             merges=False,
         )
     return Kind(
         "caption file",
         captions.SUFFIX,
-        lambda target, tags: replace_file(target, captions.caption_file(tags)),
+        lambda target, tags, owner: owner.replace(target, captions.caption_file(tags)),
         keeps_extension=False,
         merges=False,
     )
@@ -133,9 +133,7 @@ def _write(
     for path, root in files:
         target = where.target(path, root)
         try:
-            if not kind.merges:  # replaced whole: never a file of the user's
-                owner.check(target)
-            changed = kind.update(target, tags)
+            changed = kind.update(target, tags, owner)  # a whole file: never the user's
         except SidecarError as exc:
             counts["failed"] += 1
             log.warning("%s: %s; left untouched", os.fsdecode(target), exc)
@@ -144,8 +142,6 @@ def _write(
             counts["failed"] += 1
             log.warning("%s: not written: %s", os.fsdecode(target), exc.strerror or exc)
             continue
-        if not kind.merges:
-            owner.wrote(target)
         if changed:
             counts["written"] += 1
         elif tags:  # a picture without tags and without a sidecar is not "up to date"
