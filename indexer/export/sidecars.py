@@ -72,14 +72,25 @@ class SidecarNamer:
             self._bare = {stem for stem, n in stems.items() if n == 1} - set(folded)
         labels = root_labels(roots)
         self._labels = labels if len(labels) > 1 else {}
+        self._targets: dict[bytes, bytes] = {}  # a path lies under one root
 
     def target(self, path: bytes, root: bytes) -> bytes:
+        """The sidecar of `path` (under `root`); asked twice, as `clashes` then the write
+        ask, it is worked out once."""
+        known = self._targets.get(path)
+        if known is None:
+            known = self._targets[path] = self._target(path, root)
+        return known
+
+    def _target(self, path: bytes, root: bytes) -> bytes:
         base = path
         if self._bare is not None and _stem(path.lower()) in self._bare:
             base = _stem(path)
         if self.out is None:
             return base + self.suffix
-        below = os.path.relpath(base, root) + self.suffix
+        inside = root.rstrip(b"/") + b"/"  # relpath's answer, without its cost a file
+        below = base[len(inside) :] if base.startswith(inside) else os.path.relpath(base, root)
+        below += self.suffix
         label = self._labels.get(root)
         return os.path.join(self.out, label, below) if label else os.path.join(self.out, below)
 
