@@ -1,0 +1,212 @@
+"""A randomized, stateful hunt for the ways a gallery's owner, their tools and an operator
+can make dtindex break its promise (hunt_world's checks): the owner's steps are in
+hunt_owner; here are the operator's: scan, export in every file format, prune, forget,
+watch in the background, a scan killed at a random moment, two commands at once, an
+export while the photo tool saves. Hypothesis shrinks a failing walk to a minimal one and
+prints it as code, to be kept as a regression test.
+
+CI runs a fixed budget, derandomized so that a run is repeatable. For a long hunt:
+`DTINDEX_HUNT_EXAMPLES=50 python -m pytest tests/test_hunt.py --hypothesis-seed=N`, or
+`python -m benchmarks.hunt --minutes 60`, which runs seeds in a loop and records them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import threading
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from conftest import picture, run_cli
+from hunt_owner import LABELS, Owner, colours, picks, step
+from hunt_world import FOLDERS, MODELS, NAMES, World, kill_group, xmp_export
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import initialize, invariant, precondition
+
+EXAMPLES = int(os.environ.get("DTINDEX_HUNT_EXAMPLES", "0"))
+STEPS = int(os.environ.get("DTINDEX_HUNT_STEPS", "25"))
+TALLY = os.environ.get("DTINDEX_HUNT_TALLY")  # a file: a JSON line of step counts an example
+
+
+class Gallery(Owner):
+    """One owner's gallery and index, built afresh for every example."""
+
+    examples = 0
+    root: Path
+    call: staticmethod
+
+    def __init__(self) -> None:
+        super().__init__()
+        Gallery.examples += 1
+        base = Gallery.root / f"example-{Gallery.examples}"
+        self.world = World(base, Gallery.call)
+        self.settled = False  # the last scan exited 0 and nothing changed since
+        self.tally = Counter()
+        self.watcher: subprocess.Popen[bytes] | None = None
+
+    @initialize(first=st.lists(colours, min_size=1, max_size=3))
+    def first_scan(self, first: list[tuple[int, int, int]]) -> None:
+        for k, colour in enumerate(first):
+            picture(self.world.base / FOLDERS[k % 2] / NAMES[k], colour, old=False)
+        self.scan(nested=False)
+
+    # -- what the operator does ---------------------------------------------------------
+    @step(nested=st.booleans())
+    def scan(self, nested: bool) -> None:
+        roots = [*self.world.roots, "../gallery/sub/./"] if nested else self.world.roots
+        code, _, err = self.world.dtindex("scan", "--allow-empty", *roots)
+        assert code == 0, err
+        self.world.check_complete()
+        self.settled = True
+
+    @step(model=st.sampled_from(sorted(MODELS)))
+    def export_xmp(self, model: str) -> None:
+        before = set(self.world.folders())
+        code, _, err = self.world.dtindex(*xmp_export(model))
+        assert set(self.world.folders()) <= before, "the export made folders"
+        assert code == 0, err
+        if self.settled:
+            self.world.check_sidecars([model])
+
+    @step()
+    def export_captions(self) -> None:
+        before = set(self.world.folders())
+        code, _, _err = self.world.dtindex(
+            "export", "--model", "means", "--format", "captions", "--beside"
+        )
+        assert set(self.world.folders()) <= before, "the export made folders"
+        if code == 0 and self.settled:
+            self.world.check_captions("means")
+
+    @step()
+    def export_hydrus(self) -> None:
+        code, _, err = self.world.dtindex(
+            "export", "--model", "hues", "--format", "hydrus", "--out", "../hydrus"
+        )
+        assert code == 0, err
+
+    @step()
+    def prune(self) -> None:
+        """prune removes only what no export can print (a running watch may add to it)."""
+        exports = {m: self.world.export(m) for m in MODELS}
+        code, _, err = self.world.dtindex("prune")
+        assert code == 0, err
+        if self.watcher is None:
+            after = {m: self.world.export(m) for m in MODELS}
+            assert after == exports, "prune changed an export"
+
+    @step()
+    def forget_nested(self) -> None:
+        self.world.dtindex("forget", "../gallery/sub")
+        self.changed()
+
+    @step(after=st.integers(0, 1500), signum=st.sampled_from([signal.SIGKILL, signal.SIGTERM]))
+    def killed_scan(self, after: int, signum: int) -> None:
+        """A scan stopped at a random moment (a shutdown, a cron job's timeout)."""
+        code = self.world.finish(
+            self.world.start("scan", "--allow-empty", *self.world.roots), after / 1000, signum
+        )
+        if code == 0:
+            self.world.check_complete()
+            self.settled = True
+        else:
+            assert code in (-signum, 128 + signum), code
+            self.changed()
+
+    @step(after=st.integers(0, 1500))
+    def scan_beside_a_killed_scan(self, after: int) -> None:
+        """A cron scan starts beside a scan that is then killed: its exit 0 means complete."""
+        other = self.world.start("scan", "--allow-empty", *self.world.roots)
+        killer = threading.Timer(after / 1000, kill_group, (other, signal.SIGKILL))
+        killer.start()
+        code, _, _err = self.world.dtindex("scan", "--allow-empty", *self.world.roots)
+        killer.join()
+        self.world.finish(other, None, signal.SIGKILL)
+        if code == 0:
+            self.world.check_complete()
+        self.changed()
+
+    @precondition(lambda self: self.settled)
+    @step()
+    def two_exports_at_once(self) -> None:
+        """Two models exported into the same sidecars by two processes at once."""
+        first, second = (self.world.start(*xmp_export(m)) for m in sorted(MODELS))
+        codes = [self.world.finish(p, None, signal.SIGKILL) for p in (first, second)]
+        assert codes == [0, 0], self.world.log[-2:]
+        self.world.check_sidecars(sorted(MODELS))
+
+    @precondition(lambda self: self.settled)
+    @step(index=picks, rating=st.integers(1, 5), label=st.sampled_from(LABELS))
+    def export_while_the_photo_tool_saves(self, index: int, rating: int, label: str) -> None:
+        """The photo tool saves a rating into a sidecar while an export merges into it.
+
+        The user's values must survive (the invariant); dtindex's own keywords may be lost
+        to the photo tool's save, which read the sidecar before dtindex wrote it, so the
+        next export must put them back."""
+        found = self.world.pictures()
+        if not found:
+            return
+        export = self.world.start(*xmp_export("hues"))
+        self.world.edit_sidecar(found[index % len(found)], rating, label)
+        assert self.world.finish(export, None, signal.SIGKILL) == 0, self.world.log[-1]
+        for model in sorted(MODELS):
+            self.export_xmp(model)
+
+    @precondition(lambda self: self.watcher is None)
+    @step()
+    def start_watch(self) -> None:
+        self.watcher = self.world.start("watch", "--settle", "0.2", *self.world.roots, log=True)
+
+    @precondition(lambda self: self.watcher is not None)
+    @step()
+    def watch_catches_up(self) -> None:
+        """Whatever changed, the running watch brings the index to a clean scan's export."""
+        self.world.wait_until_complete(self.watcher)
+
+    @precondition(lambda self: self.watcher is not None)
+    @step()
+    def stop_watch(self) -> None:
+        assert self.watcher is not None
+        assert self.world.finish(self.watcher, 0, signal.SIGTERM) == 0, self.world.log[-1]
+        self.watcher = None
+
+    def restart_watch(self) -> None:
+        if self.watcher is not None:
+            self.stop_watch()
+            self.start_watch()
+
+    @invariant()
+    def users_bytes_are_kept(self) -> None:
+        self.world.check_user_files()
+
+    def teardown(self) -> None:
+        if self.watcher is not None:
+            kill_group(self.watcher, signal.SIGKILL)
+            self.watcher.wait()
+        if TALLY:
+            with open(TALLY, "a") as handle:
+                handle.write(json.dumps(self.tally) + "\n")
+        shutil.rmtree(self.world.base, ignore_errors=True)
+
+
+def test_the_promise_holds_whatever_happens(
+    tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    Gallery.root = tmp_path
+    Gallery.call = staticmethod(lambda argv: run_cli(argv, capsysbinary))
+    budget = settings(
+        max_examples=EXAMPLES or 4,
+        stateful_step_count=STEPS,
+        deadline=None,
+        derandomize=not EXAMPLES,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    Gallery.TestCase.settings = budget
+    Gallery.TestCase().runTest()
