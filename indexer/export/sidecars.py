@@ -101,10 +101,13 @@ def replace_file(target: bytes, data: bytes) -> bool:
 
 
 def _create_beside(target: bytes) -> tuple[bytes, int]:
-    """A new hidden file next to `target`, created with the umask's mode (not 0600)."""
-    folder, name = os.path.split(target)
+    """A new hidden file next to `target`, created with the umask's mode (not 0600).
+
+    Its name is short and does not hold the target's: a picture's name may take nearly
+    all of the 255 bytes a file name may have, and its sidecar's name the rest."""
+    folder = os.path.dirname(target)
     while True:
-        temporary = os.path.join(folder, b".%s.%s.tmp" % (name, secrets.token_hex(4).encode()))
+        temporary = os.path.join(folder, b".dtindex-%s.tmp" % secrets.token_hex(6).encode())
         try:
             return temporary, os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
         except FileExistsError:
