@@ -6,10 +6,11 @@ system's limit. Checked through the CLI, real files and a real reader (exiftool)
 from __future__ import annotations
 
 from pathlib import Path
+from xml.etree import ElementTree
 
 import pytest
 from conftest import picture, write_model
-from test_xmp import SUBJECT, WARM, read_xmp
+from test_xmp import HIERARCHY, SUBJECT, TAGS_LIST, WARM, read_xmp
 
 
 @pytest.fixture
@@ -43,3 +44,50 @@ def test_a_name_of_240_bytes_gets_its_sidecar(cli, models: Path) -> None:
     assert sorted(p.name for p in root.iterdir()) == sorted(
         [name, name + ".xmp", name + ".txt", ".dtindex-sidecars"]
     )
+
+
+# As exiv2 (behind digiKam and darktable) writes them: simple properties as attributes,
+# their line breaks and tabs escaped, since an XML reader turns raw ones into spaces.
+EXIV2 = b"""<?xml version="1.0" encoding="UTF-8"?>
+<x:xmpmeta xmlns:x="adobe:ns:meta/" x:xmptk="XMP Core 4.4.0-Exiv2">
+ <rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">
+  <rdf:Description rdf:about=""
+    xmlns:xmp="http://ns.adobe.com/xap/1.0/"
+    xmlns:photoshop="http://ns.adobe.com/photoshop/1.0/"
+    xmlns:dc="http://purl.org/dc/elements/1.1/"
+    xmp:Label="line one&#xA;line two"
+    photoshop:Headline="a&#x9;tab, a &quot;quote&quot; &amp; a CR LF&#xD;&#xA;end"
+    photoshop:Instructions="  two spaces, a lone CR&#xD;then &lt;b&gt;  ">
+   <dc:description>
+    <rdf:Alt>
+     <rdf:li xml:lang="x-default">para one&#xD;&#xA;para two&#xD;</rdf:li>
+    </rdf:Alt>
+   </dc:description>
+  </rdf:Description>
+ </rdf:RDF>
+</x:xmpmeta>
+"""
+
+
+def xml_values(path: Path) -> set[tuple[str, str]]:
+    """Every attribute and text that is not blank, as a conforming XML reader (expat, as
+    exiv2) gives them, by the name of the attribute or element holding it."""
+    found = set()
+    for element in ElementTree.parse(path).iter():
+        found |= set(element.attrib.items()) | {(element.tag, element.text or "")}
+    return {(name, value) for name, value in found if value.strip()}
+
+
+def test_the_users_escaped_line_breaks_and_tabs_read_back_the_same(cli, models: Path) -> None:
+    root = scanned(cli, models, "a.png")
+    sidecar = root / "a.png.xmp"
+    sidecar.write_bytes(EXIV2)
+    before, values = read_xmp(sidecar), xml_values(sidecar)
+    assert ("{http://ns.adobe.com/xap/1.0/}Label", "line one\nline two") in values
+    code, _, err = cli("export", "--model", "means", "--format", "xmp", "--beside")
+    assert code == 0, err
+    after = read_xmp(sidecar)
+    assert after[SUBJECT] == ["c0", "c1", "c2"]
+    users = {k: v for k, v in before.items() if k not in (SUBJECT, TAGS_LIST, HIERARCHY)}
+    assert {k: after[k] for k in users} == users and "line one\nline two" in users.values()
+    assert values <= xml_values(sidecar)
