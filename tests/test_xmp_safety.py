@@ -91,3 +91,40 @@ def test_the_users_escaped_line_breaks_and_tabs_read_back_the_same(cli, models: 
     users = {k: v for k, v in before.items() if k not in (SUBJECT, TAGS_LIST, HIERARCHY)}
     assert {k: after[k] for k in users} == users and "line one\nline two" in users.values()
     assert values <= xml_values(sidecar)
+
+
+def test_a_tag_xml_cannot_hold_is_left_out_and_every_sidecar_parses(
+    cli, models: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "models" / "means.tags").write_text("c0\nc\x011\nc2\n")  # U+0001 in a tag
+    root = scanned(cli, models, "a.png", "sub/b.png")
+    sidecar = root / "a.png.xmp"
+    sidecar.write_bytes(EXIV2)
+    code, _, err = cli("export", "--model", "means", "--format", "xmp", "--beside",
+                       "--replace", "c2=c\x7f2\x02")  # fmt: skip
+    assert code == 1, err  # less than the export holds: not exit 0
+    assert err.count("'c\\x011' holds U+0001, which XML forbids") == 1  # once, not a picture
+    assert err.count("'c\\x7f2\\x02' holds U+0002") == 1 and "--exclude" in err
+    for path in (sidecar, root / "sub" / "b.png.xmp"):
+        assert read_xmp(path)[SUBJECT] == read_xmp(path)[TAGS_LIST] == ["c0"]
+        ElementTree.parse(path)  # well-formed, for every XML reader
+    assert read_xmp(sidecar)["XMP-xmp:Label"] == "line one\nline two"  # the user's stays
+
+    code, _, err = cli("export", "--model", "means", "--format", "xmp", "--beside",
+                       "--exclude", "c\x011", "--replace", "c2=c\x7f2")  # fmt: skip
+    assert code == 0, err  # U+007F is allowed
+    assert read_xmp(sidecar)[SUBJECT] == ["c0", "c\x7f2"]
+
+    code, _, err = cli("export", "--model", "means", "--format", "xmp", "--beside",
+                       "--xmp-prefix", "dtindex/\x01")  # fmt: skip
+    assert code == 1 and "without '|' or a control character" in err
+
+
+def test_a_sidecar_nested_too_deep_to_write_back_is_left_untouched(cli, models: Path) -> None:
+    root = scanned(cli, models, "a.png")
+    nested = b"<a>" * 5000 + b"</a>" * 5000
+    deep = EXIV2.replace(b"</dc:description>", b"</dc:description>" + nested)
+    (root / "a.png.xmp").write_bytes(deep)
+    code, _, err = cli("export", "--model", "means", "--format", "xmp", "--beside")
+    assert code == 1 and "a.png.xmp: its elements are nested too deep to write back" in err
+    assert (root / "a.png.xmp").read_bytes() == deep

@@ -24,7 +24,7 @@ from typing import NamedTuple
 from indexer.errors import UsageError
 from indexer.export.sidecars import replace_file
 from indexer.export.thresholds import Scored
-from indexer.export.xmp_packet import EMPTY, Packet
+from indexer.export.xmp_packet import EMPTY, Packet, forbidden
 
 SUFFIX = b".xmp"
 DTINDEX = "https://dtindex.invalid/xmp/1.0/"  # private: the keywords dtindex wrote
@@ -57,12 +57,15 @@ FIELDS = (
 
 def hierarchy(prefix: str | None) -> tuple[str, ...]:
     """`--xmp-prefix a/b` as levels ("a", "b"); `|` is refused, since Lightroom's field
-    would read it as one more level."""
+    would read it as one more level, and so is a character XML cannot hold."""
     if not prefix:
         return ()
     levels = tuple(prefix.strip("/").split("/"))
-    if any(not level.strip() or "|" in level for level in levels):
-        raise UsageError(f"--xmp-prefix {prefix!r} must be names joined by '/', without '|'")
+    if any(not level.strip() or "|" in level or forbidden(level) for level in levels):
+        raise UsageError(
+            f"--xmp-prefix {prefix!r} must be names joined by '/', without '|' or a "
+            "control character"
+        )
     return levels
 
 
