@@ -5,12 +5,14 @@ system's limit. Checked through the CLI, real files and a real reader (exiftool)
 
 from __future__ import annotations
 
+import os
+import subprocess
 from pathlib import Path
 from xml.etree import ElementTree
 
 import pytest
 from conftest import picture, write_model
-from test_xmp import HIERARCHY, SUBJECT, TAGS_LIST, WARM, read_xmp
+from test_xmp import HIERARCHY, SUBJECT, TAGS_LIST, WARM, exiftool, read_xmp
 
 
 @pytest.fixture
@@ -128,3 +130,49 @@ def test_a_sidecar_nested_too_deep_to_write_back_is_left_untouched(cli, models: 
     code, _, err = cli("export", "--model", "means", "--format", "xmp", "--beside")
     assert code == 1 and "a.png.xmp: its elements are nested too deep to write back" in err
     assert (root / "a.png.xmp").read_bytes() == deep
+
+
+def test_a_photo_tool_saving_the_sidecar_during_the_merge_keeps_its_edit(
+    cli, models: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """digiKam saves a rating after dtindex read the sidecar and before it renames its
+    merged copy over it: dtindex merges again into what the tool saved."""
+    from indexer.export import writing
+
+    root = scanned(cli, models, "a.png", "b.png")
+    (root / "a.png.xmp").write_bytes(EXIV2)
+    (root / "b.png.xmp").write_bytes(EXIV2)
+    create = writing._create_beside
+    saved: list[bytes] = []
+
+    def tool_saves_first(target: bytes) -> tuple[bytes, int]:
+        if not saved:  # the photo tool: exiftool, saving by replace-by-rename
+            saved.append(target)
+            subprocess.run([exiftool(), "-q", "-overwrite_original", "-XMP-xmp:Rating=5",
+                            os.fsdecode(target)], check=True)  # fmt: skip
+        return create(target)
+
+    monkeypatch.setattr(writing, "_create_beside", tool_saves_first)
+    code, _, err = cli("export", "--model", "means", "--format", "xmp", "--beside")
+    assert code == 0 and "wrote 2 XMP sidecars" in err, err
+    edited = read_xmp(Path(os.fsdecode(saved[0])))
+    assert edited["XMP-xmp:Rating"] == 5 and edited[SUBJECT] == ["c0", "c1", "c2"]
+    assert edited["XMP-xmp:Label"] == "line one\nline two"
+    assert sorted(p.name for p in root.iterdir() if p.name.startswith(".")) == []
+
+    edits = iter(range(1000))
+
+    def tool_saves_a_every_time(target: bytes) -> tuple[bytes, int]:
+        if target.endswith(b"/a.png.xmp"):
+            changed = EXIV2.replace(b"line two", b"line %03d" % next(edits))
+            Path(os.fsdecode(target)).write_bytes(changed)  # in place, the same size
+        return create(target)
+
+    monkeypatch.setattr(writing, "_create_beside", tool_saves_a_every_time)
+    code, _, err = cli("export", "--model", "twin", "--format", "xmp", "--beside")
+    assert code == 1 and "1 XMP sidecar could not be written" in err, err
+    assert f"{root / 'a.png.xmp'}: changed by another program while it was merged" in err
+    last = b"line %03d" % (next(edits) - 1)
+    assert (root / "a.png.xmp").read_bytes() == EXIV2.replace(b"line two", last)
+    assert b"twin\tc2" in (root / "b.png.xmp").read_bytes()  # the others are written
+    assert sorted(p.name for p in root.iterdir() if p.name.startswith(".")) == []
