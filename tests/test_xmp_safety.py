@@ -5,9 +5,15 @@ system's limit. Checked through the CLI, real files and a real reader (exiftool)
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
+import json
 import os
 import subprocess
+import sys
+import time
 from pathlib import Path
+from subprocess import PIPE
 from xml.etree import ElementTree
 
 import pytest
@@ -175,4 +181,52 @@ def test_a_photo_tool_saving_the_sidecar_during_the_merge_keeps_its_edit(
     last = b"line %03d" % (next(edits) - 1)
     assert (root / "a.png.xmp").read_bytes() == EXIV2.replace(b"line two", last)
     assert b"twin\tc2" in (root / "b.png.xmp").read_bytes()  # the others are written
+    assert sorted(p.name for p in root.iterdir() if p.name.startswith(".")) == []
+
+
+def blocked_on(lock: int) -> set[int]:
+    """The processes waiting for the flock on the file `lock` is open on (/proc/locks)."""
+    inode = os.fstat(lock).st_ino
+    waiting = set()
+    for line in Path("/proc/locks").read_text().splitlines():
+        fields = line.split()
+        if fields[1] == "->" and fields[2] == "FLOCK" and fields[6].endswith(f":{inode}"):
+            waiting.add(int(fields[5]))
+    return waiting
+
+
+def test_two_exports_into_the_same_sidecars_take_turns(cli, models: Path) -> None:
+    """Two models' exports (two cron jobs) start while a third writer holds the folder's
+    lock: both wait for it, then take turns a sidecar at a time, each merging into what
+    the other wrote, so every sidecar ends with both models' keywords."""
+    names = [f"p{k}.png" for k in range(8)]
+    root = scanned(cli, models, *names)
+    held = os.open(root / ".dtindex-sidecars.lock", os.O_RDWR | os.O_CREAT)
+    fcntl.flock(held, fcntl.LOCK_EX)  # as an export writing there holds it
+    export = [sys.executable, "-m", "indexer", "export", "--format", "xmp", "--beside"]
+    exports = [
+        subprocess.Popen([*export, "--model", m, "--xmp-prefix", f"dtindex/{m}"], stderr=PIPE)
+        for m in ("means", "twin")
+    ]
+    try:
+        deadline = time.monotonic() + 60
+        while blocked_on(held) != {p.pid for p in exports}:
+            assert all(p.poll() is None for p in exports), "an export did not wait its turn"
+            assert time.monotonic() < deadline, "the exports never came to the lock"
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                exports[0].wait(0.01)
+    finally:
+        os.unlink(root / ".dtindex-sidecars.lock")  # released as an export releases it
+        os.close(held)
+    for export in exports:
+        _, err = export.communicate(timeout=60)
+        assert export.returncode == 0 and b"wrote 8 XMP sidecars" in err, err
+    done = subprocess.run(
+        [exiftool(), "-j", "-XMP-digiKam:TagsList", *(str(root / f"{n}.xmp") for n in names)],
+        capture_output=True,
+        check=True,
+    )
+    both = [f"dtindex/{model}/c{k}" for model in ("means", "twin") for k in range(3)]
+    for record in json.loads(done.stdout):
+        assert sorted(record["TagsList"]) == both, record["SourceFile"]
     assert sorted(p.name for p in root.iterdir() if p.name.startswith(".")) == []
