@@ -6,6 +6,7 @@ system's limit. Checked through the CLI, real files and a real reader (exiftool)
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import json
 import os
@@ -230,3 +231,26 @@ def test_two_exports_into_the_same_sidecars_take_turns(cli, models: Path) -> Non
     for record in json.loads(done.stdout):
         assert sorted(record["TagsList"]) == both, record["SourceFile"]
     assert sorted(p.name for p in root.iterdir() if p.name.startswith(".")) == []
+
+
+def test_sidecars_are_written_where_the_file_system_has_no_locks(
+    cli, models: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = scanned(cli, models, "a.png")
+
+    def no_locks(fd: int, operation: int) -> None:
+        raise OSError(errno.ENOLCK, os.strerror(errno.ENOLCK))
+
+    monkeypatch.setattr(fcntl, "flock", no_locks)  # as on a file system without flock
+    code, _, err = cli("export", "--model", "means", "--format", "captions", "--beside")
+    assert code == 0, err
+    code, _, err = cli("export", "--model", "means", "--format", "xmp", "--beside")
+    assert code == 0, err
+    assert read_xmp(root / "a.png.xmp")[SUBJECT] == ["c0", "c1", "c2"]
+    assert (root / "a.txt").read_text() == "c0, c1, c2\n"
+    assert sorted(p.name for p in root.iterdir()) == [
+        ".dtindex-sidecars",
+        "a.png",
+        "a.png.xmp",
+        "a.txt",
+    ]

@@ -56,10 +56,11 @@ def update_file(target: bytes, change: Callable[[bytes | None], bytes | None]) -
     os.makedirs(folder, exist_ok=True)
     with folder_lock(folder):
         for _ in range(ATTEMPTS):
-            seen = _read(target)
-            wanted = change(seen.data if seen else None)
-            if wanted is None or (seen is not None and wanted == seen.data):
-                return False
+            now = _read(target)
+            if now != seen:  # another writer came first: made again from what it wrote
+                seen, wanted = now, change(now.data if now else None)
+                if wanted is None or (seen is not None and wanted == seen.data):
+                    return False
             if _replace_unless_changed(target, wanted, seen):
                 return True
     raise SidecarError(
@@ -87,8 +88,10 @@ def folder_lock(folder: bytes) -> Iterator[None]:
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
-        except OSError:  # no locks here (ENOLCK, EOPNOTSUPP): write unlocked
+        except OSError:  # no locks on this file system (ENOLCK, EOPNOTSUPP): unlocked
             os.close(fd)
+            with contextlib.suppress(OSError):
+                os.unlink(path)
             yield
             return
         except BaseException:
