@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass, field
 
 from indexer.errors import SidecarError
-from indexer.export.sidecars import replace_file
+from indexer.export.writing import update_file
 
 MANIFEST = b".dtindex-sidecars"
 _HASHED = re.compile(rb"([0-9a-f]{64})\t(.*)", re.DOTALL)
@@ -51,25 +51,26 @@ class Ownership:
         self._touched: set[bytes] = set()
 
     def replace(self, target: bytes, data: bytes) -> bool:
-        """Make `target` hold `data`, as `replace_file` does; SidecarError, touching
-        nothing, where it is a file of the user's."""
+        """Make `target` hold `data`, as `update_file` does; SidecarError, touching
+        nothing, where it is a file of the user's. Whose the file is is judged on the bytes
+        read under the folder's lock right before the rename, so a user's correction saved
+        during the export is the user's too."""
         folder, name = os.path.split(target)
         listing = self._listing(folder)
-        try:
-            with open(target, "rb") as handle:
-                current: bytes | None = handle.read()
-        except FileNotFoundError:
-            current = None
         digest = _digest(data)
-        if current == data:  # nothing to replace; listed, so it stays dtindex's
+
+        def change(current: bytes | None) -> bytes | None:
+            if current == data:  # nothing to replace; listed, so it stays dtindex's
+                if digest not in listing.hashes.get(name, ()):
+                    self._list(folder, name, digest, durable=False)
+                return None
+            if current is not None and not self.replace_existing:
+                _check(listing, name, current)
             if digest not in listing.hashes.get(name, ()):
-                self._list(folder, name, digest, durable=False)
-            return False
-        if current is not None and not self.replace_existing:
-            _check(listing, name, current)
-        if digest not in listing.hashes.get(name, ()):
-            self._list(folder, name, digest, durable=current is not None)
-        return replace_file(target, data)
+                self._list(folder, name, digest, durable=current is not None)
+            return data
+
+        return update_file(target, change)
 
     def save(self) -> None:
         """Sync the manifests this run added to, so a power cut keeps them too."""
@@ -88,7 +89,7 @@ class Ownership:
 
     def _list(self, folder: bytes, name: bytes, digest: bytes, durable: bool) -> None:
         """Append `name`'s line before its file is renamed into place; synced where an
-        existing file is replaced (whose new bytes `replace_file` syncs too)."""
+        existing file is replaced (whose new bytes `update_file` syncs too)."""
         listing = self._listing(folder)
         line = digest + b"\t" + name.replace(b"\\", b"\\\\").replace(b"\n", b"\\n") + b"\n"
         os.makedirs(folder or b".", exist_ok=True)

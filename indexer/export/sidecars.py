@@ -1,5 +1,4 @@
-"""Sidecar files: where each picture's goes, and how one is replaced without a reader or
-a crash ever finding half of it.
+"""Sidecar files: where each picture's goes (how one is replaced: `writing`).
 
 A sidecar lies beside its picture, or under `--out` at the picture's path below its root.
 Captions drop the picture's extension (`a.txt`) unless another picture shares the stem;
@@ -9,10 +8,7 @@ look for them.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import secrets
-import stat
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 
@@ -131,48 +127,3 @@ def folds_case(folder: bytes) -> bool:
 
 def _stem(path: bytes) -> bytes:
     return os.path.splitext(path)[0]
-
-
-def replace_file(target: bytes, data: bytes) -> bool:
-    """Make `target` hold `data`; False, touching nothing, where it already does.
-
-    The bytes go to a new file in the same folder, renamed over the target, so a reader
-    sees the old file or the new one, never a mix. Replacing an existing file keeps its
-    mode and syncs the new bytes first, so a power cut cannot leave the user's sidecar
-    empty. A symbolic link is followed: the file it points to is replaced, not the link.
-    """
-    target = os.path.realpath(target) if os.path.islink(target) else target
-    try:
-        with open(target, "rb") as handle:
-            if handle.read() == data:
-                return False
-            mode: int | None = stat.S_IMODE(os.fstat(handle.fileno()).st_mode)
-    except FileNotFoundError:
-        mode = None
-    folder = os.path.dirname(target) or b"."
-    os.makedirs(folder, exist_ok=True)
-    temporary, fd = _create_beside(target)
-    try:
-        with open(fd, "wb") as handle:
-            handle.write(data)
-            if mode is not None:
-                os.fchmod(handle.fileno(), mode)
-                handle.flush()
-                os.fsync(handle.fileno())
-        os.replace(temporary, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temporary)
-        raise
-    return True
-
-
-def _create_beside(target: bytes) -> tuple[bytes, int]:
-    """A new hidden file next to `target`, created with the umask's mode (not 0600)."""
-    folder, name = os.path.split(target)
-    while True:
-        temporary = os.path.join(folder, b".%s.%s.tmp" % (name, secrets.token_hex(4).encode()))
-        try:
-            return temporary, os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-        except FileExistsError:
-            continue

@@ -22,9 +22,9 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from indexer.errors import UsageError
-from indexer.export.sidecars import replace_file
 from indexer.export.thresholds import Scored
-from indexer.export.xmp_packet import EMPTY, Packet
+from indexer.export.writing import update_file
+from indexer.export.xmp_packet import EMPTY, Packet, forbidden
 
 SUFFIX = b".xmp"
 DTINDEX = "https://dtindex.invalid/xmp/1.0/"  # private: the keywords dtindex wrote
@@ -57,12 +57,15 @@ FIELDS = (
 
 def hierarchy(prefix: str | None) -> tuple[str, ...]:
     """`--xmp-prefix a/b` as levels ("a", "b"); `|` is refused, since Lightroom's field
-    would read it as one more level."""
+    would read it as one more level, and so is a character XML cannot hold."""
     if not prefix:
         return ()
     levels = tuple(prefix.strip("/").split("/"))
-    if any(not level.strip() or "|" in level for level in levels):
-        raise UsageError(f"--xmp-prefix {prefix!r} must be names joined by '/', without '|'")
+    if any(not level.strip() or "|" in level or forbidden(level) for level in levels):
+        raise UsageError(
+            f"--xmp-prefix {prefix!r} must be names joined by '/', without '|' or a "
+            "control character"
+        )
     return levels
 
 
@@ -79,25 +82,29 @@ def merge_sidecar(
 ) -> bool:
     """Bring `model`'s keywords in the sidecar `target` up to `tags`; whether it changed.
 
-    No sidecar and no tags: nothing is created. Raises SidecarError (the file is left
-    as it is) where the sidecar is not XMP this can merge into, OSError where it cannot
-    be read or written.
+    No sidecar and no tags: nothing is created. The merge is made again where another
+    program saves the sidecar meanwhile (`writing.update_file`). Raises SidecarError (the
+    file is left as it is) where the sidecar is not XMP this can merge into, OSError where
+    it cannot be read or written.
     """
-    try:
-        with open(target, "rb") as handle:
-            packet = Packet(handle.read())
-    except FileNotFoundError:
-        if not tags:
-            return False
-        packet = Packet(EMPTY)
+    return update_file(target, lambda data: merged(data, model, tags, levels))
+
+
+def merged(
+    data: bytes | None, model: str, tags: Sequence[Scored], levels: tuple[str, ...]
+) -> bytes | None:
+    """The sidecar `data` (None: none yet) with `model`'s keywords brought up to `tags`;
+    None where nothing changes."""
+    if data is None and not tags:
+        return None
+    packet = Packet(EMPTY if data is None else data)
     plans = [_plan(packet, field, model, keywords(field, tags, levels)) for field in FIELDS]
     for field, plan in zip(FIELDS, plans, strict=True):
         kind = (field.prefix, field.container)
         packet.edit(field.namespace, field.name, kind, plan.remove, plan.add)
     for field, plan in zip(FIELDS, plans, strict=True):  # after the fields, for the reader
         packet.edit(DTINDEX, field.record, RECORDS, plan.unclaimed, plan.claimed)
-    changed = any(any(plan) for plan in plans)
-    return changed and replace_file(target, packet.to_bytes())
+    return packet.to_bytes() if any(any(plan) for plan in plans) else None
 
 
 class Plan(NamedTuple):

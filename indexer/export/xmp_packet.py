@@ -14,6 +14,7 @@ entity expansion ("billion laughs") reach the DOM parser.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Iterator, Sequence
 from xml.dom import Node, minidom
 from xml.parsers import expat
@@ -34,6 +35,23 @@ EMPTY = (
     b"</x:xmpmeta>\n"
     b'<?xpacket end="w"?>\n'
 )
+
+
+# What XML 1.0 lets a document hold (its Char production). A sidecar holding anything else
+# is read by no XML reader, exiv2 included, so the user's own fields would be lost with it.
+FORBIDDEN = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+# Line breaks and tabs are escaped in attributes, and carriage returns in text: written
+# raw, an XML reader turns them into spaces (attributes) or line feeds (text).
+ESCAPES = {"&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;"}
+ESCAPES |= {"\t": "&#x9;", "\n": "&#xA;", "\r": "&#xD;"}
+IN_ATTRIBUTE = re.compile('[&<>"\t\n\r]')
+IN_TEXT = re.compile("[&<>\r]")
+
+
+def forbidden(text: str) -> str | None:
+    """The first character of `text` that XML 1.0 forbids; None where there is none."""
+    found = FORBIDDEN.search(text)
+    return found.group() if found else None
 
 
 def refuse_doctype(data: bytes) -> None:
@@ -102,8 +120,12 @@ class Packet:
                     self._added = None
 
     def to_bytes(self) -> bytes:
-        """UTF-8; an XML declaration only where the file had one."""
-        nodes = [node.toxml() for node in self.document.childNodes]
+        """UTF-8; an XML declaration only where the file had one. Raises SidecarError
+        where a value holds a character XML forbids (nothing is written then)."""
+        try:
+            nodes = [_xml(node) for node in self.document.childNodes]
+        except RecursionError:
+            raise SidecarError("its elements are nested too deep to write back") from None
         head = '<?xml version="1.0" encoding="UTF-8"?>\n' if self._declared else ""
         return (head + "\n".join(nodes) + "\n").encode("utf-8")
 
@@ -245,3 +267,25 @@ def _detach(element: minidom.Element) -> None:
     if isinstance(before, minidom.Text) and _blank(before):
         parent.removeChild(before)
     parent.removeChild(element)
+
+
+def _xml(node: minidom.Node) -> str:
+    """`node` as minidom's toxml() writes it, but with every value read back by an XML
+    reader exactly as it was parsed (`ESCAPES`), and never a character XML forbids."""
+    if isinstance(node, minidom.Element):
+        pairs = node.attributes.items()
+        attributes = "".join(f' {name}="{_escaped(value, IN_ATTRIBUTE)}"' for name, value in pairs)
+        if not node.childNodes:
+            return f"<{node.tagName}{attributes}/>"
+        inner = "".join(_xml(child) for child in node.childNodes)
+        return f"<{node.tagName}{attributes}>{inner}</{node.tagName}>"
+    if isinstance(node, minidom.Text):  # CDATA sections too: the same text, escaped
+        return _escaped(node.data, IN_TEXT)
+    return str(node.toxml())  # comments and processing instructions, as they were
+
+
+def _escaped(text: str, special: re.Pattern[str]) -> str:
+    bad = forbidden(text)
+    if bad is not None:
+        raise SidecarError(f"{text!r} holds U+{ord(bad):04X}, which XML forbids")
+    return special.sub(lambda found: ESCAPES[found.group()], text)

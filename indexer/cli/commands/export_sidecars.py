@@ -15,10 +15,10 @@ import logging
 import os
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from indexer.errors import SidecarError
-from indexer.export import captions, hydrus, xmp
+from indexer.export import captions, hydrus, xmp, xmp_packet
 from indexer.export.ownership import Ownership
 from indexer.export.selection import Picture
 from indexer.export.sidecars import SidecarNamer
@@ -37,17 +37,19 @@ class Kind:
     update: Callable[[bytes, list[Scored], Ownership], bool]  # whether the target changed
     keeps_extension: bool  # a.png.xmp, not a.xmp
     merges: bool  # pictures with no tags left still update existing files
+    left_out: set[str] = field(default_factory=set)  # tags the format cannot hold
 
 
 def kind_of(fmt: str, model: str, levels: tuple[str, ...]) -> Kind:
     if fmt == "xmp":
-        return Kind(
+        kind = Kind(
             "XMP sidecar",
             xmp.SUFFIX,
-            lambda target, tags, _: xmp.merge_sidecar(target, model, tags, levels),
+            lambda target, tags, _: xmp.merge_sidecar(target, model, _xml_tags(kind, tags), levels),
             keeps_extension=True,
             merges=True,
         )
+        return kind
     if fmt == "hydrus":
         return Kind(
             "Hydrus sidecar",
@@ -63,6 +65,26 @@ def kind_of(fmt: str, model: str, levels: tuple[str, ...]) -> Kind:
         keeps_extension=False,
         merges=False,
     )
+
+
+def _xml_tags(kind: Kind, tags: list[Scored]) -> list[Scored]:
+    """`tags` but those holding a character XML 1.0 forbids (a control character from a
+    tag list or `--replace`): no XML reader reads a sidecar holding one, so they are left
+    out rather than changed into another tag, named once each, and the export exits 1."""
+    kept = []
+    for tag in tags:
+        bad = xmp_packet.forbidden(tag.tag)
+        if bad is None:
+            kept.append(tag)
+        elif tag.tag not in kind.left_out:
+            kind.left_out.add(tag.tag)
+            log.warning(
+                "tag %r holds U+%04X, which XML forbids: left out of the XMP sidecars "
+                "(rename it with --replace OLD=NEW, or leave it out with --exclude)",
+                tag.tag,
+                ord(bad),
+            )
+    return kept
 
 
 def namer(
@@ -99,7 +121,7 @@ def write_sidecars(
     finally:
         owner.save()
     _report(kind, counts, len(bare))
-    return 1 if counts["failed"] else 0
+    return 1 if counts["failed"] or kind.left_out else 0
 
 
 def _without_clashes(kind: Kind, paths: Files, where: SidecarNamer, counts: Counter[str]) -> Files:
