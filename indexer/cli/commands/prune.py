@@ -3,8 +3,9 @@
 Scans keep a picture's tags after its last file is gone (it may come back) and keep a
 model's old versions (they stay exported until the new one has caught up). Prune drops
 the contents no file points to, with their tags and scores, and every model version
-that is neither the one the config describes now nor the newest of its model, with its
-results. What `export` prints does not change. `--vacuum` then gives the freed space
+that is neither the one the config describes now, nor the newest of its model, nor the
+one an export prints for some picture, with its results. What `export` prints does not
+change. `--vacuum` then gives the freed space
 back to the file system (it rewrites the whole database file).
 """
 
