@@ -15,7 +15,7 @@ from pathlib import Path
 
 from indexer.config import ScanConfig
 from indexer.errors import ScanError
-from indexer.gallery.jobs import Counts, ReadJob, is_unchanged
+from indexer.gallery.jobs import Counts, ReadJob, is_moved, is_unchanged
 from indexer.gallery.walk import Walk
 from indexer.store.records import FileRow, Records, Stat
 from indexer.wording import plural
@@ -63,11 +63,11 @@ def _classify(
         if path not in found and covered(path):
             vanished[(row.device, row.inode, row.size, row.mtime_ns)] = row
     for path, root_id, stat in new:
-        moved = vanished.pop((stat.device, stat.inode, stat.size, stat.mtime_ns), None)
-        if moved is not None:
-            plan.moves.append((moved, path, root_id))
-        else:
-            plan.reads.append(ReadJob(path, root_id, stat, None))
+        was = vanished.pop((stat.device, stat.inode, stat.size, stat.mtime_ns), None)
+        if was is not None and is_moved(was, stat):
+            plan.moves.append((was, path, root_id))
+        else:  # read: a move only if it holds `was`'s bytes (a freed inode given again)
+            plan.reads.append(ReadJob(path, root_id, stat, None, was=was))
     plan.removals = list(vanished.values())
 
 
@@ -133,11 +133,7 @@ def plan_paths(
                 found.update({p: (roots[root], s) for p, s in walk.files(path, known)})
                 walks.append(walk)
             elif os.path.isfile(path) and walk.wanted(path, os.path.basename(path), known):
-                info = os.stat(path)
-                found[path] = (
-                    roots[root],
-                    Stat(info.st_size, info.st_mtime_ns, info.st_ino, info.st_dev),
-                )
+                found[path] = (roots[root], Stat.of(os.stat(path)))
         except OSError:
             continue  # gone again: the index rows for it count as vanished
     _classify(plan, counts, found, known, lambda p: all(w.covers(p) for w in walks))
@@ -145,7 +141,11 @@ def plan_paths(
 
 
 def apply_moves(index: Records, plan: Plan, counts: Counts) -> None:
-    index.delete_files([row.id for row in plan.removals])
+    """Remove the vanished files, move the moved ones. A vanished file that a read may
+    find again elsewhere goes too (counted when its bytes are read: `jobs.count_read`), so a
+    scan stopped before that read leaves nothing the next one would trust."""
+    maybe_moved = [job.was.id for job in plan.reads if job.was is not None]
+    index.delete_files([row.id for row in plan.removals] + maybe_moved)
     counts.removed += len(plan.removals)
     for row, path, root_id in plan.moves:
         index.move_file(row.id, path, root_id)

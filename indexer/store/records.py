@@ -8,6 +8,7 @@ and the next scan picks up exactly what is missing.
 from __future__ import annotations
 
 import itertools
+import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -67,6 +68,13 @@ class Stat:
     mtime_ns: int
     inode: int
     device: int
+    # When the inode last changed (0: not known). Not stored: it only tells a file moved
+    # from a new file given a freed inode (`gallery.jobs.is_moved`).
+    ctime_ns: int = 0
+
+    @classmethod
+    def of(cls, info: os.stat_result) -> Stat:
+        return cls(info.st_size, info.st_mtime_ns, info.st_ino, info.st_dev, info.st_ctime_ns)
 
 
 def _below(folder: bytes) -> tuple[bytes, bytes]:
