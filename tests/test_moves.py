@@ -5,6 +5,7 @@ path that vanished, hard-linked or not, leaves the export. Real SQLite, ONNX Run
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import sqlite3
@@ -124,3 +125,43 @@ def test_a_folder_renamed_long_after_its_scan_reads_nothing(
     result = scan(cli, "gallery")
     assert (result["moved"], result["hashed"], result["new"], result["removed"]) == (3, 0, 0, 0)
     assert export(cli) == before
+
+
+def linked_pair(configured: Path) -> tuple[Path, Path]:
+    """A picture with two names in one folder, beside a picture of its own (so the
+    gallery is never empty)."""
+    picture(configured / "other.png", (0, 255, 0))
+    first = picture(configured / "set" / "a.png", (255, 0, 0))
+    os.link(first, configured / "set" / "b.png")
+    return first, configured / "set" / "b.png"
+
+
+def test_both_names_of_a_hard_link_deleted_leave_the_export(
+    cli, configured: Path, tmp_path: Path, monkeypatch
+) -> None:
+    first, second = linked_pair(configured)
+    red = hashlib.sha1(first.read_bytes()).hexdigest().encode()
+    scan(cli, "gallery")
+    assert red in export(cli)
+    first.unlink()
+    second.unlink()
+    assert scan(cli, "gallery")["removed"] == 2
+    assert red not in export(cli)
+    assert b"set" not in export(cli, "--id", "path")
+    assert export(cli, "--id", "path") == clean_export(cli, monkeypatch, tmp_path, "--id", "path")
+
+
+def test_a_renamed_folder_of_hard_links_leaves_nothing_behind(
+    cli, configured: Path, tmp_path: Path, monkeypatch
+) -> None:
+    linked_pair(configured)
+    scan(cli, "gallery")
+    (configured / "set").rename(configured / "renamed")
+    result = scan(cli, "gallery")
+    assert (result["moved"], result["new"], result["removed"]) == (2, 0, 0)
+    assert b"/set/" not in export(cli, "--id", "path")
+    assert export(cli, "--id", "path") == clean_export(cli, monkeypatch, tmp_path, "--id", "path")
+    code, _, err = cli("export", "--model", "means", "--format", "xmp", "--beside")
+    assert code == 0, err
+    assert not (configured / "set").exists()  # no sidecar made a moved-away folder again
+    assert (configured / "renamed" / "a.png.xmp").exists()

@@ -49,7 +49,6 @@ def _classify(
     covered: Callable[[bytes], bool],
 ) -> None:
     new: list[tuple[bytes, int, Stat]] = []
-    vanished: dict[tuple[int, int, int, int], FileRow] = {}
     counts.files += len(found)
     for path, (root_id, stat) in found.items():
         row = known.get(path)
@@ -59,16 +58,30 @@ def _classify(
             counts.unchanged += 1
         else:
             plan.reads.append(ReadJob(path, root_id, stat, row))
+    # A list per stat: the names of a hard-linked file share it, and each must go or move.
+    vanished: dict[tuple[int, int, int, int], list[FileRow]] = {}
     for path, row in known.items():
         if path not in found and covered(path):
-            vanished[(row.device, row.inode, row.size, row.mtime_ns)] = row
+            vanished.setdefault((row.device, row.inode, row.size, row.mtime_ns), []).append(row)
     for path, root_id, stat in new:
-        was = vanished.pop((stat.device, stat.inode, stat.size, stat.mtime_ns), None)
+        was = _same_name_first(
+            vanished.get((stat.device, stat.inode, stat.size, stat.mtime_ns)), path
+        )
         if was is not None and is_moved(was, stat):
             plan.moves.append((was, path, root_id))
         else:  # read: a move only if it holds `was`'s bytes (a freed inode given again)
             plan.reads.append(ReadJob(path, root_id, stat, None, was=was))
-    plan.removals = list(vanished.values())
+    plan.removals = [row for rows in vanished.values() for row in rows]
+
+
+def _same_name_first(rows: list[FileRow] | None, path: bytes) -> FileRow | None:
+    """Take from `rows` the vanished file `path` most likely is: one of its name (a folder
+    of hard links renamed), else the first."""
+    if not rows:
+        return None
+    name = os.path.basename(path)
+    pick = next((i for i, row in enumerate(rows) if os.path.basename(row.path) == name), 0)
+    return rows.pop(pick)
 
 
 def plan_scan(
