@@ -13,7 +13,10 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
-from conftest import picture
+from conftest import BOTH, picture
+from test_watch import Watcher
+
+PROMPTLY = 15.0  # seconds; watch's periodic rescan is an hour away: only the observer
 
 
 def scan(cli, *args: str) -> dict[str, int]:
@@ -31,12 +34,13 @@ def export(cli, *args: str) -> bytes:
 def clean_export(cli, monkeypatch, tmp_path: Path, *args: str) -> bytes:
     """What a scan of the same gallery into a fresh database exports."""
     fresh = tmp_path / f"clean-{len(list(tmp_path.glob('clean-*')))}.sqlite"
+    index = os.environ["DTINDEX_DB"]
     monkeypatch.setenv("DTINDEX_DB", str(fresh))
     try:
         scan(cli, "gallery")
         return export(cli, *args)
     finally:
-        monkeypatch.setenv("DTINDEX_DB", str(tmp_path / "index.sqlite"))
+        monkeypatch.setenv("DTINDEX_DB", index)
 
 
 @pytest.fixture
@@ -165,3 +169,32 @@ def test_a_renamed_folder_of_hard_links_leaves_nothing_behind(
     assert code == 0, err
     assert not (configured / "set").exists()  # no sidecar made a moved-away folder again
     assert (configured / "renamed" / "a.png.xmp").exists()
+
+
+@BOTH
+def test_watch_rereads_every_name_of_a_picture_saved_through_one(
+    cli, configured: Path, tmp_path: Path, monkeypatch
+) -> None:
+    first = picture(configured / "a.png", (255, 0, 0))
+    second = configured / "sub" / "b.png"
+    second.parent.mkdir()
+    os.link(first, second)
+    watcher = Watcher(str(configured))
+
+    def shows(path: Path, line: str) -> bool:
+        code, out, _ = cli("export", "--model", "means", "--id", "path")
+        return code == 0 and f"{path}\t{line}\n" in out.decode()
+
+    try:
+        watcher.wait_until(lambda: shows(first, "c0\t1.00") and shows(second, "c0\t1.00"))
+        blue = picture(tmp_path / "staging" / "blue.png", (0, 0, 255), old=False)
+        with open(first, "r+b") as handle:  # saved in place: both names hold the new bytes
+            handle.write(blue.read_bytes())
+            handle.truncate()
+        watcher.wait_until(lambda: shows(first, "c2\t1.00"), timeout=PROMPTLY)
+        watcher.wait_until(lambda: shows(second, "c2\t1.00"), timeout=PROMPTLY)
+        assert not shows(second, "c0\t1.00")
+    finally:
+        code = watcher.terminate()
+    assert code == 0, watcher.log()
+    assert export(cli, "--id", "path") == clean_export(cli, monkeypatch, tmp_path, "--id", "path")

@@ -113,6 +113,15 @@ def plan_scan(
     return plan
 
 
+@dataclass
+class _Seen:
+    """What `plan_paths` found on disk and in the index so far."""
+
+    found: Found = field(default_factory=dict)
+    known: dict[bytes, FileRow] = field(default_factory=dict)
+    walks: list[Walk] = field(default_factory=list)
+
+
 def plan_paths(
     index: Records,
     paths: Iterable[bytes],
@@ -120,37 +129,40 @@ def plan_paths(
     settings: ScanConfig,
     counts: Counts,
 ) -> Plan:
-    """Compare only `paths` (files or folders that changed) with the index."""
-    plan = Plan()
-    found: Found = {}
-    known: dict[bytes, FileRow] = {}
-    walks: list[Walk] = []
+    """Compare only `paths` (files or folders that changed) with the index, and every
+    other name the index has for a file found there: a picture saved through one name of
+    a hard link is changed under all of them, and only that one had an event."""
+    plan, seen = Plan(), _Seen()
     for path in paths:
-        root = next(
-            (
-                r
-                for r in sorted(roots, key=len, reverse=True)
-                if path == r or path.startswith(r + b"/")
-            ),
-            None,
-        )
-        if root is None:
-            continue
-        walk = Walk(root, settings)
-        if walk.excluded_path(path):
-            continue
-        known.update(index.files_at(path))
-        try:
-            is_dir = os.path.isdir(path) and not os.path.islink(path)
-            if is_dir:  # walked from the root's Walk: excludes stay relative to the root
-                found.update({p: (roots[root], s) for p, s in walk.files(path, known)})
-                walks.append(walk)
-            elif os.path.isfile(path) and walk.wanted(path, os.path.basename(path), known):
-                found[path] = (roots[root], Stat.of(os.stat(path)))
-        except OSError:
-            continue  # gone again: the index rows for it count as vanished
-    _classify(plan, counts, found, known, lambda p: all(w.covers(p) for w in walks))
+        _look(index, path, roots, settings, seen)
+    inodes = sorted({(stat.device, stat.inode) for _, stat in seen.found.values()})
+    for path in sorted(index.files_sharing(inodes).keys() - seen.found.keys() - seen.known.keys()):
+        _look(index, path, roots, settings, seen)
+    _classify(plan, counts, seen.found, seen.known, lambda p: all(w.covers(p) for w in seen.walks))
     return plan
+
+
+def _look(
+    index: Records, path: bytes, roots: dict[bytes, int], settings: ScanConfig, seen: _Seen
+) -> None:
+    """Add what is at `path` (a file, or a folder and its files) and the index's rows for it."""
+    ordered = sorted(roots, key=len, reverse=True)
+    root = next((r for r in ordered if path == r or path.startswith(r + b"/")), None)
+    if root is None:
+        return
+    walk = Walk(root, settings)
+    if walk.excluded_path(path):
+        return
+    seen.known.update(index.files_at(path))
+    try:
+        is_dir = os.path.isdir(path) and not os.path.islink(path)
+        if is_dir:  # walked from the root's Walk: excludes stay relative to the root
+            seen.found.update({p: (roots[root], s) for p, s in walk.files(path, seen.known)})
+            seen.walks.append(walk)
+        elif os.path.isfile(path) and walk.wanted(path, os.path.basename(path), seen.known):
+            seen.found[path] = (roots[root], Stat.of(os.stat(path)))
+    except OSError:
+        return  # gone again: the index rows for it count as vanished
 
 
 def apply_moves(index: Records, plan: Plan, counts: Counts) -> None:

@@ -16,7 +16,7 @@ from dataclasses import fields as dataclass_fields
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import Connection, and_, delete, exists, insert, select, update
+from sqlalchemy import Connection, and_, delete, exists, insert, select, tuple_, update
 
 from indexer.errors import Failure, Kind
 from indexer.store.driver import run
@@ -140,6 +140,15 @@ class Records:
             (files.c.path == path) | ((files.c.path >= low) & (files.c.path < high))
         )
         return {row.path: FileRow(**row._mapping) for row in self.conn.execute(query)}
+
+    def files_sharing(self, inodes: Sequence[tuple[int, int]]) -> dict[bytes, FileRow]:
+        """Rows on these (device, inode)s: every name of a hard-linked file."""
+        found: dict[bytes, FileRow] = {}
+        for start in range(0, len(inodes), 500):
+            pairs = tuple_(files.c.device, files.c.inode).in_(inodes[start : start + 500])
+            rows = self.conn.execute(select(files).where(pairs))
+            found.update((row.path, FileRow(**row._mapping)) for row in rows)
+        return found
 
     def put_file(
         self,
