@@ -15,8 +15,7 @@ import argparse
 import json
 import logging
 
-from indexer.cli.options import Context, cache_folder
-from indexer.models.versions import configured_version
+from indexer.cli.options import Context
 from indexer.store.engine import open_index
 from indexer.store.maintenance import model_names, prune, vacuum
 from indexer.wording import plural
@@ -35,11 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, ctx: Context) -> int:
     engine = open_index(ctx.database(), create=False)
     try:
-        # Hashing a graph can take a while: done before the write transaction starts.
-        cache = str(cache_folder(ctx.env))
-        configured = {
-            name: configured_version(ctx.config, name, cache) for name in model_names(engine)
-        }
+        # Hashing a graph can take a while: done before the write transaction starts. The
+        # version an export would take as configured, by the export's own rule.
+        configured = {name: ctx.current_version(name) for name in model_names(engine)}
         done = prune(engine, configured)
         if args.vacuum:
             vacuum(engine)
