@@ -288,3 +288,32 @@ def test_prune_vacuum_shrinks_the_file(cli, tmp_path: Path, index_db: str) -> No
     with closing(sqlite3.connect(tmp_path / "index.sqlite")) as db:
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     assert export(cli, model="pixels") == b""
+
+
+@BOTH
+def test_prune_keeps_an_old_version_a_stopped_new_one_has_not_replaced(
+    cli, config: Path, tmp_path: Path, index_db: str
+) -> None:
+    folder = tmp_path / "gallery"
+    gallery(folder, (250, 10, 0), (0, 200, 40))
+    picture(folder / "big.png", (10, 20, 250), size=(64, 64))  # 4,096 pixels
+    base = config.read_text()
+    scan(cli, str(folder))
+    old = query(index_db, "SELECT MAX(id) FROM model_versions")[0][0]
+    # A new version whose scan stops part-way: big.png is over the limit, so the old
+    # version's result is still the one exported for it.
+    config.write_text("max_pixels = 1000\n" + base + 'channels = "bgr"\n')
+    _, _, err = cli("scan", str(folder))
+    assert "big.png: picture is 64x64, over the limit" in err
+    before = export(cli, "--id", "path")
+    assert str(folder / "big.png") in before.decode()
+
+    assert prune(cli)["model_versions"] == 0  # each version still prints something
+    assert export(cli, "--id", "path") == before
+    assert (
+        query(index_db, "SELECT COUNT(*) FROM taggings WHERE model_version_id = ?", old)[0][0] == 3
+    )
+    config.write_text(base + 'channels = "bgr"\n')  # the limit raised: the new one catches up
+    scan(cli, str(folder))
+    assert prune(cli)["model_versions"] == 1
+    assert query(index_db, "SELECT id FROM model_versions WHERE id = ?", old) == []

@@ -88,7 +88,8 @@ def test_rename_move_duplicate_edit_delete(cli, setup: Path) -> None:
     (setup / "elsewhere").mkdir()
     (setup / "blue.jpg").rename(setup / "elsewhere" / "blue.jpg")
     result = counts(cli, str(setup))
-    assert (result["moved"], result["hashed"], result["tagged"], result["removed"]) == (2, 0, 0, 0)
+    # a rename changes the inode's ctime: the bytes are checked (test_moves.py), not retagged
+    assert (result["moved"], result["hashed"], result["tagged"], result["removed"]) == (2, 2, 0, 0)
     assert export(cli) == before
 
     (setup / "copy.png").write_bytes((setup / "rouge.png").read_bytes())

@@ -2,12 +2,13 @@
 
 A scan walks the roots and compares every file's stat with the index: unchanged files are
 not opened; renamed and moved files (same device, inode, size and mtime) keep their
-content; new and changed files are read and hashed (xxh3-128 and SHA-1) by a decoder
-process; a group of them is recorded and claimed in a few statements; a content some
-model version has no result for is decoded (after checking it is still the bytes that
-were hashed) into that model's batch. Results are committed batch by batch, so a
-killed scan resumes. Failures keep their `Kind`: only a picture's own fault is final
-until the file changes.
+content, their bytes checked unless their inode is older than the last read (a file
+system reuses freed inodes: `jobs.is_moved`); new and changed files are read and hashed
+(xxh3-128 and SHA-1) by a decoder process; a group of them is recorded and claimed in a
+few statements; a content some model version has no result for is decoded (after
+checking it is still the bytes that were hashed) into that model's batch. Results are
+committed batch by batch, so a killed scan resumes. Failures keep their `Kind`: only a
+picture's own fault is final until the file changes.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from indexer.config import Config
 from indexer.errors import Failure, Kind, StoreError
 from indexer.gallery.headway import Ledger, Listener, Silent
-from indexer.gallery.jobs import Counts, ReadJob, TagJob
+from indexer.gallery.jobs import Counts, ReadJob, TagJob, count_read
 from indexer.gallery.writer import ResultWriter
 from indexer.imaging.decoder import Reply
 from indexer.imaging.tasks import Looked, Skipped
@@ -174,12 +175,7 @@ class Indexer:
             stat = job.stat
             rows.append((job.path, job.root_id, stat.size, stat.mtime_ns, stat.inode,
                          stat.device, content_id, job.read_ns, None, None))  # fmt: skip
-            if job.known is None:
-                counts.new += 1
-            elif job.known.content_id == content_id:
-                counts.unchanged += 1
-            else:
-                counts.changed += 1
+            count_read(counts, job, content_id)
         counts.hashed += len(looked)
         put_files(conn, rows)
         return [ids[seen.xxh128] for _, seen in looked]

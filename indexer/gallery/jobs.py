@@ -46,6 +46,7 @@ class ReadJob:
     known: FileRow | None
     content_id: int | None = None
     read_ns: int = 0  # when the read began: the racy-mtime window counts from here
+    was: FileRow | None = None  # a vanished file with this one's stat: moved if same bytes
 
 
 @dataclass
@@ -69,3 +70,30 @@ def is_unchanged(row: FileRow, stat: Stat) -> bool:
         row.error is not None and row.kind == Kind.PICTURE.value
     )
     return same and settled and row.mtime_ns + RACY_NS < row.checked_ns
+
+
+def is_moved(row: FileRow, stat: Stat) -> bool:
+    """Whether a new path with `row`'s device, inode, size and mtime (`row`'s path gone)
+    is `row`'s file moved, without reading it.
+
+    That stat is not proof: a file system hands a freed inode to the next file made, and
+    an archive gives all its files one mtime, so a set unpacked over a deleted one looks
+    moved. But an inode made (or relinked, or renamed itself) since `row` was read has a
+    ctime after that read; one unchanged since well before it (coarse clocks: RACY_NS) is
+    the same file, as in a renamed folder. Any other is read, and is a move only when its
+    bytes are `row`'s (`count_read`): hashing costs far less than tagging the wrong picture.
+    """
+    return stat.ctime_ns != 0 and stat.ctime_ns + RACY_NS < row.checked_ns
+
+
+def count_read(counts: Counts, job: ReadJob, content_id: int) -> None:
+    """Count a file read as unchanged, changed, new, or moved (a vanished file's bytes
+    under a new name: then that file does not count as removed)."""
+    if job.known is not None:
+        counts.unchanged += job.known.content_id == content_id
+        counts.changed += job.known.content_id != content_id
+    elif job.was is not None and job.was.content_id == content_id:
+        counts.moved += 1
+    else:
+        counts.new += 1
+        counts.removed += job.was is not None

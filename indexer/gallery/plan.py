@@ -15,7 +15,7 @@ from pathlib import Path
 
 from indexer.config import ScanConfig
 from indexer.errors import ScanError
-from indexer.gallery.jobs import Counts, ReadJob, is_unchanged
+from indexer.gallery.jobs import Counts, ReadJob, is_moved, is_unchanged
 from indexer.gallery.walk import Walk
 from indexer.store.records import FileRow, Records, Stat
 from indexer.wording import plural
@@ -49,7 +49,6 @@ def _classify(
     covered: Callable[[bytes], bool],
 ) -> None:
     new: list[tuple[bytes, int, Stat]] = []
-    vanished: dict[tuple[int, int, int, int], FileRow] = {}
     counts.files += len(found)
     for path, (root_id, stat) in found.items():
         row = known.get(path)
@@ -59,16 +58,30 @@ def _classify(
             counts.unchanged += 1
         else:
             plan.reads.append(ReadJob(path, root_id, stat, row))
+    # A list per stat: the names of a hard-linked file share it, and each must go or move.
+    vanished: dict[tuple[int, int, int, int], list[FileRow]] = {}
     for path, row in known.items():
         if path not in found and covered(path):
-            vanished[(row.device, row.inode, row.size, row.mtime_ns)] = row
+            vanished.setdefault((row.device, row.inode, row.size, row.mtime_ns), []).append(row)
     for path, root_id, stat in new:
-        moved = vanished.pop((stat.device, stat.inode, stat.size, stat.mtime_ns), None)
-        if moved is not None:
-            plan.moves.append((moved, path, root_id))
-        else:
-            plan.reads.append(ReadJob(path, root_id, stat, None))
-    plan.removals = list(vanished.values())
+        was = _same_name_first(
+            vanished.get((stat.device, stat.inode, stat.size, stat.mtime_ns)), path
+        )
+        if was is not None and is_moved(was, stat):
+            plan.moves.append((was, path, root_id))
+        else:  # read: a move only if it holds `was`'s bytes (a freed inode given again)
+            plan.reads.append(ReadJob(path, root_id, stat, None, was=was))
+    plan.removals = [row for rows in vanished.values() for row in rows]
+
+
+def _same_name_first(rows: list[FileRow] | None, path: bytes) -> FileRow | None:
+    """Take from `rows` the vanished file `path` most likely is: one of its name (a folder
+    of hard links renamed), else the first."""
+    if not rows:
+        return None
+    name = os.path.basename(path)
+    pick = next((i for i, row in enumerate(rows) if os.path.basename(row.path) == name), 0)
+    return rows.pop(pick)
 
 
 def plan_scan(
@@ -100,6 +113,15 @@ def plan_scan(
     return plan
 
 
+@dataclass
+class _Seen:
+    """What `plan_paths` found on disk and in the index so far."""
+
+    found: Found = field(default_factory=dict)
+    known: dict[bytes, FileRow] = field(default_factory=dict)
+    walks: list[Walk] = field(default_factory=list)
+
+
 def plan_paths(
     index: Records,
     paths: Iterable[bytes],
@@ -107,45 +129,48 @@ def plan_paths(
     settings: ScanConfig,
     counts: Counts,
 ) -> Plan:
-    """Compare only `paths` (files or folders that changed) with the index."""
-    plan = Plan()
-    found: Found = {}
-    known: dict[bytes, FileRow] = {}
-    walks: list[Walk] = []
+    """Compare only `paths` (files or folders that changed) with the index, and every
+    other name the index has for a file found there: a picture saved through one name of
+    a hard link is changed under all of them, and only that one had an event."""
+    plan, seen = Plan(), _Seen()
     for path in paths:
-        root = next(
-            (
-                r
-                for r in sorted(roots, key=len, reverse=True)
-                if path == r or path.startswith(r + b"/")
-            ),
-            None,
-        )
-        if root is None:
-            continue
-        walk = Walk(root, settings)
-        if walk.excluded_path(path):
-            continue
-        known.update(index.files_at(path))
-        try:
-            is_dir = os.path.isdir(path) and not os.path.islink(path)
-            if is_dir:  # walked from the root's Walk: excludes stay relative to the root
-                found.update({p: (roots[root], s) for p, s in walk.files(path, known)})
-                walks.append(walk)
-            elif os.path.isfile(path) and walk.wanted(path, os.path.basename(path), known):
-                info = os.stat(path)
-                found[path] = (
-                    roots[root],
-                    Stat(info.st_size, info.st_mtime_ns, info.st_ino, info.st_dev),
-                )
-        except OSError:
-            continue  # gone again: the index rows for it count as vanished
-    _classify(plan, counts, found, known, lambda p: all(w.covers(p) for w in walks))
+        _look(index, path, roots, settings, seen)
+    inodes = sorted({(stat.device, stat.inode) for _, stat in seen.found.values()})
+    for path in sorted(index.files_sharing(inodes).keys() - seen.found.keys() - seen.known.keys()):
+        _look(index, path, roots, settings, seen)
+    _classify(plan, counts, seen.found, seen.known, lambda p: all(w.covers(p) for w in seen.walks))
     return plan
 
 
+def _look(
+    index: Records, path: bytes, roots: dict[bytes, int], settings: ScanConfig, seen: _Seen
+) -> None:
+    """Add what is at `path` (a file, or a folder and its files) and the index's rows for it."""
+    ordered = sorted(roots, key=len, reverse=True)
+    root = next((r for r in ordered if path == r or path.startswith(r + b"/")), None)
+    if root is None:
+        return
+    walk = Walk(root, settings)
+    if walk.excluded_path(path):
+        return
+    seen.known.update(index.files_at(path))
+    try:
+        is_dir = os.path.isdir(path) and not os.path.islink(path)
+        if is_dir:  # walked from the root's Walk: excludes stay relative to the root
+            seen.found.update({p: (roots[root], s) for p, s in walk.files(path, seen.known)})
+            seen.walks.append(walk)
+        elif os.path.isfile(path) and walk.wanted(path, os.path.basename(path), seen.known):
+            seen.found[path] = (roots[root], Stat.of(os.stat(path)))
+    except OSError:
+        return  # gone again: the index rows for it count as vanished
+
+
 def apply_moves(index: Records, plan: Plan, counts: Counts) -> None:
-    index.delete_files([row.id for row in plan.removals])
+    """Remove the vanished files, move the moved ones. A vanished file that a read may
+    find again elsewhere goes too (counted when its bytes are read: `jobs.count_read`), so a
+    scan stopped before that read leaves nothing the next one would trust."""
+    maybe_moved = [job.was.id for job in plan.reads if job.was is not None]
+    index.delete_files([row.id for row in plan.removals] + maybe_moved)
     counts.removed += len(plan.removals)
     for row, path, root_id in plan.moves:
         index.move_file(row.id, path, root_id)

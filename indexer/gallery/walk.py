@@ -105,11 +105,7 @@ class Walk:
                         if follow:
                             links.append(entry.path)
                     elif entry.is_file() and self.wanted(entry.path, entry.name, known):
-                        info = entry.stat()
-                        yield (
-                            entry.path,
-                            Stat(info.st_size, info.st_mtime_ns, info.st_ino, info.st_dev),
-                        )
+                        yield entry.path, Stat.of(entry.stat())
                 except OSError:
                     continue  # vanished or a dangling link between listing and stat
 

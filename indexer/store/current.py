@@ -4,7 +4,8 @@ A content's current result for model NAME is the configured version's result whe
 has one, else the newest other version's. So a setting tried and undone exports the
 configured version again at once, and a new version's results take over picture by
 picture as it catches up, the old ones staying exported until then. Every reader
-(export, search, show, similar) goes through `chosen_version`.
+(export, search, show, similar) goes through `chosen_version`, and `prune` keeps every
+version it picks for a present content (`PRESENT_BEST`), so a prune never changes an export.
 """
 
 from __future__ import annotations
@@ -23,3 +24,12 @@ def chosen_version(content: str) -> str:
         " FROM taggings ct JOIN model_versions cv ON cv.id = ct.model_version_id"
         f" WHERE ct.content_id = {content} AND ct.status = 'done' AND cv.model = :model)"
     )
+
+
+# The present contents (those a file points to), each with the version `chosen_version`
+# picks for it: `best (cid, mv)`, mv NULL where the model has no finished result. What an
+# export prints, and so what a prune must keep. Binds `:model` and `:current`.
+PRESENT_BEST = f"""
+WITH present AS (SELECT DISTINCT content_id FROM files WHERE content_id IS NOT NULL),
+best AS (SELECT p.content_id AS cid, {chosen_version("p.content_id")} AS mv FROM present p)
+"""

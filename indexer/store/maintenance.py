@@ -15,9 +15,10 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, text
 
 from indexer.errors import UsageError
+from indexer.store.current import PRESENT_BEST
 from indexer.store.driver import marks, run
 from indexer.store.writelock import begin_writing
 
@@ -151,21 +152,32 @@ def model_names(engine: Engine) -> list[str]:
         return [str(name) for (name,) in rows]
 
 
-def _stale_versions(conn: Connection, configured: Mapping[str, str | None]) -> list[int]:
-    """Versions neither configured nor the newest of their model.
+def _printed_versions(conn: Connection, model: str, current: str | None) -> set[int]:
+    """The versions of `model` an export prints for some present content: the very rule
+    the export uses (`store.current`), so a new version that has not caught up (a scan
+    stopped part-way, a picture over the limit) keeps the older results still shown."""
+    query = text(PRESENT_BEST + "SELECT DISTINCT mv FROM best WHERE mv IS NOT NULL")
+    return {int(v) for (v,) in conn.execute(query, {"model": model, "current": current})}
 
-    The newest stays even when not configured: it is what exports fall back to, and a
-    setting being tried out should not lose its results to a prune. A model missing from
-    `configured` (appeared since the caller looked) keeps only its newest version.
+
+def _stale_versions(conn: Connection, configured: Mapping[str, str | None]) -> list[int]:
+    """Versions neither configured, nor the newest of their model, nor printed by an export.
+
+    The newest stays even when not configured: a setting being tried out should not lose
+    its results to a prune. A model missing from `configured` (appeared since the caller
+    looked) counts as not described, as an export would take it.
     """
-    rows = conn.exec_driver_sql("SELECT id, model, version FROM model_versions").all()
+    rows = conn.execute(text("SELECT id, model, version FROM model_versions")).all()
     newest: dict[str, int] = {}
     for version_id, model, _ in rows:
         newest[str(model)] = max(newest.get(str(model), 0), int(version_id))
+    kept = {v for m in newest for v in _printed_versions(conn, m, configured.get(m))}
     return sorted(
         int(version_id)
         for version_id, model, version in rows
-        if int(version_id) != newest[str(model)] and version != configured.get(str(model))
+        if int(version_id) != newest[str(model)]
+        and version != configured.get(str(model))
+        and int(version_id) not in kept
     )
 
 
@@ -194,8 +206,8 @@ def prune(engine: Engine, configured: Mapping[str, str | None]) -> Pruned:
     """Remove unreferenced contents and superseded model versions, with their results.
 
     `configured` maps a model name to the version its config describes now (None when
-    unknown). Exports are unchanged: they read present contents only, and the version
-    they use for a content is the configured or the newest one, both of which stay.
+    unknown). Exports are unchanged: they read present contents only, and every version
+    they use for one of those (`store.current`) stays, as do the configured and the newest.
     """
     with _immediate(engine) as conn:
         versions = _stale_versions(conn, configured)

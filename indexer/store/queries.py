@@ -12,12 +12,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Connection, text
 
-from indexer.store.current import chosen_version
-
-_BEST = f"""
-WITH present AS (SELECT DISTINCT content_id FROM files WHERE content_id IS NOT NULL),
-best AS (SELECT p.content_id AS cid, {chosen_version("p.content_id")} AS mv FROM present p)
-"""
+from indexer.store.current import PRESENT_BEST as _BEST
 
 
 @dataclass(frozen=True)

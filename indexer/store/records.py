@@ -8,6 +8,7 @@ and the next scan picks up exactly what is missing.
 from __future__ import annotations
 
 import itertools
+import os
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from dataclasses import fields as dataclass_fields
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import Connection, and_, delete, exists, insert, select, update
+from sqlalchemy import Connection, and_, delete, exists, insert, select, tuple_, update
 
 from indexer.errors import Failure, Kind
 from indexer.store.driver import run
@@ -67,6 +68,13 @@ class Stat:
     mtime_ns: int
     inode: int
     device: int
+    # When the inode last changed (0: not known). Not stored: it only tells a file moved
+    # from a new file given a freed inode (`gallery.jobs.is_moved`).
+    ctime_ns: int = 0
+
+    @classmethod
+    def of(cls, info: os.stat_result) -> Stat:
+        return cls(info.st_size, info.st_mtime_ns, info.st_ino, info.st_dev, info.st_ctime_ns)
 
 
 def _below(folder: bytes) -> tuple[bytes, bytes]:
@@ -132,6 +140,15 @@ class Records:
             (files.c.path == path) | ((files.c.path >= low) & (files.c.path < high))
         )
         return {row.path: FileRow(**row._mapping) for row in self.conn.execute(query)}
+
+    def files_sharing(self, inodes: Sequence[tuple[int, int]]) -> dict[bytes, FileRow]:
+        """Rows on these (device, inode)s: every name of a hard-linked file."""
+        found: dict[bytes, FileRow] = {}
+        for start in range(0, len(inodes), 500):
+            pairs = tuple_(files.c.device, files.c.inode).in_(inodes[start : start + 500])
+            rows = self.conn.execute(select(files).where(pairs))
+            found.update((row.path, FileRow(**row._mapping)) for row in rows)
+        return found
 
     def put_file(
         self,

@@ -3,8 +3,9 @@
 Scans keep a picture's tags after its last file is gone (it may come back) and keep a
 model's old versions (they stay exported until the new one has caught up). Prune drops
 the contents no file points to, with their tags and scores, and every model version
-that is neither the one the config describes now nor the newest of its model, with its
-results. What `export` prints does not change. `--vacuum` then gives the freed space
+that is neither the one the config describes now, nor the newest of its model, nor the
+one an export prints for some picture, with its results. What `export` prints does not
+change. `--vacuum` then gives the freed space
 back to the file system (it rewrites the whole database file).
 """
 
@@ -14,8 +15,7 @@ import argparse
 import json
 import logging
 
-from indexer.cli.options import Context, cache_folder
-from indexer.models.versions import configured_version
+from indexer.cli.options import Context
 from indexer.store.engine import open_index
 from indexer.store.maintenance import model_names, prune, vacuum
 from indexer.wording import plural
@@ -34,11 +34,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, ctx: Context) -> int:
     engine = open_index(ctx.database(), create=False)
     try:
-        # Hashing a graph can take a while: done before the write transaction starts.
-        cache = str(cache_folder(ctx.env))
-        configured = {
-            name: configured_version(ctx.config, name, cache) for name in model_names(engine)
-        }
+        # Hashing a graph can take a while: done before the write transaction starts. The
+        # version an export would take as configured, by the export's own rule.
+        configured = {name: ctx.current_version(name) for name in model_names(engine)}
         done = prune(engine, configured)
         if args.vacuum:
             vacuum(engine)

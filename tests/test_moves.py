@@ -1,0 +1,200 @@
+"""A file found under a new name with the stat of one gone is a move only when it holds the
+same bytes: file systems reuse freed inodes, and archives give every file one mtime. And a
+path that vanished, hard-linked or not, leaves the export. Real SQLite, ONNX Runtime, files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+from conftest import BOTH, picture
+from test_watch import Watcher
+
+PROMPTLY = 15.0  # seconds; watch's periodic rescan is an hour away: only the observer
+
+
+def scan(cli, *args: str) -> dict[str, int]:
+    code, out, err = cli("scan", "--json", *args)
+    assert code == 0, err
+    return json.loads(out)
+
+
+def export(cli, *args: str) -> bytes:
+    code, out, err = cli("export", "--model", "means", *args)
+    assert code == 0, err
+    return out
+
+
+def clean_export(cli, monkeypatch, tmp_path: Path, *args: str) -> bytes:
+    """What a scan of the same gallery into a fresh database exports."""
+    fresh = tmp_path / f"clean-{len(list(tmp_path.glob('clean-*')))}.sqlite"
+    index = os.environ["DTINDEX_DB"]
+    monkeypatch.setenv("DTINDEX_DB", str(fresh))
+    try:
+        scan(cli, "gallery")
+        return export(cli, *args)
+    finally:
+        monkeypatch.setenv("DTINDEX_DB", index)
+
+
+@pytest.fixture
+def configured(tmp_path: Path, mean_model: Path) -> Path:
+    (tmp_path / "deeptagger.toml").write_text(f'[models.means]\nmodel = "{mean_model}"\n')
+    return tmp_path / "gallery"
+
+
+ONE_MTIME = 1_500_000_000 * 10**9  # what an archive gives every file it unpacks
+
+
+def bmp(path: Path, colour: tuple[int, int, int]) -> Path:
+    """A 16x16 BMP: every one the same size, all with one mtime."""
+    picture(path, colour, fmt="BMP")
+    os.utime(path, ns=(ONE_MTIME, ONE_MTIME))
+    return path
+
+
+def unpacked(path: Path, freed: int, tries: int = 200) -> bool:
+    """Write a blue BMP at `path`, as like as not on the inode `freed`: ext4 hands out the
+    lowest free inode of the folder's group, and other processes free and take inodes
+    too, so files made meanwhile are kept aside (as .txt, which a scan never opens)."""
+    for attempt in range(tries):
+        if bmp(path, (0, 0, 255)).stat().st_ino == freed:
+            return True
+        path.rename(path.with_name(f"{path.name}.{attempt}.txt"))
+    return False
+
+
+def test_a_renamed_file_rewritten_in_place_with_its_old_mtime_is_read(
+    cli, configured: Path, tmp_path: Path, monkeypatch
+) -> None:
+    red = bmp(configured / "red.bmp", (255, 0, 0))
+    scan(cli, "gallery")
+    # the same (device, inode, size, mtime) at a new path, the old one gone, other bytes
+    os.link(red, configured / "blue.bmp")
+    red.unlink()
+    with open(configured / "blue.bmp", "r+b") as handle:
+        handle.write(bmp(tmp_path / "blue.bmp", (0, 0, 255)).read_bytes())
+    os.utime(configured / "blue.bmp", ns=(ONE_MTIME, ONE_MTIME))
+
+    result = scan(cli, "gallery")
+    assert (result["moved"], result["hashed"], result["new"], result["removed"]) == (0, 1, 1, 1)
+    assert export(cli, "--id", "path") == clean_export(cli, monkeypatch, tmp_path, "--id", "path")
+    assert b"c2\t1.00" in export(cli, "--id", "path")
+
+
+def test_new_pictures_given_the_freed_inodes_of_deleted_ones_are_read(
+    cli, configured: Path, tmp_path: Path, monkeypatch
+) -> None:
+    reds = [bmp(configured / f"red_{i}.bmp", (255, 0, 0)) for i in range(10)]
+    scan(cli, "gallery")
+    reused = 0
+    for i, red in enumerate(reds):
+        freed = red.stat().st_ino
+        red.unlink()
+        reused += unpacked(configured / f"blue_{i}.bmp", freed)
+    if not reused:  # tmpfs, btrfs: inode numbers are not handed out again
+        pytest.skip(f"{tmp_path}: this file system did not reuse a freed inode")
+
+    result = scan(cli, "gallery")
+    assert (result["moved"], result["new"], result["removed"]) == (0, 10, 10)
+    assert result["hashed"] == 10
+    assert export(cli, "--id", "path") == clean_export(cli, monkeypatch, tmp_path, "--id", "path")
+    assert b"red" not in export(cli, "--id", "path")
+
+
+def read_a_minute_after_made(tmp_path: Path, made: Path) -> None:
+    """Say in the index that its files were read a minute after `made` was created, as a
+    real gallery's were read long after they were made (these were made a moment ago)."""
+    later = made.stat().st_ctime_ns + 60 * 10**9
+    with closing(sqlite3.connect(tmp_path / "index.sqlite")) as db, db:
+        db.execute("UPDATE files SET checked_ns = ?", (later,))
+
+
+def test_a_folder_renamed_long_after_its_scan_reads_nothing(
+    cli, configured: Path, tmp_path: Path
+) -> None:
+    pictures = [picture(configured / "set" / f"{i}.png", (i * 60, 0, 0)) for i in range(3)]
+    scan(cli, "gallery")
+    before = export(cli)
+    read_a_minute_after_made(tmp_path, pictures[-1])
+    # renaming the folder leaves its files' inodes untouched (their ctime too): no file
+    # made since they were read can hold them
+    (configured / "set").rename(configured / "renamed")
+    result = scan(cli, "gallery")
+    assert (result["moved"], result["hashed"], result["new"], result["removed"]) == (3, 0, 0, 0)
+    assert export(cli) == before
+
+
+def linked_pair(configured: Path) -> tuple[Path, Path]:
+    """A picture with two names in one folder, beside a picture of its own (so the
+    gallery is never empty)."""
+    picture(configured / "other.png", (0, 255, 0))
+    first = picture(configured / "set" / "a.png", (255, 0, 0))
+    os.link(first, configured / "set" / "b.png")
+    return first, configured / "set" / "b.png"
+
+
+def test_both_names_of_a_hard_link_deleted_leave_the_export(
+    cli, configured: Path, tmp_path: Path, monkeypatch
+) -> None:
+    first, second = linked_pair(configured)
+    red = hashlib.sha1(first.read_bytes()).hexdigest().encode()
+    scan(cli, "gallery")
+    assert red in export(cli)
+    first.unlink()
+    second.unlink()
+    assert scan(cli, "gallery")["removed"] == 2
+    assert red not in export(cli)
+    assert b"set" not in export(cli, "--id", "path")
+    assert export(cli, "--id", "path") == clean_export(cli, monkeypatch, tmp_path, "--id", "path")
+
+
+def test_a_renamed_folder_of_hard_links_leaves_nothing_behind(
+    cli, configured: Path, tmp_path: Path, monkeypatch
+) -> None:
+    linked_pair(configured)
+    scan(cli, "gallery")
+    (configured / "set").rename(configured / "renamed")
+    result = scan(cli, "gallery")
+    assert (result["moved"], result["new"], result["removed"]) == (2, 0, 0)
+    assert b"/set/" not in export(cli, "--id", "path")
+    assert export(cli, "--id", "path") == clean_export(cli, monkeypatch, tmp_path, "--id", "path")
+    code, _, err = cli("export", "--model", "means", "--format", "xmp", "--beside")
+    assert code == 0, err
+    assert not (configured / "set").exists()  # no sidecar made a moved-away folder again
+    assert (configured / "renamed" / "a.png.xmp").exists()
+
+
+@BOTH
+def test_watch_rereads_every_name_of_a_picture_saved_through_one(
+    cli, configured: Path, tmp_path: Path, monkeypatch
+) -> None:
+    first = picture(configured / "a.png", (255, 0, 0))
+    second = configured / "sub" / "b.png"
+    second.parent.mkdir()
+    os.link(first, second)
+    watcher = Watcher(str(configured))
+
+    def shows(path: Path, line: str) -> bool:
+        code, out, _ = cli("export", "--model", "means", "--id", "path")
+        return code == 0 and f"{path}\t{line}\n" in out.decode()
+
+    try:
+        watcher.wait_until(lambda: shows(first, "c0\t1.00") and shows(second, "c0\t1.00"))
+        blue = picture(tmp_path / "staging" / "blue.png", (0, 0, 255), old=False)
+        with open(first, "r+b") as handle:  # saved in place: both names hold the new bytes
+            handle.write(blue.read_bytes())
+            handle.truncate()
+        watcher.wait_until(lambda: shows(first, "c2\t1.00"), timeout=PROMPTLY)
+        watcher.wait_until(lambda: shows(second, "c2\t1.00"), timeout=PROMPTLY)
+        assert not shows(second, "c0\t1.00")
+    finally:
+        code = watcher.terminate()
+    assert code == 0, watcher.log()
+    assert export(cli, "--id", "path") == clean_export(cli, monkeypatch, tmp_path, "--id", "path")
