@@ -92,7 +92,6 @@ class Ownership:
         existing file is replaced (whose new bytes `update_file` syncs too)."""
         listing = self._listing(folder)
         line = digest + b"\t" + name.replace(b"\\", b"\\\\").replace(b"\n", b"\\n") + b"\n"
-        os.makedirs(folder or b".", exist_ok=True)
         path = os.path.join(folder or b".", MANIFEST)
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
         try:

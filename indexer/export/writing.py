@@ -52,9 +52,7 @@ def update_file(target: bytes, change: Callable[[bytes | None], bytes | None]) -
     wanted = change(seen.data if seen else None)
     if wanted is None or (seen is not None and wanted == seen.data):
         return False
-    folder = os.path.dirname(target) or b"."
-    os.makedirs(folder, exist_ok=True)
-    with folder_lock(folder):
+    with folder_lock(os.path.dirname(target) or b"."):
         for _ in range(ATTEMPTS):
             now = _read(target)
             if now != seen:  # another writer came first: made again from what it wrote

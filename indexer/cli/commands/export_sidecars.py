@@ -11,6 +11,7 @@ existing sidecars still lose the tags this model wrote there before.
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 from collections import Counter
@@ -155,6 +156,7 @@ def _write(
     for path, root in files:
         target = where.target(path, root)
         try:
+            _make_room(where, target)
             changed = kind.update(target, tags, owner)  # a whole file: never the user's
         except SidecarError as exc:
             counts["failed"] += 1
@@ -168,6 +170,16 @@ def _write(
             counts["written"] += 1
         elif tags:  # a picture without tags and without a sidecar is not "up to date"
             counts["unchanged"] += 1
+
+
+def _make_room(where: SidecarNamer, target: bytes) -> None:
+    """Under `--out`, the mirrored folder is made; beside the picture, a missing folder
+    means the picture went away since the last scan, and its folder is not made again."""
+    folder = os.path.dirname(target) or b"."
+    if where.out is not None:
+        os.makedirs(folder, exist_ok=True)
+    elif not os.path.isdir(folder):
+        raise FileNotFoundError(errno.ENOENT, "the picture's folder is gone (run dtindex scan)")
 
 
 def _report(kind: Kind, counts: Counter[str], bare: int) -> None:
