@@ -54,7 +54,7 @@ def scan_roots(
         plan = plan_scan(indexer.index, list(roots), config.scan, counts, allow_empty)
         apply_moves(indexer.index, plan, counts)
         tagging_started = time.perf_counter()
-        indexer.process(plan.reads, counts)
+        indexer.process(plan.reads, counts, wait=True)
         if progress is not None:
             progress.done()
         if counts.tagged:

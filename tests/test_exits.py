@@ -1,0 +1,198 @@
+"""No command exits 0 with less, and a mishap ends in one line, not a traceback (issue 24).
+
+A scan beside another process's claims, pictures saved again during a scan, a root
+forgotten under a running watch or scan, out-of-range option values and hostile files,
+a model that mixes the pictures of a batch. Through the `dtindex` command, with real
+processes, SQLite, ONNX Runtime and files.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from conftest import FAULTS, age, picture
+from test_resume import make_gallery
+from test_truth_store import (
+    CRASH,
+    FAR_FUTURE_NS,
+    HANG,
+    HOST,
+    clean_export,
+    configure,
+    count,
+    export,
+    kill_session,
+    mark,
+    query,
+    scan_json,
+    start,
+    wait_for,
+)
+
+
+class Running:
+    """A `dtindex` process whose stderr is read as it comes, so a test can wait on a line."""
+
+    def __init__(self, tmp_path: Path, db: str, *args: str, faults: str | None = None) -> None:
+        self.process = start(tmp_path, db, *args, faults=faults)
+        self.lines: list[str] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            self.lines.append(line.decode("utf-8", "replace"))
+
+    def said(self, words: str) -> bool:
+        return any(words in line for line in self.lines)
+
+    def wait_until_said(self, words: str) -> None:
+        wait_for(lambda: self.said(words) or self.process.poll() is not None, self.process)
+
+    def finish(self, timeout: float = 120) -> tuple[int, bytes, str]:
+        assert self.process.stdout is not None
+        out = self.process.stdout.read()
+        code = self.process.wait(timeout)
+        self._reader.join(30)
+        return code, out, "".join(self.lines)
+
+
+@contextlib.contextmanager
+def running(tmp_path: Path, db: str, *args: str, faults: str | None = None) -> Iterator[Running]:
+    run = Running(tmp_path, db, *args, faults=faults)
+    try:
+        yield run
+    finally:
+        kill_session(run.process)
+
+
+def failed_pairs(tmp_path: Path, mean_model: Path, crashing: int) -> tuple[Path, list[tuple]]:
+    """A gallery scanned once with `crashing` pictures whose decoder crashed (retried by
+    the next scan); the index, and their (model version, content) pairs."""
+    configure(tmp_path, {"means": mean_model})
+    gallery = tmp_path / "gallery"
+    make_gallery(gallery, 6)
+    for i in range(crashing):  # aged: tagged by the next scan's pending pass
+        path = picture(gallery / f"crash{i}.png", (200, 30 * i, 9))
+        age(mark(path, CRASH))
+    first = scan_json(tmp_path, "index.sqlite", "gallery", code=1, faults=FAULTS)
+    assert first["to_retry"] == crashing, first
+    db = tmp_path / "index.sqlite"
+    pairs = query(db, "SELECT model_version_id, content_id FROM taggings WHERE status = 'failed'")
+    assert len(pairs) == crashing
+    return db, pairs
+
+
+def claim_as(db: Path, token: str, pairs: list[tuple]) -> None:
+    import sqlite3
+
+    with contextlib.closing(sqlite3.connect(db, timeout=10)) as conn:
+        rows = [(v, c, token, FAR_FUTURE_NS) for v, c in pairs]
+        conn.executemany("INSERT OR REPLACE INTO claims VALUES (?, ?, ?, ?)", rows)
+        conn.commit()
+
+
+# -- 9a. a scan beside another process's claims ------------------------------------------
+def test_a_scan_waits_for_pictures_a_live_process_holds_and_takes_them_over_when_it_dies(
+    tmp_path: Path, mean_model: Path
+) -> None:
+    db, pairs = failed_pairs(tmp_path, mean_model, 2)
+    token = f"{HOST}:{os.getpid()}:0a11ve000009"  # this test process: its lock is held
+    lock = tmp_path / "index.sqlite.claims" / f"{token}.lock"
+    fd = os.open(lock, os.O_CREAT | os.O_RDWR, 0o644)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    claim_as(db, token, pairs)
+    try:
+        with running(tmp_path, "index.sqlite", "scan", "--json", "gallery") as scan:
+            scan.wait_until_said("waiting for 2 pictures that another dtindex process")
+            # The old code exited 0 here ("tagged 0"), two pictures without a result.
+            assert scan.process.poll() is None, scan.lines
+            os.close(fd)  # the holder dies: its flock is gone, its claims are taken over
+            fd = -1
+            code, out, err = scan.finish()
+    finally:
+        if fd >= 0:
+            os.close(fd)
+    assert code == 0, err
+    assert json.loads(out)["tagged"] == 2, err
+    assert query(db, "SELECT COUNT(*) FROM claims") == [(0,)]
+    assert export(tmp_path, "index.sqlite", "means") == clean_export(tmp_path, "gallery", "means")
+
+
+def test_pictures_held_by_an_owner_that_cannot_be_judged_are_to_retry(
+    tmp_path: Path, mean_model: Path
+) -> None:
+    """A lock file that cannot be opened (here a folder) says nothing of its owner: the
+    scan does not wait out the hour-long lease, it says the index is incomplete."""
+    db, pairs = failed_pairs(tmp_path, mean_model, 2)
+    token = f"{HOST}:1:0dd0dd0dd0dd"
+    (tmp_path / "index.sqlite.claims" / f"{token}.lock").mkdir()
+    claim_as(db, token, pairs)
+    result = scan_json(tmp_path, "index.sqlite", "gallery", code=1)
+    assert (result["tagged"], result["to_retry"]) == (0, 2), result
+
+
+def test_a_scan_beside_a_scan_killed_mid_way_ends_with_a_complete_index(
+    tmp_path: Path, mean_model: Path
+) -> None:
+    """Two real scans: the first hangs on a picture it claimed; the second waits for it
+    and, once the first is killed, takes the claim over and exits 0 with all tagged."""
+    configure(tmp_path, {"means": mean_model}, "decode_timeout = 300\n")
+    make_gallery(tmp_path / "gallery", 6)
+    age(mark(picture(tmp_path / "gallery" / "hang.png", (1, 2, 3)), HANG))
+    db = tmp_path / "index.sqlite"
+    with running(
+        tmp_path, "index.sqlite", "scan", "gallery", faults="UNUSED," + HANG.decode()
+    ) as first:
+        claimed = "SELECT COUNT(*) FROM claims"
+        wait_for(lambda: count(db, claimed) > 0, first.process)  # hang.png among them
+        with running(tmp_path, "index.sqlite", "scan", "--json", "gallery") as second:
+            second.wait_until_said("that another dtindex process is tagging")
+            assert second.process.poll() is None, second.lines  # the old code: exit 0 here
+            kill_session(first.process)
+            code, out, err = second.finish()
+    assert code == 0, err
+    assert json.loads(out)["tagged"] >= 1, err  # hang.png at least, taken over
+    assert count(db, "SELECT COUNT(*) FROM taggings WHERE status = 'done'") == 7, err
+    assert query(db, "SELECT COUNT(*) FROM claims") == [(0,)]
+    assert export(tmp_path, "index.sqlite", "means") == clean_export(tmp_path, "gallery", "means")
+
+
+# -- 9b. pictures saved again during a scan ----------------------------------------------
+def test_a_picture_saved_again_during_the_scan_makes_it_exit_1(
+    cli, tmp_path: Path, mean_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from indexer.gallery.incremental import Indexer
+
+    (tmp_path / "deeptagger.toml").write_text(f'[models.means]\nmodel = "{mean_model}"\n')
+    gallery = tmp_path / "gallery"
+    for i in range(3):
+        picture(gallery / f"{i}.png", (40 * i, 9, 9))
+    saved = picture(gallery / "saved.png", (1, 2, 3))
+    decide = Indexer.decide
+
+    def save_after_hashing(self: Indexer, group: list) -> list:
+        orders = decide(self, group)
+        if any(job.path.endswith(b"saved.png") for job, _ in group):
+            picture(saved, (250, 250, 250), old=False)  # the photo tool saves it again
+        return orders
+
+    monkeypatch.setattr(Indexer, "decide", save_after_hashing)
+    code, out, err = cli("scan", "--json", "gallery/../gallery")
+    assert "saved.png: changed since it was read; left for the next scan" in err, err
+    assert code == 1, err
+    assert "the index is incomplete" in err
+    assert json.loads(out)["to_retry"] == 1
+    monkeypatch.setattr(Indexer, "decide", decide)
+    code, out, err = cli("scan", "--json", "gallery")
+    assert code == 0, err
+    assert json.loads(out)["tagged"] == 1
+
