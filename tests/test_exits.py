@@ -196,3 +196,55 @@ def test_a_picture_saved_again_during_the_scan_makes_it_exit_1(
     assert code == 0, err
     assert json.loads(out)["tagged"] == 1
 
+
+# -- 12. one line, never a traceback ------------------------------------------------------
+@pytest.mark.parametrize(
+    "when", ["inf", "1e400", "9999999999999999", "0001-01-01", "-inf", "9999-12-31"]
+)
+def test_changed_since_out_of_range_is_one_line(
+    cli, tmp_path: Path, mean_model: Path, when: str
+) -> None:
+    (tmp_path / "deeptagger.toml").write_text(f'[models.means]\nmodel = "{mean_model}"\n')
+    picture(tmp_path / "gallery" / "a.png")
+    assert cli("scan", "gallery")[0] == 0
+    code, out, err = cli("export", "--model", "means", f"--changed-since={when}")
+    assert (code, out) == (1, b""), err
+    assert err.strip().splitlines() == [f"dtindex: --changed-since {when!r} is out of range"]
+
+
+DEEP = 100_000
+
+
+def one_line_naming(err: str, path: Path) -> None:
+    assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+    assert str(path) in err and "nested too deeply" in err, err
+
+
+def test_a_config_nested_too_deeply_is_a_config_error(cli, tmp_path: Path) -> None:
+    config = tmp_path / "deeptagger.toml"
+    config.write_text("a = " + "[" * DEEP + "]" * DEEP + "\n")
+    for command in (("status",), ("scan", "gallery"), ("models",)):
+        code, _, err = cli(*command)
+        assert code != 0, err
+        one_line_naming(err, config.relative_to(tmp_path))  # as found: ./deeptagger.toml
+
+
+def test_a_json_tag_list_nested_too_deeply_is_a_model_error(cli, tmp_path: Path) -> None:
+    from test_families import empty_config, reveal
+
+    folder = tmp_path / "cl_tagger" / "cl_tagger_1_02"
+    reveal(folder / "model.onnx", "nchw")
+    (folder / "tag_mapping.json").write_text("[" * DEEP + "]" * DEEP)
+    code, _, err = cli("--config", str(empty_config(tmp_path)), "model", "add", "cl", str(folder))
+    assert code == 2, err
+    one_line_naming(err, folder / "tag_mapping.json")
+
+
+def test_categories_json_nested_too_deeply_is_a_model_error(cli, tmp_path: Path) -> None:
+    from conftest import write_model
+
+    model = write_model(tmp_path / "models", "means", mean=True)
+    (tmp_path / "models" / "categories.json").write_text("[" * DEEP + "]" * DEEP)
+    code, out, err = cli("tag", str(model), str(picture(tmp_path / "a.png")))
+    assert (code, out) == (2, b""), err
+    one_line_naming(err, tmp_path / "models" / "categories.json")
