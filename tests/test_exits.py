@@ -16,6 +16,7 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import FAULTS, age, picture
 from test_resume import make_gallery
@@ -248,3 +249,47 @@ def test_categories_json_nested_too_deeply_is_a_model_error(cli, tmp_path: Path)
     code, out, err = cli("tag", str(model), str(picture(tmp_path / "a.png")))
     assert (code, out) == (2, b""), err
     one_line_naming(err, tmp_path / "models" / "categories.json")
+
+
+# -- 14. a model that mixes the pictures of a batch ---------------------------------------
+def transposed_means(folder: Path) -> Path:
+    """Channel means laid out [tags, batch], the output's shape declared symbolic: every
+    shape check passes, and at batch 3 (as many pictures as tags) even the shapes fit."""
+    from onnx import TensorProto, helper, numpy_helper, save
+
+    axes = numpy_helper.from_array(np.array([1, 2], np.int64), "axes")
+    nodes = [
+        helper.make_node("ReduceMean", ["input", "axes"], ["means"], keepdims=0),
+        helper.make_node("Transpose", ["means"], ["scores"], perm=[1, 0]),
+    ]
+    graph = helper.make_graph(
+        nodes,
+        "transposed",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, ["batch", 8, 8, 3])],
+        [helper.make_tensor_value_info("scores", TensorProto.FLOAT, ["rows", "columns"])],
+        [axes],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    model.ir_version = 8
+    folder.mkdir(parents=True, exist_ok=True)
+    save(model, str(folder / "transposed.onnx"))
+    (folder / "transposed.tags").write_text("c0\nc1\nc2\n")
+    (folder / "transposed.model").write_text("name = transposed\nnormalize = true\n")
+    return folder / "transposed.model"
+
+
+def test_a_model_that_mixes_a_batch_is_refused_when_loaded(cli, tmp_path: Path) -> None:
+    model = transposed_means(tmp_path / "models")
+    colours = [(250, 0, 0), (250, 250, 0), (250, 250, 250)]  # red, yellow, white
+    pictures = [str(picture(tmp_path / f"{i}.png", c)) for i, c in enumerate(colours)]
+    code, out, err = cli("tag", "-b", "3", "-t", "0.5", str(model), *pictures)
+    # The old code: exit 0, red tagged c0 c1 c2 (the batch's red column) and white only c2.
+    assert (code, out) == (2, b""), (out, err)
+    assert (
+        "depend on the other pictures in its batch" in err
+        and str(model.with_suffix(".onnx")) in err
+    )
+    (tmp_path / "deeptagger.toml").write_text(f'[models.transposed]\nmodel = "{model}"\n')
+    code, out, err = cli("scan", "-b", "3", str(tmp_path))
+    assert code == 1 and "[tags, batch]" in err, err  # a model error stops a scan: 1
+
