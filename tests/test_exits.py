@@ -12,6 +12,7 @@ import contextlib
 import fcntl
 import json
 import os
+import signal
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +29,7 @@ from test_truth_store import (
     clean_export,
     configure,
     count,
+    dtindex,
     export,
     kill_session,
     mark,
@@ -293,3 +295,67 @@ def test_a_model_that_mixes_a_batch_is_refused_when_loaded(cli, tmp_path: Path) 
     code, out, err = cli("scan", "-b", "3", str(tmp_path))
     assert code == 1 and "[tags, batch]" in err, err  # a model error stops a scan: 1
 
+
+# -- 11. a root forgotten under a running watch or scan -----------------------------------
+def test_forget_beside_a_watch_stops_watching_that_root_only(
+    tmp_path: Path, mean_model: Path
+) -> None:
+    configure(tmp_path, {"means": mean_model})
+    first, second = tmp_path / "a", tmp_path / "b"
+    picture(first / "old.png", (9, 9, 200))
+    picture(second / "old.png", (9, 200, 9))
+    db = tmp_path / "index.sqlite"
+    with running(tmp_path, "index.sqlite", "watch", "--settle", "0.1", "a", "b") as watch:
+        watch.wait_until_said("watching")
+        code, _, err = dtindex(tmp_path, "index.sqlite", "forget", "a")
+        assert code == 0, err
+        picture(first / "new.png", (50, 60, 70), old=False)  # its event: the old code died here
+        picture(second / "new.png", (70, 60, 50), old=False)
+        tagged = "SELECT COUNT(*) FROM taggings WHERE status = 'done'"  # b/new.png's makes 3
+        wait_for(lambda: count(db, tagged) >= 3 or watch.process.poll() is not None, watch.process)
+        assert watch.process.poll() is None, watch.lines
+        assert count(db, tagged) == 3, query(db, "SELECT * FROM taggings")
+        watch.process.send_signal(signal.SIGTERM)
+        code, _, err = watch.finish()
+    assert code == 0, err
+    assert f"{first}: forgotten (dtindex forget); no longer watched" in err, err
+    assert query(db, "SELECT CAST(path AS TEXT) FROM roots") == [(str(second),)]
+    assert count(db, "SELECT COUNT(*) FROM files WHERE CAST(path AS TEXT) LIKE '%/a/%'") == 0
+    in_b = "SELECT COUNT(*) FROM files WHERE CAST(path AS TEXT) LIKE '%/b/new.png'"
+    assert count(db, in_b) == 1
+
+
+def test_forget_during_a_scan_fails_that_root_in_one_line(
+    cli, tmp_path: Path, mean_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`forget a` lands after the scan planned its roots, before it records a's files."""
+    from indexer.gallery.incremental import Indexer
+    from indexer.store.engine import open_index
+    from indexer.store.maintenance import forget_roots, root_key
+
+    (tmp_path / "deeptagger.toml").write_text(f'[models.means]\nmodel = "{mean_model}"\n')
+    for i in range(3):
+        picture(tmp_path / "a" / f"{i}.png", (40 * i, 9, 9))
+        picture(tmp_path / "b" / f"{i}.png", (9, 40 * i, 9))
+    decide, forgot = Indexer.decide, []
+
+    def forget_first(self: Indexer, group: list) -> list:
+        if not forgot:
+            engine = open_index(tmp_path / "index.sqlite")
+            forgot.append(forget_roots(engine, [root_key("a")]))
+            engine.dispose()
+        return decide(self, group)
+
+    monkeypatch.setattr(Indexer, "decide", forget_first)
+    code, _, err = cli("scan", "a", "b/../b")
+    assert forgot and forgot[0].roots == 1
+    assert code == 1, err
+    assert err.strip().splitlines()[-1] == (
+        f"dtindex: {tmp_path / 'a'}: forgotten (dtindex forget) while this scan ran; its "
+        "files were not indexed (scan it again to index it anew)"
+    ), err
+    assert "FOREIGN KEY" not in err and "Traceback" not in err
+    monkeypatch.setattr(Indexer, "decide", decide)
+    code, _, err = cli("scan", "b")  # the index is whole again; a stays forgotten
+    assert code == 0, err
+    assert query(tmp_path / "index.sqlite", "SELECT COUNT(*) FROM roots") == [(1,)]

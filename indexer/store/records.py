@@ -103,6 +103,11 @@ class Records:
         self.commit()  # never hold the write lock through a walk
         return found
 
+    def present_root_ids(self) -> set[int]:
+        found = set(self.conn.execute(select(roots.c.id)).scalars())
+        self.commit()
+        return found
+
     def root_paths(self) -> list[bytes]:
         return list(self.conn.execute(select(roots.c.path).order_by(roots.c.id)).scalars())
 
