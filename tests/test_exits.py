@@ -200,6 +200,45 @@ def test_a_picture_saved_again_during_the_scan_makes_it_exit_1(
     assert json.loads(out)["tagged"] == 1
 
 
+def test_a_watch_lets_go_of_a_picture_saved_again_while_it_was_read(
+    tmp_path: Path, mean_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The claim of a picture left for the next look is released at once: a long-running
+    watch held it until it exited, and a scan beside it now waits for such claims."""
+    from indexer.config import load_config
+    from indexer.gallery.incremental import Indexer
+    from indexer.gallery.jobs import Counts
+    from indexer.gallery.plan import apply_moves, plan_scan
+    from indexer.models.runtime import RuntimeOptions, load
+    from indexer.store.engine import open_index
+
+    config = tmp_path / "deeptagger.toml"
+    config.write_text(f'[models.means]\nmodel = "{mean_model}"\n')
+    saved = picture(tmp_path / "gallery" / "saved.png", (1, 2, 3))
+    decide = Indexer.decide
+
+    def save_after_hashing(self: Indexer, group: list) -> list:
+        orders = decide(self, group)
+        picture(saved, (250, 250, 250), old=False)  # the photo tool saves it again
+        return orders
+
+    monkeypatch.setattr(Indexer, "decide", save_after_hashing)
+    settings = load_config(config)
+    engine = open_index(tmp_path / "index.sqlite")
+    tagger = load(settings.models["means"].resolve(), RuntimeOptions())
+    indexer = Indexer(engine, [tagger], settings, 4)  # a watch's, kept open between turns
+    try:
+        counts = Counts()
+        plan = plan_scan(indexer.index, [tmp_path / "gallery"], settings.scan, counts)
+        apply_moves(indexer.index, plan, counts)
+        indexer.process(plan.reads, counts, pending=False)
+        assert counts.to_retry == 1
+        assert query(tmp_path / "index.sqlite", "SELECT COUNT(*) FROM claims") == [(0,)]
+    finally:
+        indexer.close()
+        engine.dispose()
+
+
 # -- 12. one line, never a traceback ------------------------------------------------------
 @pytest.mark.parametrize(
     "when", ["inf", "1e400", "9999999999999999", "0001-01-01", "-inf", "9999-12-31"]

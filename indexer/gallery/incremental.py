@@ -37,7 +37,7 @@ from indexer.models.runtime import Tagger
 from indexer.pipeline.fanout import Cluster
 from indexer.pipeline.flow import Budget, Order, run_pipeline
 from indexer.pipeline.inference import Timings
-from indexer.store.claims import claim_pairs, reap, release_claims
+from indexer.store.claims import claim_pairs, reap, release_claims, release_pairs
 from indexer.store.intake import add_contents, put_files
 from indexer.store.location import location_of
 from indexer.store.owners import owner_for
@@ -211,6 +211,7 @@ class Indexer:
         job = order.job
         if isinstance(why, Skipped):
             self._left(job.path, why)
+            release_pairs(self.index, [(self.version_ids[i], job.content_id) for i in order.wanted])
         else:
             versions = [self.version_ids[i] for i in order.wanted]
             self._fail(job.path, why, versions, job.content_id)

@@ -157,6 +157,14 @@ def failed_again(index: Records, pairs: set[tuple[int, int]]) -> set[tuple[int, 
     return found & pairs
 
 
+def release_pairs(index: Records, pairs: Sequence[tuple[int, int]]) -> None:
+    """Give up claims without a result (a file saved again while read): a scan beside
+    waits for what this process claims, and a watch may hold them for days."""
+    sql = "DELETE FROM claims WHERE model_version_id = ? AND content_id = ?"
+    run(index.conn, sql, list(pairs))
+    index.commit()
+
+
 def release_claims(index: Records, owner: Owner) -> None:
     index.conn.execute(delete(claims).where(claims.c.owner == owner.token))
     index.commit()
