@@ -266,9 +266,10 @@ class _Follower:
         return True
 
     def _forgotten(self) -> None:
+        """Its events are ignored from here on; the observer is left running, as a new
+        one would miss what the others' folders do while it starts."""
         if drop_forgotten(self.indexer.index, self.roots, self.root_ids):
             self.identities = {root: self.identities[root] for root in self.roots}
-            self._restart_observer()
 
     def _restart_observer(self) -> None:
         self.observer.stop()
