@@ -29,6 +29,7 @@ from indexer.config import Config
 from indexer.errors import Failure, Kind, StoreError
 from indexer.gallery.headway import Ledger, Listener, Silent
 from indexer.gallery.jobs import Counts, ReadJob, TagJob, count_read
+from indexer.gallery.waiting import wait_for_others
 from indexer.gallery.writer import ResultWriter
 from indexer.imaging.decoder import Reply
 from indexer.imaging.tasks import Looked, Skipped
@@ -37,7 +38,7 @@ from indexer.models.runtime import Tagger
 from indexer.pipeline.fanout import Cluster
 from indexer.pipeline.flow import Budget, Order, run_pipeline
 from indexer.pipeline.inference import Timings
-from indexer.store.claims import claim_pairs, reap, release_claims
+from indexer.store.claims import claim_pairs, reap, release_claims, release_pairs
 from indexer.store.intake import add_contents, put_files
 from indexer.store.location import location_of
 from indexer.store.owners import owner_for
@@ -75,17 +76,11 @@ class Indexer:
         self.conn = engine.connect()
         self.index = Records(self.conn)
         self.writer = ResultWriter(location_of(engine), self.index, batch)
-        self.version_ids = [
-            self.index.model_version(
-                t.name,
-                t.version,
-                t.definition.title,
-                t.tags.names,
-                t.tags.categories,
-                t.tags.thresholds,
-            )
-            for t in taggers
-        ]
+        self.version_ids: list[int] = []
+        for t in taggers:
+            tags = t.tags
+            version = (t.name, t.version, t.definition.title, tags.names, tags.categories)
+            self.version_ids.append(self.index.model_version(*version, tags.thresholds))
         self._inflight: set[tuple[int, int]] = set()
         self.owner = owner_for(engine)
         reaped = reap(self.index, self.owner)
@@ -152,7 +147,7 @@ class Indexer:
                 self.index.delete_path(job.path)
                 self.counts.removed += 1
         elif isinstance(reply, Skipped):
-            log.warning("%s: %s; left for the next scan", os.fsdecode(job.path), reply.reason)
+            self._left(job.path, reply)
         else:
             failure = reply if isinstance(reply, Failure) else Failure("no answer", Kind.CRASH)
             self.counts.failed += 1
@@ -196,11 +191,9 @@ class Indexer:
         for job, content_id, xxh, models in wanted:
             given = []
             for i in models:
-                if (self.version_ids[i], content_id) in mine and (
-                    content_id,
-                    i,
-                ) not in self._inflight:
-                    self._inflight.add((content_id, i))
+                pair = (content_id, i)
+                if (self.version_ids[i], content_id) in mine and pair not in self._inflight:
+                    self._inflight.add(pair)
                     given.append(i)
             self.ledger.given(content_id, len(given))
             orders.append(Order(job, job.path, xxh, tuple(given)))
@@ -213,11 +206,17 @@ class Indexer:
     def unprepared(self, order: Order[Any], why: Failure | Skipped) -> None:
         job = order.job
         if isinstance(why, Skipped):
-            log.warning("%s: %s; left for the next scan", os.fsdecode(job.path), why.reason)
+            self._left(job.path, why)
+            release_pairs(self.index, [(self.version_ids[i], job.content_id) for i in order.wanted])
         else:
             versions = [self.version_ids[i] for i in order.wanted]
             self._fail(job.path, why, versions, job.content_id)
         self.ledger.came(job.content_id, len(order.wanted))
+
+    def _left(self, path: bytes, why: Skipped) -> None:
+        """A file saved again while read: the index is not complete until a scan reads it."""
+        log.warning("%s: %s; left for the next scan", os.fsdecode(path), why.reason)
+        self.counts.to_retry += 1
 
     def scores(
         self,
@@ -250,30 +249,37 @@ class Indexer:
             self.index.record_failure(version_id, content_id, failure)
         self.index.commit()  # not held open through the next batch: the writer waits on it
 
-    def process(self, reads: Sequence[ReadJob], counts: Counts, pending: bool = True) -> None:
-        """Read and tag the given files, then (with `pending`) every content missing a result."""
+    def process(
+        self, reads: Sequence[ReadJob], counts: Counts, pending: bool = True, wait: bool = False
+    ) -> None:
+        """Read and tag the given files, then (with `pending`) every content missing a
+        result; with `wait`, also those other processes hold (`gallery.waiting`)."""
         self.attempt = self._attempt()  # failures from before this call are retried
         self.counts = counts
         self.ledger = Ledger(counts, (t.name for t in self.taggers), len(reads))
         self._inflight.clear()
         self._run(reads)
         if pending and not self._stopping():
-            waiting = self._pending()
-            self.ledger.headway.known += len(waiting)
-            self._run(waiting)
+            self._tag_pending()
+            if wait:
+                ids, stop = self.version_ids, self.stop
+                wait_for_others(self.index, ids, self.owner, self.attempt, counts,
+                                self._tag_pending, stop)  # fmt: skip
         self._report()
 
+    def _tag_pending(self) -> None:
+        waiting = self._pending()
+        self.ledger.headway.known += len(waiting)
+        self._run(waiting)
+
     def _run(self, jobs: Sequence[ReadJob] | Sequence[TagJob]) -> None:
+        timings, idle = self.timings, self.index.commit
         if self.cluster is not None:  # decoding and models on Ray; the same steps here
-            self.cluster.run(
-                self.taggers, jobs, self, self.decoders, self.batch,
-                stop=self.stop, timings=self.timings, idle=self.index.commit,
-            )  # fmt: skip
+            self.cluster.run(self.taggers, jobs, self, self.decoders, self.batch,
+                             stop=self.stop, timings=timings, idle=idle)  # fmt: skip
         else:
-            run_pipeline(
-                self.taggers, jobs, self, self.decoders, self.batch, self.budget,
-                stop=self.stop, timings=self.timings, idle=self.index.commit,
-            )  # fmt: skip
+            run_pipeline(self.taggers, jobs, self, self.decoders, self.batch, self.budget,
+                         stop=self.stop, timings=timings, idle=idle)  # fmt: skip
         self.writer.flush()  # the run's results are in before it is counted or read
 
     def _pending(self) -> list[TagJob]:

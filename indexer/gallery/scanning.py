@@ -7,14 +7,17 @@ The one sequence behind `dtindex scan`, the periodic rescans of `watch` and
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from sqlalchemy import Engine
+from sqlalchemy.exc import SQLAlchemyError
 
 from indexer.config import Config
+from indexer.gallery.forgotten import forgotten_error
 from indexer.gallery.headway import Listener
 from indexer.gallery.incremental import Indexer
 from indexer.gallery.jobs import Counts
@@ -52,9 +55,17 @@ def scan_roots(
     try:
         started = time.time_ns()
         plan = plan_scan(indexer.index, list(roots), config.scan, counts, allow_empty)
-        apply_moves(indexer.index, plan, counts)
         tagging_started = time.perf_counter()
-        indexer.process(plan.reads, counts)
+        try:
+            apply_moves(indexer.index, plan, counts)
+            indexer.process(plan.reads, counts, wait=True)
+        except SQLAlchemyError:  # a root's row deleted under us: say which, not the key
+            indexer.conn.rollback()
+            ids = {os.fsencode(root): i for root, i in zip(roots, plan.root_ids, strict=True)}
+            forgotten = forgotten_error(indexer.index, ids)
+            if forgotten is None:
+                raise
+            raise forgotten from None
         if progress is not None:
             progress.done()
         if counts.tagged:

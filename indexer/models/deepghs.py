@@ -26,7 +26,7 @@ def read_preprocess(path: Path) -> dict[str, object]:
     """Settings (as a model table would give them) from a `preprocess.json`."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise ModelError(f"{path}: cannot read: {exc}") from None
     stages = None
     if isinstance(data, dict):

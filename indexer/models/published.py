@@ -162,7 +162,7 @@ def _camie(folder: Path, onnx: Path) -> Detected | None:
     try:
         info = json.loads(metadata[0].read_text(encoding="utf-8"))
         size = int(info.get("model_info", {}).get("img_size", 512))
-    except (OSError, ValueError, AttributeError, TypeError) as exc:
+    except (OSError, ValueError, AttributeError, TypeError, RecursionError) as exc:
         raise ModelError(f"{metadata[0]}: cannot read: {exc}") from None
     named = folder / f"{metadata[0].name.removesuffix('-metadata.json')}.onnx"
     chosen = named if named.is_file() else onnx
@@ -203,10 +203,10 @@ def tags_from_graph(onnx: Path) -> list[str]:
     text = graph_io(onnx)[2]
     try:
         names = ast.literal_eval(text)
-    except (ValueError, SyntaxError):
+    except (ValueError, SyntaxError, RecursionError, MemoryError):
         try:
             names = json.loads(text)
-        except ValueError:
+        except (ValueError, RecursionError):
             raise ModelError(f"{onnx}: the 'tags' metadata is not a list of names") from None
     if not isinstance(names, list | tuple) or not all(isinstance(n, str) for n in names):
         raise ModelError(f"{onnx}: the 'tags' metadata is not a list of names")
@@ -216,7 +216,7 @@ def tags_from_graph(onnx: Path) -> list[str]:
 def _deepdanbooru(folder: Path, onnx_files: list[Path]) -> Detected:
     try:
         project = json.loads((folder / "project.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, RecursionError) as exc:
         raise ConfigError(f"{folder / 'project.json'}: cannot read: {exc}") from None
     size = int(project.get("image_width", 512))
     threshold = float(project.get("threshold", 0.5))

@@ -120,6 +120,8 @@ def _parse_json(text: str, where: str) -> tuple[list[str], list[str | None]]:
         data: Any = json.loads(text)
     except ValueError as exc:
         raise ModelError(f"{where}: not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ModelError(f"{where}: not valid JSON: nested too deeply") from None
     if isinstance(data, dict) and isinstance(data.get("dataset_info"), dict):
         data = data["dataset_info"].get("tag_mapping", {})  # Camie's metadata
     if isinstance(data, list) and all(isinstance(n, str) for n in data):
@@ -164,6 +166,8 @@ def category_numbering(folder: Path) -> dict[int, str]:
         data = json.loads((folder / "categories.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return numbering
+    except RecursionError:
+        raise ModelError(f"{folder / 'categories.json'}: nested too deeply") from None
     if isinstance(data, list):
         for item in data:
             if isinstance(item, dict) and isinstance(item.get("category"), int):

@@ -64,7 +64,7 @@ def onnx_digest(path: Path, cache_dir: str = "") -> bytes:
         try:
             table = json.loads(cache.read_text(encoding="utf-8"))
             return bytes.fromhex(table[key])
-        except (OSError, ValueError, KeyError, TypeError):
+        except (OSError, ValueError, KeyError, TypeError, RecursionError):
             pass
     digest = hashlib.sha256()
     try:

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 
-from sqlalchemy import ColumnElement, delete, select
+from sqlalchemy import ColumnElement, and_, delete, exists, select
 
+from indexer.errors import Kind
 from indexer.store.driver import marks, run
 from indexer.store.intake import CHUNK, settled_pairs
 from indexer.store.owners import Owner
 from indexer.store.records import Records
 from indexer.store.retry import Attempt
-from indexer.store.schema import claims
+from indexer.store.schema import claims, files, taggings
 
 CLAIM_LEASE_NS = 3600 * 10**9
 
@@ -98,6 +100,69 @@ def reap(index: Records, owner: Owner) -> int:
         removed = int(index.conn.execute(delete(claims).where(condition)).rowcount)
     index.commit()
     return removed
+
+
+@dataclass
+class Held:
+    """Pairs a writer wants that other processes hold: by whether their owner lives."""
+
+    live: set[tuple[int, int]] = field(default_factory=set)  # wait for their results
+    takeable: set[tuple[int, int]] = field(default_factory=set)  # dead, or lease over
+    unknown: set[tuple[int, int]] = field(default_factory=set)  # cannot tell: lease decides
+
+
+def held_elsewhere(
+    index: Records, version_ids: Sequence[int], owner: Owner, attempt: Attempt
+) -> Held:
+    """(model version, content) pairs of present pictures that `attempt` still wants and
+    that another process claimed: a scan that skipped them has not completed the index."""
+    settled = exists().where(
+        and_(
+            taggings.c.model_version_id == claims.c.model_version_id,
+            taggings.c.content_id == claims.c.content_id,
+            attempt.settled(),
+        )
+    )
+    present = exists().where(files.c.content_id == claims.c.content_id)
+    query = select(
+        claims.c.model_version_id, claims.c.content_id, claims.c.owner, claims.c.expires_ns
+    ).where(
+        claims.c.model_version_id.in_(list(version_ids)),
+        claims.c.owner != owner.token,
+        present,
+        ~settled,
+    )
+    rows = index.conn.execute(query).all()
+    now, verdicts, held = time.time_ns(), dict[str, bool | None](), Held()
+    for version, content, holder, until in rows:
+        if holder not in verdicts:
+            verdicts[holder] = owner.alive(index.conn, holder)
+        verdict, pair = verdicts[holder], (int(version), int(content))
+        if verdict is False or until < now:
+            held.takeable.add(pair)
+        else:
+            (held.live if verdict else held.unknown).add(pair)
+    index.commit()  # no transaction held open while the caller waits
+    return held
+
+
+def failed_again(index: Records, pairs: set[tuple[int, int]]) -> set[tuple[int, int]]:
+    """Of `pairs`, those whose recorded result is a failure the next scan retries."""
+    retried = [kind.value for kind in Kind if kind.retried]
+    query = select(taggings.c.model_version_id, taggings.c.content_id).where(
+        taggings.c.status == "failed", taggings.c.kind.in_(retried)
+    )
+    found = {(int(v), int(c)) for v, c in index.conn.execute(query)}
+    index.commit()
+    return found & pairs
+
+
+def release_pairs(index: Records, pairs: Sequence[tuple[int, int]]) -> None:
+    """Give up claims without a result (a file saved again while read): a scan beside
+    waits for what this process claims, and a watch may hold them for days."""
+    sql = "DELETE FROM claims WHERE model_version_id = ? AND content_id = ?"
+    run(index.conn, sql, list(pairs))
+    index.commit()
 
 
 def release_claims(index: Records, owner: Owner) -> None:

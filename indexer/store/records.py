@@ -23,15 +23,7 @@ from indexer.store.driver import run
 from indexer.store.intake import put_files
 from indexer.store.likeness import stored_vectors
 from indexer.store.retry import Attempt
-from indexer.store.schema import (
-    claims,
-    contents,
-    files,
-    model_versions,
-    roots,
-    taggings,
-    tags,
-)
+from indexer.store.schema import claims, contents, files, model_versions, roots, taggings, tags
 
 # Upserts in the one spelling SQLite (3.24 on) and PostgreSQL both understand.
 _KEEP = "ON CONFLICT DO NOTHING"  # a row already there stays as it is
@@ -109,6 +101,11 @@ class Records:
         self.conn.execute(update(roots).where(roots.c.path == path).values(device=device))
         found = int(self.conn.execute(select(roots.c.id).where(roots.c.path == path)).scalar_one())
         self.commit()  # never hold the write lock through a walk
+        return found
+
+    def present_root_ids(self) -> set[int]:
+        found = set(self.conn.execute(select(roots.c.id)).scalars())
+        self.commit()
         return found
 
     def root_paths(self) -> list[bytes]:

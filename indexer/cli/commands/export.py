@@ -140,19 +140,34 @@ def _output_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def parse_since(text: str | None) -> int | None:
+    """Nanoseconds since the epoch; a moment the index cannot hold (`inf`, year 1 in a
+    zone east of UTC, past 2262) is a bad value, not a traceback."""
     if not text:
         return None
     try:
-        return int(float(text) * 1e9)
-    except ValueError:
-        pass
-    try:
-        moment = datetime.fromisoformat(text)
+        ns = _since_ns(text)
+    except OverflowError:
+        raise UsageError(f"--changed-since {text!r} is out of range") from None
     except ValueError:
         raise UsageError(f"--changed-since {text!r} is not ISO 8601 or Unix seconds") from None
-    if moment.tzinfo is None:
-        moment = moment.astimezone()
-    return int(moment.timestamp() * 1e9)
+    if not -(2**63) <= ns < 2**63:  # the index keeps times as signed 64-bit nanoseconds
+        raise UsageError(f"--changed-since {text!r} is out of range")
+    return ns
+
+
+def _since_ns(text: str) -> int:
+    try:
+        return int(float(text) * 1e9)
+    except ValueError:
+        if text.strip().lower().lstrip("+-") in ("nan", "inf", "infinity"):
+            raise OverflowError(text) from None
+    moment = datetime.fromisoformat(text)
+    try:
+        if moment.tzinfo is None:
+            moment = moment.astimezone()
+        return int(moment.timestamp() * 1e9)
+    except (ValueError, OverflowError):  # the local zone's offset leaves years 1..9999
+        raise OverflowError(text) from None
 
 
 def asked_categories(args: argparse.Namespace) -> dict[str, float]:

@@ -8,8 +8,9 @@ that cannot be decoded are recorded with the reason and not retried until they c
 Exit status: 0 when the index is complete (pictures that cannot be decoded are recorded
 and count as done); 1 when it is not: a database or model error, a missing or unmounted
 root (nothing is then removed), or pictures that failed for reasons a later scan retries
-(a crash, a timeout, permissions, I/O, the model); 128+N when stopped by signal N
-(SIGINT, SIGTERM: the batch in flight is finished first, a rerun resumes).
+(a crash, a timeout, permissions, I/O, the model) or were saved again while read; 128+N
+when stopped by signal N (SIGINT, SIGTERM: the batch in flight is finished first, a rerun
+resumes).
 """
 
 from __future__ import annotations
@@ -125,7 +126,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     log.info("scan done: %s", summary)
     if counts.to_retry:
         raise Incomplete(
-            f"the index is incomplete: {plural(counts.to_retry, 'picture')} failed for reasons "
-            "the next scan retries (dtindex status lists them)"
+            f"the index is incomplete: {plural(counts.to_retry, 'picture')} left for the next "
+            "scan (failures it retries, which dtindex status lists, or files saved while read)"
         )
     return 0

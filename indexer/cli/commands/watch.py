@@ -33,6 +33,7 @@ from indexer.cli.progress import Totals, tally
 from indexer.cli.stopping import stop_on_signals
 from indexer.errors import ScanError, UsageError
 from indexer.gallery.events import Collector
+from indexer.gallery.forgotten import drop_forgotten
 from indexer.gallery.incremental import Indexer
 from indexer.gallery.jobs import Counts
 from indexer.gallery.plan import apply_moves, check_root, plan_paths, plan_scan
@@ -215,6 +216,7 @@ class _Follower:
         }
 
     def _rescan(self, why: str, strict: bool = False) -> None:
+        self._forgotten()
         counts = _rescan(self.indexer, self.roots, self.ctx, why, strict)
         self.totals.add(counts, self.indexer.ledger.headway)
 
@@ -263,6 +265,12 @@ class _Follower:
         log.warning("events may have been lost; rescanning")
         return True
 
+    def _forgotten(self) -> None:
+        """Its events are ignored from here on; the observer is left running, as a new
+        one would miss what the others' folders do while it starts."""
+        if drop_forgotten(self.indexer.index, self.roots, self.root_ids):
+            self.identities = {root: self.identities[root] for root in self.roots}
+
     def _restart_observer(self) -> None:
         self.observer.stop()
         self.observer.join(timeout=5)
@@ -273,6 +281,7 @@ class _Follower:
         ready = self.collector.ready()
         if not ready:
             return
+        self._forgotten()
         counts = Counts()
         settings = self.ctx.config.scan
         plan = plan_paths(self.indexer.index, ready, self.root_ids, settings, counts)
