@@ -21,18 +21,20 @@ USER_XMP = """<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>
 <?xpacket end="w"?>"""
 
 
-def photo_tool_save(picture: Path, rating: int, label: str) -> Path | None:
+def photo_tool_save(picture: Path, rating: int, label: str) -> tuple[Path, str] | None:
     """The photo tool rates a picture in its sidecar: a new one written as exiv2 writes it
     (attributes, escaped line breaks; renamed into place), an existing one through exiftool.
-    The sidecar, or None where exiftool could not save."""
+    The sidecar and the label as the tool saved it (exiftool writes a CR raw, which every
+    reader then takes as a line feed), or None where exiftool could not save."""
     sidecar = picture.with_name(picture.name + ".xmp")
     if sidecar.exists():
-        return sidecar if exiftool_write(sidecar, rating, label) else None
+        saved = exiftool_write(sidecar, rating, label)
+        return None if saved is None else (sidecar, saved)
     escaped = label.replace("\r", "&#xD;").replace("\n", "&#xA;").replace("\t", "&#x9;")
     temporary = sidecar.with_name(".~" + sidecar.name)
     temporary.write_text(USER_XMP.format(rating=rating, label=escaped), "utf-8")
     os.replace(temporary, sidecar)
-    return sidecar
+    return sidecar, label
 
 
 def caption_path(path: Path, pictures: Iterable[Path]) -> Path:
@@ -57,7 +59,7 @@ def exiftool(paths: Sequence[Path]) -> dict[Path, dict[str, object]]:
     return {Path(r["SourceFile"]): r for r in records}
 
 
-def exiftool_write(sidecar: Path, rating: int, label: str) -> bool:
+def exiftool_write(sidecar: Path, rating: int, label: str) -> str | None:
     """The photo tool saves into an existing sidecar (exiftool, as digiKam's writer would)."""
     done = subprocess.run(
         [
@@ -71,4 +73,6 @@ def exiftool_write(sidecar: Path, rating: int, label: str) -> bool:
         capture_output=True,
         timeout=60,
     )
-    return done.returncode == 0 and exiftool([sidecar]).get(sidecar, {}).get("Rating") == rating
+    if done.returncode != 0:
+        return None
+    return label.replace("\r\n", "\n").replace("\r", "\n")  # XML's end-of-line handling

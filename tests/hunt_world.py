@@ -196,9 +196,9 @@ class World:
 
     def edit_sidecar(self, picture: Path, rating: int, label: str) -> None:
         """The user's photo tool rates a picture: remember what the user wrote."""
-        sidecar = photo_tool_save(picture, rating, label)
-        if sidecar is not None:
-            self.user_xmp[sidecar] = (rating, label)
+        saved = photo_tool_save(picture, rating, label)
+        if saved is not None:
+            self.user_xmp[saved[0]] = (rating, saved[1])
 
     def check_user_files(self) -> None:
         """Every byte the user wrote is still there, and every sidecar parses."""
