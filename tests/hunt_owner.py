@@ -132,9 +132,10 @@ class Owner(RuleBasedStateMachine):
         if not folders or target.exists():
             return
         source = folders[index % len(folders)]
-        if target.is_relative_to(source):
+        if target.is_relative_to(source) or not target.parent.is_dir():
             return
         source.rename(target)
+        self.world.moved_folder(source, target)
         self.changed()
 
     @step(index=picks, colour=colours)

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 from conftest import save_graph
-from hunt_files import caption_path, exiftool, photo_tool_save
+from hunt_files import exiftool, photo_tool_save
 from onnx import helper, numpy_helper
 
 PALETTE = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (250, 250, 0), (0, 200, 200), (90, 90, 90)]
@@ -237,14 +237,29 @@ class World:
                 assert mine == tags, (path, model, mine, tags)
 
     def check_captions(self, model: str) -> None:
-        """Each picture's caption holds its own tags, or is the user's own file."""
-        exported = self.exported_tags(model)
-        for path, tags in exported.items():
-            caption = caption_path(path, exported)
-            if caption in self.user_captions:
+        """Each tagged picture has a caption of its own (`stem.txt` or `name.ext.txt`)
+        holding its tags, unless the user's own file is in the way."""
+        claimed: dict[Path, Path] = {}
+        for path, tags in self.exported_tags(model).items():
+            if not tags:
                 continue
-            words = {w.strip() for w in caption.read_text().split(",") if w.strip()}
-            assert words == tags, (caption, words, tags)
+            candidates = [path.with_suffix(".txt"), path.with_name(path.name + ".txt")]
+            if any(c in self.user_captions for c in candidates):
+                continue
+            mine = [c for c in candidates if c.exists() and caption_words(c) == tags]
+            assert mine, (path, tags, [c for c in candidates if c.exists()])
+            assert mine[0] not in claimed, (mine[0], path, claimed.get(mine[0]))
+            claimed[mine[0]] = path
+
+    def moved_folder(self, source: Path, target: Path) -> None:
+        """The user's files went with a renamed folder."""
+        for kept in (self.user_captions, self.user_xmp):
+            for path in [p for p in kept if p.is_relative_to(source)]:
+                kept[target / path.relative_to(source)] = kept.pop(path)  # type: ignore[index]
+
+
+def caption_words(caption: Path) -> set[str]:
+    return {w.strip() for w in caption.read_text().split(",") if w.strip()}
 
 
 def xmp_export(model: str) -> tuple[str, ...]:
