@@ -170,16 +170,23 @@ def select_roots(args_roots: Sequence[Path], ctx: Context, index: Records) -> li
     return [Path(os.path.abspath(root.expanduser())) for root in chosen]
 
 
-def require_indexed(conn: Connection, model: str) -> None:
-    """An unknown model is an error naming the close ones, not an empty result that
-    reads as "nothing matches"."""
+def indexed_model(conn: Connection, asked: str | None) -> str:
+    """The model a reading command works on: the one asked for, which must have tagged
+    something (an unknown model is an error naming the close ones, not an empty result
+    that reads as "nothing matches"), else the only one indexed."""
     models = {m for m, _, _, _ in versions(conn)}
-    if model not in models:
+    if asked is None:
+        if len(models) != 1:
+            known = ", ".join(sorted(models)) or "none yet"
+            raise UsageError(f"name a model with --model (indexed: {known})")
+        return next(iter(models))
+    if asked not in models:
         known = ", ".join(sorted(models)) or "none yet"
         raise UsageError(
-            f"model {model!r} has tagged nothing in this index{closest(model, models)} "
+            f"model {asked!r} has tagged nothing in this index{closest(asked, models)} "
             f"(indexed models: {known})"
         )
+    return asked
 
 
 def load_models(names: Sequence[str], ctx: Context, args: argparse.Namespace) -> list[Tagger]:

@@ -1,0 +1,81 @@
+"""What a new user trips over on the first day (issue 27), through the CLI."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from conftest import picture, write_model
+
+Cli = Callable[..., tuple[int, bytes, str]]
+
+# Output k is input value k of the 8x8 NHWC tensor: R, G, B of the first pixel, R again.
+WD_TAGS = "tag_id,name,category,count\n1,general,9,1\n2,sensitive,9,1\n3,hatsune_miku,4,1\n"
+WD_TAGS += "4,smile,0,1\n"
+
+
+@pytest.fixture
+def wd_like(tmp_path: Path, cli: Cli) -> Path:
+    """A model with two ratings, a character and a general tag, thresholds as the issue's:
+    threshold 0.5, general 0.35, character 0.85; three pictures scanned."""
+    folder = tmp_path / "models"
+    write_model(folder, "wd", positions=(0, 1, 2, 0), settings="normalize = true\n")
+    (folder / "wd.csv").write_text(WD_TAGS)
+    (tmp_path / "deeptagger.toml").write_text(
+        f'[models.wd]\nonnx = "{folder / "wd.onnx"}"\ntags = "{folder / "wd.csv"}"\n'
+        "normalize = true\nthreshold = 0.5\ngeneral = 0.35\ncharacter = 0.85\n"
+    )
+    gallery = tmp_path / "gallery"
+    picture(gallery / "p1.png", (100, 200, 158))  # general .39 sensitive .78 miku .62 smile .39
+    picture(gallery / "p2.png", (160, 20, 240))  # general .63 sensitive .08 miku .94 smile .63
+    picture(gallery / "p3.png", (200, 230, 30))  # general .78 sensitive .90 miku .12 smile .78
+    code, _, err = cli("scan", str(gallery))
+    assert code == 0, err
+    return gallery
+
+
+def exported(cli: Cli, *options: str) -> dict[str, set[str]]:
+    code, out, err = cli("export", "--model", "wd", "--id", "path", *options)
+    assert code == 0, err
+    by_tag: dict[str, set[str]] = {}
+    for line in out.decode().splitlines():
+        path, tag, _ = line.split("\t")
+        by_tag.setdefault(tag, set()).add(Path(path).name)
+    return by_tag
+
+
+def found(cli: Cli, *argv: str) -> set[str]:
+    code, out, err = cli("search", *argv)
+    assert code == 0, err
+    return {Path(p).name for p in out.decode().splitlines()}
+
+
+def test_search_and_export_agree_on_which_pictures_have_a_tag(cli: Cli, wd_like: Path) -> None:
+    """One rule: the export's thresholds (per category, the single best rating) in both;
+    the same threshold options ask both for another."""
+    for options in ([], ["--character", "0.5"], ["-t", "0.7", "--general", "0.7"]):
+        tags = exported(cli, *options)
+        assert tags["smile"] == {"p1.png", "p2.png", "p3.png"} or options
+        for tag in ("general", "sensitive", "hatsune_miku", "smile"):
+            assert found(cli, tag, *options) == tags.get(tag, set()), (tag, options)
+        assert found(cli, "rating:general", *options) == {"p2.png"}
+        assert found(cli, "smile -hatsune_miku", *options) == (
+            tags["smile"] - tags.get("hatsune_miku", set())
+        )
+    assert found(cli, "hatsune_miku", "--character", "0.5") == {"p1.png", "p2.png"}
+
+
+def test_export_without_a_model_picks_the_only_one(cli: Cli, wd_like: Path, tmp_path: Path) -> None:
+    code, out, err = cli("export")
+    assert code == 0, err
+    assert out == cli("export", "--model", "wd")[1] and out
+    means = write_model(tmp_path / "models", "means", mean=True, settings="normalize = true\n")
+    with (tmp_path / "deeptagger.toml").open("a") as config:
+        config.write(f'[models.means]\nmodel = "{means}"\n')
+    code, _, err = cli("scan", str(wd_like))
+    assert code == 0, err
+    for command in (["export"], ["search", "smile"]):
+        code, out, err = cli(*command)
+        assert (code, out) == (1, b""), command
+        assert "name a model with --model (indexed: means, wd)" in err, err
