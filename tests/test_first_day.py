@@ -79,3 +79,46 @@ def test_export_without_a_model_picks_the_only_one(cli: Cli, wd_like: Path, tmp_
         code, out, err = cli(*command)
         assert (code, out) == (1, b""), command
         assert "name a model with --model (indexed: means, wd)" in err, err
+
+
+def broken_gallery(gallery: Path) -> None:
+    picture(gallery / "red.png", (250, 10, 10))
+    picture(gallery / "blue.png", (10, 20, 250))
+    (gallery / "empty.png").write_bytes(b"")
+    (gallery / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n cut short")
+
+
+def test_show_says_a_picture_failed_and_why(cli: Cli, tmp_path: Path) -> None:
+    broken_gallery(tmp_path / "g")
+    code, _, err = cli("scan", "g")
+    assert code == 0, err
+    code, out, err = cli("show", "g/broken.png")
+    assert code == 0, err
+    text = out.decode()
+    assert "failed: palette (version " in text and "not a picture Pillow can identify" in text
+    assert "None" not in text
+    code, out, err = cli("show", "g/empty.png")
+    assert code == 0 and "empty file" in out.decode(), err
+    code, out, err = cli("show", "g/../g/nope.png")
+    assert (code, out) == (1, b"") and "g/../g/nope.png: no such file" in err
+    assert "scan" not in err
+
+
+def test_similar_of_a_broken_file_says_what_is_wrong(cli: Cli, tmp_path: Path) -> None:
+    from test_similar import embedding_model
+
+    config = str(embedding_model(tmp_path))
+    broken_gallery(tmp_path / "g")
+    code, _, err = cli("--config", config, "scan", "g")
+    assert code == 0, err
+    code, out, err = cli("--config", config, "similar", "-m", "emb", "g/red.png", "-n", "1")
+    assert code == 0 and out.decode().endswith("blue.png\n"), err
+    for name, reason in (
+        ("broken.png", "not a picture Pillow can identify"),
+        ("empty.png", "empty file"),
+    ):
+        code, out, err = cli("--config", config, "similar", f"g/{name}")
+        assert (code, out) == (1, b"") and f"g/{name}: emb failed on it: {reason}" in err, err
+        assert "scan" not in err
+    code, _, err = cli("--config", config, "similar", "g/nope.png")
+    assert code == 1 and "g/nope.png: no such file" in err and "scan" not in err
