@@ -122,3 +122,14 @@ def test_similar_of_a_broken_file_says_what_is_wrong(cli: Cli, tmp_path: Path) -
         assert "scan" not in err
     code, _, err = cli("--config", config, "similar", "g/nope.png")
     assert code == 1 and "g/nope.png: no such file" in err and "scan" not in err
+
+
+def test_a_db_that_is_a_folder_is_called_one(cli: Cli, tmp_path: Path) -> None:
+    picture(tmp_path / "g" / "red.png")
+    (tmp_path / "indexes").mkdir()
+    for command in (["status"], ["scan", "g"], ["models"], ["export"]):
+        code, out, err = cli(*command, "--db", "indexes/../indexes")
+        assert (code, out) == (1, b""), (command, err)
+        assert f"{tmp_path / 'indexes'}: a folder, not an index file" in err, (command, err)
+        assert "no index here yet" not in err and "unable to open" not in err
+    assert list((tmp_path / "indexes").iterdir()) == []
