@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from pathlib import Path
 
@@ -133,3 +134,31 @@ def test_a_db_that_is_a_folder_is_called_one(cli: Cli, tmp_path: Path) -> None:
         assert f"{tmp_path / 'indexes'}: a folder, not an index file" in err, (command, err)
         assert "no index here yet" not in err and "unable to open" not in err
     assert list((tmp_path / "indexes").iterdir()) == []
+
+
+def test_status_counts_pictures_and_says_what_each_number_means(
+    cli: Cli, tmp_path: Path, mean_model: Path
+) -> None:
+    """Failures count pictures, not (picture, model) pairs; a model no longer configured
+    is counted apart."""
+    broken_gallery(tmp_path / "g")
+    (tmp_path / "g" / "copy.png").write_bytes((tmp_path / "g" / "red.png").read_bytes())
+    assert cli("scan", "g")[0] == 0  # the built-in palette, as no model is configured
+    Path("deeptagger.toml").write_text(f'[models.means]\nmodel = "{mean_model}"\n')
+    code, _, err = cli("scan", "g")
+    assert code == 0, err
+    code, out, err = cli("status")
+    assert code == 0, err
+    lines = out.decode().splitlines()
+    assert "5 files, 4 distinct pictures (identical files are one picture)" in lines
+    assert "0 files could not be read (no bytes to hash: permissions, I/O)" in lines
+    assert "2 pictures have no result of a configured model, which failed on them: means 2" in lines
+    assert "not configured any more: palette failed on 2 pictures" in lines
+    failed = [line for line in lines if line.startswith("failed: ")]
+    assert len(failed) == 2 and all(
+        "palette" in line and "(not configured)" in line for line in failed
+    )
+    record = json.loads(cli("status", "--json")[1])
+    assert (record["files"], record["contents"], record["unreadable"]) == (5, 4, 0)
+    assert record["failed"] == 2 and record["failed_by_model"] == {"means": 2}
+    assert record["failed_unconfigured"] == {"palette": 2}
