@@ -162,3 +162,15 @@ def test_status_counts_pictures_and_says_what_each_number_means(
     assert (record["files"], record["contents"], record["unreadable"]) == (5, 4, 0)
     assert record["failed"] == 2 and record["failed_by_model"] == {"means": 2}
     assert record["failed_unconfigured"] == {"palette": 2}
+
+
+def test_tag_with_an_onnx_file_says_it_needs_a_model_file(cli: Cli, tmp_path: Path) -> None:
+    write_model(tmp_path / "m", "probe", positions=[0])
+    picture(tmp_path / "pic.png")
+    for given in ("m/probe.onnx", "./m/../m/probe.onnx"):
+        code, out, err = cli("tag", given, "pic.png")
+        assert (code, out) == (2, b""), err
+        assert f"{given}: an .onnx graph needs a .model file" in err, err
+        assert "dtindex model add" in err and "UTF-8" not in err
+    code, out, err = cli("tag", "m/probe.model", "pic.png")  # the way the message points
+    assert code == 0 and out.startswith(b"pic.png\tp0\t"), err

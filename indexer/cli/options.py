@@ -18,6 +18,7 @@ from indexer.imaging.sniff import Pictures
 from indexer.model_tables import ModelDef
 from indexer.models.runtime import RuntimeOptions, Tagger, load, parse_provider_option
 from indexer.models.versions import configured_version
+from indexer.settings import refuse_bare_graph
 from indexer.store.location import Location, locate
 from indexer.store.queries import versions
 from indexer.store.records import Records
@@ -63,6 +64,7 @@ class Context:
 
     def resolve_model(self, name_or_path: str) -> ModelDef:
         """A `.model` path, or a model name from the config (or the built-in one)."""
+        refuse_bare_graph(name_or_path)
         return self.config.resolve(name_or_path)
 
 
