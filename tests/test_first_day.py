@@ -174,3 +174,22 @@ def test_tag_with_an_onnx_file_says_it_needs_a_model_file(cli: Cli, tmp_path: Pa
         assert "dtindex model add" in err and "UTF-8" not in err
     code, out, err = cli("tag", "m/probe.model", "pic.png")  # the way the message points
     assert code == 0 and out.startswith(b"pic.png\tp0\t"), err
+
+
+def test_forget_json_prints_the_removed_roots_and_files(cli: Cli, tmp_path: Path) -> None:
+    """As its help says: the roots and files removed, and the files now under another root."""
+    picture(tmp_path / "outer" / "a.png")
+    picture(tmp_path / "outer" / "inner" / "b.png", (0, 0, 255))
+    picture(tmp_path / "other" / "c.png", (0, 255, 0))
+    for root in ("outer", "outer/inner", "other"):
+        assert cli("scan", root)[0] == 0
+    code, out, err = cli("forget", "--json", "outer/inner/..", "other")
+    assert code == 0, err
+    record = json.loads(out)
+    assert record["removed_roots"] == [str(tmp_path / "other"), str(tmp_path / "outer")]
+    assert record["removed_files"] == [
+        str(tmp_path / "other" / "c.png"),
+        str(tmp_path / "outer" / "a.png"),
+    ]
+    assert record["reassigned_files"] == [str(tmp_path / "outer" / "inner" / "b.png")]
+    assert (record["roots"], record["files"], record["reassigned"]) == (2, 2, 1)
