@@ -7,6 +7,7 @@ through `parse_settings`, so the allowed keys, values and messages are the same.
 from __future__ import annotations
 
 import json
+import os
 import unicodedata
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
@@ -215,8 +216,22 @@ def check_model_name(name: str, where: str) -> str:
     return name
 
 
+def refuse_bare_graph(given: str) -> None:
+    """An `.onnx` file named where a model is asked for: the graph alone has no tag list
+    or settings, and reading it as a `.model` file would only say it is not text."""
+    if given.lower().endswith(".onnx"):
+        folder = os.path.dirname(given) or "."
+        raise ConfigError(
+            f"{given}: an .onnx graph needs a .model file beside it (name, shape and other "
+            "settings as key=value lines; the .onnx and .tags share its stem: see the "
+            f"README's Models), or a table in the config: `dtindex model add NAME {folder}` "
+            "writes one"
+        )
+
+
 def read_model_file(path: Path) -> ModelFile:
     """Read a deeptagger `.model` file; its `.onnx` and `.tags` share its stem."""
+    refuse_bare_graph(str(path))
     try:
         text = path.read_text(encoding="utf-8-sig")  # a BOM (Windows editors) is not a key
     except OSError as exc:

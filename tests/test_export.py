@@ -90,13 +90,16 @@ def test_changed_since(cli, wd_like: Path) -> None:
 
 
 def test_search_and_show(cli, wd_like: Path) -> None:
-    code, out, _ = cli("search", "blue_hair", "-t", "0.5")
+    code, out, _ = cli("search", "blue_hair", "--general", "0.5")
     assert out.decode().splitlines() == [str(wd_like / "a.png")]
-    code, out, _ = cli("search", "rating:general -blue_hair", "-t", "0.5")
-    assert out.decode().splitlines() == [str(wd_like / "a.jpg")]  # b.png: general 0.47
-    code, out, _ = cli("search", "-t", "0.5", "--", "-blue_hair")
+    code, out, _ = cli("search", "blue_hair")  # general = 0.3 in the model's table
+    assert out.decode().splitlines() == [str(wd_like / "a.png"), str(wd_like / "sub" / "b.png")]
+    code, out, _ = cli("search", "rating:general -blue_hair", "--general", "0.5")
     assert out.decode().splitlines() == [str(wd_like / "a.jpg"), str(wd_like / "sub" / "b.png")]
-    code, out, _ = cli("search", "blue_hair hatsune_miku", "--any", "-t", "0.7")
+    code, out, _ = cli("search", "--general", "0.5", "--", "-blue_hair")
+    assert out.decode().splitlines() == [str(wd_like / "a.jpg"), str(wd_like / "sub" / "b.png")]
+    code, out, _ = cli("search", "blue_hair hatsune_miku", "--any", "--general", "0.7",
+                       "--character", "0.7")  # fmt: skip
     assert set(out.decode().splitlines()) == {str(wd_like / "a.png"), str(wd_like / "a.jpg"),
                                               str(wd_like / "sub" / "b.png")}  # fmt: skip
     code, out, _ = cli("show", str(wd_like / "a.png"))

@@ -57,3 +57,48 @@ def test_colours_mean_what_danbooru_means() -> None:
     assert scores_for(sepia)["sepia"] > 0.8 and scores_for(sepia)["greyscale"] < 0.1
     colourful = rng.random((64, 64, 3))
     assert max(scores_for(colourful).values()) < 0.2
+
+
+COLOUR_PHOTOS = ("astronaut", "chelsea", "coffee", "retina", "rocket", "immunohistochemistry")
+GREY_PHOTOS = ("camera", "moon", "coins")
+
+
+def photographs(folder: Path) -> dict[str, Path]:
+    """scikit-image's photographs (shipped in its wheel) as PNG files, and two of the grey
+    ones toned as a darkroom tones them: blue (a cyanotype) and sepia."""
+    from PIL import Image
+    from skimage import data
+
+    pictures = {name: np.asarray(getattr(data, name)()) for name in COLOUR_PHOTOS + GREY_PHOTOS}
+    pictures["motorcycle"] = np.asarray(data.stereo_motorcycle()[0])
+    grey = pictures["camera"][..., None] / 255.0
+    pictures["cyanotype"] = grey * np.array([60, 120, 255]) + (1 - grey) * np.array([5, 10, 60])
+    sepia = np.array([[0.393, 0.769, 0.189], [0.349, 0.686, 0.168], [0.272, 0.534, 0.131]])
+    pictures["sepia"] = np.clip(np.repeat(grey, 3, -1) @ sepia.T, 0, 1) * 255
+    folder.mkdir()
+    paths = {}
+    for name, pixels in pictures.items():
+        image = Image.fromarray(pixels.astype(np.uint8)).convert("RGB")
+        image.thumbnail((160, 160))
+        paths[name] = folder / f"{name}.png"
+        image.save(paths[name])
+    return paths
+
+
+def test_colour_photographs_are_not_monochrome(cli, tmp_path: Path) -> None:
+    """An orange cat, a red cup, a rocket against a blue sky: colour photographs, though
+    most of their pixels share a hue. Grey and toned photographs are monochrome."""
+    paths = photographs(tmp_path / "photos")
+    code, out, err = cli("tag", "-t", "0.5", "palette", "photos")
+    assert code == 0, err
+    tagged: dict[str, set[str]] = {}
+    for line in out.decode().splitlines():
+        path, tag, _ = line.split("\t")
+        tagged.setdefault(Path(path).stem, set()).add(tag)
+    for name in (*COLOUR_PHOTOS, "motorcycle"):
+        assert not tagged.get(name, set()) & {"monochrome", "sepia", "greyscale"}, name
+    for name in GREY_PHOTOS:
+        assert {"monochrome", "greyscale"} <= tagged[name], name
+    assert "monochrome" in tagged["cyanotype"] and "greyscale" not in tagged["cyanotype"]
+    assert {"monochrome", "sepia"} <= tagged["sepia"]
+    assert set(paths) >= set(tagged)

@@ -18,6 +18,7 @@ from indexer.imaging.sniff import Pictures
 from indexer.model_tables import ModelDef
 from indexer.models.runtime import RuntimeOptions, Tagger, load, parse_provider_option
 from indexer.models.versions import configured_version
+from indexer.settings import refuse_bare_graph
 from indexer.store.location import Location, locate
 from indexer.store.queries import versions
 from indexer.store.records import Records
@@ -63,6 +64,7 @@ class Context:
 
     def resolve_model(self, name_or_path: str) -> ModelDef:
         """A `.model` path, or a model name from the config (or the built-in one)."""
+        refuse_bare_graph(name_or_path)
         return self.config.resolve(name_or_path)
 
 
@@ -170,16 +172,23 @@ def select_roots(args_roots: Sequence[Path], ctx: Context, index: Records) -> li
     return [Path(os.path.abspath(root.expanduser())) for root in chosen]
 
 
-def require_indexed(conn: Connection, model: str) -> None:
-    """An unknown model is an error naming the close ones, not an empty result that
-    reads as "nothing matches"."""
+def indexed_model(conn: Connection, asked: str | None) -> str:
+    """The model a reading command works on: the one asked for, which must have tagged
+    something (an unknown model is an error naming the close ones, not an empty result
+    that reads as "nothing matches"), else the only one indexed."""
     models = {m for m, _, _, _ in versions(conn)}
-    if model not in models:
+    if asked is None:
+        if len(models) != 1:
+            known = ", ".join(sorted(models)) or "none yet"
+            raise UsageError(f"name a model with --model (indexed: {known})")
+        return next(iter(models))
+    if asked not in models:
         known = ", ".join(sorted(models)) or "none yet"
         raise UsageError(
-            f"model {model!r} has tagged nothing in this index{closest(model, models)} "
+            f"model {asked!r} has tagged nothing in this index{closest(asked, models)} "
             f"(indexed models: {known})"
         )
+    return asked
 
 
 def load_models(names: Sequence[str], ctx: Context, args: argparse.Namespace) -> list[Tagger]:

@@ -1,7 +1,9 @@
-"""Which stored tags a picture gets at export time: thresholds per category, MCut, rating.
+"""Which stored tags a picture has: thresholds per category, MCut, the best rating.
 
-Pure functions of the stored scores, so any threshold above the storage floor can be
-applied without running a model again.
+The one rule for "this picture has this tag", used by the export (`select`) and by
+search (`Thresholds.limit`, turned into SQL), so the two never disagree. Pure functions
+of the stored scores, so any threshold above the storage floor can be applied without
+running a model again.
 """
 
 from __future__ import annotations
@@ -75,6 +77,13 @@ class Thresholds:
             return tag.threshold
         return self._by_category.get(tag.category or "", self.default)
 
+    def limit(self, tag: str, category: str | None, own: float | None) -> float | None:
+        """The score a tag must pass to be had (MCut aside); None: a rating, had by the
+        picture where it is the best of the picture's rating tags, whatever its score."""
+        if category == RATING:
+            return None
+        return self.for_tag(Scored(tag, category, 0.0, own))
+
 
 def mcut_threshold(scores: Sequence[float]) -> float:
     """Maximum Cut Thresholding: the midpoint of the largest gap between sorted scores."""
@@ -99,12 +108,12 @@ def select(tags: Sequence[Scored], rules: Thresholds) -> list[Scored]:
         groups = {c: mcut_threshold(s) for c, s in by_category.items()}
     chosen = []
     for t in tags:
-        if t.category == RATING:
+        limit = rules.limit(t.tag, t.category, t.threshold)
+        if limit is None:
             if t is best_rating:
                 chosen.append(t)
             continue
-        limit = groups.get(t.category, 0.0) if rules.mcut else rules.for_tag(t)
-        if t.score > limit:
+        if t.score > (groups.get(t.category, 0.0) if rules.mcut else limit):
             chosen.append(t)
     return chosen
 

@@ -102,6 +102,8 @@ def open_index(where: Location | str, readonly: bool = False, create: bool = Tru
     if path.is_file():
         refuse_foreign(path)
     if not readonly:
+        if path.is_dir():
+            raise _no_index(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -111,6 +113,11 @@ def open_index(where: Location | str, readonly: bool = False, create: bool = Tru
 
 
 def _no_index(where: Location) -> StoreError:
+    if isinstance(where, Path) and where.is_dir():  # `--db ~/gallery`, meant as "the index of"
+        return StoreError(
+            f"{where}: a folder, not an index file; name a file, such as "
+            f"{where / 'index.sqlite'}, with --db"
+        )
     return StoreError(f"{shown(where)}: no index here yet; run `dtindex scan` first")
 
 
@@ -118,6 +125,8 @@ def index_exists(where: Location) -> bool:
     """Whether there is an index to read at `where` yet (a file; a server database with
     our tables), so a listing can go without one rather than fail."""
     if isinstance(where, Path):
+        if where.is_dir():
+            raise _no_index(where)
         return where.is_file()
     engine = connect_engine(where)
     try:

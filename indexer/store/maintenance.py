@@ -31,11 +31,15 @@ _RESULT_TABLES = ("scores", "embeddings", "taggings", "claims")
 
 @dataclass(frozen=True)
 class Forgotten:
-    """What `forget_roots` did: roots and files removed, files moved to another root."""
+    """What `forget_roots` did: roots and files removed, files moved to another root;
+    with their paths, sorted."""
 
     roots: int
     files: int
     reassigned: int
+    root_paths: tuple[bytes, ...] = ()
+    file_paths: tuple[bytes, ...] = ()
+    reassigned_paths: tuple[bytes, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -131,17 +135,27 @@ def forget_roots(engine: Engine, paths: Sequence[bytes]) -> Forgotten:
         remaining = {p: i for p, i in known.items() if p not in gone}
         moves: list[tuple[int, int]] = []
         drops: list[int] = []
+        dropped, moved = [], []
         for file_id, (path, root_id) in _affected(conn, gone).items():
             target = _innermost(path, remaining)
             if target is None:
                 drops.append(file_id)
+                dropped.append(path)
             elif target != root_id:
                 moves.append((target, file_id))
+                moved.append(path)
         if moves:
             run(conn, "UPDATE files SET root_id = ? WHERE id = ?", moves)
         files = _delete_where_in(conn, "files", "id", drops)
         _delete_where_in(conn, "roots", "id", list(gone.values()))
-    return Forgotten(roots=len(gone), files=files, reassigned=len(moves))
+    return Forgotten(
+        len(gone),
+        files,
+        len(moves),
+        tuple(sorted(gone)),
+        tuple(sorted(dropped)),
+        tuple(sorted(moved)),
+    )
 
 
 # -- prune ----------------------------------------------------------------------------

@@ -126,13 +126,29 @@ def roots_summary(conn: Connection) -> list[tuple[bytes, int | None, int]]:
 
 
 def totals(conn: Connection) -> dict[str, int]:
+    """Files, distinct pictures among them, and files whose bytes could not be read."""
     query = text("""SELECT
         (SELECT COUNT(*) FROM files),
         (SELECT COUNT(DISTINCT content_id) FROM files WHERE content_id IS NOT NULL),
-        (SELECT COUNT(*) FROM files WHERE error IS NOT NULL),
-        (SELECT COUNT(*) FROM taggings WHERE status = 'failed')""")
-    files, contents, unreadable, failed = conn.execute(query).one()
-    return {"files": files, "contents": contents, "unreadable": unreadable, "failed": failed}
+        (SELECT COUNT(*) FROM files WHERE error IS NOT NULL)""")
+    files, contents, unreadable = conn.execute(query).one()
+    return {"files": files, "contents": contents, "unreadable": unreadable}
+
+
+def failed_pictures(conn: Connection) -> list[tuple[str, int]]:
+    """(model, content) for each present picture a model failed on and has no result of
+    (no version of the model tagged it): a picture counts once per model, however many
+    of the model's versions failed on it."""
+    query = text("""
+        SELECT DISTINCT v.model, t.content_id FROM taggings t
+        JOIN model_versions v ON v.id = t.model_version_id
+        WHERE t.status = 'failed'
+          AND EXISTS (SELECT 1 FROM files f WHERE f.content_id = t.content_id)
+          AND NOT EXISTS (SELECT 1 FROM taggings d
+                          JOIN model_versions dv ON dv.id = d.model_version_id
+                          WHERE d.content_id = t.content_id AND d.status = 'done'
+                            AND dv.model = v.model)""")
+    return [(str(model), int(content)) for model, content in conn.execute(query)]
 
 
 @dataclass(frozen=True)

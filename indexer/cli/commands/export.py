@@ -25,12 +25,11 @@ from datetime import datetime
 
 from indexer.cli.commands.export_sidecars import kind_of, namer, write_sidecars
 from indexer.cli.commands.export_streams import stream
-from indexer.cli.options import Context, require_indexed, threshold_value
-from indexer.config import threshold_or_default
+from indexer.cli.options import Context, indexed_model
+from indexer.cli.rules import add_threshold_arguments, refuse_categories, rules_from
 from indexer.errors import UsageError
 from indexer.export.ownership import Ownership
 from indexer.export.selection import Edits, pictures
-from indexer.export.thresholds import Thresholds
 from indexer.export.xmp import hierarchy
 from indexer.store.engine import open_index
 from indexer.store.queries import (
@@ -57,38 +56,11 @@ APPLIES = {
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("-m", "--model", required=True, metavar="NAME", help="model to export")
-    _threshold_arguments(parser.add_argument_group("thresholds"))
+    parser.add_argument(
+        "-m", "--model", metavar="NAME", help="model to export (default: the only one indexed)"
+    )
+    add_threshold_arguments(parser, mcut=True)
     _output_arguments(parser)
-
-
-def _threshold_arguments(parser: argparse._ArgumentGroup) -> None:
-    parser.add_argument(
-        "-t",
-        "--threshold",
-        type=float,
-        metavar="T",
-        help="weights above T (default: the model's threshold, else 0.1)",
-    )
-    parser.add_argument("--general", type=float, metavar="T", help="threshold for general tags")
-    parser.add_argument("--character", type=float, metavar="T", help="threshold for characters")
-    parser.add_argument(
-        "--category",
-        action="append",
-        default=[],
-        metavar="NAME=T",
-        help="threshold for any category the tag list names (artist=0.5, year=0.4; repeatable)",
-    )
-    parser.add_argument(
-        "--tag-thresholds",
-        action="store_true",
-        help="use each tag's own threshold where the model's authors published one",
-    )
-    parser.add_argument(
-        "--mcut",
-        action="store_true",
-        help="automatic threshold per category at the largest score gap",
-    )
 
 
 def _output_arguments(parser: argparse.ArgumentParser) -> None:
@@ -170,31 +142,6 @@ def _since_ns(text: str) -> int:
         raise OverflowError(text) from None
 
 
-def asked_categories(args: argparse.Namespace) -> dict[str, float]:
-    """Category thresholds named on the command line: `--general`, `--character` and
-    `--category NAME=T`, by category name."""
-    asked = {"general": args.general, "character": args.character}
-    for item in args.category:
-        name, _, value = item.partition("=")
-        try:
-            asked[name.strip().lower()] = float(value)
-        except ValueError:
-            raise UsageError(
-                f"--category {item!r} must be NAME=T (a category, a threshold)"
-            ) from None
-    return {name: threshold_value(value, 0) for name, value in asked.items() if value is not None}
-
-
-def rules_from(args: argparse.Namespace, ctx: Context) -> Thresholds:
-    entry = ctx.config.models.get(args.model)
-    default = threshold_value(
-        args.threshold, threshold_or_default(entry.threshold if entry else None)
-    )
-    categories = entry.category_thresholds() if entry else {}
-    categories.update(asked_categories(args))
-    return Thresholds(default, tuple(categories.items()), args.mcut, args.tag_thresholds)
-
-
 def refuse_inapplicable(args: argparse.Namespace) -> None:
     """An option the format would ignore is a mistake worth hearing about."""
     if args.out and args.beside:
@@ -207,40 +154,26 @@ def refuse_inapplicable(args: argparse.Namespace) -> None:
         raise UsageError(f"--format {args.format} needs --out DIR or --beside")
 
 
-def refuse_categories(args: argparse.Namespace, present: set[str]) -> None:
-    """A category threshold for a category the model's tag list lacks would do nothing
-    (`--general` on a plain list, `--category year=0.5` on WD's)."""
-    for name in asked_categories(args):
-        if name in present:
-            continue
-        plain = name in ("general", "character") and getattr(args, name) is not None
-        option = f"--{name}" if plain else f"--category {name}"
-        what = "no categories" if not present else f"no {name} tags ({', '.join(sorted(present))})"
-        raise UsageError(
-            f"{option} applies to tag lists with categories; model {args.model!r} has {what}"
-        )
-
-
 def run(args: argparse.Namespace, ctx: Context) -> int:
     refuse_inapplicable(args)
-    rules = rules_from(args, ctx)
     edits = Edits(args.exclude, args.replace, args.limit)
     since = parse_since(args.changed_since)
     levels = hierarchy(args.xmp_prefix)
     engine = open_index(ctx.database(), readonly=True)
     try:
         with engine.connect() as conn:
-            require_indexed(conn, args.model)
-            refuse_categories(args, categories(conn, args.model))
-            current = ctx.current_version(args.model)
-            rows = scored(conn, args.model, current, rules.floor(), since)
+            model = indexed_model(conn, args.model)
+            refuse_categories(args, model, categories(conn, model))
+            rules = rules_from(args, ctx, model)
+            current = ctx.current_version(model)
+            rows = scored(conn, model, current, rules.floor(), since)
             items = pictures(rows, rules, edits)
             ident = args.id or "sha1"
             paths = paths_by_content(conn) if ident == "path" or args.format != "tsv" else {}
             if args.format in SIDECARS:
-                kind = kind_of(args.format, args.model, levels)
+                kind = kind_of(args.format, model, levels)
                 where = namer(kind, args.out, paths, lambda: all_paths(conn))
-                tagged = tagged_contents(conn, args.model, current, since)
+                tagged = tagged_contents(conn, model, current, since)
                 owner = Ownership(args.replace_existing)
                 return write_sidecars(kind, items, tagged, paths, where, owner)
             return stream(items, paths, args.format, ident, ctx.stdout)

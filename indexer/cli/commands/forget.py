@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 
 from indexer.cli.options import Context
 from indexer.store.engine import open_index
@@ -23,6 +24,7 @@ from indexer.wording import plural
 
 log = logging.getLogger("dtindex")
 FAILURE = 1
+LISTS = ("removed_roots", "removed_files", "reassigned_files")  # --json's path lists
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,7 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--json",
         action="store_true",
-        help="print the removed roots and files, and the files moved to another root, as JSON",
+        help="print the removed roots and files, and the files moved to another root, as JSON "
+        f"({', '.join(LISTS)}; roots, files, reassigned: how many)",
     )
 
 
@@ -41,7 +44,13 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     finally:
         engine.dispose()
     if args.json:
-        record = {"roots": done.roots, "files": done.files, "reassigned": done.reassigned}
+        record: dict[str, object] = {
+            "roots": done.roots,
+            "files": done.files,
+            "reassigned": done.reassigned,
+        }
+        lists = zip(LISTS, (done.root_paths, done.file_paths, done.reassigned_paths), strict=True)
+        record |= {key: [os.fsdecode(p) for p in paths] for key, paths in lists}
         ctx.stdout.write(json.dumps(record).encode() + b"\n")
         ctx.stdout.flush()
     log.info(

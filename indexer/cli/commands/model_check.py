@@ -3,7 +3,8 @@
 Runs the configured model NAME as fp32 and as each copy dtindex can make of its graph
 (those of `int8 = true` and `fp16 = true`; both need the onnx package, and a copy that
 cannot be made is named on stderr and skipped), on the same pictures, prepared once as a
-scan prepares them. It prints one row per copy:
+scan prepares them (a file that cannot be read is named on stderr and left out, and the
+check exits 1). It prints one row per copy:
 
   flipped     (picture, tag) decisions that differ from fp32's at the model's threshold
               (`-t`; default the model's own, else 0.1), out of pictures x tags
@@ -89,7 +90,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if not copies:
         raise UsageError(f"{args.name}: no copy of the graph can be made here to compare")
     reference = load(definition, options)
-    batches = _prepared(args, ctx, reference)
+    batches, skipped = _prepared(args, ctx, reference)
     count = sum(len(batch) for batch in batches)
     log.info("%s: running fp32 on %s", args.name, plural(count, "picture"))
     base = timed_run(reference, batches)
@@ -105,11 +106,15 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     )
     ctx.stdout.write((heading + _table(rows)).encode())
     ctx.stdout.flush()
-    return 0
+    return 1 if skipped else 0
 
 
-def _prepared(args: argparse.Namespace, ctx: Context, tagger: Tagger) -> list[NDArray[np.float32]]:
-    """The pictures decoded and prepared once, as the scan does, in batches of `--batch`."""
+def _prepared(
+    args: argparse.Namespace, ctx: Context, tagger: Tagger
+) -> tuple[list[NDArray[np.float32]], int]:
+    """The pictures decoded and prepared once, as the scan does, in batches of `--batch`
+    (a batch may come out shorter), and how many could not be read: a sample of a real
+    gallery almost always holds one, named and left out as `tag` does."""
     if args.limit < 1:
         raise UsageError(f"--limit {args.limit} must be at least 1")
     paths: list[str] = []
@@ -122,7 +127,7 @@ def _prepared(args: argparse.Namespace, ctx: Context, tagger: Tagger) -> list[ND
         raise UsageError(f"no pictures in {', '.join(args.pictures)}")
     size = batch_size(args, ctx.config)
     config = ctx.config
-    batches = []
+    batches, skipped = [], 0
     with DecoderPool(config.decoders or 1, config.max_pixels, config.decode_timeout) as pool:
         ring = pool.ring("check", tagger.picture_shape, size, 1)
         target = Target(tagger.spec, tagger.height, tagger.width)
@@ -130,13 +135,21 @@ def _prepared(args: argparse.Namespace, ctx: Context, tagger: Tagger) -> list[ND
             chunk = paths[first : first + size]
             for slot, path in enumerate(chunk):
                 request = decode_request(os.fsencode(path), None, [(target, ring.address(slot))])
-                pool.submit(request, path)
+                pool.submit(request, (slot, path))
+            read = set(range(len(chunk)))
             while pool.outstanding:
-                for where, reply in pool.collect():
+                for (slot, path), reply in pool.collect():  # type: ignore[misc]
                     if isinstance(reply, Failure | Skipped):
-                        raise DecodeError(f"{where}: {reply.reason}")
-            batches.append(ring.view(0, len(chunk)).copy())
-    return batches
+                        log.error("%s: %s", path, reply.reason)  # as `tag` names it
+                        read.discard(slot)
+                        skipped += 1
+            if read:
+                batches.append(ring.view(0, len(chunk))[sorted(read)].copy())
+    if not batches:
+        raise DecodeError(f"no picture could be read in {', '.join(args.pictures)}")
+    if skipped:
+        log.warning("skipped %s that could not be read", plural(skipped, "picture"))
+    return batches, skipped
 
 
 def _table(rows: list[tuple[str, Run, Agreement | None]]) -> str:

@@ -3,8 +3,10 @@
     dtindex search "1girl blue_hair -solo rating:general" --model wd14
 
 Terms are ANDed (`--any` ORs the wanted ones); `-tag` excludes; `rating:X` is the rating
-tag X. Scores above `-t` (default: the model's threshold, else 0.1) count. A query that
-starts with `-` goes after `--`: `dtindex search -- "-solo"`.
+tag X. A picture has a tag where the export gives it that tag: the model's thresholds
+per category (its `threshold`, else 0.1, for the others), and its best rating; the
+threshold options ask for others, as they do the export's. A query that starts with `-`
+goes after `--`: `dtindex search -- "-solo"`.
 """
 
 from __future__ import annotations
@@ -13,11 +15,11 @@ import argparse
 
 from sqlalchemy import Connection
 
-from indexer.cli.options import Context, require_indexed, threshold_value
-from indexer.config import threshold_or_default
+from indexer.cli.options import Context, indexed_model
+from indexer.cli.rules import add_threshold_arguments, refuse_categories, rules_from
 from indexer.errors import UsageError
 from indexer.store.engine import open_index
-from indexer.store.queries import versions
+from indexer.store.queries import categories
 from indexer.store.search import search, tag_names
 from indexer.suggest import closest
 
@@ -32,8 +34,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME",
         help="model whose tags to search (default: the only one indexed)",
     )
-    parser.add_argument("-t", "--threshold", type=float, metavar="T", help="score above T counts")
     parser.add_argument("--any", action="store_true", help="match any wanted tag, not all")
+    add_threshold_arguments(parser, mcut=False)
 
 
 def parse_query(query: str) -> tuple[list[str], list[str]]:
@@ -51,8 +53,7 @@ def parse_query(query: str) -> tuple[list[str], list[str]]:
 
 
 def _check_names(conn: Connection, model: str, terms: list[str]) -> None:
-    """An unknown model or tag is an error, not an empty result that looks like "none"."""
-    require_indexed(conn, model)
+    """An unknown tag is an error, not an empty result that looks like "none"."""
     names = tag_names(conn, model)
     for term in terms:
         if term not in names:
@@ -64,18 +65,12 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     engine = open_index(ctx.database(), readonly=True)
     try:
         with engine.connect() as conn:
-            model = args.model
-            if model is None:
-                names = sorted({m for m, _, _, _ in versions(conn)})
-                if len(names) != 1:
-                    raise UsageError(f"name a model with --model (indexed: {', '.join(names)})")
-                model = names[0]
+            model = indexed_model(conn, args.model)
             _check_names(conn, model, [*wanted, *unwanted])
-            entry = ctx.config.models.get(model)
-            default = threshold_or_default(entry.threshold if entry else None)
-            threshold = threshold_value(args.threshold, default)
+            refuse_categories(args, model, categories(conn, model))
+            rules = rules_from(args, ctx, model)
             current = ctx.current_version(model)
-            paths = search(conn, model, current, wanted, unwanted, threshold, args.any)
+            paths = search(conn, model, current, wanted, unwanted, rules.limit, args.any)
     finally:
         engine.dispose()
     ctx.stdout.write(b"".join(p + b"\n" for p in paths))

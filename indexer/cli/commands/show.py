@@ -1,4 +1,5 @@
-"""`dtindex show PATH`: a picture's stored tags, per model, with their scores."""
+"""`dtindex show PATH`: a picture's stored tags, per model, with their scores, and each
+model version that failed on it, with the reason."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ from typing import Any
 
 from sqlalchemy import text
 
+from indexer.cli.lookup import failures, not_indexed
 from indexer.cli.options import Context, threshold_value
 from indexer.errors import UsageError
-from indexer.imaging.sniff import Pictures
 from indexer.store.current import chosen_version
 from indexer.store.engine import open_index
 
@@ -44,19 +45,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _not_indexed(given: str, path: bytes, extensions: frozenset[str]) -> str:
-    """Why `path` has no entry: a folder or a file dtindex never indexes is told apart from
-    a picture not scanned yet, which a scan would fix."""
-    if os.path.isdir(path):
-        return (
-            f"{given}: a folder, not a picture; name one of its pictures "
-            "(`dtindex status` lists the indexed roots, `dtindex search` finds pictures by tag)"
-        )
-    if os.path.isfile(path) and not Pictures(extensions)(path):
-        return f"{given}: not a picture; dtindex does not index it (see [scan] extensions)"
-    return f"{given}: not in the index (run dtindex scan)"
-
-
 def run(args: argparse.Namespace, ctx: Context) -> int:
     threshold = threshold_value(args.threshold, 0.1)
     path = os.fsencode(os.path.abspath(args.path))
@@ -72,18 +60,21 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
                 {"p": path},
             ).first()
             if row is None:
-                raise UsageError(_not_indexed(args.path, path, ctx.config.scan.extensions))
+                raise UsageError(not_indexed(args.path, path, ctx.config.scan.extensions))
             rows: list[Any] = []
             for (model,) in conn.execute(text(_MODELS), {"path": path}).all():
                 values = {"path": path, "t": threshold, "model": model}
                 values["current"] = ctx.current_version(model)
                 rows += conn.execute(text(_QUERY), values).all()
+            failed = failures(conn, path)
     finally:
         engine.dispose()
     sha1, width, height, error = row
-    lines = [f"{os.fsdecode(path)}", f"  sha1 {sha1}, {width}x{height}" if sha1 else ""]
+    size = f", {width}x{height}" if width is not None else ""
+    lines = [f"{os.fsdecode(path)}", f"  sha1 {sha1}{size}" if sha1 else ""]
     if error:
         lines.append(f"  unreadable: {error}")
+    lines += [f"  failed: {model} (version {version}): {why}" for model, version, why in failed]
     current = None
     for model, version, tag, category, score in rows:
         if model != current:

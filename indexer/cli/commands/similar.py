@@ -14,6 +14,7 @@ import os
 
 from sqlalchemy import Connection, bindparam, text
 
+from indexer.cli.lookup import failed_for, file_error, not_indexed
 from indexer.cli.options import Context
 from indexer.errors import DtindexError, UsageError
 from indexer.store.current import chosen_version
@@ -32,7 +33,10 @@ _PATHS = text(
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("path", metavar="PATH", help="a picture in an indexed root")
     parser.add_argument(
-        "--model", metavar="NAME", help="whose embeddings (default: the one model that stores them)"
+        "-m",
+        "--model",
+        metavar="NAME",
+        help="whose embeddings (default: the one model that stores them)",
     )
     parser.add_argument(
         "-n", type=int, default=DEFAULT_COUNT, metavar="N",
@@ -89,13 +93,16 @@ def _search(
     conn: Connection, ctx: Context, model: str, path: bytes, args: argparse.Namespace
 ) -> list[Near]:
     row = conn.execute(text("SELECT content_id FROM files WHERE path = :p"), {"p": path}).first()
-    if row is None or row[0] is None:
-        raise UsageError(f"{args.path}: not in the index (run dtindex scan)")
+    if row is None:
+        raise UsageError(not_indexed(args.path, path, ctx.config.scan.extensions))
+    if row[0] is None:
+        raise UsageError(f"{args.path}: {file_error(conn, path)}")
     content = int(row[0])
     values = {"content": content, "model": model, "current": ctx.current_version(model)}
     version = conn.execute(text(_VERSION), values).scalar()
     if version is None:
-        raise UsageError(f"{args.path}: not tagged by {model} yet (run dtindex scan)")
+        failed = failed_for(conn, args.path, path, model)
+        raise UsageError(failed or f"{args.path}: not tagged by {model} yet (run dtindex scan)")
     query = vector_of(conn, int(version), content)
     if query is None:
         raise UsageError(

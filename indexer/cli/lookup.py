@@ -1,0 +1,58 @@
+"""A picture named on the command line (`show`, `similar`): why it has no result, in
+words that say what would help. A scan helps a picture not scanned yet; it cannot help a
+path that does not exist, a folder, or a file a model already failed on."""
+
+from __future__ import annotations
+
+import os
+
+from sqlalchemy import Connection, text
+
+from indexer.errors import Kind
+from indexer.imaging.sniff import Pictures
+
+RETRIED = " (the next scan tries it again)"
+_FAILED = """
+SELECT v.model, v.version, t.error, t.kind FROM files f
+JOIN taggings t ON t.content_id = f.content_id AND t.status = 'failed'
+JOIN model_versions v ON v.id = t.model_version_id
+WHERE f.path = :path ORDER BY v.model, v.id
+"""
+
+
+def not_indexed(given: str, path: bytes, extensions: frozenset[str]) -> str:
+    """Why `path` has no entry in the index."""
+    if not os.path.lexists(path):
+        return f"{given}: no such file"
+    if os.path.isdir(path):
+        return (
+            f"{given}: a folder, not a picture; name one of its pictures "
+            "(`dtindex status` lists the indexed roots, `dtindex search` finds pictures by tag)"
+        )
+    if os.path.isfile(path) and not Pictures(extensions)(path):
+        return f"{given}: not a picture; dtindex does not index it (see [scan] extensions)"
+    return f"{given}: not in the index (run dtindex scan)"
+
+
+def failures(conn: Connection, path: bytes) -> list[tuple[str, str, str]]:
+    """(model, version, reason) of each model version that failed on the file's picture;
+    the reason says where the next scan tries it again (`errors.Kind.retried`)."""
+    found = []
+    for model, version, error, kind in conn.execute(text(_FAILED), {"path": path}):
+        again = kind is not None and Kind(kind).retried
+        found.append((str(model), str(version), str(error) + (RETRIED if again else "")))
+    return found
+
+
+def failed_for(conn: Connection, given: str, path: bytes, model: str) -> str | None:
+    """Why `model` has no result for the file, where it tried and failed; else None."""
+    reasons = [reason for name, _, reason in failures(conn, path) if name == model]
+    return f"{given}: {model} failed on it: {reasons[-1]}" if reasons else None
+
+
+def file_error(conn: Connection, path: bytes) -> str:
+    """Why a file the index lists has no picture: it could not be read, else it has not
+    been read yet."""
+    query = text("SELECT error FROM files WHERE path = :path")
+    error = conn.execute(query, {"path": path}).scalar()
+    return f"cannot be read: {error}" if error else "not read yet (run dtindex scan)"
