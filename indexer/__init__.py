@@ -11,20 +11,20 @@ processes that import it):
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
-
-from indexer.errors import (
-    ConfigError,
-    DecodeError,
-    DtindexError,
-    Incomplete,
-    ModelError,
-    ScanError,
-    StoreError,
-    UsageError,
-)
-
+TYPE_CHECKING = False  # not typing's: importing typing alone would take milliseconds
 if TYPE_CHECKING:
+    from typing import Any
+
+    from indexer.errors import (
+        ConfigError,
+        DecodeError,
+        DtindexError,
+        Incomplete,
+        ModelError,
+        ScanError,
+        StoreError,
+        UsageError,
+    )
     from indexer.library import Model, load_model, scan
 
 __version__ = "0.1.0"
@@ -41,12 +41,18 @@ __all__ = [
     "load_model",
     "scan",
 ]
-_LAZY = {"Model", "load_model", "scan"}
+# The errors are lazy too: the `dtindex` command imports this package before its entry
+# (`indexer.__main__`) can make Ctrl-C quiet, so it runs nothing but these lines.
+_LIBRARY = {"Model", "load_model", "scan"}
 
 
 def __getattr__(name: str) -> Any:
-    if name in _LAZY:
+    if name in _LIBRARY:
         from indexer import library
 
         return getattr(library, name)
+    if name in __all__:
+        from indexer import errors
+
+        return getattr(errors, name)
     raise AttributeError(f"module 'indexer' has no attribute {name!r}")

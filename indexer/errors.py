@@ -29,6 +29,7 @@ class Kind(enum.Enum):
     MEMORY = "memory"
     MODEL = "model"  # ONNX Runtime failed (provider error, out of memory)
     OUTPUT = "output"  # the model's scores are not finite numbers
+    CODEC = "codec"  # a format dtindex knows, whose decoder (an extra) is not installed
 
     @property
     def retried(self) -> bool:

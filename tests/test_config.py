@@ -169,12 +169,27 @@ def test_config_lookup_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
     assert load_config(tmp_path / "absent.toml").models == {}
 
 
-def test_the_shipped_example_config_loads() -> None:
-    config = load_config(Path(__file__).parent.parent / "deeptagger.toml", required=True)
-    assert {"deepdanbooru", "wd14-vit-v2", "caformer", "tresnetd", "wd-vit-v3"} <= set(
-        config.models
-    )
-    assert not any(m.enabled for m in config.models.values())
+EXAMPLE = Path(__file__).parent.parent / "deeptagger.toml"
+
+
+def test_dtindex_in_the_projects_folder_lists_no_example_model(cli, monkeypatch) -> None:
+    """The project's deeptagger.toml (read by dtindex run in its folder) holds its model
+    tables commented out: `models` lists the built-in palette alone, nothing unavailable."""
+    monkeypatch.chdir(EXAMPLE.parent)
+    code, out, err = cli("models")
+    assert code == 0, err
+    assert out.decode().splitlines()[0].startswith("* palette: "), out
+    assert b"unavailable" not in out and b"deepdanbooru" not in out
+
+
+def test_the_shipped_example_tables_load_once_uncommented() -> None:
+    """Uncommented (keys and table headers only; prose stays a comment), the example's
+    settings and every model table are a config that loads: the examples do not rot."""
+    assert load_config(EXAMPLE, required=True).models == {}
+    code = re.sub(r"(?m)^# (?=\[|[a-z_0-9]+ = )", "", EXAMPLE.read_text())
+    config = parse_config(tomllib.loads(code), EXAMPLE)
+    names = {"deepdanbooru", "wd14-vit-v2", "caformer", "tresnetd", "wd-vit-v3", "pixai"}
+    assert names <= set(config.models) and len(config.models) == 17
 
 
 def test_tag_lists() -> None:

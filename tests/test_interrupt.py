@@ -14,6 +14,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import tomllib
 from collections.abc import Callable
 from pathlib import Path
 
@@ -58,15 +59,21 @@ def tagging(_: int, folder: Path) -> bool:
     return False
 
 
-def interrupted(folder: Path, args: list[str], when: Callable[[int, Path], bool]) -> str:
-    """Start `dtindex ARGS` in a session of its own, send SIGINT to its group once `when`
-    holds, and check how it ended; its stderr."""
-    env = {**os.environ, "DTINDEX_CONFIG": str(folder / "deeptagger.toml")}
+def interrupted(
+    folder: Path,
+    args: list[str],
+    when: Callable[[int, Path], bool],
+    entry: tuple[str, ...] = ("-m", "indexer"),
+    env: dict[str, str] | None = None,
+) -> str:
+    """Start `dtindex ARGS` (Python with `entry`) in a session of its own, send SIGINT
+    to its group once `when` holds, and check how it ended; its stderr."""
+    env = {**os.environ, **(env or {}), "DTINDEX_CONFIG": str(folder / "deeptagger.toml")}
     env |= {"DTINDEX_DB": str(folder / "index.sqlite"), "XDG_CACHE_HOME": str(folder / "cache")}
     errors = folder / "stderr"
     with errors.open("wb") as stderr:
         process = subprocess.Popen(
-            [sys.executable, "-m", "indexer", *args],
+            [sys.executable, *entry, *args],
             cwd=folder,
             env=env,
             stdout=subprocess.DEVNULL,
@@ -120,6 +127,46 @@ def test_ctrl_c_during_a_scan(folder: Path, when: Callable[[int, Path], bool]) -
 )
 def test_ctrl_c_during_tag(folder: Path, when: Callable[[int, Path], bool]) -> None:
     interrupted(folder, ["tag", "-b", "2", "slow", "gallery"], when)
+
+
+# Put on PYTHONPATH by the test: the first import of a dtindex module that the command's
+# entry makes waits for a signal (Python's own handler raises KeyboardInterrupt in there).
+GATE = """
+import os, signal, sys
+
+class Gate:
+    def find_spec(self, name, path=None, target=None):
+        if name.startswith("indexer.") and name != "indexer.__main__":
+            sys.meta_path.remove(self)
+            open(os.environ["DTINDEX_TEST_GATE"], "w").close()
+            signal.pause()
+        return None
+
+if os.environ.get("DTINDEX_TEST_GATE"):
+    sys.meta_path.insert(0, Gate())
+"""
+
+
+def console_script() -> tuple[str, ...]:
+    """What the `dtindex` script pip makes from pyproject's entry point runs."""
+    pyproject = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())
+    module, function = pyproject["project"]["scripts"]["dtindex"].split(":")
+    return ("-c", f"import sys; from {module} import {function}; sys.exit({function}())")
+
+
+@pytest.mark.parametrize("entry", ["module", "script"])
+def test_ctrl_c_in_the_first_import_is_no_traceback(tmp_path: Path, entry: str) -> None:
+    """SIGINT at the first import of a dtindex module (before any of the command's code
+    could catch it): `dtindex: interrupted`, exit 130, no traceback; for `python -m
+    indexer` and for the console script."""
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / "sitecustomize.py").write_text(GATE)
+    gate = tmp_path / "gate"
+    path = os.pathsep.join(p for p in (str(hooks), os.environ.get("PYTHONPATH")) if p)
+    env = {"PYTHONPATH": path, "DTINDEX_TEST_GATE": str(gate)}
+    command = ("-m", "indexer") if entry == "module" else console_script()
+    interrupted(tmp_path, ["status"], lambda _pid, _folder: gate.exists(), command, env)
 
 
 def test_a_reader_that_goes_away_ends_tag_quietly(tmp_path: Path) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -103,6 +104,38 @@ def test_add_names_the_config_it_wrote_and_the_title_a_model_file_declares(
     code, _, err = cli("model", "add", "again", str(model))
     assert code == 0, err
     assert f"wrote [models.again] to {tmp_path / 'deeptagger.toml'}\n" in err
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_add_asks_for_a_config_before_growing_a_projects_tracked_file(
+    cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In a project's folder (dtindex's own holds an example deeptagger.toml), the config
+    found there is tracked by git: `model add` leaves it as it was and asks for --config;
+    named, or untracked, it is written and named."""
+    model = write_model(tmp_path / "m", "probe", positions=[0])
+    project = tmp_path / "project"
+    project.mkdir()
+    example = project / "deeptagger.toml"
+    example.write_text("# an example\n")
+    git = ["git", "-C", str(project)]
+    subprocess.run([*git, "init", "-q"], check=True)
+    subprocess.run([*git, "add", "deeptagger.toml"], check=True)
+    monkeypatch.chdir(project)
+    code, _, err = cli("model", "add", "probe", str(model))
+    assert code == 2, err
+    assert "deeptagger.toml: found in this folder and tracked by git" in err
+    assert "--config FILE" in err and err.count("\n") == 1
+    assert example.read_text() == "# an example\n"
+    code, _, err = cli("--config", "deeptagger.toml", "model", "add", "probe", str(model))
+    assert code == 0, err
+    assert (
+        "wrote [models.probe] to " + str(example) in err and "[models.probe]" in example.read_text()
+    )
+    subprocess.run([*git, "rm", "-qf", "--cached", "deeptagger.toml"], check=True)
+    code, _, err = cli("model", "add", "again", str(model))  # untracked: the user's own
+    assert code == 0, err
+    assert "[models.again]" in example.read_text()
 
 
 def test_add_records_the_size_the_graph_has(cli, tmp_path: Path) -> None:

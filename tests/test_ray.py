@@ -160,21 +160,29 @@ def test_a_crashing_or_hanging_decoder_on_ray_costs_one_picture(
     assert exported(cli, fanned) == exported(cli, local)
 
 
-def _slow_gallery(tmp_path: Path) -> Path:
-    """60 pictures and 6 copies, and a config with a model slow enough to be hit mid-scan."""
+@pytest.fixture(scope="module")
+def slow_gallery(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes]:
+    """A folder holding 60 pictures and 6 copies in `gallery`, a config with a model slow
+    enough to be hit mid-scan, and what a clean local scan of them exports: made once for
+    the kill tests (each clean scan costs seconds; the gallery is never changed)."""
     from test_resume import make_gallery, slow_model
 
-    model = slow_model(tmp_path / "models", rounds=400)
-    (tmp_path / "deeptagger.toml").write_text(f'[models.slow]\nmodel = "{model}"\n')
-    make_gallery(tmp_path / "gallery", 60)
-    return tmp_path / "gallery"
+    home = tmp_path_factory.mktemp("slow")
+    model = slow_model(home / "models", rounds=400)
+    (home / "deeptagger.toml").write_text(f'[models.slow]\nmodel = "{model}"\n')
+    make_gallery(home / "gallery", 60)
+    clean = home / "clean.sqlite"
+    assert _dtindex(home, clean, "scan", "-b", "2", "gallery").wait(180) == 0
+    expected = _dtindex(home, clean, "export", "--model", "slow").communicate()[0]
+    assert len(expected.splitlines()) > 60
+    return home, expected
 
 
-def _dtindex(tmp_path: Path, db: Path, *args: str) -> subprocess.Popen[bytes]:
-    """`dtindex --db DB ARGS` in tmp_path, in a process group of its own."""
-    env = {**os.environ, "DTINDEX_CONFIG": str(tmp_path / "deeptagger.toml")}
+def _dtindex(home: Path, db: Path, *args: str) -> subprocess.Popen[bytes]:
+    """`dtindex --db DB ARGS` in `home`, in a process group of its own."""
+    env = {**os.environ, "DTINDEX_CONFIG": str(home / "deeptagger.toml")}
     return subprocess.Popen(
-        [sys.executable, "-m", "indexer", "--db", str(db), *args], env=env, cwd=tmp_path,
+        [sys.executable, "-m", "indexer", "--db", str(db), *args], env=env, cwd=home,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, start_new_session=True,
     )  # fmt: skip
 
@@ -195,37 +203,23 @@ def _ray_ended(driver: int) -> bool:
     return bool(found) and any(words in found[-1].read_bytes() for words in RAY_ENDED_IT)
 
 
-@pytest.mark.parametrize(
-    ("whom", "signum"),
-    [("group", signal.SIGKILL), ("driver", signal.SIGTERM), ("group", signal.SIGTERM)],
-)
-def test_a_killed_ray_driver_resumes_to_a_clean_scans_export(
-    tmp_path: Path, whom: str, signum: int
-) -> None:
-    """The driver (SIGTERM, as systemd's KillMode=mixed sends it: it stops, exit 143) or
-    everything in its process group (SIGKILL; SIGTERM, as KillMode=control-group sends
-    it, which also stops the local Ray it started, whose runtime then ends the driver
-    with status 1 unless the stop won the race) signalled once taggings are recorded:
-    never 0 with less, and a second `--ray` scan completes the index to what a clean
-    local scan of the same gallery exports, nothing tagged twice."""
+TAGGINGS = "SELECT COUNT(*) FROM taggings"
+# Who is signalled, and with what, in turn on one index (see the test below).
+KILLS = [("group", signal.SIGKILL), ("driver", signal.SIGTERM), ("group", signal.SIGTERM)]
+
+
+def _kill_a_ray_scan(home: Path, db: Path, whom: str, signum: int) -> None:
+    """Start a `--ray local` scan of the gallery and signal it once it has recorded a
+    tagging more than the index held: it must end as `whom` and `signum` say, with less."""
     from test_resume import count, wait_for
 
-    gallery = _slow_gallery(tmp_path)
-
-    def dtindex(db: Path, *args: str) -> subprocess.Popen[bytes]:
-        return _dtindex(tmp_path, db, *args)
-
-    clean = tmp_path / "clean.sqlite"
-    assert dtindex(clean, "scan", "-b", "2", str(gallery)).wait(180) == 0
-    expected = dtindex(clean, "export", "--model", "slow").communicate()[0]
-
-    db, relative = tmp_path / "ray.sqlite", str(Path("..") / tmp_path.name / "gallery")
-    victim = dtindex(db, "scan", "--ray", "local", "-b", "2", relative)
-    taggings = "SELECT COUNT(*) FROM taggings"
-    wait_for(lambda: count(db, taggings) > 0 or victim.poll() is not None, victim, timeout=180)
+    before = count(db, TAGGINGS)
+    relative = str(Path("..") / home.name / "gallery")
+    victim = _dtindex(home, db, "scan", "--ray", "local", "-b", "2", relative)
+    wait_for(lambda: count(db, TAGGINGS) > before or victim.poll() is not None, victim, 180)
     (os.killpg if whom == "group" else os.kill)(victim.pid, signum)
     _, err = victim.communicate(timeout=60)
-    said = err.decode(errors="replace")[-4000:]  # the reason comes last
+    said = f"{whom} {signal.Signals(signum).name}: " + err.decode(errors="replace")[-4000:]
     if signum == signal.SIGKILL:
         assert victim.returncode == -signum, said
     elif whom == "driver" or victim.returncode != 1:
@@ -233,15 +227,7 @@ def test_a_killed_ray_driver_resumes_to_a_clean_scans_export(
     else:
         assert b"Traceback" not in err and b"dtindex: " not in err, said
         assert _ray_ended(victim.pid), said
-    assert count(db, taggings) < 60, "the scan finished before it could be killed"
-
-    resumed = dtindex(db, "scan", "--ray", "local", "--json", "-b", "2", relative)
-    out, err = resumed.communicate(timeout=300)
-    assert resumed.returncode == 0, err
-    assert json.loads(out)["failed"] == 0
-    assert count(db, taggings) == 60 and count(db, "SELECT COUNT(*) FROM files") == 66
-    assert dtindex(db, "export", "--model", "slow").communicate()[0] == expected
-    assert len(expected.splitlines()) > 60
+    assert count(db, TAGGINGS) < 60, f"{said}\nthe scan finished before it could be killed"
 
 
 def _descendants_named(ancestor: int, needle: bytes) -> list[int]:
@@ -267,44 +253,58 @@ def _descendants_named(ancestor: int, needle: bytes) -> list[int]:
     return found
 
 
-def test_a_lost_inference_worker_costs_only_a_retry(tmp_path: Path) -> None:
-    """The model actor SIGKILLed mid-scan: Ray restarts it and runs its batch again, the
-    scan completes to a clean scan's export, exit 0, and Ray's news of the death goes to
-    stderr: stdout stays the JSON alone."""
+def _scan_losing_its_inference_worker(home: Path, db: Path) -> tuple[dict[str, int], int]:
+    """A `--ray local` scan whose model actor is SIGKILLed once it has recorded a tagging
+    more than the index held; its JSON counts (it must exit 0) and the taggings before."""
     from test_resume import count, wait_for
 
-    gallery = _slow_gallery(tmp_path)
-    relative = str(Path("..") / tmp_path.name / "gallery")
-
-    def dtindex(db: Path, *args: str) -> subprocess.Popen[bytes]:
-        return _dtindex(tmp_path, db, *args)
-
-    clean, db = tmp_path / "clean.sqlite", tmp_path / "ray.sqlite"
-    assert dtindex(clean, "scan", "-b", "2", str(gallery)).wait(180) == 0
-    expected = dtindex(clean, "export", "--model", "slow").communicate()[0]
-    scan = dtindex(db, "scan", "--ray", "local", "--json", "-b", "2", relative)
+    before = count(db, TAGGINGS)
+    relative = str(Path("..") / home.name / "gallery")
+    scan = _dtindex(home, db, "scan", "--ray", "local", "--json", "-b", "2", relative)
     try:
         actors: list[int] = []
 
         def infer_running() -> bool:
-            if count(db, "SELECT COUNT(*) FROM taggings") == 0:
+            if count(db, TAGGINGS) == before:
                 return scan.poll() is not None
             actors[:] = _descendants_named(scan.pid, b"MapBatches(Infer)")
             return bool(actors) or scan.poll() is not None
 
         wait_for(infer_running, scan, timeout=180)
         assert actors and scan.poll() is None, "the scan finished before it could be hit"
-        tagged_then = count(db, "SELECT COUNT(*) FROM taggings")
+        assert count(db, TAGGINGS) < 60
         os.kill(actors[0], signal.SIGKILL)
         out, err = scan.communicate(timeout=300)
     finally:
         if scan.poll() is None:
             os.killpg(scan.pid, signal.SIGKILL)
     assert scan.returncode == 0, err
-    assert tagged_then < 60
-    counts = json.loads(out)  # nothing but the JSON on stdout
-    assert (counts["tagged"], counts["failed"], counts["to_retry"]) == (60, 0, 0)
-    assert dtindex(db, "export", "--model", "slow").communicate()[0] == expected
+    counts: dict[str, int] = json.loads(out)  # nothing but the JSON on stdout
+    return counts, before
+
+
+def test_killed_ray_drivers_and_a_lost_worker_resume_to_a_clean_scans_export(
+    slow_gallery: tuple[Path, bytes],
+) -> None:
+    """On one index, in turn (each Ray scan costs a Ray start, so the cases share them):
+    everything in the driver's process group SIGKILLed; the driver SIGTERMed (as systemd's
+    KillMode=mixed sends it: it stops, exit 143); the group SIGTERMed (as
+    KillMode=control-group sends it, which also stops the local Ray it started, whose
+    runtime then ends the driver with status 1 unless the stop won the race), each once
+    taggings are recorded: never 0 with less. Then a scan whose model actor is SIGKILLed
+    mid-scan: Ray restarts it and runs its batch again, the scan completes (exit 0, Ray's
+    news of the death on stderr, stdout the JSON alone) to what a clean local scan of the
+    same gallery exports, nothing tagged twice."""
+    from test_resume import count
+
+    home, expected = slow_gallery
+    db = home / "ray.sqlite"
+    for whom, signum in KILLS:
+        _kill_a_ray_scan(home, db, whom, signum)
+    counts, before = _scan_losing_its_inference_worker(home, db)
+    assert (counts["tagged"], counts["failed"], counts["to_retry"]) == (60 - before, 0, 0)
+    assert count(db, TAGGINGS) == 60 and count(db, "SELECT COUNT(*) FROM files") == 66
+    assert _dtindex(home, db, "export", "--model", "slow").communicate()[0] == expected
 
 
 class _Recorder:

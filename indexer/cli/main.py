@@ -145,6 +145,7 @@ def _main(argv: list[str], interrupts: Interrupts) -> int:
             stdout=sys.stdout.buffer,
             stderr_is_tty=sys.stderr.isatty(),
             config_target=path if path is not None else Path("deeptagger.toml"),
+            config_named=named,
         )
         database = shown(ctx.database())
         return int(module.run(args, ctx))

@@ -35,6 +35,7 @@ class Context:
     stdout: BinaryIO
     stderr_is_tty: bool
     config_target: Path = Path("deeptagger.toml")  # where `model add` writes
+    config_named: bool = False  # the user named it (--config, DTINDEX_CONFIG)
 
     def database(self) -> Location:
         """`--db`, `DTINDEX_DB`, the config's `database`, else the XDG data folder: an

@@ -16,6 +16,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from indexer.errors import DecodeError, Kind
 from indexer.imaging.codecs import fast_decode, orientation
+from indexer.imaging.plugins import ensure_decoder
 from indexer.settings import ModelSpec
 
 
@@ -29,6 +30,7 @@ def decode(
     """
     if not data:
         raise DecodeError("empty file")
+    ensure_decoder(data)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)

@@ -23,6 +23,7 @@ from PIL import Image
 
 from indexer.errors import DecodeError, os_error_kind
 from indexer.imaging.codecs import orientation
+from indexer.imaging.plugins import ensure_decoder
 from indexer.imaging.prepare import decode, fill, fit
 from indexer.imaging.slots import SlotAddress, SlotWriter
 from indexer.settings import ModelSpec
@@ -78,6 +79,7 @@ def read_stable(path: bytes) -> tuple[bytes, os.stat_result]:
 def displayed_size(data: bytes) -> tuple[int, int] | None:
     """Width and height as shown (EXIF rotation applied), from the header alone."""
     try:
+        ensure_decoder(data)
         with Image.open(io.BytesIO(data)) as image:
             width, height = image.size
             if orientation(image) in (5, 6, 7, 8):

@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import re
+import subprocess
 from dataclasses import replace
 from pathlib import Path
 
@@ -127,6 +128,11 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         raise UsageError(f"model name {args.name!r}: use letters, digits, '-' and '_'")
     if args.name in ctx.config.models:
         raise UsageError(f"{ctx.config_target}: a model named {args.name!r} is already there")
+    if not ctx.config_named and _tracked_by_git(ctx.config_target):
+        raise UsageError(
+            f"{ctx.config_target}: found in this folder and tracked by git (a project's file, "
+            f"not your config); name the config to add {args.name} to with --config FILE"
+        )
     source = Path(args.source).expanduser()
     found_on_hub = not source.exists() and looks_like_repo_id(args.source)
     if found_on_hub:
@@ -148,6 +154,22 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             written.unlink(missing_ok=True)
         raise
     return 0
+
+
+def _tracked_by_git(path: Path) -> bool:
+    """Whether git tracks the file: a config found in the folder the command runs in may
+    be a project's example (dtindex's own is), which `model add` must not grow unasked."""
+    if not path.is_file():
+        return False
+    try:
+        found = subprocess.run(
+            ["git", "-C", str(path.parent), "ls-files", "--error-unmatch", "--", path.name],
+            capture_output=True,
+            timeout=30,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return False  # no git here: nothing it tracks
+    return found.returncode == 0
 
 
 def _write_tags(path: Path, names: list[str]) -> Path:
