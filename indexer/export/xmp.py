@@ -4,7 +4,9 @@ The tags go where digiKam, darktable, Lightroom and Immich read keywords, in the
 of preference: `digiKam:TagsList` (an rdf:Seq, `/` between levels), `lr:hierarchicalSubject`
 (an rdf:Bag, `|` between levels) and `dc:subject` (an rdf:Bag, always the bare tag). With
 a hierarchy (`--xmp-prefix dtindex/wd3`) the first two hold `dtindex/wd3/1girl` and
-`dtindex|wd3|1girl`.
+`dtindex|wd3|1girl`. The rating is filed under a `rating` level (`rating/general`,
+`rating|general`, and `rating:general` in dc:subject), so a photo manager does not take
+`general` for what the picture shows.
 
 Only dtindex's own keywords are ever removed. For each field, a property in dtindex's
 namespace (`dtindex:writtenTagsList`, ...) lists the keywords each model put there, as
@@ -22,7 +24,7 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from indexer.errors import UsageError
-from indexer.export.thresholds import Scored
+from indexer.export.thresholds import Scored, named
 from indexer.export.writing import update_file
 from indexer.export.xmp_packet import EMPTY, Packet, forbidden
 
@@ -71,10 +73,10 @@ def hierarchy(prefix: str | None) -> tuple[str, ...]:
 
 def keywords(field: Field, tags: Sequence[Scored], levels: tuple[str, ...]) -> list[str]:
     """What `field` holds for `tags`, by descending score, each once."""
-    ordered = [t.tag for t in sorted(tags, key=lambda t: -t.score)]
-    if field.separator is not None and levels:
-        ordered = [field.separator.join((*levels, tag)) for tag in ordered]
-    return list(dict.fromkeys(ordered))
+    ordered = [named(t) for t in sorted(tags, key=lambda t: -t.score)]
+    if field.separator is None:
+        return list(dict.fromkeys(":".join(names) for names in ordered))
+    return list(dict.fromkeys(field.separator.join((*levels, *names)) for names in ordered))
 
 
 def merge_sidecar(
