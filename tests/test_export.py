@@ -146,6 +146,27 @@ def test_the_rating_is_exported_as_a_rating_in_every_file_format(cli, wd_like: P
     assert (sidecar[SUBJECT], sidecar[TAGS_LIST]) == (["blue_hair"], ["blue_hair"])
 
 
+def test_files_dtindex_wrote_go_when_no_tag_passes_and_the_users_stay(cli, wd_like: Path) -> None:
+    """A caption or Hydrus file would otherwise keep tags its picture no longer has."""
+    nothing = ("--exclude", "general", "--general", "0.99", "--character", "0.99")
+    where = {"captions": ("--beside",), "hydrus": ("--out", "h")}
+    for fmt, place in where.items():
+        code, _, err = cli("export", "--model", "wd", "--format", fmt, *place)
+        assert code == 0, err
+    corrected = wd_like / "sub" / "b.txt"  # a caption the user corrected: theirs now
+    corrected.write_text("a purple picture\n")
+    for fmt, place in where.items():
+        code, _, err = cli("export", "--model", "wd", "--format", fmt, *place, *nothing)
+        assert code == 0, err
+        removed = "3 Hydrus sidecars" if fmt == "hydrus" else "2 caption files"
+        assert f"removed {removed} that dtindex wrote: no tag passes any more" in err
+    assert corrected.read_text() == "a purple picture\n"
+    left = {p.relative_to(wd_like).as_posix() for p in wd_like.rglob("*") if p.is_file()}
+    assert left == {"a.png", "a.jpg", "sub/b.png", "sub/b.txt", ".dtindex-sidecars",
+                    "sub/.dtindex-sidecars"}  # fmt: skip
+    assert {p.name for p in Path("h").rglob("*") if p.is_file()} == {".dtindex-sidecars"}
+
+
 def test_a_caption_run_counts_the_pictures_that_got_no_file(cli, wd_like: Path) -> None:
     code, _, err = cli("export", "--model", "wd", "--format", "captions", "--beside",
                        "--exclude", "general,hatsune_miku", "--general", "0.7")  # fmt: skip

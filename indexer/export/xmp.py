@@ -15,6 +15,10 @@ unless another model also put them there, and adds the missing ones. A keyword t
 already there when dtindex first wanted it is the user's, and stays the user's. Nothing
 else in the sidecar changes, and a sidecar already holding what the export would write is
 not written at all.
+
+A sidecar dtindex creates is marked so (`dtindex:created`), and removed again once it
+would hold nothing else: no keyword of any model's, and nothing another program wrote
+into it since. A sidecar that was there first is never removed, even an empty one.
 """
 
 from __future__ import annotations
@@ -25,12 +29,14 @@ from typing import NamedTuple
 
 from indexer.errors import UsageError
 from indexer.export.thresholds import Scored, named
-from indexer.export.writing import update_file
+from indexer.export.writing import REMOVE, Outcome, Removal, update_file
 from indexer.export.xmp_packet import EMPTY, Packet, forbidden
 
 SUFFIX = b".xmp"
 DTINDEX = "https://dtindex.invalid/xmp/1.0/"  # private: the keywords dtindex wrote
 RECORDS = ("dtindex", "Bag")
+CREATED = "created"  # dtindex's property in a sidecar it created: one item, `MADE`
+MADE = "dtindex"
 
 
 @dataclass(frozen=True)
@@ -81,10 +87,11 @@ def keywords(field: Field, tags: Sequence[Scored], levels: tuple[str, ...]) -> l
 
 def merge_sidecar(
     target: bytes, model: str, tags: Sequence[Scored], levels: tuple[str, ...] = ()
-) -> bool:
-    """Bring `model`'s keywords in the sidecar `target` up to `tags`; whether it changed.
+) -> Outcome:
+    """Bring `model`'s keywords in the sidecar `target` up to `tags`; what became of it.
 
-    No sidecar and no tags: nothing is created. The merge is made again where another
+    No sidecar and no tags: nothing is created; a sidecar dtindex created that is left
+    with nothing else in it is removed. The merge is made again where another
     program saves the sidecar meanwhile (`writing.update_file`). Raises SidecarError (the
     file is left as it is) where the sidecar is not XMP this can merge into, OSError where
     it cannot be read or written.
@@ -94,9 +101,10 @@ def merge_sidecar(
 
 def merged(
     data: bytes | None, model: str, tags: Sequence[Scored], levels: tuple[str, ...]
-) -> bytes | None:
+) -> bytes | Removal | None:
     """The sidecar `data` (None: none yet) with `model`'s keywords brought up to `tags`;
-    None where nothing changes."""
+    None where nothing changes, REMOVE where a sidecar dtindex created would hold
+    nothing else."""
     if data is None and not tags:
         return None
     packet = Packet(EMPTY if data is None else data)
@@ -106,7 +114,20 @@ def merged(
         packet.edit(field.namespace, field.name, kind, plan.remove, plan.add)
     for field, plan in zip(FIELDS, plans, strict=True):  # after the fields, for the reader
         packet.edit(DTINDEX, field.record, RECORDS, plan.unclaimed, plan.claimed)
+    if data is None:
+        packet.edit(DTINDEX, CREATED, RECORDS, add=[MADE])
+    elif not tags and _only_bookkeeping(packet):
+        return REMOVE
     return packet.to_bytes() if any(any(plan) for plan in plans) else None
+
+
+def _only_bookkeeping(packet: Packet) -> bool:
+    """Whether `packet` is a sidecar dtindex created that holds nothing but its mark."""
+    if MADE not in (packet.items(DTINDEX, CREATED) or ()):
+        return False
+    unmarked = Packet(packet.to_bytes())  # `packet` itself stays as it is
+    unmarked.edit(DTINDEX, CREATED, RECORDS, remove={MADE})
+    return unmarked.is_empty()
 
 
 class Plan(NamedTuple):
