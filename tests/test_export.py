@@ -118,6 +118,58 @@ def test_hydrus_sidecars_put_tags_in_namespaces(cli, wd_like: Path) -> None:
     assert (wd_like / "sub" / "b.png.txt").exists() and not (wd_like / "sub" / "b.txt").exists()
 
 
+def test_the_rating_is_exported_as_a_rating_in_every_file_format(cli, wd_like: Path) -> None:
+    """A bare `general` reads as a subject in a photo manager: XMP files the rating under
+    a `rating` level (and `rating:general` in the flat dc:subject), captions and Hydrus
+    write `rating:general`. The best rating passes any `-t`, but not a rating threshold
+    asked for by name."""
+    from test_xmp import HIERARCHY, SUBJECT, TAGS_LIST, read_xmp
+
+    code, _, err = cli("export", "--model", "wd", "--format", "xmp", "--beside", "-t", "0.99")
+    assert code == 0, err
+    sidecar = read_xmp(wd_like / "a.png.xmp")  # blue_hair 0.78 > general's 0.3; rating 0.04
+    assert sidecar[SUBJECT] == ["blue_hair", "rating:general"]
+    assert sidecar[TAGS_LIST] == ["blue_hair", "rating/general"]
+    assert sidecar[HIERARCHY] == ["blue_hair", "rating|general"]
+    code, _, err = cli("export", "--model", "wd", "--format", "xmp", "--out", "x",
+                       "--xmp-prefix", "dtindex/wd")  # fmt: skip
+    assert code == 0, err
+    sidecar = read_xmp(Path("x") / "a.png.xmp")
+    assert sidecar[TAGS_LIST] == ["dtindex/wd/blue_hair", "dtindex/wd/rating/general"]
+    assert sidecar[HIERARCHY] == ["dtindex|wd|blue_hair", "dtindex|wd|rating|general"]
+    assert sidecar[SUBJECT] == ["blue_hair", "rating:general"]
+
+    code, _, err = cli("export", "--model", "wd", "--format", "captions", "--beside")
+    assert code == 0, err
+    assert (wd_like / "a.png.txt").read_text() == "blue hair, rating:general\n"
+    code, _, err = cli("export", "--model", "wd", "--format", "xmp", "--beside",
+                       "--category", "rating=0.5")  # fmt: skip
+    assert code == 0, err
+    sidecar = read_xmp(wd_like / "a.png.xmp")  # the old rating keywords went with it
+    assert (sidecar[SUBJECT], sidecar[TAGS_LIST]) == (["blue_hair"], ["blue_hair"])
+
+
+def test_files_dtindex_wrote_go_when_no_tag_passes_and_the_users_stay(cli, wd_like: Path) -> None:
+    """A caption or Hydrus file would otherwise keep tags its picture no longer has."""
+    nothing = ("--exclude", "general", "--general", "0.99", "--character", "0.99")
+    where = {"captions": ("--beside",), "hydrus": ("--out", "h")}
+    for fmt, place in where.items():
+        code, _, err = cli("export", "--model", "wd", "--format", fmt, *place)
+        assert code == 0, err
+    corrected = wd_like / "sub" / "b.txt"  # a caption the user corrected: theirs now
+    corrected.write_text("a purple picture\n")
+    for fmt, place in where.items():
+        code, _, err = cli("export", "--model", "wd", "--format", fmt, *place, *nothing)
+        assert code == 0, err
+        removed = "3 Hydrus sidecars" if fmt == "hydrus" else "2 caption files"
+        assert f"removed {removed} that dtindex wrote: no tag passes any more" in err
+    assert corrected.read_text() == "a purple picture\n"
+    left = {p.relative_to(wd_like).as_posix() for p in wd_like.rglob("*") if p.is_file()}
+    assert left == {"a.png", "a.jpg", "sub/b.png", "sub/b.txt", ".dtindex-sidecars",
+                    "sub/.dtindex-sidecars"}  # fmt: skip
+    assert {p.name for p in Path("h").rglob("*") if p.is_file()} == {".dtindex-sidecars"}
+
+
 def test_a_caption_run_counts_the_pictures_that_got_no_file(cli, wd_like: Path) -> None:
     code, _, err = cli("export", "--model", "wd", "--format", "captions", "--beside",
                        "--exclude", "general,hatsune_miku", "--general", "0.7")  # fmt: skip

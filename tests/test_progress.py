@@ -102,12 +102,10 @@ def test_watch_says_one_line_per_settled_batch_with_totals(
         watcher.wait_until(lambda: "since start: tagged 6 " in watcher.log())
     finally:
         assert watcher.terminate() == 0
-    batches = [line for line in watcher.lines if " settled" in line]
+    batches = [line for line in watcher.lines if " new file" in line]
     assert batches, watcher.log()
     per_model = r"tagged \d+ \(means \d+, colours \d+\)"
     for line in batches:  # one line per batch, both models in it, and the totals
-        assert re.search(
-            rf"files? settled( \([a-z\d ,]+\))?: {per_model}; since start: {per_model}", line
-        )
+        assert re.search(rf"\d+ new files?: {per_model}; since start: {per_model}", line)
     assert "watch stopped; since start: tagged 6 (means 6, colours 6)" in watcher.log()
     assert not any("means: tagged" in line for line in watcher.lines)  # no line per model

@@ -31,6 +31,11 @@ def test_category_thresholds_and_single_rating() -> None:
     assert names(select(TAGS, rules)) == chosen
 
 
+def test_the_best_rating_passes_any_threshold_but_its_own() -> None:
+    assert "sensitive" in names(select(TAGS, Thresholds(0.99)))
+    assert "sensitive" not in names(select(TAGS, Thresholds(0.99, (("rating", 0.8),))))
+
+
 def test_per_tag_thresholds_where_published() -> None:
     rules = Thresholds(0.1, (("general", 0.35), ("character", 0.85)), per_tag=True)
     chosen = ["sensitive", "1girl", "solo", "hatsune_miku", "artist_x"]

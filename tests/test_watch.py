@@ -153,3 +153,45 @@ def test_many_files_copied_at_once_run_in_batches(cli, gallery: Path, tmp_path: 
         assert watcher.terminate() == 0
     batch_lines = [line for line in watcher.lines if "tagged" in line and "means" in line]
     assert len(batch_lines) < 40  # grouped into batches, not one call per picture
+
+
+def test_watch_counts_files_and_forgets_failures_fixed_since(
+    cli, gallery: Path, tmp_path: Path
+) -> None:
+    """One `mv` is one file moved, not two; files copied into a folder renamed at once are
+    counted where they end up, with no batch of paths gone meanwhile; a file decoded
+    while still being written fails, and leaves the total once it is tagged."""
+    watcher = Watcher(str(gallery))
+    try:
+        watcher.wait_until(lambda: "watching" in watcher.log())
+        (gallery / "first.png").rename(gallery / "renamed.png")
+        watcher.wait_until(lambda: "moved" in watcher.log())
+        moved = [line for line in watcher.lines if "moved" in line]
+        assert moved[0].startswith("dtindex: 1 file moved; since start"), moved
+
+        sources = [
+            picture(tmp_path / "in" / f"{i}.png", (i, 100, 200 - i), old=False) for i in range(12)
+        ]
+        (gallery / "incoming").mkdir()
+        for source in sources:
+            (gallery / "incoming" / source.name).write_bytes(source.read_bytes())
+        (gallery / "incoming").rename(gallery / "done")
+        done = {str(gallery / "done" / source.name) for source in sources}
+        watcher.wait_until(lambda: done <= set(exported(cli, "path").split()))
+
+        noisy = tmp_path / "slow.png"
+        Image.frombytes("RGB", (64, 64), os.urandom(64 * 64 * 3)).save(noisy)
+        data, target = noisy.read_bytes(), gallery / "slow.png"
+        target.write_bytes(data[: len(data) // 2])  # a slow download's first part
+        watcher.wait_until(lambda: "1 failed; since start" in watcher.log())
+        with open(target, "ab") as handle:
+            handle.write(data[len(data) // 2 :])
+        watcher.wait_until(lambda: sha1(target) in exported(cli))
+        watcher.wait_until(lambda: "1 changed file: tagged 1" in watcher.log())
+    finally:
+        assert watcher.terminate() == 0
+    after = watcher.log().split("watching", 1)[1].splitlines()[1:]
+    assert not [line for line in after if "settled" in line or "tagged 0;" in line], after
+    new = [int(line.split()[1]) for line in after if " new file" in line]
+    assert sum(new) == 12 + 1, after  # and slow.png
+    assert "failed" not in after[-1] and after[-1].startswith("dtindex: watch stopped"), after

@@ -119,7 +119,8 @@ def test_merge_keeps_the_users_metadata_and_removes_only_dtindex_keywords(
     assert merged[SUBJECT] == ["holiday", "c0"]  # but the user's own c0 stays
     assert (merged[TAGS_LIST], merged[HIERARCHY]) == (["People/Me"], ["People|Me"])
     assert merged["XMP-dc:Title"] == "Sunset" and merged["XMP-xmp:Rating"] == 4
-    assert "wrote 3 XMP sidecars" in err  # dtindex's keywords left all three
+    assert "wrote 1 XMP sidecar" in err  # dtindex's keywords left the user's,
+    assert "removed 2 XMP sidecars that dtindex made" in err  # and the two it made went
     assert "2 pictures got no new XMP sidecar: no tag passed" in err  # a.png = inner.png
     assert not list(gallery.rglob(".*.tmp"))
 
@@ -221,3 +222,32 @@ def test_every_other_field_of_a_darktable_sidecar_reads_back_the_same(cli, galle
     text = sidecar.read_bytes()
     assert text.startswith(b'<?xml version="1.0" encoding="UTF-8"?>\n<x:xmpmeta')
     assert b"<!-- a comment the user's tool left -->" in text and b"darktable:params" in text
+
+
+def test_a_sidecar_dtindex_made_goes_when_no_tag_passes_and_the_users_stay(
+    cli, gallery: Path
+) -> None:
+    """A sidecar dtindex created is removed once it would hold nothing but dtindex's
+    bookkeeping; one the user had before (even an empty packet), and one dtindex made
+    that a photo tool has since written a rating into, stay."""
+    users_empty = gallery / "a.png.xmp"
+    users_empty.write_bytes(
+        b"<x:xmpmeta xmlns:x='adobe:ns:meta/'><rdf:RDF xmlns:rdf="
+        b"'http://www.w3.org/1999/02/22-rdf-syntax-ns#'/></x:xmpmeta>\n"
+    )
+    code, _, err = cli("scan", str(gallery))
+    assert code == 0, err
+    export_xmp(cli, "--beside", "-t", "0.3")
+    made, rated = gallery / "sub" / "b.png.xmp", gallery / "disk" / "inner.png.xmp"
+    assert read_xmp(made)[SUBJECT] == read_xmp(rated)[SUBJECT] == ["c0", "c1"]
+    subprocess.run(
+        [exiftool(), "-q", "-overwrite_original", "-XMP-xmp:Rating=3", str(rated)], check=True
+    )
+    err = export_xmp(cli, "--beside", "-t", "0.99")  # no tag passes any more
+    assert not made.exists() and not list(gallery.rglob(".*.tmp"))
+    assert read_xmp(rated)["XMP-xmp:Rating"] == 3 and read_xmp(rated)[SUBJECT] == []
+    assert users_empty.exists() and read_xmp(users_empty)[SUBJECT] == []
+    assert "removed 1 XMP sidecar that dtindex made" in err and "wrote 2 XMP sidecars" in err
+    assert os.listdir(gallery / "sub") == ["b.png"]  # no lock left either
+    export_xmp(cli, "--beside", "-t", "0.3")  # a new one is dtindex's again
+    assert read_xmp(made)[SUBJECT] == ["c0", "c1"]

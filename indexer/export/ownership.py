@@ -15,6 +15,9 @@ written is harmless, as ownership goes by content. A manifest line is the SHA-25
 bytes written (hex), a tab, and the file's name (`\\` and line feeds escaped); it is only
 ever appended to. A line holding a name alone was written by dtindex before it kept
 hashes: that file is dtindex's until dtindex next writes it, as it was then.
+
+A picture no tag of which passes any more has its file of dtindex's removed (`discard`):
+one that still holds bytes dtindex wrote there; a file the user wrote or changed stays.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ import re
 from dataclasses import dataclass, field
 
 from indexer.errors import SidecarError
-from indexer.export.writing import update_file
+from indexer.export.writing import REMOVE, Outcome, Removal, update_file
 
 MANIFEST = b".dtindex-sidecars"
 _HASHED = re.compile(rb"([0-9a-f]{64})\t(.*)", re.DOTALL)
@@ -50,7 +53,7 @@ class Ownership:
         self._listings: dict[bytes, Listing] = {}
         self._touched: set[bytes] = set()
 
-    def replace(self, target: bytes, data: bytes) -> bool:
+    def replace(self, target: bytes, data: bytes) -> Outcome:
         """Make `target` hold `data`, as `update_file` does; SidecarError, touching
         nothing, where it is a file of the user's. Whose the file is is judged on the bytes
         read under the folder's lock right before the rename, so a user's correction saved
@@ -69,6 +72,18 @@ class Ownership:
             if digest not in listing.hashes.get(name, ()):
                 self._list(folder, name, digest, durable=current is not None)
             return data
+
+        return update_file(target, change)
+
+    def discard(self, target: bytes) -> Outcome:
+        """Remove `target` where it holds bytes dtindex wrote there, by their hash (a file
+        listed by name alone may have been corrected since: it stays, as do the user's)."""
+        folder, name = os.path.split(target)
+        listing = self._listing(folder)
+
+        def change(current: bytes | None) -> Removal | None:
+            mine = current is not None and _digest(current) in listing.hashes.get(name, ())
+            return REMOVE if mine else None
 
         return update_file(target, change)
 

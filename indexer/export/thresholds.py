@@ -72,6 +72,10 @@ class Thresholds:
     def _by_category(self) -> dict[str, float]:
         return dict(self.categories)  # once: `for_tag` runs for every stored tag exported
 
+    def rating_limit(self) -> float:
+        """What the best rating must score above: only a threshold named for ratings."""
+        return self._by_category.get(RATING, -1.0)
+
     def for_tag(self, tag: Scored) -> float:
         if self.per_tag and tag.threshold is not None:
             return tag.threshold
@@ -96,7 +100,12 @@ def mcut_threshold(scores: Sequence[float]) -> float:
 
 
 def select(tags: Sequence[Scored], rules: Thresholds) -> list[Scored]:
-    """The tags to export, in the order given: one best rating, then thresholds."""
+    """The tags to export, in the order given: one best rating, then thresholds.
+
+    A picture's ratings (general, sensitive, questionable, explicit) are one choice
+    between alternatives, not features it shows, so `-t` and MCut leave the best one in:
+    it is exported however high the threshold, unless a threshold is asked of the rating
+    category by name (`--category rating=T`, `rating = T` in the model's `thresholds`)."""
     ratings = [t for t in tags if t.category == RATING]
     best_rating = max(ratings, key=lambda t: t.score) if ratings else None
     groups: dict[str | None, float] = {}
@@ -108,14 +117,19 @@ def select(tags: Sequence[Scored], rules: Thresholds) -> list[Scored]:
         groups = {c: mcut_threshold(s) for c, s in by_category.items()}
     chosen = []
     for t in tags:
-        limit = rules.limit(t.tag, t.category, t.threshold)
-        if limit is None:
-            if t is best_rating:
+        if t.category == RATING:
+            if t is best_rating and t.score > rules.rating_limit():
                 chosen.append(t)
             continue
-        if t.score > (groups.get(t.category, 0.0) if rules.mcut else limit):
+        if t.score > (groups.get(t.category, 0.0) if rules.mcut else rules.for_tag(t)):
             chosen.append(t)
     return chosen
+
+
+def named(tag: Scored) -> tuple[str, ...]:
+    """The levels a file names `tag` by: a rating under a `rating` level, since its name
+    alone (`general`, `sensitive`) reads as what the picture shows; others by their name."""
+    return (RATING, tag.tag) if tag.category == RATING else (tag.tag,)
 
 
 def caption_text(tag: str) -> str:

@@ -12,7 +12,8 @@ Three things can go wrong when a file of the user's is rewritten, and each has i
   writers of one folder take turns (`folder_lock`), so each reads what the other wrote.
 
 What is left is the moment between that last comparison and the rename: a program that
-does not take dtindex's lock and saves in that microsecond is not seen.
+does not take dtindex's lock and saves in that microsecond is not seen. A file that goes
+(`REMOVE`: one dtindex made and nothing is left in) goes under the same guards.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import os
 import secrets
 import stat
 from collections.abc import Callable, Iterator
+from enum import Enum, IntEnum
 from typing import NamedTuple
 
 from indexer.errors import SidecarError
@@ -31,40 +33,68 @@ LOCK = b".dtindex-sidecars.lock"
 ATTEMPTS = 5  # reads of a sidecar another program keeps changing, before giving up on it
 
 
+class Outcome(IntEnum):
+    """What `update_file` did; false only where the file was left as it was."""
+
+    UNCHANGED = 0
+    WRITTEN = 1
+    REMOVED = 2
+
+
+class Removal(Enum):
+    REMOVE = "remove"
+
+
+REMOVE = Removal.REMOVE  # what a change returns for "the file goes"
+
+
 class Seen(NamedTuple):
     data: bytes
     identity: tuple[int, ...]  # device, inode, size, mtime, ctime
     mode: int
 
 
-def update_file(target: bytes, change: Callable[[bytes | None], bytes | None]) -> bool:
-    """Make `target` hold what `change` makes of its bytes (None: there is no file); False,
-    touching nothing, where that is None or what the file already holds.
+def update_file(target: bytes, change: Callable[[bytes | None], bytes | Removal | None]) -> Outcome:
+    """Make `target` hold what `change` makes of its bytes (None: there is no file), or
+    remove it where that is `REMOVE`; UNCHANGED, touching nothing, where that is None or
+    what the file already holds.
 
     `change` may be called more than once: again each time the file changed under it. A
     file already up to date is found without the lock, so an export that has nothing to
     write needs no write access. Raises SidecarError where the file changed `ATTEMPTS`
     times in a row, OSError where it cannot be read or written, and what `change` raises.
-    A symbolic link is followed: the file it points to is replaced, not the link.
+    A symbolic link is followed: the file it points to is replaced, not the link; and
+    neither is removed, since the link is the user's.
     """
-    target = os.path.realpath(target) if os.path.islink(target) else target
+    linked = os.path.islink(target)
+    target = os.path.realpath(target) if linked else target
     seen = _read(target)
     wanted = change(seen.data if seen else None)
-    if wanted is None or (seen is not None and wanted == seen.data):
-        return False
+    if _same(wanted, seen, linked):
+        return Outcome.UNCHANGED
     with folder_lock(os.path.dirname(target) or b"."):
         for _ in range(ATTEMPTS):
             now = _read(target)
             if now != seen:  # another writer came first: made again from what it wrote
                 seen, wanted = now, change(now.data if now else None)
-                if wanted is None or (seen is not None and wanted == seen.data):
-                    return False
-            if _replace_unless_changed(target, wanted, seen):
-                return True
+                if _same(wanted, seen, linked):
+                    return Outcome.UNCHANGED
+            if wanted is REMOVE:
+                if _remove_unless_changed(target, seen):
+                    return Outcome.REMOVED
+            elif wanted is not None and _replace_unless_changed(target, wanted, seen):
+                return Outcome.WRITTEN
     raise SidecarError(
         f"changed by another program while it was merged, {ATTEMPTS} times in a row; "
         "left as that program wrote it"
     )
+
+
+def _same(wanted: bytes | Removal | None, seen: Seen | None, linked: bool) -> bool:
+    """Whether `wanted` leaves the file `seen` as it is."""
+    if wanted is REMOVE:
+        return seen is None or linked
+    return wanted is None or (seen is not None and wanted == seen.data)
 
 
 @contextlib.contextmanager
@@ -155,6 +185,14 @@ def _replace_unless_changed(target: bytes, data: bytes, seen: Seen | None) -> bo
         with contextlib.suppress(OSError):
             os.unlink(temporary)
         raise
+    return True
+
+
+def _remove_unless_changed(target: bytes, seen: Seen | None) -> bool:
+    """Remove `target` unless it is no longer what was `seen`; whether it was removed."""
+    if seen is None or _read(target) != seen:
+        return False
+    os.unlink(target)
     return True
 
 

@@ -4,7 +4,9 @@ The tags go where digiKam, darktable, Lightroom and Immich read keywords, in the
 of preference: `digiKam:TagsList` (an rdf:Seq, `/` between levels), `lr:hierarchicalSubject`
 (an rdf:Bag, `|` between levels) and `dc:subject` (an rdf:Bag, always the bare tag). With
 a hierarchy (`--xmp-prefix dtindex/wd3`) the first two hold `dtindex/wd3/1girl` and
-`dtindex|wd3|1girl`.
+`dtindex|wd3|1girl`. The rating is filed under a `rating` level (`rating/general`,
+`rating|general`, and `rating:general` in dc:subject), so a photo manager does not take
+`general` for what the picture shows.
 
 Only dtindex's own keywords are ever removed. For each field, a property in dtindex's
 namespace (`dtindex:writtenTagsList`, ...) lists the keywords each model put there, as
@@ -13,6 +15,10 @@ unless another model also put them there, and adds the missing ones. A keyword t
 already there when dtindex first wanted it is the user's, and stays the user's. Nothing
 else in the sidecar changes, and a sidecar already holding what the export would write is
 not written at all.
+
+A sidecar dtindex creates is marked so (`dtindex:created`), and removed again once it
+would hold nothing else: no keyword of any model's, and nothing another program wrote
+into it since. A sidecar that was there first is never removed, even an empty one.
 """
 
 from __future__ import annotations
@@ -22,13 +28,15 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 from indexer.errors import UsageError
-from indexer.export.thresholds import Scored
-from indexer.export.writing import update_file
+from indexer.export.thresholds import Scored, named
+from indexer.export.writing import REMOVE, Outcome, Removal, update_file
 from indexer.export.xmp_packet import EMPTY, Packet, forbidden
 
 SUFFIX = b".xmp"
 DTINDEX = "https://dtindex.invalid/xmp/1.0/"  # private: the keywords dtindex wrote
 RECORDS = ("dtindex", "Bag")
+CREATED = "created"  # dtindex's property in a sidecar it created: one item, `MADE`
+MADE = "dtindex"
 
 
 @dataclass(frozen=True)
@@ -71,18 +79,19 @@ def hierarchy(prefix: str | None) -> tuple[str, ...]:
 
 def keywords(field: Field, tags: Sequence[Scored], levels: tuple[str, ...]) -> list[str]:
     """What `field` holds for `tags`, by descending score, each once."""
-    ordered = [t.tag for t in sorted(tags, key=lambda t: -t.score)]
-    if field.separator is not None and levels:
-        ordered = [field.separator.join((*levels, tag)) for tag in ordered]
-    return list(dict.fromkeys(ordered))
+    ordered = [named(t) for t in sorted(tags, key=lambda t: -t.score)]
+    if field.separator is None:
+        return list(dict.fromkeys(":".join(names) for names in ordered))
+    return list(dict.fromkeys(field.separator.join((*levels, *names)) for names in ordered))
 
 
 def merge_sidecar(
     target: bytes, model: str, tags: Sequence[Scored], levels: tuple[str, ...] = ()
-) -> bool:
-    """Bring `model`'s keywords in the sidecar `target` up to `tags`; whether it changed.
+) -> Outcome:
+    """Bring `model`'s keywords in the sidecar `target` up to `tags`; what became of it.
 
-    No sidecar and no tags: nothing is created. The merge is made again where another
+    No sidecar and no tags: nothing is created; a sidecar dtindex created that is left
+    with nothing else in it is removed. The merge is made again where another
     program saves the sidecar meanwhile (`writing.update_file`). Raises SidecarError (the
     file is left as it is) where the sidecar is not XMP this can merge into, OSError where
     it cannot be read or written.
@@ -92,9 +101,10 @@ def merge_sidecar(
 
 def merged(
     data: bytes | None, model: str, tags: Sequence[Scored], levels: tuple[str, ...]
-) -> bytes | None:
+) -> bytes | Removal | None:
     """The sidecar `data` (None: none yet) with `model`'s keywords brought up to `tags`;
-    None where nothing changes."""
+    None where nothing changes, REMOVE where a sidecar dtindex created would hold
+    nothing else."""
     if data is None and not tags:
         return None
     packet = Packet(EMPTY if data is None else data)
@@ -104,7 +114,20 @@ def merged(
         packet.edit(field.namespace, field.name, kind, plan.remove, plan.add)
     for field, plan in zip(FIELDS, plans, strict=True):  # after the fields, for the reader
         packet.edit(DTINDEX, field.record, RECORDS, plan.unclaimed, plan.claimed)
+    if data is None:
+        packet.edit(DTINDEX, CREATED, RECORDS, add=[MADE])
+    elif not tags and _only_bookkeeping(packet):
+        return REMOVE
     return packet.to_bytes() if any(any(plan) for plan in plans) else None
+
+
+def _only_bookkeeping(packet: Packet) -> bool:
+    """Whether `packet` is a sidecar dtindex created that holds nothing but its mark."""
+    if MADE not in (packet.items(DTINDEX, CREATED) or ()):
+        return False
+    unmarked = Packet(packet.to_bytes())  # `packet` itself stays as it is
+    unmarked.edit(DTINDEX, CREATED, RECORDS, remove={MADE})
+    return unmarked.is_empty()
 
 
 class Plan(NamedTuple):

@@ -119,6 +119,10 @@ class Packet:
                 if holder is self._added:
                     self._added = None
 
+    def is_empty(self) -> bool:
+        """Whether no property is left (`edit` drops the descriptions it empties)."""
+        return not any(True for _ in _elements(self.rdf))
+
     def to_bytes(self) -> bytes:
         """UTF-8; an XML declaration only where the file had one. Raises SidecarError
         where a value holds a character XML forbids (nothing is written then)."""

@@ -89,6 +89,7 @@ class Indexer:
         self.attempt = self._attempt()
         self.timings = Timings()  # summed over every `process` call
         self.counts = Counts()  # the current `process` call's
+        self.failed_paths: set[bytes] = set()  # the current `process` call's failures
         self.ledger = Ledger(self.counts, (), 0)  # the current `process` call's
         self.every_model = tuple(range(len(taggers)))
 
@@ -152,6 +153,7 @@ class Indexer:
             failure = reply if isinstance(reply, Failure) else Failure("no answer", Kind.CRASH)
             self.counts.failed += 1
             self.counts.to_retry += failure.kind.retried
+            self.failed_paths.add(job.path)
             log.warning("%s: %s", os.fsdecode(job.path), failure.reason)
             self.index.put_file(
                 job.path, job.root_id, job.stat, None, job.read_ns, failure.reason, failure.kind
@@ -244,6 +246,7 @@ class Indexer:
             return
         self.counts.failed += 1
         self.counts.to_retry += failure.kind.retried
+        self.failed_paths.add(path)
         log.warning("%s: %s", os.fsdecode(path), failure.reason)
         for version_id in version_ids:
             self.index.record_failure(version_id, content_id, failure)
@@ -256,6 +259,7 @@ class Indexer:
         result; with `wait`, also those other processes hold (`gallery.waiting`)."""
         self.attempt = self._attempt()  # failures from before this call are retried
         self.counts = counts
+        self.failed_paths = set()
         self.ledger = Ledger(counts, (t.name for t in self.taggers), len(reads))
         self._inflight.clear()
         self._run(reads)

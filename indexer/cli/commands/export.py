@@ -14,8 +14,9 @@ the export exits 1.
 
 Thresholds: `-t`, per category `--general`/`--character`/`--category NAME=T` (lists with
 categories), the authors' per-tag thresholds (`--tag-thresholds`), or `--mcut`; a list
-with ratings exports the single best rating tag. An option that does not apply to the
-chosen format or model is refused.
+with ratings exports the single best rating tag (`thresholds.select` says why `-t` leaves
+it in), which files name as a rating (`rating:general`, XMP's `rating/general`). An
+option that does not apply to the chosen format or model is refused.
 """
 
 from __future__ import annotations

@@ -5,8 +5,9 @@ A sidecar that cannot be written (an existing `.xmp` that is not XMP, a folder w
 write permission) is named on stderr and left as it is, the others are still written,
 and the export exits 1. The summary on stderr says how many files were written, how many
 already held the export (left untouched: their times do not change), and how many
-pictures got no file because no tag passed the thresholds. For XMP those pictures'
-existing sidecars still lose the tags this model wrote there before.
+pictures got no file because no tag passed the thresholds. Those pictures' XMP sidecars
+still lose the tags this model wrote there before, and a file dtindex made for them
+(a sidecar it created, a caption still as it wrote it) is removed and counted.
 """
 
 from __future__ import annotations
@@ -24,20 +25,22 @@ from indexer.export.ownership import Ownership
 from indexer.export.selection import Picture
 from indexer.export.sidecars import SidecarNamer
 from indexer.export.thresholds import Scored
+from indexer.export.writing import Outcome
 from indexer.wording import plural
 
 log = logging.getLogger("dtindex")
 
 Files = dict[int, list[tuple[bytes, bytes]]]  # content id: (path, root) of each file
+Update = Callable[[bytes, list[Scored], Ownership], Outcome]  # what became of a target
 
 
 @dataclass(frozen=True)
 class Kind:
     noun: str  # for the summary: "caption file", ...
     suffix: bytes
-    update: Callable[[bytes, list[Scored], Ownership], bool]  # whether the target changed
+    update: Update
     keeps_extension: bool  # a.png.xmp, not a.xmp
-    merges: bool  # pictures with no tags left still update existing files
+    merges: bool  # into the user's files (XMP), rather than replacing files of its own
     left_out: set[str] = field(default_factory=set)  # tags the format cannot hold
 
 
@@ -55,17 +58,27 @@ def kind_of(fmt: str, model: str, levels: tuple[str, ...]) -> Kind:
         return Kind(
             "Hydrus sidecar",
             hydrus.SUFFIX,
-            lambda target, tags, owner: owner.replace(target, hydrus.hydrus_file(tags)),
+            _whole(hydrus.hydrus_file),
             keeps_extension=True,
             merges=False,
         )
     return Kind(
         "caption file",
         captions.SUFFIX,
-        lambda target, tags, owner: owner.replace(target, captions.caption_file(tags)),
+        _whole(captions.caption_file),
         keeps_extension=False,
         merges=False,
     )
+
+
+def _whole(make: Callable[[list[Scored]], bytes]) -> Update:
+    """A whole file of dtindex's, made by `make`: written where there are tags, else
+    removed where it still holds what dtindex wrote."""
+
+    def update(target: bytes, tags: list[Scored], owner: Ownership) -> Outcome:
+        return owner.replace(target, make(tags)) if tags else owner.discard(target)
+
+    return update
 
 
 def _xml_tags(kind: Kind, tags: list[Scored]) -> list[Scored]:
@@ -115,10 +128,9 @@ def write_sidecars(
         for content_id, _, tags in items:
             seen.add(content_id)
             _write(kind, where, paths.get(content_id, []), tags, counts, owner)
-        bare = tagged - seen
-        if kind.merges:
-            for content_id in sorted(bare):
-                _write(kind, where, paths.get(content_id, []), [], counts, owner)
+        bare = tagged - seen  # their old files lose this model's tags, or go
+        for content_id in sorted(bare):
+            _write(kind, where, paths.get(content_id, []), [], counts, owner)
     finally:
         owner.save()
     _report(kind, counts, len(bare))
@@ -156,8 +168,9 @@ def _write(
     for path, root in files:
         target = where.target(path, root)
         try:
-            _make_room(where, target)
-            changed = kind.update(target, tags, owner)  # a whole file: never the user's
+            if tags:  # a file that may only lose tags, or go, needs no folder
+                _make_room(where, target)
+            outcome = kind.update(target, tags, owner)  # a whole file: never the user's
         except SidecarError as exc:
             counts["failed"] += 1
             log.warning("%s: %s; left untouched", os.fsdecode(target), exc)
@@ -166,7 +179,9 @@ def _write(
             counts["failed"] += 1
             log.warning("%s: not written: %s", os.fsdecode(target), exc.strerror or exc)
             continue
-        if changed:
+        if outcome is Outcome.REMOVED:
+            counts["removed"] += 1
+        elif outcome:
             counts["written"] += 1
         elif tags:  # a picture without tags and without a sidecar is not "up to date"
             counts["unchanged"] += 1
@@ -188,5 +203,12 @@ def _report(kind: Kind, counts: Counter[str], bare: int) -> None:
     if bare:
         noun = f"new {kind.noun}" if kind.merges else kind.noun
         log.info("%s got no %s: no tag passed the threshold", plural(bare, "picture"), noun)
+    if counts["removed"]:
+        made = "made" if kind.merges else "wrote"
+        log.info(
+            "removed %s that dtindex %s: no tag passes any more",
+            plural(counts["removed"], kind.noun),
+            made,
+        )
     if counts["failed"]:
         log.warning("%s could not be written", plural(counts["failed"], kind.noun))

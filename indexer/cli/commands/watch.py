@@ -4,7 +4,8 @@ Start-up runs a scan (everything that changed while dtindex was not running), th
 watchdog observer follows the roots: inotify on Linux, the native observer elsewhere, or
 with `--polling` a polling observer for network file systems where inotify sees nothing.
 Changed files are tagged once they have settled, in batches, each reported in one line
-with the totals since start. A reconciling rescan runs every `--rescan` seconds and
+in files (one `mv` is one file moved) with the totals since start; a batch in which no
+file changed says nothing. A reconciling rescan runs every `--rescan` seconds and
 whenever the observer reports an overflow or dies.
 SIGINT and SIGTERM finish the batch in flight, commit, and exit 0.
 """
@@ -16,10 +17,8 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from indexer.cli.options import (
     Context,
@@ -29,7 +28,7 @@ from indexer.cli.options import (
     load_models,
     select_roots,
 )
-from indexer.cli.progress import Totals, tally
+from indexer.cli.progress import Totals, changes, tally
 from indexer.cli.stopping import stop_on_signals
 from indexer.errors import ScanError, UsageError
 from indexer.gallery.events import Collector
@@ -37,8 +36,8 @@ from indexer.gallery.forgotten import drop_forgotten
 from indexer.gallery.incremental import Indexer
 from indexer.gallery.jobs import Counts
 from indexer.gallery.plan import apply_moves, check_root, plan_paths, plan_scan
+from indexer.gallery.watchlock import watch_lock
 from indexer.store.engine import open_index
-from indexer.store.location import Location
 from indexer.store.records import Records
 from indexer.wording import plural
 
@@ -76,37 +75,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="reconciling rescan every S seconds (default 3600)",
     )
     add_runtime_arguments(parser)
-
-
-@contextmanager
-def watch_lock(db: Location) -> Iterator[None]:
-    """One `watch` per SQLite index; `scan` may still run beside it. An index on a server
-    is shared by machines that may each watch their own folders (claims keep them from
-    tagging a picture twice), so it has no such lock."""
-    import fcntl
-
-    if not isinstance(db, Path):
-        yield
-        return
-
-    path = db.with_name(db.name + ".watch.lock")
-    handle: IO[str] = open(path, "a+")  # noqa: SIM115 - held for the daemon's life
-    try:
-        try:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.seek(0)
-            owner = handle.read().strip() or "another process"
-            raise UsageError(
-                f"{db}: another dtindex watch is running on this index ({owner})"
-            ) from None
-        handle.seek(0)
-        handle.truncate()
-        handle.write(f"pid {os.getpid()}")
-        handle.flush()
-        yield
-    finally:
-        handle.close()
 
 
 class _OverflowAlarm(logging.Handler):
@@ -163,8 +131,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
 
 def _rescan(
     indexer: Indexer, roots: list[Path], ctx: Context, why: str, strict: bool = False
-) -> Counts:
-    """A full scan; after start-up a missing root is reported and watching goes on."""
+) -> tuple[Counts, list[bytes]]:
+    """A full scan, and the paths it read; after start-up a missing root is reported and
+    watching goes on."""
     counts = Counts()
     try:
         plan = plan_scan(indexer.index, roots, ctx.config.scan, counts)
@@ -172,11 +141,11 @@ def _rescan(
         if strict:
             raise
         log.error("%s", exc)
-        return counts
+        return counts, []
     apply_moves(indexer.index, plan, counts)
     indexer.process(plan.reads, counts)
     log.info("%s: %s", why, ", ".join(f"{k} {v}" for k, v in counts.as_dict().items() if v))
-    return counts
+    return counts, [job.path for job in plan.reads]
 
 
 def _identity(root: Path) -> tuple[int, int] | None:
@@ -217,8 +186,8 @@ class _Follower:
 
     def _rescan(self, why: str, strict: bool = False) -> None:
         self._forgotten()
-        counts = _rescan(self.indexer, self.roots, self.ctx, why, strict)
-        self.totals.add(counts, self.indexer.ledger.headway)
+        counts, read = _rescan(self.indexer, self.roots, self.ctx, why, strict)
+        self.totals.add(counts, self.indexer.ledger.headway, read, self.indexer.failed_paths)
 
     def run(self, stop: threading.Event) -> None:
         try:
@@ -288,13 +257,14 @@ class _Follower:
         apply_moves(self.indexer.index, plan, counts)
         self.indexer.process(plan.reads, counts, pending=False)
         headway = self.indexer.ledger.headway
-        self.totals.add(counts, headway)
-        changes = [f"{k} {getattr(counts, k)}" for k in ("new", "changed", "moved", "removed")]
-        shown = ", ".join(change for change in changes if not change.endswith(" 0"))
-        log.info(
-            "%s settled%s: %s; since start: %s",
-            plural(len(ready), "file"),
-            f" ({shown})" if shown else "",
-            tally(counts, headway),
-            self.totals,
-        )
+        gone = [path for path in ready if not os.path.lexists(path)]
+        handled = [*gone, *(job.path for job in plan.reads)]  # read again, or no more
+        self.totals.add(counts, headway, handled, self.indexer.failed_paths)
+        counts.failed = len(self.indexer.failed_paths)  # files, not (file, model) pairs
+        happened = changes(counts)
+        if not happened:  # paths gone again before they settled (a folder renamed)
+            log.debug("%s settled, no file changed", plural(len(ready), "path"))
+            return
+        if counts.tagged or counts.failed:  # not for moves, nor files gone again since
+            happened += f": {tally(counts, headway)}"
+        log.info("%s; since start: %s", happened, self.totals)
