@@ -4,7 +4,6 @@ the tests shared with SQLite are marked `BOTH` in their own modules."""
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import signal
@@ -129,7 +128,7 @@ def _wait_until(condition: Callable[[], bool], timeout: float = 30.0) -> None:
 
 
 @POSTGRESQL
-def test_a_dead_owners_claims_are_taken_over_and_a_live_ones_kept(
+def test_a_dead_owners_claims_are_taken_over_and_a_live_ones_waited_for(
     cli, index_db: str, tmp_path: Path, mean_model: Path
 ) -> None:
     (tmp_path / "deeptagger.toml").write_text(f'[models.means]\nmodel = "{mean_model}"\n')
@@ -140,6 +139,7 @@ def test_a_dead_owners_claims_are_taken_over_and_a_live_ones_kept(
     before = cli("export", "--model", "means")[1]
     live, live_token = _owner_process(index_db)
     dead, dead_token = _owner_process(index_db)
+    scan: subprocess.Popen[bytes] | None = None
     try:
         os.killpg(dead.pid, signal.SIGKILL)
         dead.wait(30)
@@ -161,21 +161,37 @@ def test_a_dead_owners_claims_are_taken_over_and_a_live_ones_kept(
             conn.commit()
         owner.close()
         engine.dispose()
-        code, out, err = cli("scan", "--json", "g")
-        assert code == 0, err
-        assert json.loads(out)["tagged"] == 1, err  # the dead owner's; the live one keeps its
+        scan = subprocess.Popen(
+            [sys.executable, "-m", "indexer", "scan", "--json", "g"],
+            cwd=tmp_path,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            start_new_session=True,
+        )
+        # the dead owner's claim is taken over at once; the live one's is waited for
+        _wait_until(lambda: _tagged(index_db, first) and not _tagged(index_db, second))
+        claims = pgserver.rows(index_db, "SELECT content_id, owner FROM claims")
+        assert claims == [(second, live_token)] and scan.poll() is None
+        os.killpg(live.pid, signal.SIGKILL)
+        out, err = (part.decode() for part in scan.communicate(timeout=120))
+        assert scan.returncode == 0, err  # exit 0 once the live owner's picture is tagged too
+        assert json.loads(out)["tagged"] == 2, err
         assert "took over 1 claim of" in err, err
-        assert pgserver.rows(index_db, "SELECT content_id, owner FROM claims") == [
-            (second, live_token)
-        ]
     finally:
-        for process in (live, dead):
-            with contextlib.suppress(ProcessLookupError):
+        for process in (live, dead, scan):
+            if process is not None and process.poll() is None:
                 os.killpg(process.pid, signal.SIGKILL)
-            process.wait(30)
-    code, out, err = cli("scan", "--json", "g")  # the live owner is gone now
-    assert (code, json.loads(out)["tagged"]) == (0, 1), err
+            if process is not None:
+                process.wait(30)
+    code, out, err = cli("scan", "--json", "g")
+    assert (code, json.loads(out)["tagged"]) == (0, 0), err
     assert cli("export", "--model", "means")[1] == before
+
+
+def _tagged(index_db: str, content: int) -> bool:
+    return pgserver.rows(
+        index_db, f"SELECT count(*) FROM taggings WHERE content_id = {content}"
+    ) == [(1,)]
 
 
 @POSTGRESQL
