@@ -102,8 +102,23 @@ def age(*paths: Path) -> None:
         os.utime(path, ns=(OLD * 10**9, OLD * 10**9))
 
 
-# DTINDEX_TEST_FAULTS (imaging.decoder.FAULT_ENV): a decoder meeting these bytes crashes, hangs.
+# A decoder meeting these bytes crashes, hangs, where the test injects them (`inject_faults`).
 FAULTS = "CRASH-THIS-DECODER,HANG-THIS-DECODER"
+# Holds the sitecustomize.py that injects them into every process started with `fault_env`.
+FAULTS_FOLDER = Path(__file__).parent / "faults"
+
+
+def fault_env(markers: str = FAULTS) -> dict[str, str]:
+    """The environment under which a decoder that reads a file holding the first marker
+    crashes (SIGSEGV) and one holding the second hangs: the faults ship in no release."""
+    path = [str(FAULTS_FOLDER), *filter(None, [os.environ.get("PYTHONPATH")])]
+    return {"DTINDEX_TEST_FAULTS": markers, "PYTHONPATH": os.pathsep.join(path)}
+
+
+def inject_faults(monkeypatch: pytest.MonkeyPatch, markers: str = FAULTS) -> None:
+    """The decoders this test starts from now on crash and hang on `markers`."""
+    for name, value in fault_env(markers).items():
+        monkeypatch.setenv(name, value)
 
 
 def fault_pictures(folder: Path) -> None:

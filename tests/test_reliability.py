@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import FAULTS, OLD, age, fault_pictures, picture, save_graph
+from conftest import FAULTS, OLD, age, fault_pictures, inject_faults, picture, save_graph
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
@@ -121,7 +121,7 @@ def test_hostile_pictures_are_recorded_not_fatal(cli, configured: Path, tmp_path
 def test_crashing_and_hanging_decoders_cost_one_picture(
     cli, configured: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("DTINDEX_TEST_FAULTS", FAULTS)
+    inject_faults(monkeypatch, FAULTS)
     gallery = tmp_path / "gallery"
     for i in range(4):
         picture(gallery / f"good{i}.png", (60 * i, 10, 10))
@@ -152,7 +152,7 @@ def test_a_decoder_dying_behind_a_reply_blames_its_own_picture(
     from indexer.imaging.workers import DecoderPool
     from indexer.settings import ModelSpec
 
-    monkeypatch.setenv("DTINDEX_TEST_FAULTS", "CRASH-THIS-DECODER")
+    inject_faults(monkeypatch, "CRASH-THIS-DECODER")
     good = picture(tmp_path / "good.png")
     crash = picture(tmp_path / "crash.png", (1, 2, 3))
     with open(crash, "ab") as handle:
