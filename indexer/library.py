@@ -6,8 +6,8 @@
             print(path, sorted(tags, key=tags.get, reverse=True)[:5])
 
 The same code as the CLI runs underneath (decoder processes, batching, the model's
-preparation), so the scores are exactly those `dtindex tag` prints. Decoders are spawned
-processes: a script using this needs the usual `if __name__ == "__main__":` guard.
+preparation), so the scores are exactly those `dtindex tag` prints. The decoders run none
+of the caller's code (`imaging.spawning`): no `if __name__ == "__main__":` guard is needed.
 """
 
 from __future__ import annotations

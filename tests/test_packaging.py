@@ -51,7 +51,7 @@ def test_the_licence_is_an_spdx_expression_and_the_build_warns_of_nothing(tmp_pa
 
 
 def test_no_test_fault_ships_in_the_package() -> None:
-    """A deliberate crash or busy loop is the tests' to inject (tests/faults), not the
+    """A deliberate crash or busy loop is the tests' to inject (tests/hooks), not the
     decoder's to carry: nothing in the package reads the tests' fault variable."""
     sources = {p: p.read_text() for p in (ROOT / "indexer").rglob("*.py")}
     assert sources

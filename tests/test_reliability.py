@@ -9,12 +9,22 @@ import sqlite3
 import struct
 import subprocess
 import sys
+import time
 import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import FAULTS, OLD, age, fault_pictures, inject_faults, picture, save_graph
+from conftest import (
+    FAULTS,
+    OLD,
+    age,
+    fault_pictures,
+    inject_faults,
+    picture,
+    save_graph,
+    workers_of,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
@@ -143,8 +153,6 @@ def test_a_decoder_dying_behind_a_reply_blames_its_own_picture(
     death shows as a closed pipe on receive, or, when the worker is already gone by
     the next send, as a broken pipe there, maybe with the first reply still unread in
     the pipe; the crashing picture is blamed, and only it, every way."""
-    import multiprocessing
-
     from indexer.errors import Failure
     from indexer.imaging.decoder import decode_request
     from indexer.imaging.slots import SlotRing
@@ -174,9 +182,10 @@ def test_a_decoder_dying_behind_a_reply_blames_its_own_picture(
             while route != "send before the reply was read" and 0 not in replies:
                 replies.update(pool.collect())
             if route != "receive":  # wait for the decoder's exit, not a fixed time
-                for decoder in multiprocessing.active_children():
-                    decoder.join(30)
-                assert not multiprocessing.active_children(), "the decoder did not die"
+                deadline = time.monotonic() + 30
+                while workers_of(os.getpid()) and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                assert not workers_of(os.getpid()), "the decoder did not die"
             submit(2, good)
             submit(3, good)
             while pool.outstanding:

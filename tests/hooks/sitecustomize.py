@@ -1,4 +1,6 @@
-"""Test faults in dtindex's decoder processes, installed by the tests, never shipped.
+"""Test hooks in every Python process a test starts with them: faults, a watch on memory.
+
+Test faults in dtindex's decoder processes are installed by the tests, never shipped.
 
 A test that wants a decoder to crash or hang puts this folder first on PYTHONPATH and
 sets DTINDEX_TEST_FAULTS to "crash-marker,hang-marker" (`conftest.inject_faults`). Every
@@ -7,6 +9,9 @@ them: `dtindex`, Ray's workers) imports this file at start-up; where the variabl
 it wraps the bytes a decoder reads for a picture: a file holding the crash marker kills
 the decoder with SIGSEGV, one holding the hang marker keeps it busy forever, as a codec's
 bug would.
+
+Where DTINDEX_TEST_SHM_LOG names a file, each shared memory segment the process makes is
+appended to it by name, so a test can tell that none of them outlived the run.
 """
 
 from __future__ import annotations
@@ -73,6 +78,23 @@ class _Finder(importlib.abc.MetaPathFinder):
         return None
 
 
+def _log_shared_memory(log: str) -> None:
+    from multiprocessing import shared_memory
+
+    make = shared_memory.SharedMemory.__init__
+
+    def logged(self: shared_memory.SharedMemory, *args: Any, **kwargs: Any) -> None:
+        make(self, *args, **kwargs)
+        created = kwargs.get("create", args[1] if len(args) > 1 else False)
+        if created:
+            with open(log, "a") as handle:
+                handle.write(self.name + "\n")
+
+    shared_memory.SharedMemory.__init__ = logged  # type: ignore[method-assign]
+
+
 _markers = [m.encode() for m in os.environ.get("DTINDEX_TEST_FAULTS", "").split(",")]
 if any(_markers):
     sys.meta_path.insert(0, _Finder(_markers))
+if os.environ.get("DTINDEX_TEST_SHM_LOG"):
+    _log_shared_memory(os.environ["DTINDEX_TEST_SHM_LOG"])
