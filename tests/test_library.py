@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -72,8 +73,58 @@ def test_scan_from_python_counts_as_scan_json(cli, tmp_path: Path, mean_model: P
     counts = indexer.scan(["g"], db=tmp_path / "lib.sqlite", config=config)
     code, out, err = cli("--db", str(tmp_path / "cli.sqlite"), "scan", "--json", "g")
     assert code == 0, err
-    assert counts == json.loads(out)
-    assert counts["tagged"] == 3
+    assert isinstance(counts, indexer.Counts)  # a typed record, not a dict
+    assert counts.as_dict() == json.loads(out)
+    assert counts.tagged == 3
+
+
+def test_scan_from_python_expands_a_home_folder(
+    cli, tmp_path: Path, mean_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's own `indexer.scan(["~/gallery"], ...)`: `~` is the user's home."""
+    import indexer
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    config = tmp_path / "home" / "deeptagger.toml"
+    picture(tmp_path / "home" / "gallery" / "a.png", (10, 20, 30))
+    config.write_text(f'[models.means]\nmodel = "{mean_model}"\n')
+    counts = indexer.scan(["~/gallery"], db="~/index.sqlite", config="~/deeptagger.toml")
+    assert counts.tagged == 1
+    assert (tmp_path / "home" / "index.sqlite").exists()
+
+
+def test_the_library_keeps_the_clis_caches(cli, tmp_path: Path, mean_model: Path) -> None:
+    """load_model and scan keep the .onnx digests (and int8/fp16 copies, TensorRT engines)
+    in dtindex's cache folder, as the CLI does: a start does not read the model again."""
+    import indexer
+
+    cache = tmp_path / "xdg-cache" / "dtindex"  # the cli fixture's XDG_CACHE_HOME
+    indexer.load_model(mean_model).close()
+    kept = sorted(p.relative_to(cache) for p in cache.rglob("*"))
+    assert kept
+    shutil.rmtree(cache)
+    config = tmp_path / "deeptagger.toml"
+    config.write_text(f'[models.means]\nmodel = "{mean_model}"\n')
+    picture(tmp_path / "g" / "a.png")
+    indexer.scan(["g"], db=tmp_path / "lib.sqlite", config=config)
+    assert sorted(p.relative_to(cache) for p in cache.rglob("*")) == kept
+    shutil.rmtree(cache)
+    code, _, err = cli("tag", str(mean_model), "g/a.png")
+    assert code == 0, err
+    assert sorted(p.relative_to(cache) for p in cache.rglob("*")) == kept
+
+
+def test_failures_are_each_calls_own(cli, tmp_path: Path, mean_model: Path) -> None:
+    import indexer
+
+    good = picture(tmp_path / "good.png")
+    with indexer.load_model(mean_model) as model:
+        assert len(list(model.tag([good, tmp_path / "gone.png"]))) == 1
+        assert [p for p, _ in model.failures] == [str(tmp_path / "gone.png")]
+        assert len(list(model.tag([good]))) == 1
+        assert model.failures == []
+        list(model.tag([tmp_path / "lost.png"]))
+        assert [p for p, _ in model.failures] == [str(tmp_path / "lost.png")]
 
 
 # A program that keeps the model in a variable and never closes it.
