@@ -5,7 +5,8 @@ processes that import it):
 
 - `load_model(path_or_name, *, config=None, providers=None) -> Model`, whose
   `tag(paths, *, threshold=None, batch=None)` yields `(path, {tag: score})` in order;
-- `scan(roots, *, db, config=None, models=(), batch=None) -> dict[str, int]`;
+- `scan(roots, *, db, config=None, models=(), batch=None) -> Counts`, the counts
+  `dtindex scan --json` prints;
 - the errors a caller can catch: `DtindexError` and its kinds.
 """
 
@@ -25,11 +26,13 @@ if TYPE_CHECKING:
         StoreError,
         UsageError,
     )
+    from indexer.gallery.jobs import Counts
     from indexer.library import Model, load_model, scan
 
 __version__ = "0.1.0"
 __all__ = [
     "ConfigError",
+    "Counts",
     "DecodeError",
     "DtindexError",
     "Incomplete",
@@ -43,7 +46,7 @@ __all__ = [
 ]
 # The errors are lazy too: the `dtindex` command imports this package before its entry
 # (`indexer.__main__`) can make Ctrl-C quiet, so it runs nothing but these lines.
-_LIBRARY = {"Model", "load_model", "scan"}
+_LIBRARY = {"Counts", "Model", "load_model", "scan"}
 
 
 def __getattr__(name: str) -> Any:

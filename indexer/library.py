@@ -6,8 +6,8 @@
             print(path, sorted(tags, key=tags.get, reverse=True)[:5])
 
 The same code as the CLI runs underneath (decoder processes, batching, the model's
-preparation), so the scores are exactly those `dtindex tag` prints. Decoders are spawned
-processes: a script using this needs the usual `if __name__ == "__main__":` guard.
+preparation), so the scores are exactly those `dtindex tag` prints. The decoders run none
+of the caller's code (`imaging.spawning`): no `if __name__ == "__main__":` guard is needed.
 """
 
 from __future__ import annotations
@@ -21,6 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from indexer.config import Config, load_config, locate_config, threshold_or_default
+from indexer.gallery.jobs import Counts
 from indexer.imaging.workers import DecoderPool
 from indexer.models.runtime import RuntimeOptions, Tagger, load
 from indexer.pipeline.direct import Direct
@@ -29,24 +30,29 @@ from indexer.pipeline.flow import Budget, run_pipeline
 PathLike = str | os.PathLike[str]
 
 
+def _path(path: PathLike) -> str:
+    """A path as a shell would give it: `~` is the user's home."""
+    return os.path.expanduser(os.fspath(path))
+
+
 def _config(config: Config | PathLike | None) -> Config:
     """A Config as given; a path to a deeptagger.toml; None: the CLI's own lookup."""
     if isinstance(config, Config):
         return config
     if config is not None:
-        return load_config(Path(config), required=True)
+        return load_config(Path(_path(config)), required=True)
     path, named = locate_config(None, os.environ)
     return load_config(path, required=named)
 
 
 def _runtime(config: Config, providers: Sequence[str] | None) -> RuntimeOptions:
+    """The CLI's options (`RuntimeOptions.cached`: its caches), `providers` for -o/--cpu."""
     if providers is None:
-        return RuntimeOptions(threads=config.threads)
+        return RuntimeOptions.cached(config.threads, os.environ)
     if list(providers) == ["CPUExecutionProvider"]:
-        return RuntimeOptions(cpu=True, threads=config.threads)
-    return RuntimeOptions(
-        provider_options=tuple((p, ()) for p in providers), threads=config.threads
-    )
+        return RuntimeOptions.cached(config.threads, os.environ, cpu=True)
+    asked = tuple((p, ()) for p in providers)
+    return RuntimeOptions.cached(config.threads, os.environ, provider_options=asked)
 
 
 class Model:
@@ -78,7 +84,9 @@ class Model:
         threshold: float | None = None,
         batch: int | None = None,
     ) -> Iterator[tuple[str, dict[str, float]]]:
-        """Scores above `threshold` (default: the model's, else 0.1) of each picture."""
+        """Scores above `threshold` (default: the model's, else 0.1) of each picture;
+        `failures` then lists this call's pictures that could not be read."""
+        self.failures = []
         limit = threshold_or_default(
             self.tagger.definition.threshold if threshold is None else threshold
         )
@@ -147,7 +155,7 @@ def load_model(
     `["CUDAExecutionProvider"]`, or `["CPUExecutionProvider"]` for the CPU only).
     """
     settings = _config(config)
-    definition = settings.resolve(os.fspath(path_or_name))
+    definition = settings.resolve(_path(path_or_name))
     return Model(load(definition, _runtime(settings, providers)), settings)
 
 
@@ -159,7 +167,7 @@ def scan(
     models: Sequence[str] = (),
     batch: int | None = None,
     retry_failed: bool = False,
-) -> dict[str, int]:
+) -> Counts:
     """Scan `roots` into the index at `db` with `models` (default: the enabled ones);
     returns the counts `dtindex scan --json` prints (check `to_retry` and `failed`)."""
     from indexer.gallery.scanning import scan_roots
@@ -169,12 +177,11 @@ def scan(
     entries = [settings.model(n) for n in models] if models else settings.default_models()
     runtime = _runtime(settings, None)
     taggers = [load(entry.resolve(), runtime) for entry in entries]
-    engine = open_index(os.fspath(db))
+    engine = open_index(_path(db))
     try:
-        absolute = [Path(os.path.abspath(root)) for root in roots]
-        counts = scan_roots(
+        absolute = [Path(os.path.abspath(_path(root))) for root in roots]
+        return scan_roots(
             engine, absolute, taggers, settings, batch or settings.batch, retry_failed=retry_failed
         )
     finally:
         engine.dispose()
-    return counts.as_dict()

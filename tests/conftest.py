@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -102,8 +103,42 @@ def age(*paths: Path) -> None:
         os.utime(path, ns=(OLD * 10**9, OLD * 10**9))
 
 
-# DTINDEX_TEST_FAULTS (imaging.decoder.FAULT_ENV): a decoder meeting these bytes crashes, hangs.
+# A decoder meeting these bytes crashes, hangs, where the test injects them (`inject_faults`).
 FAULTS = "CRASH-THIS-DECODER,HANG-THIS-DECODER"
+# Holds the sitecustomize.py that every process started with `hooks_env` imports.
+HOOKS = Path(__file__).parent / "hooks"
+
+
+def hooks_env(**variables: str) -> dict[str, str]:
+    """`variables` and a PYTHONPATH that puts tests/hooks first (see its sitecustomize)."""
+    path = [str(HOOKS), *filter(None, [os.environ.get("PYTHONPATH")])]
+    return {**variables, "PYTHONPATH": os.pathsep.join(path)}
+
+
+def fault_env(markers: str = FAULTS) -> dict[str, str]:
+    """The environment under which a decoder that reads a file holding the first marker
+    crashes (SIGSEGV) and one holding the second hangs: the faults ship in no release."""
+    return hooks_env(DTINDEX_TEST_FAULTS=markers)
+
+
+def workers_of(pid: int) -> list[int]:
+    """dtindex's worker processes (decoders, the score writer) `pid` started, still running."""
+    from indexer.imaging.spawning import MARK
+
+    found = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(OSError):
+            for child in (task / "children").read_text().split():
+                with contextlib.suppress(OSError):
+                    if MARK.encode() in Path(f"/proc/{child}/cmdline").read_bytes():
+                        found.append(int(child))
+    return found
+
+
+def inject_faults(monkeypatch: pytest.MonkeyPatch, markers: str = FAULTS) -> None:
+    """The decoders this test starts from now on crash and hang on `markers`."""
+    for name, value in fault_env(markers).items():
+        monkeypatch.setenv(name, value)
 
 
 def fault_pictures(folder: Path) -> None:

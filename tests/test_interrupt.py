@@ -22,6 +22,8 @@ import pytest
 from conftest import picture
 from test_resume import make_gallery, slow_model
 
+from indexer.imaging.spawning import MARK
+
 pytestmark = pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="needs /proc")
 
 
@@ -45,7 +47,7 @@ def decoder_started(pid: int, _: Path) -> bool:
     """A decoder process is being spawned (the resource tracker does not count)."""
     with contextlib.suppress(OSError):
         for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
-            if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
+            if MARK.encode() in Path(f"/proc/{child}/cmdline").read_bytes():
                 return True
     return False
 

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import picture, write_model
+from conftest import inject_faults, picture, write_model
 
 from indexer.wording import plural
 
@@ -50,7 +50,7 @@ def test_status_lists_each_failure_once_with_its_versions_and_kind(
     crash = picture(gallery / "crash.png", (1, 2, 3))
     with crash.open("ab") as handle:
         handle.write(b"CRASH-THIS-DECODER")
-    monkeypatch.setenv("DTINDEX_TEST_FAULTS", "CRASH-THIS-DECODER")
+    inject_faults(monkeypatch, "CRASH-THIS-DECODER")
     code, _, err = cli("scan", str(gallery))
     assert code == 1, err  # the crash is retried by the next scan
     code, out, err = cli("status")

@@ -48,3 +48,11 @@ def test_the_licence_is_an_spdx_expression_and_the_build_warns_of_nothing(tmp_pa
         metadata = archive.read(name).decode()
     assert "License-Expression: MIT" in metadata.splitlines()
     assert "Classifier: License ::" not in metadata
+
+
+def test_no_test_fault_ships_in_the_package() -> None:
+    """A deliberate crash or busy loop is the tests' to inject (tests/hooks), not the
+    decoder's to carry: nothing in the package reads the tests' fault variable."""
+    sources = {p: p.read_text() for p in (ROOT / "indexer").rglob("*.py")}
+    assert sources
+    assert not [p for p, text in sources.items() if "TEST_FAULTS" in text or "SIGSEGV" in text]

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import FAULTS, age, fault_pictures, picture
+from conftest import FAULTS, age, fault_env, fault_pictures, inject_faults, picture
 
 if os.environ.get("CI"):
     import ray  # CI installs the test extra: a missing Ray is a failure there
@@ -27,7 +27,7 @@ else:
 @pytest.fixture(scope="module", autouse=True)
 def local_ray() -> Iterator[None]:
     # The workers' decoders take the markers; only a file holding one is affected.
-    faults = {"env_vars": {"DTINDEX_TEST_FAULTS": FAULTS}}
+    faults = {"env_vars": fault_env(FAULTS)}
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, runtime_env=faults)
     yield
     ray.shutdown()
@@ -139,7 +139,7 @@ def test_a_crashing_or_hanging_decoder_on_ray_costs_one_picture(
     """As in a local scan: the picture that crashes its decoder and the one that hangs it
     past `decode_timeout` fail (to be retried), the rest are tagged, the exit is 1; also
     when the driver ships the bytes."""
-    monkeypatch.setenv("DTINDEX_TEST_FAULTS", FAULTS)  # the local scan's decoders
+    inject_faults(monkeypatch, FAULTS)  # the local scan's decoders
     (tmp_path / "deeptagger.toml").write_text("decode_timeout = 3\n")
     gallery = tmp_path / "gallery"
     for i in range(5):

@@ -9,12 +9,22 @@ import sqlite3
 import struct
 import subprocess
 import sys
+import time
 import zlib
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import FAULTS, OLD, age, fault_pictures, picture, save_graph
+from conftest import (
+    FAULTS,
+    OLD,
+    age,
+    fault_pictures,
+    inject_faults,
+    picture,
+    save_graph,
+    workers_of,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from onnx import TensorProto, helper, numpy_helper
@@ -121,7 +131,7 @@ def test_hostile_pictures_are_recorded_not_fatal(cli, configured: Path, tmp_path
 def test_crashing_and_hanging_decoders_cost_one_picture(
     cli, configured: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("DTINDEX_TEST_FAULTS", FAULTS)
+    inject_faults(monkeypatch, FAULTS)
     gallery = tmp_path / "gallery"
     for i in range(4):
         picture(gallery / f"good{i}.png", (60 * i, 10, 10))
@@ -143,8 +153,6 @@ def test_a_decoder_dying_behind_a_reply_blames_its_own_picture(
     death shows as a closed pipe on receive, or, when the worker is already gone by
     the next send, as a broken pipe there, maybe with the first reply still unread in
     the pipe; the crashing picture is blamed, and only it, every way."""
-    import multiprocessing
-
     from indexer.errors import Failure
     from indexer.imaging.decoder import decode_request
     from indexer.imaging.slots import SlotRing
@@ -152,7 +160,7 @@ def test_a_decoder_dying_behind_a_reply_blames_its_own_picture(
     from indexer.imaging.workers import DecoderPool
     from indexer.settings import ModelSpec
 
-    monkeypatch.setenv("DTINDEX_TEST_FAULTS", "CRASH-THIS-DECODER")
+    inject_faults(monkeypatch, "CRASH-THIS-DECODER")
     good = picture(tmp_path / "good.png")
     crash = picture(tmp_path / "crash.png", (1, 2, 3))
     with open(crash, "ab") as handle:
@@ -174,9 +182,10 @@ def test_a_decoder_dying_behind_a_reply_blames_its_own_picture(
             while route != "send before the reply was read" and 0 not in replies:
                 replies.update(pool.collect())
             if route != "receive":  # wait for the decoder's exit, not a fixed time
-                for decoder in multiprocessing.active_children():
-                    decoder.join(30)
-                assert not multiprocessing.active_children(), "the decoder did not die"
+                deadline = time.monotonic() + 30
+                while workers_of(os.getpid()) and time.monotonic() < deadline:
+                    time.sleep(0.01)
+                assert not workers_of(os.getpid()), "the decoder did not die"
             submit(2, good)
             submit(3, good)
             while pool.outstanding:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import picture, save_graph
+from conftest import inject_faults, picture, save_graph
 from onnx import helper, numpy_helper
 
 
@@ -122,7 +122,7 @@ def test_a_crashed_decoder_is_retried_by_the_next_scan(
     crash = picture(gallery / "crash.png", (1, 2, 3), old=False)
     with open(crash, "ab") as handle:
         handle.write(b"CRASH-NOW")
-    monkeypatch.setenv("DTINDEX_TEST_FAULTS", "CRASH-NOW")
+    inject_faults(monkeypatch, "CRASH-NOW")
     first = scan(cli, "gallery", code=1)
     assert (first["failed"], first["to_retry"]) == (1, 1)
     monkeypatch.delenv("DTINDEX_TEST_FAULTS")

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import FAULTS, age, picture, write_model
+from conftest import FAULTS, age, fault_env, inject_faults, picture, write_model
 from PIL import Image
 from test_resume import make_gallery
 
@@ -58,7 +58,7 @@ def start(
     }
     env.pop("DTINDEX_TEST_FAULTS", None)
     if faults:
-        env["DTINDEX_TEST_FAULTS"] = faults
+        env.update(fault_env(faults))
     return subprocess.Popen(
         [*prefix, sys.executable, "-m", "indexer", *args],
         cwd=tmp_path,
@@ -543,7 +543,7 @@ def test_a_file_read_fresh_is_read_again_though_accepted_late(
     cli, tmp_path: Path, mean_model: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     configure(tmp_path, {"means": mean_model}, "decode_timeout = 3\ndecoders = 2\n")
-    monkeypatch.setenv("DTINDEX_TEST_FAULTS", FAULTS)
+    inject_faults(monkeypatch, FAULTS)
     gallery = tmp_path / "gallery"
     picture(gallery / "c-aged.png", (10, 200, 10))
     code, _, err = cli("scan", "gallery")  # the index exists and everything is loaded

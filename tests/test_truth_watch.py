@@ -26,6 +26,8 @@ from conftest import picture, write_model
 from test_resume import make_gallery, slow_model
 from test_watch import Watcher
 
+from indexer.imaging.spawning import MARK
+
 PROMPTLY = 10.0  # seconds; the periodic rescan is an hour away, only the observer can do it
 
 
@@ -229,7 +231,7 @@ def slow_copy(slow: Slow, tmp_path: Path, settings: str = "") -> Path:
 
 
 def group_decoders(pgid: int) -> list[int]:
-    """Decoder processes (multiprocessing spawn children) in the process group."""
+    """Worker processes (decoders, the score writer) in the process group."""
     found = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit() or int(entry) == pgid:
@@ -240,7 +242,7 @@ def group_decoders(pgid: int) -> list[int]:
             cmdline = Path(f"/proc/{entry}/cmdline").read_bytes()
         except OSError:
             continue
-        if b"spawn_main" in cmdline:
+        if MARK.encode() in cmdline:
             found.append(int(entry))
     return found
 

@@ -17,6 +17,7 @@ from indexer.errors import UsageError
 from indexer.imaging.sniff import Pictures
 from indexer.model_tables import ModelDef
 from indexer.models.runtime import RuntimeOptions, Tagger, load, parse_provider_option
+from indexer.models.runtime import cache_folder as cache_folder  # re-exported: the commands'
 from indexer.models.versions import configured_version
 from indexer.settings import refuse_bare_graph
 from indexer.store.location import Location, locate
@@ -96,17 +97,12 @@ def add_runtime_arguments(parser: argparse.ArgumentParser, batch_default: str = 
 def runtime_options(
     args: argparse.Namespace, config: Config, env: Mapping[str, str] | None = None
 ) -> RuntimeOptions:
-    return RuntimeOptions(
+    return RuntimeOptions.cached(
+        config.threads,
+        env or {},
         cpu=args.cpu,
         provider_options=tuple(parse_provider_option(o) for o in args.options),
-        threads=config.threads,
-        engine_cache=str(cache_folder(env or {}) / "tensorrt"),
-        cache_dir=str(cache_folder(env or {})),
     )
-
-
-def cache_folder(env: Mapping[str, str]) -> Path:
-    return Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dtindex"
 
 
 def batch_size(args: argparse.Namespace, config: Config) -> int:

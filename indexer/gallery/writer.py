@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import multiprocessing
 import pickle
 import queue
 import signal
@@ -42,7 +41,7 @@ from numpy.typing import NDArray
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
 from indexer.errors import StoreError
-from indexer.imaging.spawning import STOP_SIGNALS, start_held
+from indexer.imaging.spawning import STOP_SIGNALS, Worker, start_worker
 from indexer.store.connect import reopen
 from indexer.store.location import Location
 from indexer.store.records import Records
@@ -74,7 +73,7 @@ class ResultWriter:
 
     def __init__(self, where: Location, records: Records, batch: int) -> None:
         self._where, self._records, self._batch = where, records, batch
-        self._process: Any = None
+        self._process: Worker | None = None
         self._conn: Connection | None = None
         self._ready = self._closed = False
         self._coming = self._flushes = 0
@@ -137,17 +136,12 @@ class ResultWriter:
                 self._stop(kill=not self._ready)
 
     def _start(self) -> None:
-        context = multiprocessing.get_context("spawn")  # no fork of a threaded process
-        self._conn, child = context.Pipe()
-        self._process = context.Process(
-            target=_serve, args=(child, self._where), daemon=True, name="dtindex-writer"
-        )
-        start_held(self._process)  # the stop signals held while it starts: see spawning
-        child.close()
+        # the stop signals held while it starts: see spawning
+        self._process, self._conn = start_worker(_serve, self._where)
         log.debug("index writer started (pid %d)", self._process.pid)
 
     def _stop(self, kill: bool) -> None:
-        assert self._conn is not None
+        assert self._conn is not None and self._process is not None
         self._conn.close()
         if kill:
             self._process.kill()
@@ -177,7 +171,7 @@ class ResultWriter:
             raise _as_database_error(reply[1])
         if reply[0] == "ready":
             self._ready = True
-            log.debug("index writer ready (pid %d)", self._process.pid)
+            log.debug("index writer ready (pid %d)", self._process.pid if self._process else 0)
         return reply
 
     def _drain(self) -> None:
@@ -190,6 +184,7 @@ class ResultWriter:
             raise self._died() from None
 
     def _died(self) -> WriterFailed:
+        assert self._process is not None
         self._process.join(5)
         code = self._process.exitcode
         how = f"signal {signal.Signals(-code).name}" if code and code < 0 else f"exit {code}"

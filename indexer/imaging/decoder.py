@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import ctypes
 import functools
-import os
 import pickle
 import signal
 from collections.abc import Sequence
@@ -24,8 +23,6 @@ from indexer.imaging.slots import SlotAddress, SlotWriter
 from indexer.imaging.spawning import STOP_SIGNALS
 from indexer.imaging.tasks import Looked, Skipped, Target, decode_into, look, read_again, unchanged
 from indexer.imaging.tasks import prepare_targets as fitted
-
-FAULT_ENV = "DTINDEX_TEST_FAULTS"  # tests only: "crash-marker,hang-marker" bytes in a file
 
 # A request: ("look", path) or ("decode", path, expected xxh3-128 or None, targets), or
 # ("fit", path, expected, targets) for a Ray worker, answered with the fitted uint8 pictures
@@ -89,16 +86,14 @@ def _keep_freed_memory(limit: int = 256 << 20) -> None:
 
 
 def _answer(
-    request: Request, writer: SlotWriter, targets: _Unpacked, max_pixels: int, faults: list[bytes]
+    request: Request, writer: SlotWriter, targets: _Unpacked, max_pixels: int
 ) -> tuple[str, Any]:
     """("ok", the result) or ("error", (reason, kind, pixels needed)): one picture's."""
     if request[0] == "looks":
-        looks = [
-            _answer(look_request(path), writer, targets, max_pixels, faults) for path in request[1]
-        ]
+        looks = [_answer(look_request(path), writer, targets, max_pixels) for path in request[1]]
         return ("ok", looks)
     try:
-        return ("ok", _handle(request, writer, targets, max_pixels, faults))
+        return ("ok", _handle(request, writer, targets, max_pixels))
     except DecodeError as exc:
         return ("error", (str(exc), exc.kind.value, exc.needs))
     except MemoryError:
@@ -108,20 +103,13 @@ def _answer(
         return ("error", (f"decoder failed: {exc!r}", Kind.CRASH.value, None))
 
 
-def _handle(
-    request: Request, writer: SlotWriter, targets: _Unpacked, max_pixels: int, faults: list[bytes]
-) -> Any:
+def _handle(request: Request, writer: SlotWriter, targets: _Unpacked, max_pixels: int) -> Any:
     if request[0] == "look":
         return look(request[1])
     _, path, expect, packed, *sent = request
     data = unchanged(sent[0], expect) if sent else read_again(path, expect)
     if isinstance(data, Skipped):
         return data
-    if faults and faults[0] in data:
-        os.kill(os.getpid(), signal.SIGSEGV)
-    if len(faults) > 1 and faults[1] in data:
-        while True:
-            pass
     if request[0] == "fit":
         return fitted(data, [targets[t] for t in packed], max_pixels)[0]
     return decode_into(data, [(targets[t], a) for t, a in packed], writer, max_pixels)
@@ -139,7 +127,6 @@ def serve(conn: Connection, max_pixels: int) -> None:
     # `max_pixels` is the one limit, checked on what is really decoded (JPEGs decode
     # DCT-scaled); Pillow's own guard would refuse pictures it allows (89 MP < 100 MP).
     Image.MAX_IMAGE_PIXELS = None
-    faults = [m.encode() for m in os.environ.get(FAULT_ENV, "").split(",") if m]
     writer, targets = SlotWriter(), _Unpacked()
     fd = conn.fileno()
     while True:
@@ -147,7 +134,7 @@ def serve(conn: Connection, max_pixels: int) -> None:
             request = conn.recv()
         except (EOFError, OSError):
             return  # the parent went away
-        reply = _answer(request, writer, targets, max_pixels, faults)
+        reply = _answer(request, writer, targets, max_pixels)
         try:
             send_frame(fd, pickle.dumps(reply, pickle.HIGHEST_PROTOCOL))
         except OSError:

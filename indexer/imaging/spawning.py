@@ -1,32 +1,113 @@
-"""Starting a decoder process with the stop signals held, so none lands mid-spawn.
+"""Starting a worker process (a decoder, the score writer) that runs none of the caller's code.
 
-A service manager (and Ctrl-C) signals the whole process group. A decoder starts with
-SIGINT, SIGTERM and SIGHUP blocked (the mask is inherited through spawn) until it has
-set them to be ignored (`decoder.serve`). In the parent, blocking them in the main
+multiprocessing's `spawn` (and `forkserver`) make each child import the parent's main
+module again. The library is called from programs that cannot stand that: a script
+without an `if __name__ == "__main__":` guard runs itself again in every child (which
+fails in multiprocessing's bootstrap check), one read from standard input (`python -`)
+makes each child try to open `<stdin>` and die. So a worker is a fresh interpreter
+(`python -c _BOOT`, the parent's executable) that takes the parent's `sys.path` and then
+the function to run from its end of a socketpair, and imports nothing else. Like a spawned
+child it reports the shared memory it attaches to the parent's resource tracker (whose
+pipe it inherits), so the tracker unlinks the rings if the parent is killed.
+
+A service manager (and Ctrl-C) signals the whole process group. A worker starts with
+SIGINT, SIGTERM and SIGHUP blocked (the mask is inherited through fork and exec) until it
+has set them to be ignored (`decoder.serve`). In the parent, blocking them in the main
 thread is not enough: another thread (ONNX Runtime's pool) takes the signal, and Python
-runs its handler in the main thread between two statements of the spawn, after the
-child exists but before it has been sent what to run; it then dies printing EOFError.
-So Python's handlers are held too, and the signals handed to them once it is started.
+runs its handler in the main thread between two statements of the start, after the child
+exists but before it has been sent what to run. So Python's handlers are held too, and
+the signals handed to them once it is started.
 """
 
 from __future__ import annotations
 
+import contextlib
+import multiprocessing
 import signal
+import subprocess
+import sys
 import threading
+from collections.abc import Callable
+from multiprocessing.connection import Connection
 from types import FrameType
 from typing import Any
 
 # What stops a run: Ctrl-C, a service manager's SIGTERM, a closed terminal's SIGHUP.
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
+# A worker's whole program before it can import indexer: argv is (pipe fd, tracker fd).
+_BOOT = (
+    "import sys; from multiprocessing.connection import Connection; "
+    "conn = Connection(int(sys.argv[1])); sys.path[:] = conn.recv(); "
+    "from indexer.imaging.spawning import run_worker; run_worker(conn, int(sys.argv[2]))"
+)
+# In a worker's command line: how tests (and `ps`) tell dtindex's workers.
+MARK = "indexer.imaging.spawning"
 
-def start_held(process: Any) -> None:
-    """`process.start()` with the stop signals held, then delivered in order."""
-    from multiprocessing import resource_tracker
+
+class Worker:
+    """A started worker process, as multiprocessing's Process is seen by its parent."""
+
+    def __init__(self, popen: subprocess.Popen[bytes]) -> None:
+        self._popen = popen
+
+    @property
+    def pid(self) -> int:
+        return self._popen.pid
+
+    @property
+    def exitcode(self) -> int | None:
+        """None while it runs; minus the signal's number if one ended it."""
+        return self._popen.poll()
+
+    def is_alive(self) -> bool:
+        return self._popen.poll() is None
+
+    def kill(self) -> None:
+        self._popen.kill()
+
+    def join(self, timeout: float | None = None) -> None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self._popen.wait(timeout)
+
+
+def start_worker(target: Callable[..., None], *args: Any) -> tuple[Worker, Connection]:
+    """A worker running `target(connection, *args)`, and the parent's end of its pipe.
+
+    `target` and `args` are pickled (a module-level function, plain values)."""
+    from multiprocessing import resource_tracker, spawn
 
     # The resource tracker must run first: starting it unblocks SIGINT and SIGTERM in
     # the calling thread.
-    resource_tracker.ensure_running()
+    tracker: int = resource_tracker.getfd()  # type: ignore[assignment]
+    ours, theirs = multiprocessing.Pipe()
+    command = [spawn.get_executable(), "-c", _BOOT, str(theirs.fileno()), str(tracker)]
+    try:
+        popen = _held(
+            lambda: subprocess.Popen(
+                command, stdin=subprocess.DEVNULL, pass_fds=(theirs.fileno(), tracker)
+            )
+        )
+    finally:
+        theirs.close()
+    with contextlib.suppress(OSError):  # it died at once: its parent sees it on reading
+        ours.send(list(sys.path))
+        ours.send((target, args))
+    return Worker(popen), ours
+
+
+def run_worker(conn: Connection, tracker: int) -> None:
+    """The worker's side of `start_worker` (after `_BOOT` has set `sys.path`)."""
+    from multiprocessing import resource_tracker
+
+    # What multiprocessing's own spawned child does with the tracker's pipe it inherits.
+    resource_tracker._resource_tracker._fd = tracker  # type: ignore[attr-defined]
+    target, args = conn.recv()
+    target(conn, *args)
+
+
+def _held(start: Callable[[], subprocess.Popen[bytes]]) -> subprocess.Popen[bytes]:
+    """`start()` with the stop signals held, then delivered in order."""
     held: list[int] = []
     handlers: dict[int, Any] = {}
     if threading.current_thread() is threading.main_thread():
@@ -37,7 +118,7 @@ def start_held(process: Any) -> None:
         handlers = {signum: signal.signal(signum, hold) for signum in STOP_SIGNALS}
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
     try:
-        process.start()
+        return start()
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
         for signum, handler in handlers.items():

@@ -12,11 +12,11 @@ picture it was on fails, and the requests queued behind it go to another worker.
 from __future__ import annotations
 
 import math
-import multiprocessing
 import pickle
 import select
 import signal
 import time
+import weakref
 from collections import deque
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
@@ -26,7 +26,7 @@ from indexer.errors import Failure, Kind
 from indexer.imaging.decoder import Reply, Request, look_request, looks_request, serve
 from indexer.imaging.frames import Inbox
 from indexer.imaging.slots import SlotRing
-from indexer.imaging.spawning import start_held
+from indexer.imaging.spawning import Worker, start_worker
 
 # Looks queued together go out as one request of up to this many paths: a scan's look
 # costs the main process a wake-up and a reply's reading, as a decode does, and looks
@@ -45,7 +45,7 @@ class _Looks:
 
 @dataclass
 class _Worker:
-    process: Any
+    process: Worker
     conn: Connection
     fd: int  # the pipe's, kept: asked at every wait
     sent: deque[tuple[object, Request]] = field(default_factory=deque)
@@ -53,13 +53,8 @@ class _Worker:
     inbox: Inbox = field(default_factory=Inbox)  # replies are read in bulk (see frames)
 
     @classmethod
-    def start(cls, context: Any, max_pixels: int) -> _Worker:
-        conn, child = context.Pipe()
-        process = context.Process(
-            target=serve, args=(child, max_pixels), daemon=True, name="dtindex-decoder"
-        )
-        start_held(process)  # signals held: see imaging.spawning
-        child.close()
+    def start(cls, max_pixels: int) -> _Worker:
+        process, conn = start_worker(serve, max_pixels)  # signals held: see imaging.spawning
         return cls(process, conn, conn.fileno())
 
     def stop(self) -> None:
@@ -84,18 +79,29 @@ def _crashed(worker: _Worker) -> Failure:
     return Failure(f"decoder crashed ({how}); picture skipped", Kind.CRASH)
 
 
+def _shut(workers: list[_Worker], rings: dict[tuple[object, ...], SlotRing]) -> None:
+    for worker in workers:
+        worker.stop()
+    workers.clear()
+    for ring in rings.values():
+        ring.close()
+    rings.clear()
+
+
 class DecoderPool:
     """Worker processes fed from one thread; replies come back with their tickets."""
 
     def __init__(self, size: int, max_pixels: int, timeout: float, depth: int = 2) -> None:
         self.size, self.max_pixels, self.timeout, self.depth = size, max_pixels, timeout, depth
-        self._context = multiprocessing.get_context("spawn")  # no fork of a threaded process
         self._workers: list[_Worker] = []
         self._urgent: deque[tuple[object, Request]] = deque()
         self._queued: deque[tuple[object, Request]] = deque()
         self._rings: dict[tuple[object, ...], SlotRing] = {}
         self._poller = select.poll()  # kept, not rebuilt per wait: a wait per picture or more
         self._by_fd: dict[int, _Worker] = {}
+        # One never closed (a model kept in a variable to the end) is closed when dropped,
+        # or at the interpreter's exit: its rings unlinked, its workers stopped.
+        weakref.finalize(self, _shut, self._workers, self._rings)
 
     def ring(self, key: object, shape: tuple[int, ...], batch: int, depth: int) -> SlotRing:
         """The shared-memory ring for `key` (a model's place in a run), kept between runs."""
@@ -226,7 +232,7 @@ class DecoderPool:
                     self._lost(worker, replies, _crashed(worker))
 
     def _start(self) -> _Worker:
-        worker = _Worker.start(self._context, self.max_pixels)
+        worker = _Worker.start(self.max_pixels)
         self._workers.append(worker)
         self._by_fd[worker.fd] = worker
         self._poller.register(worker.fd, select.POLLIN)
@@ -248,9 +254,7 @@ class DecoderPool:
     def close(self) -> None:
         for worker in list(self._workers):
             self._remove(worker)
-        for ring in self._rings.values():
-            ring.close()
-        self._rings.clear()
+        _shut(self._workers, self._rings)
 
     def __enter__(self) -> DecoderPool:
         return self

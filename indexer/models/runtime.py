@@ -11,8 +11,9 @@ import contextlib
 import functools
 import io
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -41,6 +42,26 @@ class RuntimeOptions:
     threads: int = 0  # 0: ONNX Runtime's default (one per core)
     engine_cache: str = ""  # TensorRT engines are built once and kept here
     cache_dir: str = ""  # digests of .onnx files, so a start does not re-read them
+
+    @classmethod
+    def cached(
+        cls,
+        threads: int,
+        env: Mapping[str, str],
+        *,
+        cpu: bool = False,
+        provider_options: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (),
+    ) -> RuntimeOptions:
+        """Options keeping dtindex's caches (`cache_folder`): the one way the commands
+        and the library make them, so no start hashes a model, converts its int8/fp16
+        copy or builds its TensorRT engine again."""
+        folder = cache_folder(env)
+        return cls(cpu, provider_options, threads, str(folder / "tensorrt"), str(folder))
+
+
+def cache_folder(env: Mapping[str, str]) -> Path:
+    """Where digests, converted copies and engines are kept: $XDG_CACHE_HOME/dtindex."""
+    return Path(env.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "dtindex"
 
 
 def parse_provider_option(text: str) -> tuple[str, tuple[tuple[str, str], ...]]:
