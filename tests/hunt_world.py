@@ -43,7 +43,10 @@ def mean_graph(folder: Path, name: str, tags: Sequence[str]) -> Path:
     return save_graph(folder, name, nodes, inits, ["batch", 8, 8, 3], list(tags), text)
 
 
-def normalised(jsonl: bytes) -> list[tuple[str, tuple[str, ...], tuple[tuple[str, float], ...]]]:
+Row = tuple[str, tuple[str, ...], tuple[tuple[str, float], ...]]  # sha1, paths, tags
+
+
+def normalised(jsonl: bytes) -> list[Row]:
     """An export as a sorted list, so two exports compare whatever their order."""
     rows = []
     for line in jsonl.splitlines():
@@ -65,6 +68,7 @@ class World:
         }
         self.db = base / "index.sqlite"
         self.clean_runs = 0
+        self.last_read: tuple[object, dict[Path, tuple[int, str]]] | None = None
         self.bgr = False
         self.roots = ["../gallery"]
         self.user_captions: dict[Path, bytes] = {}
@@ -165,14 +169,14 @@ class World:
         assert code == 0, err
         return out
 
-    def clean(self, model: str) -> bytes:
-        """What a scan of the same gallery into a fresh database exports."""
+    def clean(self) -> dict[str, list[Row]]:
+        """What a scan of the same gallery into a fresh database exports, by model."""
         self.clean_runs += 1
         fresh = self.base / f"clean-{self.clean_runs}.sqlite"
         code, _, err = self.dtindex("scan", "--allow-empty", *self.roots, db=fresh)
         assert code == 0, f"a clean scan failed: {err}"
         try:
-            return self.export(model, db=fresh)
+            return self.exports(db=fresh)
         finally:
             for leftover in self.base.glob(f"clean-{self.clean_runs}.sqlite*"):
                 if leftover.is_dir():
@@ -180,16 +184,18 @@ class World:
                 else:
                     leftover.unlink()
 
+    def exports(self, db: Path | None = None) -> dict[str, list[Row]]:
+        return {model: normalised(self.export(model, db=db)) for model in MODELS}
+
     def check_complete(self) -> None:
         """The index said it is complete: each model's export equals a clean scan's."""
-        for model in MODELS:
-            assert normalised(self.export(model)) == normalised(self.clean(model)), model
+        assert self.exports() == self.clean()
 
     def wait_until_complete(self, watcher: subprocess.Popen[bytes], within: float = 30) -> None:
         """A running watch brings each model's export to a clean scan's, within a deadline."""
-        clean = {model: normalised(self.clean(model)) for model in MODELS}
+        clean = self.clean()
         deadline = time.monotonic() + within
-        while {model: normalised(self.export(model)) for model in MODELS} != clean:
+        while self.exports() != clean:
             assert watcher.poll() is None, (self.base / "watch.log").read_text()
             assert time.monotonic() < deadline, (self.base / "watch.log").read_text()
             time.sleep(0.2)  # a poll of the condition, with the deadline above
@@ -205,14 +211,16 @@ class World:
         for path, content in self.user_captions.items():
             assert path.read_bytes() == content, f"{path}: the user's caption changed"
         sidecars = sorted((self.base / "gallery").rglob("*.xmp"))
-        if not sidecars:
-            return
+        looks = [(p, p.stat().st_ino, p.stat().st_mtime_ns, p.stat().st_size) for p in sidecars]
+        if not sidecars or (looks, self.user_xmp) == self.last_read:
+            return  # exiftool reads again only where a sidecar or the user's values changed
         read = exiftool(sidecars)
         for record in read.values():
             assert "Error" not in record and "Warning" not in record, record
         for path, (rating, label) in self.user_xmp.items():
             got = read.get(path, {})
             assert (got.get("Rating"), str(got.get("Label"))) == (rating, label), (path, got)
+        self.last_read = (looks, dict(self.user_xmp))
 
     def exported_tags(self, model: str) -> dict[Path, set[str]]:
         """Each present picture's tags in the index's export."""
