@@ -126,7 +126,7 @@ class World:
                     os.environ.pop(key, None)
                 else:
                     os.environ[key] = value
-        self.log.append(f"dtindex {' '.join(argv)} -> {code}\n{err}")
+        self.log.append(f"dtindex {' '.join(argv)} -> {code}\n{err[-3000:]}")
         return code, out, err
 
     def start(self, *argv: str, log: bool = False) -> subprocess.Popen[bytes]:
@@ -160,7 +160,7 @@ class World:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
         messages = (err or b"").decode(errors="replace")
-        self.log.append(f"process {process.args[3:]} -> {process.returncode}\n{messages}")
+        self.log.append(f"process {process.args[3:]} -> {process.returncode}\n{messages[-3000:]}")
         return process.returncode
 
     # -- the promise ----------------------------------------------------------------
@@ -189,7 +189,17 @@ class World:
 
     def check_complete(self) -> None:
         """The index said it is complete: each model's export equals a clean scan's."""
-        assert self.exports() == self.clean()
+        got, clean = self.exports(), self.clean()
+        assert got == clean, self.difference(got, clean)
+
+    def difference(self, got: dict[str, list[Row]], clean: dict[str, list[Row]]) -> str:
+        """What the index exports and a clean scan does not, and the reverse, with what
+        the last commands said: the finding, readable where a replay is not possible."""
+        lines = []
+        for model in MODELS:
+            lines += [f"{model} index only: {r}" for r in got[model] if r not in clean[model]]
+            lines += [f"{model} clean only: {r}" for r in clean[model] if r not in got[model]]
+        return "\n".join([*lines, "-- the last commands:", *self.log[-6:]])
 
     def wait_until_complete(self, watcher: subprocess.Popen[bytes], within: float = 30) -> None:
         """A running watch brings each model's export to a clean scan's, within a deadline."""
