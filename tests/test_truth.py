@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import inject_faults, picture, save_graph
-from onnx import helper, numpy_helper
+from onnx import TensorProto, helper, numpy_helper
 
 
 def scan(cli, *args: str, code: int = 0) -> dict[str, int]:
@@ -144,15 +144,33 @@ def test_retry_failed_retries_even_the_pictures_own_faults(
 
 
 def always_failing_model(folder: Path) -> Path:
-    """A Reshape to a width that never fits: ONNX Runtime fails every batch at run time."""
+    """A Reshape to a width that never fits a dark-green gallery's batch: ONNX Runtime fails
+    every batch at run time, while the load's trial batch (bright random pictures) passes.
+
+    The width is 3 where the batch's green mean reaches 0.1 and 5 where it does not."""
     folder.mkdir(parents=True, exist_ok=True)
-    inits = [
-        numpy_helper.from_array(np.array([1, 2], np.int64), "axes"),
-        numpy_helper.from_array(np.array([-1, 5], np.int64), "bad"),
-    ]
+    constant = {
+        "axes": np.array([1, 2], np.int64),
+        "green": np.array([1], np.int64),
+        "limit": np.array(0.1, np.float32),
+        "two": np.array(2, np.int64),
+        "three": np.array(3, np.int64),
+        "zero": np.array([0], np.int64),
+        "minus_one": np.array([-1], np.int64),
+    }
+    inits = [numpy_helper.from_array(value, name) for name, value in constant.items()]
+    node = helper.make_node
     nodes = [
-        helper.make_node("ReduceMean", ["input", "axes"], ["means"], keepdims=0),
-        helper.make_node("Reshape", ["means", "bad"], ["scores"]),
+        node("ReduceMean", ["input", "axes"], ["means"], keepdims=0),
+        node("Gather", ["means", "green"], ["greens"], axis=1),
+        node("Less", ["greens", "limit"], ["dark"]),
+        node("Cast", ["dark"], ["dark_n"], to=TensorProto.INT64),
+        node("ReduceMax", ["dark_n"], ["any_dark"], keepdims=0),
+        node("Mul", ["any_dark", "two"], ["extra"]),
+        node("Add", ["extra", "three"], ["width"]),
+        node("Unsqueeze", ["width", "zero"], ["width_1"]),
+        node("Concat", ["minus_one", "width_1"], ["bad"], axis=0),
+        node("Reshape", ["means", "bad"], ["scores"]),
     ]
     settings = "name = broken\nnormalize = true\npad = stretch\n"
     dims = ["batch", 8, 8, 3]
