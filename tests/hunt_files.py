@@ -60,7 +60,11 @@ def exiftool(paths: Sequence[Path]) -> dict[Path, dict[str, object]]:
 
 
 def exiftool_write(sidecar: Path, rating: int, label: str) -> str | None:
-    """The photo tool saves into an existing sidecar (exiftool, as digiKam's writer would)."""
+    """The photo tool saves into an existing sidecar (exiftool, as digiKam's writer would);
+    the label as saved, or None. exiftool writes a carriage return raw into element text,
+    which XML (exiv2, dtindex) reads as a line feed and exiftool as a carriage return: the
+    two readings of one file differ, so the label goes in with line feeds only."""
+    label = label.replace("\r\n", "\n").replace("\r", "\n")
     done = subprocess.run(
         [
             "exiftool",
@@ -73,6 +77,4 @@ def exiftool_write(sidecar: Path, rating: int, label: str) -> str | None:
         capture_output=True,
         timeout=60,
     )
-    if done.returncode != 0:
-        return None
-    return label.replace("\r\n", "\n").replace("\r", "\n")  # XML's end-of-line handling
+    return label if done.returncode == 0 else None
