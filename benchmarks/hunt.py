@@ -68,7 +68,7 @@ def found(output: str) -> str:
     for line in output.splitlines():
         text = line.strip(" |")
         if text.startswith(("AssertionError", "E ", "FileNotFoundError", "Flaky")):
-            return text[:200]
+            return text[:200].replace("|", "\\|")  # a table cell
     return "failed (see the seed's file)"
 
 
