@@ -167,11 +167,11 @@ class Indexer:
         rows = []
         for job, seen in looked:
             content_id = ids[seen.xxh128]
-            job.stat = Stat(seen.size, seen.mtime_ns, seen.inode, seen.device)
+            job.stat = Stat(seen.size, seen.mtime_ns, seen.inode, seen.device, seen.ctime_ns)
             job.content_id = content_id
             stat = job.stat
-            rows.append((job.path, job.root_id, stat.size, stat.mtime_ns, stat.inode,
-                         stat.device, content_id, job.read_ns, None, None))  # fmt: skip
+            rows.append((job.path, job.root_id, stat.size, stat.mtime_ns, stat.inode, stat.device,
+                         content_id, job.read_ns, None, None, seen.ctime_ns))  # fmt: skip
             count_read(counts, job, content_id)
         counts.hashed += len(looked)
         put_files(conn, rows)

@@ -60,6 +60,16 @@ class TagJob:
 
 
 def is_unchanged(row: FileRow, stat: Stat) -> bool:
+    """Whether the file at `row`'s path is still the one read, without reading it.
+
+    Device, inode, size and mtime are not proof on their own: an archive unpacked again
+    over the same names (the freed inodes handed back, one mtime for every file) or
+    `cp -p` over a file of the same size leaves all four as they were. The inode's ctime
+    cannot be set back, so a file whose ctime is not the one stored is read again (a
+    chmod or a new hard link too: hashing costs far less than the wrong picture's tags).
+    """
+    if row.ctime_ns is not None and stat.ctime_ns != 0 and row.ctime_ns != stat.ctime_ns:
+        return False
     same = (row.size, row.mtime_ns, row.inode, row.device) == (
         stat.size,
         stat.mtime_ns,

@@ -48,6 +48,7 @@ class Looked:
     mtime_ns: int
     inode: int
     device: int
+    ctime_ns: int
     width: int | None
     height: int | None
 
@@ -107,6 +108,7 @@ def look(path: bytes) -> Looked | Skipped:
         stat.st_mtime_ns,
         stat.st_ino,
         stat.st_dev,
+        stat.st_ctime_ns,
         *(size or (None, None)),
     )
 

@@ -19,8 +19,10 @@ T = TypeVar("T")
 CHUNK = 500
 
 ContentRow = tuple[str, str, int, int | None, int | None]  # xxh128, sha1, size, width, height
-# path, root_id, size, mtime_ns, inode, device, content_id, checked_ns, error, kind
-FileValues = tuple[bytes, int, int, int, int, int, int | None, int, str | None, str | None]
+# path, root_id, size, mtime_ns, inode, device, content_id, checked_ns, error, kind, ctime_ns
+FileValues = tuple[
+    bytes, int, int, int, int, int, int | None, int, str | None, str | None, int | None
+]
 
 _ADD_CONTENT = (
     "INSERT INTO contents (xxh128, sha1, size, width, height) VALUES (?, ?, ?, ?, ?) "
@@ -29,10 +31,12 @@ _ADD_CONTENT = (
 )
 _PUT_FILE = (
     "INSERT INTO files (path, root_id, size, mtime_ns, inode, device, content_id, checked_ns,"
-    " error, kind) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (path) DO UPDATE SET"
+    " error, kind, ctime_ns) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (path) DO"
+    " UPDATE SET"
     " root_id = excluded.root_id, size = excluded.size, mtime_ns = excluded.mtime_ns,"
     " inode = excluded.inode, device = excluded.device, content_id = excluded.content_id,"
-    " checked_ns = excluded.checked_ns, error = excluded.error, kind = excluded.kind"
+    " checked_ns = excluded.checked_ns, error = excluded.error, kind = excluded.kind,"
+    " ctime_ns = excluded.ctime_ns"
 )
 
 

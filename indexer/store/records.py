@@ -52,6 +52,7 @@ class FileRow:
     checked_ns: int
     error: str | None
     kind: str | None  # errors.Kind of `error`
+    ctime_ns: int | None = None  # the inode's ctime when read: `gallery.jobs.is_unchanged`
 
 
 @dataclass(frozen=True)
@@ -60,8 +61,8 @@ class Stat:
     mtime_ns: int
     inode: int
     device: int
-    # When the inode last changed (0: not known). Not stored: it only tells a file moved
-    # from a new file given a freed inode (`gallery.jobs.is_moved`).
+    # When the inode last changed (0: not known): tells a file replaced over the same
+    # name, or a new one given a freed inode, from the file read (`gallery.jobs`).
     ctime_ns: int = 0
 
     @classmethod
@@ -159,7 +160,7 @@ class Records:
     ) -> None:
         recorded = kind.value if kind is not None and error is not None else None
         row = (path, root_id, stat.size, stat.mtime_ns, stat.inode, stat.device, content_id,
-               checked_ns, error, recorded)  # fmt: skip
+               checked_ns, error, recorded, stat.ctime_ns or None)  # fmt: skip
         put_files(self.conn, [row])
         self.maybe_commit()
 

@@ -63,6 +63,7 @@ files = Table(
     Column("checked_ns", BIG, nullable=False),
     Column("error", Text),
     Column("kind", String(12)),  # errors.Kind of `error`: read failures are retried
+    Column("ctime_ns", BIG),  # the inode's ctime when read (None: read before 0006)
     Index("ix_files_root", "root_id"),
 )
 
