@@ -217,3 +217,28 @@ def test_files_listed_by_an_older_dtindex_are_still_its_own(
     (gallery / "a.txt").write_text("mine now\n")
     captions(cli, "--beside", code=1)
     assert (gallery / "a.txt").read_text() == "mine now\n"
+
+
+@pytest.mark.parametrize("fmt", ["captions", "xmp", "hydrus"])
+def test_an_export_beside_never_makes_a_renamed_folder_again(
+    cli, tmp_path: Path, mean_model: Path, fmt: str
+) -> None:
+    """Found by the hunting test on the old main: after a folder was renamed, an export
+    from the index not yet rescanned made the old folder again to put files into it."""
+    configure(tmp_path, mean_model)
+    picture(tmp_path / "gallery" / "sub" / "a.png", (255, 0, 0), old=False)
+    picture(tmp_path / "gallery" / "b.png", (0, 0, 255), old=False)
+    scan(cli, "gallery/sub/..")
+    (tmp_path / "gallery" / "sub").rename(tmp_path / "gallery" / "moved")
+    code, out, err = cli("export", "--model", "means", "--format", fmt, "--beside")
+    assert (code, out) == (1, b""), err  # less than every picture's file: not 0
+    assert "the picture's folder is gone (run dtindex scan)" in err, err
+    assert not (tmp_path / "gallery" / "sub").exists()
+    assert any(
+        p.name.startswith("b.")
+        for p in (tmp_path / "gallery").iterdir()
+        if p != tmp_path / "gallery" / "b.png"
+    )
+    scan(cli, "gallery")
+    code, _, err = cli("export", "--model", "means", "--format", fmt, "--beside")
+    assert code == 0 and not (tmp_path / "gallery" / "sub").exists(), err
