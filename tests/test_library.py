@@ -45,16 +45,8 @@ def test_import_indexer_is_cheap() -> None:
 def test_load_model_tags_exactly_as_dtindex_tag(cli, tmp_path: Path) -> None:
     import indexer
 
-    model = write_model(tmp_path / "models", "probe", positions=[0, 1, 2, 5, 40], size=8)
-    model.write_text(model.read_text() + "normalize = true\n")
-    pictures = [
-        picture(tmp_path / "p" / "a.png", (200, 100, 50), size=(30, 10), old=False),
-        picture(tmp_path / "p" / "b.jpg", (10, 220, 130), size=(9, 16), fmt="JPEG"),
-        tmp_path / "p" / "missing.png",
-        picture(tmp_path / "p" / "c.png", (90, 90, 250), size=(8, 8)),
-    ]
-    code, out, _ = cli("tag", "-b", "2", str(model), *map(str, pictures))
-    assert code == 1  # the missing picture
+    (model, *names), out = tagged_by_dtindex(cli, tmp_path)
+    pictures = [Path(name) for name in names]
     with indexer.load_model(model) as loaded:
         found = list(loaded.tag(pictures, batch=2))
         assert [p for p, _ in loaded.failures] == [str(pictures[2])]
