@@ -1,0 +1,48 @@
+"""`indexer.Index` from Python: each method on a real index, a root given with `~`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from conftest import picture
+from test_similar import COLOURS, embedding_model
+
+from indexer.core import Index
+
+
+@pytest.fixture
+def home(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A home folder holding ~/gallery, scanned with a model that stores embeddings."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("HOME", str(home))
+    for name, colour in COLOURS.items():
+        picture(home / "gallery" / f"{name}.png", colour)
+    config = embedding_model(tmp_path)
+    code, _, err = cli("--db", str(home / "index.sqlite"), "--config", str(config), "scan",
+                       str(home / "gallery"))  # fmt: skip
+    assert code == 0, err
+    return home
+
+
+def opened(tmp_path: Path) -> Index:
+    return Index.open("~/index.sqlite", tmp_path / "deeptagger.toml")
+
+
+def test_status_counts_the_roots_and_pictures(home: Path, tmp_path: Path) -> None:
+    with opened(tmp_path) as index:
+        status = index.status()
+    assert status.database == str(home / "index.sqlite")
+    assert [(r.path, r.files) for r in status.roots] == [(bytes(home / "gallery"), 6)]
+    assert (status.files, status.contents, status.failed) == (6, 6, 0)
+
+
+def test_show_and_similar_take_a_path_with_a_tilde(home: Path, tmp_path: Path) -> None:
+    with opened(tmp_path) as index:
+        shown = index.show("~/gallery/red.png", threshold=0.5)
+        near = index.similar("~/gallery/red.png", n=2)
+    assert shown.path == bytes(home / "gallery" / "red.png") and shown.sha1
+    assert [r.model for r in shown.results] == ["emb"] and shown.results[0].tags
+    assert all(tag.score > 0.5 for tag in shown.results[0].tags)
+    assert [Path(n.path.decode()).name for n in near] == ["dark-red.png", "orange.png"]
+    assert near[0].score > 0.99
