@@ -8,7 +8,8 @@ import pytest
 from conftest import picture
 from test_similar import COLOURS, embedding_model
 
-from indexer.core import Index
+from indexer.core import Index, Rules
+from indexer.errors import UsageError
 
 
 @pytest.fixture
@@ -46,3 +47,19 @@ def test_show_and_similar_take_a_path_with_a_tilde(home: Path, tmp_path: Path) -
     assert all(tag.score > 0.5 for tag in shown.results[0].tags)
     assert [Path(n.path.decode()).name for n in near] == ["dark-red.png", "orange.png"]
     assert near[0].score > 0.99
+
+
+def test_search_finds_what_the_scores_say(home: Path, tmp_path: Path) -> None:
+    """t0 and t2 score the blue and red channels (0..255) of the first pixel."""
+    gallery = home / "gallery"
+    with opened(tmp_path) as index:
+        found = index.search("t0 t2")
+        assert found == sorted(
+            bytes(gallery / f"{n}.png") for n in ("blue", "dark-red", "green", "red")
+        )
+        assert index.search("-t0", rules=Rules(threshold=0.5)) == [bytes(gallery / "orange.png")]
+        assert len(index.search("t0 t2", any_of=True)) == 6
+        with pytest.raises(UsageError, match="has no tag 'nope'"):
+            index.search("nope")
+        with pytest.raises(UsageError, match="the general threshold applies to tag lists"):
+            index.search("t0", rules=Rules(categories={"general": 0.5}))

@@ -27,7 +27,8 @@ from datetime import datetime
 from indexer.cli.commands.export_sidecars import kind_of, namer, write_sidecars
 from indexer.cli.commands.export_streams import stream
 from indexer.cli.options import Context, indexed_model
-from indexer.cli.rules import add_threshold_arguments, refuse_categories, rules_from
+from indexer.cli.rules import add_threshold_arguments, rules_of
+from indexer.core.choosing import thresholds
 from indexer.errors import UsageError
 from indexer.export.ownership import Ownership
 from indexer.export.selection import Edits, pictures
@@ -164,8 +165,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     try:
         with engine.connect() as conn:
             model = indexed_model(conn, args.model)
-            refuse_categories(args, model, categories(conn, model))
-            rules = rules_from(args, ctx, model)
+            rules = thresholds(ctx.config, model, rules_of(args), categories(conn, model))
             current = ctx.current_version(model)
             rows = scored(conn, model, current, rules.floor(), since)
             items = pictures(rows, rules, edits)
