@@ -63,3 +63,16 @@ def test_search_finds_what_the_scores_say(home: Path, tmp_path: Path) -> None:
             index.search("nope")
         with pytest.raises(UsageError, match="the general threshold applies to tag lists"):
             index.search("t0", rules=Rules(categories={"general": 0.5}))
+
+
+def test_forget_and_prune_from_python(home: Path, tmp_path: Path) -> None:
+    with opened(tmp_path) as index:
+        with pytest.raises(UsageError):
+            index.forget(["~/elsewhere"])  # not indexed: nothing is removed
+        forgotten = index.forget(["~/gallery/../gallery"])
+        assert (forgotten.roots, forgotten.files) == (1, 6)
+        assert forgotten.root_paths == (bytes(home / "gallery"),)
+        pruned = index.prune(vacuum_after=True)
+        assert pruned.contents == 6 and pruned.scores > 0
+        status = index.status()
+        assert (status.roots, status.files, status.contents) == ((), 0, 0)
