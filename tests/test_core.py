@@ -76,3 +76,16 @@ def test_forget_and_prune_from_python(home: Path, tmp_path: Path) -> None:
         assert pruned.contents == 6 and pruned.scores > 0
         status = index.status()
         assert (status.roots, status.files, status.contents) == ((), 0, 0)
+
+
+def test_models_lists_versions_and_coverage(home: Path, tmp_path: Path) -> None:
+    with opened(tmp_path) as index:
+        found = index.models()
+    emb, palette = found.models
+    assert (emb.name, emb.scan, emb.error) == ("emb", True, None)
+    assert emb.coverage is not None and (emb.coverage.present, emb.coverage.done) == (6, 6)
+    assert palette.name == "palette" and not palette.scan
+    assert [(v.model, v.version) for v in found.stored] == [("emb", emb.version)]
+    with Index.open(tmp_path / "none.sqlite", tmp_path / "deeptagger.toml") as index:
+        assert index.models().models[0].coverage is None  # no index: nothing created
+    assert not (tmp_path / "none.sqlite").exists()
