@@ -10,6 +10,7 @@ from test_similar import COLOURS, embedding_model
 
 from indexer.core import Index, Rules
 from indexer.errors import UsageError
+from indexer.export.selection import Edits
 
 
 @pytest.fixture
@@ -89,3 +90,26 @@ def test_models_lists_versions_and_coverage(home: Path, tmp_path: Path) -> None:
     with Index.open(tmp_path / "none.sqlite", tmp_path / "deeptagger.toml") as index:
         assert index.models().models[0].coverage is None  # no index: nothing created
     assert not (tmp_path / "none.sqlite").exists()
+
+
+def test_export_gives_records_and_writes_files(home: Path, tmp_path: Path) -> None:
+    gallery = home / "gallery"
+    with opened(tmp_path) as index:
+        records = list(index.export(rules=Rules(threshold=0.5)))
+        by_name = {Path(r.paths[0].decode()).name: r for r in records}
+        assert set(by_name) == {f"{name}.png" for name in COLOURS}
+        red = by_name["red.png"]
+        assert red.roots == (bytes(gallery),) and len(red.sha1) == 40
+        shown = index.show(gallery / "red.png", 0.5).results[0].tags
+        assert {t.tag for t in red.tags} == {t.tag for t in shown}
+        assert all(r.paths == () for r in index.export(with_paths=False))
+        written = index.write_files("captions", out="~/captions", edits=Edits(["t0"], [], 3))
+        assert (written.written, written.failed, written.complete) == (6, 0, True)
+        caption = (home / "captions" / "red.txt").read_text()
+        assert len(caption.split(", ")) == 3 and "t0" not in caption.split(", ")
+        assert (
+            index.write_files("captions", out="~/captions", edits=Edits(["t0"], [], 3)).unchanged
+            == 6
+        )
+        with pytest.raises(UsageError, match="has tagged nothing"):
+            index.export("nope")  # checked before the first record

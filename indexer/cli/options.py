@@ -10,8 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from sqlalchemy import Connection
-
 from indexer.config import Config
 from indexer.core import places
 from indexer.core.choosing import threshold_value as threshold_value
@@ -23,9 +21,7 @@ from indexer.model_tables import ModelDef
 from indexer.models.runtime import RuntimeOptions, Tagger, load, parse_provider_option
 from indexer.settings import refuse_bare_graph
 from indexer.store.location import Location
-from indexer.store.queries import versions
 from indexer.store.records import Records
-from indexer.suggest import closest
 
 log = logging.getLogger("dtindex")
 
@@ -149,25 +145,6 @@ def select_roots(args_roots: Sequence[Path], ctx: Context, index: Records) -> li
     if not chosen:
         raise UsageError("no roots: name a gallery folder, or set roots in the config")
     return [places.absolute(root) for root in chosen]
-
-
-def indexed_model(conn: Connection, asked: str | None) -> str:
-    """The model a reading command works on: the one asked for, which must have tagged
-    something (an unknown model is an error naming the close ones, not an empty result
-    that reads as "nothing matches"), else the only one indexed."""
-    models = {m for m, _, _, _ in versions(conn)}
-    if asked is None:
-        if len(models) != 1:
-            known = ", ".join(sorted(models)) or "none yet"
-            raise UsageError(f"name a model with --model (indexed: {known})")
-        return next(iter(models))
-    if asked not in models:
-        known = ", ".join(sorted(models)) or "none yet"
-        raise UsageError(
-            f"model {asked!r} has tagged nothing in this index{closest(asked, models)} "
-            f"(indexed models: {known})"
-        )
-    return asked
 
 
 def load_models(names: Sequence[str], ctx: Context, args: argparse.Namespace) -> list[Tagger]:

@@ -24,9 +24,10 @@ from types import TracebackType
 from sqlalchemy import Connection, Engine
 
 from indexer.config import Config
-from indexer.core import choosing, listing, places, reading
+from indexer.core import choosing, exporting, listing, places, reading
 from indexer.core.places import PathLike
 from indexer.core.records import (
+    Exported,
     Forgotten,
     Models,
     Near,
@@ -37,6 +38,9 @@ from indexer.core.records import (
     StoredVersion,
 )
 from indexer.errors import UsageError
+from indexer.export.files import Written
+from indexer.export.selection import Edits
+from indexer.export.xmp import hierarchy
 from indexer.models.runtime import RuntimeOptions
 from indexer.models.versions import configured_version
 from indexer.store.engine import index_exists, open_index
@@ -192,6 +196,57 @@ class Index:
         with self.reading() as conn:
             stored = [StoredVersion(*row) for row in versions(conn)]
             return listing.models(self.config, self.cache, conn, stored)
+
+    def export(
+        self,
+        model: str | None = None,
+        *,
+        rules: Rules | None = None,
+        edits: Edits | None = None,
+        since: int | None = None,
+        with_paths: bool = True,
+    ) -> Iterator[Exported]:
+        """Each picture `model` (default: the only one indexed) tagged, with the tags
+        that pass the thresholds (the model table's, or those `rules` ask for), as
+        `dtindex export` prints them; `since`: only results recorded at or after it (ns
+        since the epoch). The model and thresholds are checked here, before the first
+        record."""
+        with self.reading() as conn:
+            chosen = exporting.plan(
+                conn, self.config, model, rules or Rules(), since, self.current_version
+            )
+        return self._exported(chosen, edits or exporting.NO_EDITS, with_paths)
+
+    def _exported(
+        self, chosen: exporting.Plan, edits: Edits, with_paths: bool
+    ) -> Iterator[Exported]:
+        with self.reading() as conn:
+            yield from exporting.records(conn, chosen, edits, with_paths)
+
+    def write_files(
+        self,
+        fmt: str,
+        model: str | None = None,
+        *,
+        rules: Rules | None = None,
+        edits: Edits | None = None,
+        since: int | None = None,
+        out: PathLike | None = None,
+        replace_existing: bool = False,
+        xmp_prefix: str | None = None,
+    ) -> Written:
+        """The export as files (`captions`, `xmp`, `hydrus`) beside each picture, or
+        mirrored under `out`; files dtindex did not write are replaced only with
+        `replace_existing`, XMP sidecars are merged into. What became of them."""
+        levels = hierarchy(xmp_prefix)
+        folder = os.fspath(places.absolute(out)) if out is not None else None
+        with self.reading() as conn:
+            chosen = exporting.plan(
+                conn, self.config, model, rules or Rules(), since, self.current_version
+            )
+            return exporting.write(
+                conn, chosen, edits or exporting.NO_EDITS, fmt, folder, levels, replace_existing
+            )
 
     def _indexed_model(self, conn: Connection, asked: str | None) -> str:
         return choosing.indexed_model((m for m, _, _, _ in versions(conn)), asked)

@@ -161,9 +161,12 @@ class Models:
 
 @dataclass(frozen=True)
 class Exported:
-    """A picture as an export gives it: its SHA-1, its files, and the tags that pass."""
+    """A picture as an export gives it: its SHA-1, its files (none where the export was
+    asked for without them), the tags that pass, best first, and the root each file lies
+    under (`roots[i]` holds `paths[i]`)."""
 
     content_id: int
     sha1: str
     paths: tuple[bytes, ...]
     tags: tuple[Scored, ...]
+    roots: tuple[bytes, ...] = ()
