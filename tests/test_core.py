@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import threading
 from pathlib import Path
 
 import pytest
@@ -11,24 +13,64 @@ from test_similar import COLOURS, embedding_model
 from indexer.core import Index, Rules
 from indexer.errors import UsageError
 from indexer.export.selection import Edits
+from indexer.gallery.headway import Headway
+from indexer.gallery.jobs import Counts
 
 
 @pytest.fixture
 def home(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A home folder holding ~/gallery, scanned with a model that stores embeddings."""
+    """A home folder holding ~/gallery, scanned from Python with a model that stores
+    embeddings; the `cli` fixture's private XDG folders and no user config."""
     home = tmp_path / "home"
     monkeypatch.setenv("HOME", str(home))
     for name, colour in COLOURS.items():
         picture(home / "gallery" / f"{name}.png", colour)
-    config = embedding_model(tmp_path)
-    code, _, err = cli("--db", str(home / "index.sqlite"), "--config", str(config), "scan",
-                       str(home / "gallery"))  # fmt: skip
-    assert code == 0, err
+    embedding_model(tmp_path)
+    with opened(tmp_path) as index:
+        assert index.scan(["~/gallery"]).tagged == 6
     return home
 
 
 def opened(tmp_path: Path) -> Index:
     return Index.open("~/index.sqlite", tmp_path / "deeptagger.toml")
+
+
+class Heard:
+    """A progress listener that keeps what it heard."""
+
+    def __init__(self) -> None:
+        self.updates: list[int] = []
+        self.done_calls = 0
+
+    def update(self, counts: Counts, headway: Headway) -> None:
+        self.updates.append(counts.tagged)
+
+    def done(self) -> None:
+        self.done_calls += 1
+
+
+def test_scan_counts_as_scan_json_with_progress_and_stop(
+    cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    home = tmp_path / "home"
+    monkeypatch.setenv("HOME", str(home))
+    for name, colour in COLOURS.items():
+        picture(home / "gallery" / f"{name}.png", colour)
+    config = embedding_model(tmp_path)
+    code, out, err = cli("--db", str(tmp_path / "cli.sqlite"), "--config", str(config),
+                         "scan", "--json", "-b", "2", str(home / "gallery"))  # fmt: skip
+    assert code == 0, err
+    heard = Heard()
+    stop = threading.Event()
+    with opened(tmp_path) as index:
+        counts = index.scan(["~/gallery"], models=["emb"], batch=2, progress=heard, stop=stop)
+        assert counts.as_dict() == json.loads(out)  # what `dtindex scan --json` prints
+        assert heard.updates[-1] == 6 and heard.done_calls == 1
+        assert index.status().roots[0].scanned_ns is not None
+        assert index.scan().unchanged == 6  # the indexed roots
+        stop.set()
+        picture(home / "gallery" / "late.png", (1, 2, 3), old=False)
+        assert index.scan(stop=stop).tagged == 0  # stopped before any batch
 
 
 def test_status_counts_the_roots_and_pictures(home: Path, tmp_path: Path) -> None:

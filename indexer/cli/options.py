@@ -11,14 +11,13 @@ from pathlib import Path
 from typing import BinaryIO
 
 from indexer.config import Config
-from indexer.core import places
+from indexer.core import choosing, places, scanning
 from indexer.core.choosing import threshold_value as threshold_value
 from indexer.core.index import Index
 from indexer.core.places import cache_folder as cache_folder
-from indexer.errors import UsageError
 from indexer.imaging.sniff import Pictures
 from indexer.model_tables import ModelDef
-from indexer.models.runtime import RuntimeOptions, Tagger, load, parse_provider_option
+from indexer.models.runtime import RuntimeOptions, Tagger, parse_provider_option
 from indexer.settings import refuse_bare_graph
 from indexer.store.location import Location
 from indexer.store.records import Records
@@ -91,10 +90,7 @@ def runtime_options(
 
 
 def batch_size(args: argparse.Namespace, config: Config) -> int:
-    size = args.batch if args.batch is not None else config.batch
-    if not 1 <= size <= 4096:
-        raise UsageError(f"--batch {size} must be between 1 and 4096")
-    return int(size)
+    return choosing.batch_size(args.batch, config)
 
 
 def expand_pictures(names: Iterable[str], extensions: frozenset[str]) -> Iterator[str]:
@@ -134,20 +130,9 @@ def add_gallery_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def select_roots(args_roots: Sequence[Path], ctx: Context, index: Records) -> list[Path]:
-    """The roots to work on, made absolute here, once: a watcher's events and the index's
-    paths are absolute, and `./g/../g` must name the same root as `g`."""
-    if args_roots:
-        chosen = list(args_roots)
-    elif ctx.config.roots:
-        chosen = list(ctx.config.roots)
-    else:
-        chosen = [Path(os.fsdecode(p)) for p in index.root_paths()]
-    if not chosen:
-        raise UsageError("no roots: name a gallery folder, or set roots in the config")
-    return [places.absolute(root) for root in chosen]
+    """The roots to work on (`core.scanning.chosen_roots`)."""
+    return scanning.chosen_roots(args_roots, ctx.config, index.root_paths())
 
 
 def load_models(names: Sequence[str], ctx: Context, args: argparse.Namespace) -> list[Tagger]:
-    entries = [ctx.config.model(n) for n in names] if names else list(ctx.config.default_models())
-    options = runtime_options(args, ctx.config, ctx.env)
-    return [load(entry.resolve(), options) for entry in entries]
+    return ctx.index(args).taggers(names)

@@ -107,3 +107,11 @@ def check_names(model: str, names: set[str], terms: Iterable[str]) -> None:
     for term in terms:
         if term not in names:
             raise UsageError(f"model {model!r} has no tag {term!r}{closest(term, names)}")
+
+
+def batch_size(asked: int | None, config: Config) -> int:
+    """Pictures per model call: `asked`, else the config's."""
+    size = asked if asked is not None else config.batch
+    if not 1 <= size <= 4096:
+        raise UsageError(f"--batch {size} must be between 1 and 4096")
+    return int(size)

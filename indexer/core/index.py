@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from types import TracebackType
@@ -24,7 +25,7 @@ from types import TracebackType
 from sqlalchemy import Connection, Engine
 
 from indexer.config import Config
-from indexer.core import choosing, exporting, listing, places, reading
+from indexer.core import choosing, exporting, listing, places, reading, scanning
 from indexer.core.places import PathLike
 from indexer.core.records import (
     Exported,
@@ -41,12 +42,17 @@ from indexer.errors import UsageError
 from indexer.export.files import Written
 from indexer.export.selection import Edits
 from indexer.export.xmp import hierarchy
-from indexer.models.runtime import RuntimeOptions
+from indexer.gallery.headway import Listener
+from indexer.gallery.jobs import Counts
+from indexer.gallery.scanning import scan_roots
+from indexer.models.runtime import RuntimeOptions, Tagger
 from indexer.models.versions import configured_version
+from indexer.pipeline.fanout import Cluster
 from indexer.store.engine import index_exists, open_index
 from indexer.store.location import Location, shown
 from indexer.store.maintenance import forget_roots, model_names, prune, vacuum
 from indexer.store.queries import categories, versions
+from indexer.store.records import Records
 from indexer.store.search import search, tag_names
 
 log = logging.getLogger("dtindex")
@@ -247,6 +253,45 @@ class Index:
             return exporting.write(
                 conn, chosen, edits or exporting.NO_EDITS, fmt, folder, levels, replace_existing
             )
+
+    def taggers(self, models: Sequence[str] = ()) -> list[Tagger]:
+        """`models` from the config (default: the enabled ones, else the built-in
+        palette), loaded with this index's runtime options and caches."""
+        return scanning.taggers(self.config, self.runtime, models)
+
+    def cluster(self, address: str, ship: bool = False) -> Cluster:
+        """A Ray cluster for `scan` (`local`: started here); close it when done."""
+        return scanning.cluster(address, self.config, self.runtime, ship)
+
+    def scan(
+        self,
+        roots: Sequence[PathLike] = (),
+        *,
+        models: Sequence[str | Tagger] = (),
+        batch: int | None = None,
+        progress: Listener | None = None,
+        stop: threading.Event | None = None,
+        allow_empty: bool = False,
+        retry_failed: bool = False,
+        cluster: Cluster | None = None,
+    ) -> Counts:
+        """Bring the index up to date with `roots` (default: the config's, else those
+        indexed; `~` expanded) and tag what `models` have not (names, or `taggers`;
+        default: the enabled ones). `progress` hears the reading and tagging; setting
+        `stop` ends the scan after the batch in flight (a rerun resumes). The counts."""
+        names = [m for m in models if isinstance(m, str)]
+        loaded = [m for m in models if not isinstance(m, str)]
+        if names or not loaded:
+            loaded += self.taggers(names)
+        size = choosing.batch_size(batch, self.config)
+        engine = self.engine()
+        with engine.connect() as conn:
+            indexed = Records(conn).root_paths()
+        chosen = scanning.chosen_roots(roots, self.config, indexed)
+        return scan_roots(
+            engine, chosen, loaded, self.config, size, progress, allow_empty=allow_empty,
+            stop=stop, retry_failed=retry_failed, cluster=cluster,
+        )  # fmt: skip
 
     def _indexed_model(self, conn: Connection, asked: str | None) -> str:
         return choosing.indexed_model((m for m, _, _, _ in versions(conn)), asked)
