@@ -6,6 +6,7 @@ processes that import it):
 - `load_model(path_or_name, *, config=None, providers=None) -> Model`, whose
   `tag(paths, *, threshold=None, batch=None)` yields `(path, {tag: score})` in order;
 - `scan(roots, *, db, config=None, models=(), batch=None) -> dict[str, int]`;
+- `Index.open(db=None, config=None)`: what every command does, as methods (`indexer.core`);
 - the errors a caller can catch: `DtindexError` and its kinds.
 """
 
@@ -15,6 +16,7 @@ TYPE_CHECKING = False  # not typing's: importing typing alone would take millise
 if TYPE_CHECKING:
     from typing import Any
 
+    from indexer.core import Index
     from indexer.errors import (
         ConfigError,
         DecodeError,
@@ -33,6 +35,7 @@ __all__ = [
     "DecodeError",
     "DtindexError",
     "Incomplete",
+    "Index",
     "Model",
     "ModelError",
     "ScanError",
@@ -47,6 +50,10 @@ _LIBRARY = {"Model", "load_model", "scan"}
 
 
 def __getattr__(name: str) -> Any:
+    if name == "Index":
+        from indexer.core import Index
+
+        return Index
     if name in _LIBRARY:
         from indexer import library
 

@@ -155,3 +155,29 @@ def test_export_gives_records_and_writes_files(home: Path, tmp_path: Path) -> No
         )
         with pytest.raises(UsageError, match="has tagged nothing"):
             index.export("nope")  # checked before the first record
+
+
+def test_the_readmes_library_example_runs(
+    cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsysbinary: pytest.CaptureFixture[bytes]
+) -> None:
+    """The README's `Index` example, as written, but for the model's name and tags."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    library = readme.split("## Library", 1)[1]
+    example = next(b for b in library.split("```python\n")[1:] if "Index.open" in b)
+    code = example.split("```", 1)[0]
+    code = code.replace('"wd3"', '"emb"').replace("1girl blue_hair -solo", "t0 t2")
+    code = code.replace("a.png", "red.png")
+    home = tmp_path / "home"
+    monkeypatch.setenv("HOME", str(home))
+    embedding_model(home)  # ~/deeptagger.toml
+    gallery = home / "gallery"
+    for name, colour in COLOURS.items():
+        picture(gallery / f"{name}.png", colour)
+    exec(compile(code, "README.md", "exec"), {"__name__": "__main__"})
+    printed = capsysbinary.readouterr().out.decode().splitlines()
+    exported, found, near = printed[:6], printed[6:-5], printed[-5:]
+    assert all(len(line.split()[0]) == 40 and "'t" in line for line in exported)
+    names = ("blue", "dark-red", "green", "red")
+    assert found == [repr(bytes(gallery / f"{n}.png")) for n in names]
+    assert near[0].startswith("1.000 ") and "dark-red.png" in near[0]
+    assert len(list((home / "captions").glob("*.txt"))) == 6
