@@ -7,6 +7,7 @@ processes that import it):
   `tag(paths, *, threshold=None, batch=None)` yields `(path, {tag: score})` in order;
 - `scan(roots, *, db, config=None, models=(), batch=None) -> Counts`, the counts
   `dtindex scan --json` prints;
+- `Index.open(db=None, config=None)`: what every command does, as methods (`indexer.core`);
 - the errors a caller can catch: `DtindexError` and its kinds.
 """
 
@@ -16,6 +17,7 @@ TYPE_CHECKING = False  # not typing's: importing typing alone would take millise
 if TYPE_CHECKING:
     from typing import Any
 
+    from indexer.core import Index
     from indexer.errors import (
         ConfigError,
         DecodeError,
@@ -36,6 +38,7 @@ __all__ = [
     "DecodeError",
     "DtindexError",
     "Incomplete",
+    "Index",
     "Model",
     "ModelError",
     "ScanError",
@@ -50,6 +53,10 @@ _LIBRARY = {"Counts", "Model", "load_model", "scan"}
 
 
 def __getattr__(name: str) -> Any:
+    if name == "Index":
+        from indexer.core import Index
+
+        return Index
     if name in _LIBRARY:
         from indexer import library
 

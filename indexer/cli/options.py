@@ -10,20 +10,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from sqlalchemy import Connection
-
 from indexer.config import Config
-from indexer.errors import UsageError
+from indexer.core import choosing, places, scanning
+from indexer.core.choosing import threshold_value as threshold_value
+from indexer.core.index import Index
+from indexer.core.places import cache_folder as cache_folder
 from indexer.imaging.sniff import Pictures
 from indexer.model_tables import ModelDef
-from indexer.models.runtime import RuntimeOptions, Tagger, load, parse_provider_option
-from indexer.models.runtime import cache_folder as cache_folder  # re-exported: the commands'
-from indexer.models.versions import configured_version
+from indexer.models.runtime import RuntimeOptions, Tagger, parse_provider_option
 from indexer.settings import refuse_bare_graph
-from indexer.store.location import Location, locate
-from indexer.store.queries import versions
+from indexer.store.location import Location
 from indexer.store.records import Records
-from indexer.suggest import closest
 
 log = logging.getLogger("dtindex")
 
@@ -39,30 +36,21 @@ class Context:
     config_named: bool = False  # the user named it (--config, DTINDEX_CONFIG)
 
     def database(self) -> Location:
-        """`--db`, `DTINDEX_DB`, the config's `database`, else the XDG data folder: an
-        SQLite file or a server's URL (`store.location`)."""
-        chosen: str | Path
-        if self.db_option:
-            chosen = self.db_option
-        elif self.env.get("DTINDEX_DB"):
-            chosen = self.env["DTINDEX_DB"]
-        elif self.config.database is not None:
-            chosen = self.config.database
-        else:
-            base = Path(self.env.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-            chosen = base / "dtindex" / "index.sqlite"
-        return locate(chosen)
+        """Where the index is, as `Index.open` finds it (`core.places.database`)."""
+        return places.database(self.db_option, self.env, self.config)
+
+    def index(self, args: argparse.Namespace | None = None) -> Index:
+        """The index the command works on; `args`: with its runtime options (`--cpu`,
+        `-o`), for the commands that run models."""
+        cpu = bool(getattr(args, "cpu", False))
+        options = tuple(parse_provider_option(o) for o in getattr(args, "options", ()))
+        return Index.open(
+            self.db_option, self.config, env=self.env, cpu=cpu, provider_options=options
+        )
 
     def current_version(self, model: str) -> str | None:
-        """The configured version of `model` for readers; None: the newest stored counts.
-
-        A configured model whose files cannot be read is reported, since the export then
-        cannot tell a setting tried and undone from the one in force.
-        """
-        version = configured_version(self.config, model, str(cache_folder(self.env)))
-        if version is None and model in self.config.models:
-            log.warning("%s: model files cannot be read; using its newest stored results", model)
-        return version
+        """The configured version of `model` for readers (`Index.current_version`)."""
+        return self.index().current_version(model)
 
     def resolve_model(self, name_or_path: str) -> ModelDef:
         """A `.model` path, or a model name from the config (or the built-in one)."""
@@ -97,26 +85,12 @@ def add_runtime_arguments(parser: argparse.ArgumentParser, batch_default: str = 
 def runtime_options(
     args: argparse.Namespace, config: Config, env: Mapping[str, str] | None = None
 ) -> RuntimeOptions:
-    return RuntimeOptions.cached(
-        config.threads,
-        env or {},
-        cpu=args.cpu,
-        provider_options=tuple(parse_provider_option(o) for o in args.options),
-    )
+    options = tuple(parse_provider_option(o) for o in args.options)
+    return places.runtime(config, env or {}, args.cpu, options)
 
 
 def batch_size(args: argparse.Namespace, config: Config) -> int:
-    size = args.batch if args.batch is not None else config.batch
-    if not 1 <= size <= 4096:
-        raise UsageError(f"--batch {size} must be between 1 and 4096")
-    return int(size)
-
-
-def threshold_value(value: float | None, default: float) -> float:
-    threshold = default if value is None else value
-    if not 0.0 <= threshold <= 1.0:
-        raise UsageError(f"threshold {threshold} must be within 0..1")
-    return threshold
+    return choosing.batch_size(args.batch, config)
 
 
 def expand_pictures(names: Iterable[str], extensions: frozenset[str]) -> Iterator[str]:
@@ -156,39 +130,9 @@ def add_gallery_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def select_roots(args_roots: Sequence[Path], ctx: Context, index: Records) -> list[Path]:
-    """The roots to work on, made absolute here, once: a watcher's events and the index's
-    paths are absolute, and `./g/../g` must name the same root as `g`."""
-    if args_roots:
-        chosen = list(args_roots)
-    elif ctx.config.roots:
-        chosen = list(ctx.config.roots)
-    else:
-        chosen = [Path(os.fsdecode(p)) for p in index.root_paths()]
-    if not chosen:
-        raise UsageError("no roots: name a gallery folder, or set roots in the config")
-    return [Path(os.path.abspath(root.expanduser())) for root in chosen]
-
-
-def indexed_model(conn: Connection, asked: str | None) -> str:
-    """The model a reading command works on: the one asked for, which must have tagged
-    something (an unknown model is an error naming the close ones, not an empty result
-    that reads as "nothing matches"), else the only one indexed."""
-    models = {m for m, _, _, _ in versions(conn)}
-    if asked is None:
-        if len(models) != 1:
-            known = ", ".join(sorted(models)) or "none yet"
-            raise UsageError(f"name a model with --model (indexed: {known})")
-        return next(iter(models))
-    if asked not in models:
-        known = ", ".join(sorted(models)) or "none yet"
-        raise UsageError(
-            f"model {asked!r} has tagged nothing in this index{closest(asked, models)} "
-            f"(indexed models: {known})"
-        )
-    return asked
+    """The roots to work on (`core.scanning.chosen_roots`)."""
+    return scanning.chosen_roots(args_roots, ctx.config, index.root_paths())
 
 
 def load_models(names: Sequence[str], ctx: Context, args: argparse.Namespace) -> list[Tagger]:
-    entries = [ctx.config.model(n) for n in names] if names else list(ctx.config.default_models())
-    options = runtime_options(args, ctx.config, ctx.env)
-    return [load(entry.resolve(), options) for entry in entries]
+    return ctx.index(args).taggers(names)

@@ -1,16 +1,14 @@
-"""Which pictures have a tag, as `export` and `search` both decide it: the model's
-thresholds from its table, and the options that ask for others (`-t`, `--general`,
-`--character`, `--category NAME=T`, `--tag-thresholds`), read in this one place.
-"""
+"""The options asking `export` and `search` for other thresholds than the model's table
+(`-t`, `--general`, `--character`, `--category NAME=T`, `--tag-thresholds`, `--mcut`),
+read in this one place into a `core.Rules`; the core applies them
+(`core.choosing.thresholds`)."""
 
 from __future__ import annotations
 
 import argparse
 
-from indexer.cli.options import Context, threshold_value
-from indexer.config import threshold_or_default
+from indexer.core.records import Rules
 from indexer.errors import UsageError
-from indexer.export.thresholds import Thresholds
 
 
 def add_threshold_arguments(parser: argparse.ArgumentParser, *, mcut: bool) -> None:
@@ -47,42 +45,29 @@ def add_threshold_arguments(parser: argparse.ArgumentParser, *, mcut: bool) -> N
         )
 
 
-def asked_categories(args: argparse.Namespace) -> dict[str, float]:
-    """Category thresholds named on the command line: `--general`, `--character` and
-    `--category NAME=T`, by category name."""
-    asked = {"general": args.general, "character": args.character}
+def rules_of(args: argparse.Namespace) -> Rules:
+    """The thresholds the options ask for instead of the model table's (`core.Rules`),
+    each category threshold spelled as it was asked for, for messages."""
+    asked: dict[str, float] = {}
+    spelled: dict[str, str] = {}
+    for name in ("general", "character"):
+        if getattr(args, name) is not None:
+            asked[name], spelled[name] = getattr(args, name), f"--{name}"
     for item in args.category:
         name, _, value = item.partition("=")
         try:
-            asked[name.strip().lower()] = float(value)
+            number = float(value)
         except ValueError:
             raise UsageError(
                 f"--category {item!r} must be NAME=T (a category, a threshold)"
             ) from None
-    return {name: threshold_value(value, 0) for name, value in asked.items() if value is not None}
-
-
-def rules_from(args: argparse.Namespace, ctx: Context, model: str) -> Thresholds:
-    """The model table's thresholds, with those the options ask for instead."""
-    entry = ctx.config.models.get(model)
-    default = threshold_value(
-        args.threshold, threshold_or_default(entry.threshold if entry else None)
+        key = name.strip().lower()
+        asked[key] = number
+        spelled.setdefault(key, f"--category {key}")
+    return Rules(
+        threshold=args.threshold,
+        categories=asked,
+        tag_thresholds=args.tag_thresholds,
+        mcut=bool(getattr(args, "mcut", False)),
+        spelled=spelled,
     )
-    categories = entry.category_thresholds() if entry else {}
-    categories.update(asked_categories(args))
-    mcut = bool(getattr(args, "mcut", False))
-    return Thresholds(default, tuple(categories.items()), mcut, args.tag_thresholds)
-
-
-def refuse_categories(args: argparse.Namespace, model: str, present: set[str]) -> None:
-    """A category threshold for a category the model's tag list lacks would do nothing
-    (`--general` on a plain list, `--category year=0.5` on WD's)."""
-    for name in asked_categories(args):
-        if name in present:
-            continue
-        plain = name in ("general", "character") and getattr(args, name) is not None
-        option = f"--{name}" if plain else f"--category {name}"
-        what = "no categories" if not present else f"no {name} tags ({', '.join(sorted(present))})"
-        raise UsageError(
-            f"{option} applies to tag lists with categories; model {model!r} has {what}"
-        )

@@ -24,22 +24,11 @@ from __future__ import annotations
 import argparse
 from datetime import datetime
 
-from indexer.cli.commands.export_sidecars import kind_of, namer, write_sidecars
 from indexer.cli.commands.export_streams import stream
-from indexer.cli.options import Context, indexed_model
-from indexer.cli.rules import add_threshold_arguments, refuse_categories, rules_from
+from indexer.cli.options import Context
+from indexer.cli.rules import add_threshold_arguments, rules_of
 from indexer.errors import UsageError
-from indexer.export.ownership import Ownership
-from indexer.export.selection import Edits, pictures
-from indexer.export.xmp import hierarchy
-from indexer.store.engine import open_index
-from indexer.store.queries import (
-    all_paths,
-    categories,
-    paths_by_content,
-    scored,
-    tagged_contents,
-)
+from indexer.export.selection import Edits
 
 FAILURE = 1
 
@@ -159,24 +148,17 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     refuse_inapplicable(args)
     edits = Edits(args.exclude, args.replace, args.limit)
     since = parse_since(args.changed_since)
-    levels = hierarchy(args.xmp_prefix)
-    engine = open_index(ctx.database(), readonly=True)
-    try:
-        with engine.connect() as conn:
-            model = indexed_model(conn, args.model)
-            refuse_categories(args, model, categories(conn, model))
-            rules = rules_from(args, ctx, model)
-            current = ctx.current_version(model)
-            rows = scored(conn, model, current, rules.floor(), since)
-            items = pictures(rows, rules, edits)
-            ident = args.id or "sha1"
-            paths = paths_by_content(conn) if ident == "path" or args.format != "tsv" else {}
-            if args.format in SIDECARS:
-                kind = kind_of(args.format, model, levels)
-                where = namer(kind, args.out, paths, lambda: all_paths(conn))
-                tagged = tagged_contents(conn, model, current, since)
-                owner = Ownership(args.replace_existing)
-                return write_sidecars(kind, items, tagged, paths, where, owner)
-            return stream(items, paths, args.format, ident, ctx.stdout)
-    finally:
-        engine.dispose()
+    rules = rules_of(args)
+    with ctx.index() as index:
+        if args.format in SIDECARS:
+            written = index.write_files(
+                args.format, args.model, rules=rules, edits=edits, since=since,
+                out=None if args.beside else args.out, replace_existing=args.replace_existing,
+                xmp_prefix=args.xmp_prefix,
+            )  # fmt: skip
+            return 0 if written.complete else 1
+        ident = args.id or "sha1"
+        with_paths = ident == "path" or args.format != "tsv"
+        found = index.export(args.model, rules=rules, edits=edits, since=since,
+                             with_paths=with_paths)  # fmt: skip
+        return stream(found, args.format, ident, ctx.stdout)

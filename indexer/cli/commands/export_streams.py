@@ -15,19 +15,13 @@ import os
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from indexer.export.selection import Picture
+from indexer.core.records import Exported
 from indexer.export.thresholds import Scored
 
 log = logging.getLogger("dtindex")
 
 
-def stream(
-    items: Iterator[Picture],
-    paths: dict[int, list[tuple[bytes, bytes]]],
-    fmt: str,
-    ident: str,
-    out: BinaryIO,
-) -> int:
+def stream(items: Iterator[Exported], fmt: str, ident: str, out: BinaryIO) -> int:
     """Write `items` to `out` as `fmt` (pictures named by `ident`: sha1 or path)."""
     refused = 0
     text = io.TextIOWrapper(
@@ -36,8 +30,8 @@ def stream(
     writer = csv.writer(text) if fmt == "csv" else None
     if writer:
         writer.writerow([ident, "tag", "weight", "category"])
-    for content_id, sha1, tags in items:
-        files = [p for p, _ in paths.get(content_id, [])]
+    for item in items:
+        sha1, files, tags = item.sha1, list(item.paths), list(item.tags)
         if fmt == "jsonl":
             out.write(_json_line(sha1, files, tags))
             continue

@@ -18,8 +18,6 @@ import logging
 import os
 
 from indexer.cli.options import Context
-from indexer.store.engine import open_index
-from indexer.store.maintenance import forget_roots, root_key
 from indexer.wording import plural
 
 log = logging.getLogger("dtindex")
@@ -38,11 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    engine = open_index(ctx.database(), create=False)
-    try:
-        done = forget_roots(engine, [root_key(root) for root in args.roots])
-    finally:
-        engine.dispose()
+    with ctx.index() as index:
+        done = index.forget(args.roots)
     if args.json:
         record: dict[str, object] = {
             "roots": done.roots,

@@ -16,8 +16,6 @@ import json
 import logging
 
 from indexer.cli.options import Context
-from indexer.store.engine import open_index
-from indexer.store.maintenance import model_names, prune, vacuum
 from indexer.wording import plural
 
 log = logging.getLogger("dtindex")
@@ -32,16 +30,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    engine = open_index(ctx.database(), create=False)
-    try:
-        # Hashing a graph can take a while: done before the write transaction starts. The
-        # version an export would take as configured, by the export's own rule.
-        configured = {name: ctx.current_version(name) for name in model_names(engine)}
-        done = prune(engine, configured)
-        if args.vacuum:
-            vacuum(engine)
-    finally:
-        engine.dispose()
+    with ctx.index() as index:
+        done = index.prune(vacuum_after=args.vacuum)
     record = {
         "contents": done.contents,
         "model_versions": done.model_versions,

@@ -22,22 +22,10 @@ import logging
 import sys
 import threading
 
-from indexer.cli.options import (
-    Context,
-    add_gallery_arguments,
-    add_runtime_arguments,
-    batch_size,
-    load_models,
-    runtime_options,
-    select_roots,
-)
+from indexer.cli.options import Context, add_gallery_arguments, add_runtime_arguments, batch_size
 from indexer.cli.progress import Progress
 from indexer.cli.stopping import stop_on_signals
 from indexer.errors import Incomplete, Interrupted, UsageError
-from indexer.gallery.scanning import scan_roots
-from indexer.pipeline.fanout import Cluster, connect
-from indexer.store.engine import open_index
-from indexer.store.records import Records
 from indexer.wording import plural
 
 log = logging.getLogger("dtindex")
@@ -75,24 +63,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, ctx: Context) -> int:
     if args.ship_files and not args.ray:
         raise UsageError("--ship-files goes with --ray")
-    batch = batch_size(args, ctx.config)
-    taggers = load_models(args.model, ctx, args)
-    with contextlib.ExitStack() as held:
-        cluster: Cluster | None = None
+    with ctx.index(args) as index, contextlib.ExitStack() as held:
+        batch = batch_size(args, ctx.config)
+        taggers = index.taggers(args.model)
+        cluster = None
         if args.ray:
             # Ray's driver prints its cluster's news ("a worker died ...") to sys.stdout,
             # which carries our data (`ctx.stdout`, taken before): send it to stderr.
             held.enter_context(contextlib.redirect_stdout(sys.stderr))
-            options = runtime_options(args, ctx.config, ctx.env)
-            cluster = connect(
-                args.ray, options, ctx.config.max_pixels, ctx.config.decode_timeout,
-                ship=args.ship_files,
-            )  # fmt: skip
+            cluster = index.cluster(args.ray, ship=args.ship_files)
             held.callback(cluster.close)  # should anything fail before the scan
-        engine = open_index(ctx.database())
-        held.callback(engine.dispose)
-        with engine.connect() as conn:
-            roots = select_roots(args.roots, ctx, Records(conn))
         stop = threading.Event()
         shown = ctx.stderr_is_tty and not args.quiet
         # `ray.init` installed Ray's own SIGTERM handler (exit 1), back once the stop
@@ -105,18 +85,10 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         ):
             if cluster is not None:
                 winding.callback(cluster.close)
-            counts = scan_roots(
-                engine,
-                roots,
-                taggers,
-                ctx.config,
-                batch,
-                progress,
-                allow_empty=args.allow_empty,
-                stop=stop,
-                retry_failed=args.retry_failed,
-                cluster=cluster,
-            )
+            counts = index.scan(
+                args.roots, models=taggers, batch=batch, progress=progress, stop=stop,
+                allow_empty=args.allow_empty, retry_failed=args.retry_failed, cluster=cluster,
+            )  # fmt: skip
     if received:
         raise Interrupted(received[0])
     if args.json:

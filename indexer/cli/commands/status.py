@@ -17,10 +17,8 @@ import os
 import time
 
 from indexer.cli.options import Context
+from indexer.core.records import FailureRow, Status
 from indexer.errors import Kind
-from indexer.store.engine import open_index
-from indexer.store.location import shown
-from indexer.store.queries import FailureRow, failed_pictures, failures, roots_summary, totals
 from indexer.wording import plural
 
 FAILURE = 1
@@ -38,69 +36,65 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    db = ctx.database()
-    engine = open_index(db, readonly=True)
-    try:
-        with engine.connect() as conn:
-            roots = roots_summary(conn)
-            counts = totals(conn)
-            failed = failures(conn, args.failures)
-            pairs = failed_pictures(conn)
-    finally:
-        engine.dispose()
-    configured = {*ctx.config.models, *(m.name for m in ctx.config.default_models())}
-    by_model: dict[str, int] = {}
-    apart: dict[str, int] = {}
-    for model, _ in pairs:
-        counted = by_model if model in configured else apart
-        counted[model] = counted.get(model, 0) + 1
-    counts["failed"] = len({content for model, content in pairs if model in configured})
+    with ctx.index() as index:
+        found = index.status(args.failures)
     if args.json:
-        record = {
-            "database": shown(db),
-            "roots": [{"path": os.fsdecode(p), "files": n, "scanned_ns": s} for p, s, n in roots],
-            **counts,
-            "failed_by_model": by_model,
-            "failed_unconfigured": apart,
-            "failures": [
-                {"path": os.fsdecode(f.path), "error": f.error, "kind": f.kind, "models": f.models}
-                for f in failed
-            ],
-        }
-        ctx.stdout.write(json.dumps(record).encode() + b"\n")
+        ctx.stdout.write(json.dumps(_record(found)).encode() + b"\n")
         return 0
-    lines = [f"index: {shown(db)}"]
-    for path, scanned, count in roots:
+    lines = [f"index: {found.database}"]
+    for root in found.roots:
+        scanned = root.scanned_ns
         when = (
             time.strftime("%Y-%m-%d %H:%M", time.localtime(scanned / 1e9)) if scanned else "never"
         )
-        lines.append(f"root: {os.fsdecode(path)} ({plural(count, 'file')}, scanned {when})")
-    lines += _count_lines(counts, by_model, apart)
-    lines += [_failure_line(f, configured) for f in failed]
+        lines.append(
+            f"root: {os.fsdecode(root.path)} ({plural(root.files, 'file')}, scanned {when})"
+        )
+    lines += _count_lines(found)
+    lines += [_failure_line(f, found.configured) for f in found.failures]
     ctx.stdout.write("\n".join(lines).encode("utf-8", "surrogateescape") + b"\n")
     return 0
 
 
-def _count_lines(
-    counts: dict[str, int], by_model: dict[str, int], apart: dict[str, int]
-) -> list[str]:
+def _record(found: Status) -> dict[str, object]:
+    """The object `--json` prints."""
+    return {
+        "database": found.database,
+        "roots": [
+            {"path": os.fsdecode(r.path), "files": r.files, "scanned_ns": r.scanned_ns}
+            for r in found.roots
+        ],
+        "files": found.files,
+        "contents": found.contents,
+        "unreadable": found.unreadable,
+        "failed": found.failed,
+        "failed_by_model": dict(found.failed_by_model),
+        "failed_unconfigured": dict(found.failed_unconfigured),
+        "failures": [
+            {"path": os.fsdecode(f.path), "error": f.error, "kind": f.kind, "models": f.models}
+            for f in found.failures
+        ],
+    }
+
+
+def _count_lines(found: Status) -> list[str]:
     """The counts, each saying what it counts."""
     lines = [
-        f"{plural(counts['files'], 'file')}, {plural(counts['contents'], 'distinct picture')} "
+        f"{plural(found.files, 'file')}, {plural(found.contents, 'distinct picture')} "
         "(identical files are one picture)",
-        f"{plural(counts['unreadable'], 'file')} could not be read "
+        f"{plural(found.unreadable, 'file')} could not be read "
         "(no bytes to hash: permissions, I/O)",
     ]
-    models = ", ".join(f"{model} {n}" for model, n in sorted(by_model.items()))
-    have, them = ("has", "it") if counts["failed"] == 1 else ("have", "them")
-    line = f"{plural(counts['failed'], 'picture')} {have} no result of a configured model"
+    models = ", ".join(f"{model} {n}" for model, n in sorted(found.failed_by_model.items()))
+    have, them = ("has", "it") if found.failed == 1 else ("have", "them")
+    line = f"{plural(found.failed, 'picture')} {have} no result of a configured model"
     lines.append(f"{line}, which failed on {them}: {models}" if models else line)
-    for model, count in sorted(apart.items()):
+    for model, count in sorted(found.failed_unconfigured.items()):
         lines.append(f"not configured any more: {model} failed on {plural(count, 'picture')}")
     return lines
 
 
-def _failure_line(failure: FailureRow, configured: set[str]) -> str:
+def _failure_line(failure: FailureRow, configured: frozenset[str]) -> str:
     """`failed: PATH: REASON [kind, retried; model version, ...]`."""
     kind = failure.kind
     known = kind in {k.value for k in Kind}

@@ -1,5 +1,5 @@
-"""`dtindex export --format captions|xmp|hydrus`: a file per picture, and a count of what
-became of them.
+"""An export into files (`dtindex export --format captions|xmp|hydrus`, `Index.write_files`):
+a file per picture, and a count of what became of them.
 
 A sidecar that cannot be written (an existing `.xmp` that is not XMP, a folder without
 write permission) is named on stderr and left as it is, the others are still written,
@@ -32,6 +32,26 @@ log = logging.getLogger("dtindex")
 
 Files = dict[int, list[tuple[bytes, bytes]]]  # content id: (path, root) of each file
 Update = Callable[[bytes, list[Scored], Ownership], Outcome]  # what became of a target
+
+
+@dataclass(frozen=True)
+class Written:
+    """What became of an export's files: written, already holding the export (left
+    untouched), removed (dtindex's own, no tag passing any more), not written (named on
+    stderr); pictures that got no file (no tag passed); tags left out because the format
+    cannot hold them."""
+
+    written: int
+    unchanged: int
+    removed: int
+    failed: int
+    bare: int
+    left_out: tuple[str, ...]
+
+    @property
+    def complete(self) -> bool:
+        """Every file as the export has it: nothing failed, no tag left out."""
+        return not self.failed and not self.left_out
 
 
 @dataclass(frozen=True)
@@ -119,8 +139,8 @@ def write_sidecars(
     paths: Files,
     where: SidecarNamer,
     owner: Ownership,
-) -> int:
-    """Write each picture's sidecars; 1 where any could not be written, else 0."""
+) -> Written:
+    """Write each picture's sidecars; what became of them."""
     counts: Counter[str] = Counter()
     paths = _without_clashes(kind, paths, where, counts)
     seen = set()
@@ -134,7 +154,10 @@ def write_sidecars(
     finally:
         owner.save()
     _report(kind, counts, len(bare))
-    return 1 if counts["failed"] or kind.left_out else 0
+    return Written(
+        counts["written"], counts["unchanged"], counts["removed"], counts["failed"], len(bare),
+        tuple(sorted(kind.left_out)),
+    )  # fmt: skip
 
 
 def _without_clashes(kind: Kind, paths: Files, where: SidecarNamer, counts: Counter[str]) -> Files:

@@ -1,23 +1,18 @@
-"""A picture named on the command line (`show`, `similar`): why it has no result, in
-words that say what would help. A scan helps a picture not scanned yet; it cannot help a
-path that does not exist, a folder, or a file a model already failed on."""
+"""A picture named by its path (`show`, `similar`): why it has no result, in words that
+say what would help. A scan helps a picture not scanned yet; it cannot help a path that
+does not exist, a folder, or a file a model already failed on."""
 
 from __future__ import annotations
 
 import os
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection
 
 from indexer.errors import Kind
 from indexer.imaging.sniff import Pictures
+from indexer.store.pictures import failed_versions, file_row
 
 RETRIED = " (the next scan tries it again)"
-_FAILED = """
-SELECT v.model, v.version, t.error, t.kind FROM files f
-JOIN taggings t ON t.content_id = f.content_id AND t.status = 'failed'
-JOIN model_versions v ON v.id = t.model_version_id
-WHERE f.path = :path ORDER BY v.model, v.id
-"""
 
 
 def not_indexed(given: str, path: bytes, extensions: frozenset[str]) -> str:
@@ -38,9 +33,9 @@ def failures(conn: Connection, path: bytes) -> list[tuple[str, str, str]]:
     """(model, version, reason) of each model version that failed on the file's picture;
     the reason says where the next scan tries it again (`errors.Kind.retried`)."""
     found = []
-    for model, version, error, kind in conn.execute(text(_FAILED), {"path": path}):
-        again = kind is not None and Kind(kind).retried
-        found.append((str(model), str(version), str(error) + (RETRIED if again else "")))
+    for failed in failed_versions(conn, path):
+        again = failed.kind is not None and Kind(failed.kind).retried
+        found.append((failed.model, failed.version, failed.error + (RETRIED if again else "")))
     return found
 
 
@@ -53,6 +48,6 @@ def failed_for(conn: Connection, given: str, path: bytes, model: str) -> str | N
 def file_error(conn: Connection, path: bytes) -> str:
     """Why a file the index lists has no picture: it could not be read, else it has not
     been read yet."""
-    query = text("SELECT error FROM files WHERE path = :path")
-    error = conn.execute(query, {"path": path}).scalar()
+    row = file_row(conn, path)
+    error = row.error if row is not None else None
     return f"cannot be read: {error}" if error else "not read yet (run dtindex scan)"

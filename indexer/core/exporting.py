@@ -1,0 +1,92 @@
+"""`Index.export` and `Index.write_files`: the stored tags that pass the thresholds, per
+picture, as records or into files beside the pictures (or mirrored under a folder)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from sqlalchemy import Connection
+
+from indexer.config import Config
+from indexer.core import choosing
+from indexer.core.records import Exported, Rules
+from indexer.errors import UsageError
+from indexer.export.files import Written, kind_of, namer, write_sidecars
+from indexer.export.ownership import Ownership
+from indexer.export.selection import Edits, pictures
+from indexer.export.thresholds import Thresholds
+from indexer.store.queries import (
+    all_paths,
+    categories,
+    paths_by_content,
+    scored,
+    tagged_contents,
+    versions,
+)
+
+FILES = ("captions", "xmp", "hydrus")  # a file per picture
+NO_EDITS = Edits((), (), None)
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What an export prints: `model`'s results (`current`: its configured version)
+    recorded at or after `since` (ns), the tags that pass `thresholds`."""
+
+    model: str
+    current: str | None
+    thresholds: Thresholds
+    since: int | None
+
+
+def plan(
+    conn: Connection,
+    config: Config,
+    asked: str | None,
+    rules: Rules,
+    since: int | None,
+    current: Callable[[str], str | None],
+) -> Plan:
+    """The model asked for (else the only one indexed) and its thresholds, checked before
+    anything is printed or written."""
+    model = choosing.indexed_model((m for m, _, _, _ in versions(conn)), asked)
+    limits = choosing.thresholds(config, model, rules, categories(conn, model))
+    return Plan(model, current(model), limits, since)
+
+
+def records(conn: Connection, chosen: Plan, edits: Edits, with_paths: bool) -> Iterator[Exported]:
+    """Each picture with a tag that passes, by SHA-1; `with_paths`: with its files
+    (reading every file's path first, which a sha1-only export does without)."""
+    rows = scored(conn, chosen.model, chosen.current, chosen.thresholds.floor(), chosen.since)
+    paths = paths_by_content(conn) if with_paths else {}
+    for content_id, sha1, tags in pictures(rows, chosen.thresholds, edits):
+        files = paths.get(content_id, [])
+        yield Exported(
+            content_id,
+            sha1,
+            tuple(path for path, _ in files),
+            tuple(tags),
+            tuple(root for _, root in files),
+        )
+
+
+def write(
+    conn: Connection,
+    chosen: Plan,
+    edits: Edits,
+    fmt: str,
+    out: str | None,
+    levels: tuple[str, ...],
+    replace_existing: bool,
+) -> Written:
+    """Write `fmt` files beside each picture (`out` None) or mirrored under `out`."""
+    if fmt not in FILES:
+        raise UsageError(f"{fmt!r} is not a file format ({', '.join(FILES)})")
+    rows = scored(conn, chosen.model, chosen.current, chosen.thresholds.floor(), chosen.since)
+    items = pictures(rows, chosen.thresholds, edits)
+    paths = paths_by_content(conn)
+    kind = kind_of(fmt, chosen.model, levels)
+    where = namer(kind, out, paths, lambda: all_paths(conn))
+    tagged = tagged_contents(conn, chosen.model, chosen.current, chosen.since)
+    return write_sidecars(kind, items, tagged, paths, where, Ownership(replace_existing))
