@@ -164,7 +164,9 @@ class Gallery(Owner):
     @precondition(lambda self: self.watcher is None)
     @step()
     def start_watch(self) -> None:
-        self.watcher = self.world.start("watch", "--settle", "0.2", *self.world.roots, log=True)
+        self.watcher = self.world.start(
+            "watch", "--settle", "0.2", "--allow-empty", *self.world.roots, log=True
+        )
 
     @precondition(lambda self: self.watcher is not None)
     @step()

@@ -195,3 +195,25 @@ def test_watch_counts_files_and_forgets_failures_fixed_since(
     new = [int(line.split()[1]) for line in after if " new file" in line]
     assert sum(new) == 12 + 1, after  # and slow.png
     assert "failed" not in after[-1] and after[-1].startswith("dtindex: watch stopped"), after
+
+
+def test_watch_over_a_root_emptied_since_the_scan_takes_allow_empty(
+    cli, gallery: Path, tmp_path: Path
+) -> None:
+    """Found by the hunting test (seed 19): watch refused a root whose pictures were all
+    deleted and told the user to use --allow-empty, an option only scan had."""
+    assert cli("scan", "gallery/../gallery")[0] == 0
+    (gallery / "first.png").unlink()
+    refused = Watcher(str(gallery))
+    assert refused.process.wait(60) == 1
+    refused.reader.join(5)
+    assert "Use --allow-empty if they were deleted" in refused.log(), refused.log()
+    watcher = Watcher("--allow-empty", str(gallery))
+    try:
+        watcher.wait_until(
+            lambda: "first.png" not in exported(cli, "path") and "caught up" in watcher.log()
+        )
+        picture(gallery / "second.png", (0, 0, 255), old=False)
+        watcher.wait_until(lambda: "second.png" in exported(cli, "path"))
+    finally:
+        assert watcher.terminate() == 0, watcher.log()

@@ -68,6 +68,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a file is final once unchanged for S seconds (default 0.5)",
     )
     parser.add_argument(
+        "--allow-empty",
+        action="store_true",
+        help="a root found empty while the index holds files under it was emptied, not "
+        "unmounted: forget its files (as scan --allow-empty)",
+    )
+    parser.add_argument(
         "--rescan",
         type=float,
         default=3600.0,
@@ -130,13 +136,18 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _rescan(
-    indexer: Indexer, roots: list[Path], ctx: Context, why: str, strict: bool = False
+    indexer: Indexer,
+    roots: list[Path],
+    args: argparse.Namespace,
+    ctx: Context,
+    why: str,
+    strict: bool = False,
 ) -> tuple[Counts, list[bytes]]:
     """A full scan, and the paths it read; after start-up a missing root is reported and
     watching goes on."""
     counts = Counts()
     try:
-        plan = plan_scan(indexer.index, roots, ctx.config.scan, counts)
+        plan = plan_scan(indexer.index, roots, ctx.config.scan, counts, args.allow_empty)
     except ScanError as exc:
         if strict:
             raise
@@ -186,7 +197,7 @@ class _Follower:
 
     def _rescan(self, why: str, strict: bool = False) -> None:
         self._forgotten()
-        counts, read = _rescan(self.indexer, self.roots, self.ctx, why, strict)
+        counts, read = _rescan(self.indexer, self.roots, self.args, self.ctx, why, strict)
         self.totals.add(counts, self.indexer.ledger.headway, read, self.indexer.failed_paths)
 
     def run(self, stop: threading.Event) -> None:
