@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import select
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -133,6 +135,21 @@ def workers_of(pid: int) -> list[int]:
                     if MARK.encode() in Path(f"/proc/{child}/cmdline").read_bytes():
                         found.append(int(child))
     return found
+
+
+def wait_gone(pids: list[int], timeout: float) -> None:
+    """Wait until each of `pids` has exited (a pidfd becomes readable then; nothing is
+    reaped, so its parent still collects it), or `timeout` seconds have passed."""
+    deadline = time.monotonic() + timeout
+    for pid in pids:
+        try:
+            fd = os.pidfd_open(pid)
+        except ProcessLookupError:
+            continue
+        try:
+            select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
+        finally:
+            os.close(fd)
 
 
 def inject_faults(monkeypatch: pytest.MonkeyPatch, markers: str = FAULTS) -> None:

@@ -12,6 +12,7 @@ The checks are the promise itself, not a case somebody thought of:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -208,7 +209,8 @@ class World:
         while self.exports() != clean:
             assert watcher.poll() is None, (self.base / "watch.log").read_text()
             assert time.monotonic() < deadline, (self.base / "watch.log").read_text()
-            time.sleep(0.2)  # a poll of the condition, with the deadline above
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                watcher.wait(0.2)  # wakes at once if the watch dies; else looks again
 
     def edit_sidecar(self, picture: Path, rating: int, label: str) -> None:
         """The user's photo tool rates a picture: remember what the user wrote."""

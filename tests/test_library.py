@@ -7,12 +7,11 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import hooks_env, picture, write_model
+from conftest import hooks_env, picture, wait_gone, write_model
 
 HEAVY = ("sqlalchemy", "alembic", "onnxruntime", "numpy", "PIL")
 
@@ -198,19 +197,24 @@ def test_the_library_works_in_a_jupyter_kernel(cli, tmp_path: Path) -> None:
             printed.append(message["content"]["text"])
 
     client = kernel.client()
+    helpers: list[int] = []  # the kernel's children: its resource tracker unlinks last
     try:
         client.start_channels()
         client.wait_for_ready(timeout=60)
         code = f"import sys\nsys.argv = {['kernel', *args]!r}\n{TAGGING}"
         reply = client.execute_interactive(code, timeout=60, output_hook=output)
         assert reply["content"]["status"] == "ok", reply["content"]
+        helpers = children(kernel.provisioner.process.pid)
     finally:
         client.stop_channels()
         kernel.shutdown_kernel()
     assert "".join(printed).encode() == expected
     made = log.read_text().split()
     assert made
-    deadline = time.monotonic() + 30
-    while [n for n in made if Path("/dev/shm", n).exists()] and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_gone(helpers, 30)
     assert not [name for name in made if Path("/dev/shm", name).exists()]
+
+
+def children(pid: int) -> list[int]:
+    tasks = Path(f"/proc/{pid}/task").iterdir()
+    return [int(c) for task in tasks for c in (task / "children").read_text().split()]

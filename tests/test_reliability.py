@@ -9,7 +9,6 @@ import sqlite3
 import struct
 import subprocess
 import sys
-import time
 import zlib
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from conftest import (
     inject_faults,
     picture,
     save_graph,
+    wait_gone,
     workers_of,
 )
 from hypothesis import HealthCheck, given, settings
@@ -182,9 +182,7 @@ def test_a_decoder_dying_behind_a_reply_blames_its_own_picture(
             while route != "send before the reply was read" and 0 not in replies:
                 replies.update(pool.collect())
             if route != "receive":  # wait for the decoder's exit, not a fixed time
-                deadline = time.monotonic() + 30
-                while workers_of(os.getpid()) and time.monotonic() < deadline:
-                    time.sleep(0.01)
+                wait_gone(workers_of(os.getpid()), 30)
                 assert not workers_of(os.getpid()), "the decoder did not die"
             submit(2, good)
             submit(3, good)
