@@ -368,9 +368,10 @@ def test_forget_during_a_scan_fails_that_root_in_one_line(
     cli, tmp_path: Path, mean_model: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """`forget a` lands after the scan planned its roots, before it records a's files."""
+    from indexer.core.places import key
     from indexer.gallery.incremental import Indexer
     from indexer.store.engine import open_index
-    from indexer.store.maintenance import forget_roots, root_key
+    from indexer.store.maintenance import forget_roots
 
     (tmp_path / "deeptagger.toml").write_text(f'[models.means]\nmodel = "{mean_model}"\n')
     for i in range(3):
@@ -381,7 +382,7 @@ def test_forget_during_a_scan_fails_that_root_in_one_line(
     def forget_first(self: Indexer, group: list) -> list:
         if not forgot:
             engine = open_index(tmp_path / "index.sqlite")
-            forgot.append(forget_roots(engine, [root_key("a")]))
+            forgot.append(forget_roots(engine, [key("a")]))
             engine.dispose()
         return decide(self, group)
 

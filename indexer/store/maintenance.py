@@ -75,12 +75,6 @@ def _delete_where_in(conn: Connection, table: str, column: str, ids: Sequence[in
 
 
 # -- forget ---------------------------------------------------------------------------
-def root_key(path: str | bytes) -> bytes:
-    """A root as the index stores it: absolute, normalised (`..` resolved lexically,
-    never through symlinks, as scans store it), as file-system bytes."""
-    return os.fsencode(os.path.abspath(path))
-
-
 def _below(root: bytes) -> bytes:
     """The prefix every path strictly inside `root` starts with (`/` stays `/`)."""
     return root.rstrip(b"/") + b"/"
@@ -117,7 +111,7 @@ def _unknown_roots(asked: Sequence[bytes], known: Mapping[bytes, int]) -> UsageE
 
 
 def forget_roots(engine: Engine, paths: Sequence[bytes]) -> Forgotten:
-    """Remove roots (`root_key` spellings) and their files from the index.
+    """Remove roots (as `core.places.key` spells them) and their files from the index.
 
     A file inside a forgotten root that also lies inside a remaining root is kept and
     attached to the innermost such root (`reassigned` counts those whose root changed),
