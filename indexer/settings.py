@@ -19,11 +19,13 @@ from indexer.errors import ConfigError
 Shape = Literal["nhwc", "nchw"]
 Channels = Literal["rgb", "bgr"]
 Interpret = Literal["sigmoid", "none"]
+Resize = Literal["fast", "lanczos"]
 Triple = tuple[float, float, float]
 
 _CHOICES: dict[str, tuple[str, ...]] = {
     "shape": ("nhwc", "nchw"),
     "channels": ("rgb", "bgr"),
+    "resize": ("fast", "lanczos"),
 }
 PAD_WORDS = ("white", "black", "edge", "stretch")
 _COLOURS = {"white": (255, 255, 255), "black": (0, 0, 0)}
@@ -52,6 +54,11 @@ class ModelSpec:
     std: Triple | None = None
     output: str | None = None  # the graph output holding the predictions (None: the first)
     embedding: str | None = None  # a graph output stored per picture
+    # fast: JPEGs decoded DCT-scaled to the smallest size that still covers the input,
+    # shrunk by a triangle (bilinear) filter, enlarged by Lanczos; lanczos: the earlier
+    # preparation, Lanczos from a (nearly) full decode, kept so that scores stored under
+    # it stay current (see `canonical`). `imaging.prepare` says why.
+    resize: Resize = "fast"
 
     def canonical(self) -> str:
         """Stable text of the settings, part of a model version's identity."""
@@ -59,6 +66,8 @@ class ModelSpec:
         for key in _LATER_KEYS:
             if values[key] is None:
                 del values[key]
+        if values["resize"] == "lanczos":  # the preparation every earlier version used
+            del values["resize"]
         return json.dumps(values, sort_keys=True)
 
     def pad_colour(self) -> tuple[int, int, int] | None:

@@ -10,6 +10,7 @@ from PIL import Image
 
 from indexer.errors import DecodeError
 from indexer.imaging.prepare import decode, fill, fit
+from indexer.imaging.tasks import Target, prepare_targets
 from indexer.settings import ModelSpec
 
 LIMIT = 10**8
@@ -92,21 +93,51 @@ def test_pixel_limit() -> None:
         decode(encode(Image.new("RGB", (100, 100)), "PNG"), 5000)
 
 
-def test_jpeg_draft_and_reduction_stay_within_a_grey_level_of_exact_lanczos() -> None:
-    """Flat blocks with hard edges, like drawn artwork: the worst case for box filters."""
+def _blocks_jpeg(side: int) -> bytes:
+    """1600x1200 flat blocks with hard edges, like drawn artwork: the worst case for box
+    filters and for DCT-scaled decoding."""
     rng = np.random.default_rng(1)
-    blocks = np.kron(rng.integers(0, 255, (30, 40, 3)), np.ones((40, 40, 1))).astype(np.uint8)
-    data = encode(Image.fromarray(blocks), "JPEG", quality=90)
+    colours = rng.integers(0, 255, (1200 // side, 1600 // side, 3))
+    blocks = np.kron(colours, np.ones((side, side, 1))).astype(np.uint8)
+    return encode(Image.fromarray(blocks), "JPEG", quality=90)
+
+
+def test_the_lanczos_preparation_stays_within_a_grey_level_of_exact_lanczos() -> None:
+    data = _blocks_jpeg(40)
     full = Image.open(io.BytesIO(data)).convert("RGB")
     exact = np.asarray(full.resize((64, 48), Image.Resampling.LANCZOS), float)
-    spec = ModelSpec(pad="white")
+    spec = ModelSpec(pad="white", resize="lanczos")
     reduced = fit(decode(data, LIMIT)[0], spec, 64, 64).astype(float)
-    drafted_image, size = decode(data, LIMIT, draft_to=128)
+    [drafted], size = prepare_targets(data, [Target(spec, 64, 64)], LIMIT)
+    drafted_image, _ = decode(data, LIMIT, lambda w, h: (128, 128))
     assert drafted_image.size[0] < 1600 and size == (1600, 1200)
-    drafted = fit(drafted_image, spec, 64, 64).astype(float)
-    for prepared in (reduced, drafted):
+    for prepared in (reduced, drafted.astype(float)):
         assert np.abs(prepared[8:56] - exact).mean() < 1.0
         assert np.all(prepared[:8] == 255)
+
+
+@pytest.mark.parametrize("side", [40, 100, 200])
+def test_the_fast_preparation_lands_as_near_each_exact_filter_as_they_land_to_each_other(
+    side: int,
+) -> None:
+    """A DCT-scaled decode shrunk by the triangle filter, against the triangle filter
+    of every decoded pixel (within a grey level: what the scaled decode costs), and
+    against area averaging and Lanczos of every pixel (the references' filters): not
+    much farther from either than they are from each other, or a grey level."""
+    data = _blocks_jpeg(side)
+    full = Image.open(io.BytesIO(data)).convert("RGB")
+    area = np.asarray(full.resize((448, 336), Image.Resampling.BOX), float)
+    lanczos = np.asarray(full.resize((448, 336), Image.Resampling.LANCZOS), float)
+    bilinear = np.asarray(full.resize((448, 336), Image.Resampling.BILINEAR), float)
+    [prepared], _ = prepare_targets(data, [Target(ModelSpec(pad="white"), 448, 448)], LIMIT)
+    drafted_image, _ = decode(data, LIMIT, lambda w, h: (448, 336))
+    assert drafted_image.size == (800, 600)  # DCT-scaled by half: still covers 448x336
+    inner = prepared[56:392].astype(float)
+    assert np.abs(inner - bilinear).mean() < 1.0
+    spread = np.abs(area - lanczos).mean()
+    for exact in (area, lanczos):
+        assert np.abs(inner - exact).mean() < 1.25 * max(spread, 1.0)
+    assert np.all(prepared[:56] == 255)
 
 
 def test_fit_geometry() -> None:
@@ -184,7 +215,10 @@ def test_fast_path_prepares_the_same_tensor_as_pillow(fmt: str, pad: str) -> Non
         assert np.array_equal(got, expected)
 
 
-def test_big_pictures_reduced_first_stay_within_a_grey_level_of_exact_lanczos() -> None:
+@pytest.mark.parametrize(("resize", "exact"), [("lanczos", "LANCZOS"), ("fast", "BILINEAR")])
+def test_big_pictures_reduced_first_stay_within_a_grey_level_of_the_exact_filter(
+    resize: str, exact: str
+) -> None:
     rng = np.random.default_rng(6)
     coarse = rng.integers(0, 255, (24, 32, 3)).astype(np.uint8)
     photo = Image.fromarray(coarse).resize((1600, 1200), Image.Resampling.BICUBIC)
@@ -194,8 +228,8 @@ def test_big_pictures_reduced_first_stay_within_a_grey_level_of_exact_lanczos() 
         )
     )
     data = encode(photo, "PNG")
-    spec = ModelSpec(pad="white")
+    spec = ModelSpec(pad="white", resize=resize)  # type: ignore[arg-type]
     got = fit(decode(data, LIMIT)[0], spec, 64, 64).astype(float)
-    exact_inner = np.asarray(photo.resize((64, 48), Image.Resampling.LANCZOS), float)
+    exact_inner = np.asarray(photo.resize((64, 48), getattr(Image.Resampling, exact)), float)
     assert np.abs(got[8:56] - exact_inner).mean() < 1.0
     assert np.all(got[:8] == 255) and np.all(got[56:] == 255)

@@ -5,8 +5,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import pytest
 from conftest import write_model
 
+from indexer.errors import ConfigError
 from indexer.model_tables import ModelDef
 from indexer.models.versions import CACHE_FILE, identify
 from indexer.settings import read_model_file
@@ -40,3 +42,25 @@ def test_tags_and_settings_are_part_of_the_version(tmp_path: Path) -> None:
     base = identify(definition(path))[0]
     path.write_text(path.read_text() + "normalize = true\n")
     assert identify(definition(path))[0] != base
+
+
+def test_the_lanczos_preparation_keeps_the_versions_stored_before_it_had_a_name(
+    tmp_path: Path,
+) -> None:
+    """Versions hash the settings' canonical text. `resize = lanczos` is the preparation
+    every version before the fast one used: its text is the one they hashed, so their
+    scores stay current; the fast preparation changes tensors, so it is a new version."""
+    earlier = (
+        '{"channels": "rgb", "interpret": "none", "normalize": false, "pad": "white", '
+        '"shape": "nhwc", "size": null, "upscale": true}'
+    )
+    path = write_model(tmp_path / "m", "probe", positions=[0, 1])
+    fast = identify(definition(path))[0]
+    assert '"resize": "fast"' in definition(path).spec.canonical()
+    path.write_text(path.read_text() + "resize = lanczos\n")
+    lanczos = definition(path)
+    assert lanczos.spec.canonical() == earlier
+    assert identify(lanczos)[0] != fast
+    path.write_text(path.read_text().replace("resize = lanczos", "resize = area"))
+    with pytest.raises(ConfigError, match="resize = 'area' is not one of fast, lanczos"):
+        definition(path)

@@ -3,12 +3,24 @@
 `decode` turns any picture Pillow opens into an oriented RGB image with transparency
 composited over white; `fit` scales and pads it to the model's input as uint8 RGB; `fill`
 writes that into one slot of the float32 batch array in the model's layout, in place.
+
+Decoding and shrinking are most of a decoder's work, so the default preparation (`resize
+= "fast"`) asks libjpeg-turbo (inside Pillow) for a JPEG already DCT-scaled by the largest
+power of two that still covers what the model needs, and shrinks the rest of the way with
+a triangle (bilinear) filter. The model families' references shrink with area averaging
+(WD v1.4, OpenCV's INTER_AREA), bicubic (WD v3) or Lanczos (deeptagger), and WD's training
+randomised the filter; after a scaled decode the triangle lands nearer to each of them
+than area averaging does (a box over 1 to 2 pixels is too coarse), at a third of
+Lanczos's cost. Lanczos stays for enlarging, and as `resize = "lanczos"`, the earlier
+preparation, so that scores stored under it stay current. `benchmarks/decoding.py`
+measures both, and how far each lands from each family's reference preparation.
 """
 
 from __future__ import annotations
 
 import io
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 from numpy.typing import NDArray
@@ -19,14 +31,18 @@ from indexer.imaging.codecs import fast_decode, orientation
 from indexer.imaging.plugins import ensure_decoder
 from indexer.settings import ModelSpec
 
+Cover = Callable[[int, int], tuple[int, int]]
+
 
 def decode(
-    data: bytes, max_pixels: int, draft_to: int | None = None
+    data: bytes, max_pixels: int, cover: Cover | None = None
 ) -> tuple[Image.Image, tuple[int, int]]:
     """Decode the first frame, and give the picture's full size as displayed.
 
-    `draft_to` lets JPEGs decode DCT-scaled to no less than that size (much faster for
-    big photographs); the limit on pixels applies to what is really decoded.
+    `cover` maps that size to the width and height (as displayed) the decoded picture
+    must still cover: a JPEG decodes DCT-scaled to no less (much faster than decoding
+    every pixel only to average them away). The limit on pixels applies to what is
+    really decoded.
     """
     if not data:
         raise DecodeError("empty file")
@@ -39,8 +55,9 @@ def decode(
             full = image.size
             if orientation(image) in (5, 6, 7, 8):
                 full = (full[1], full[0])
-            if draft_to and image.format == "JPEG":
-                image.draft("RGB", (draft_to, draft_to))
+            if cover is not None and image.format == "JPEG":
+                need = cover(*full)
+                image.draft("RGB", need if full == image.size else (need[1], need[0]))
             width, height = image.size
             if width * height > max_pixels:
                 raise DecodeError(
@@ -99,28 +116,49 @@ def over_white(image: Image.Image) -> Image.Image:
     return background.convert("RGB")
 
 
-def _resize(image: Image.Image, size: tuple[int, int]) -> Image.Image:
-    """Lanczos, after a box reduction to no less than three times the target.
+def _resize(image: Image.Image, size: tuple[int, int], how: str) -> Image.Image:
+    """Scale to `size`: shrinking `fast`, with the triangle filter; else with Lanczos.
 
-    A gap of 2 would save 10-40 ms on a 16-megapixel picture, but on flat colours with
-    hard edges (drawn artwork) it lands 1.9 grey levels from exact Lanczos; 3 lands 0.5.
+    Either way after a box reduction to no less than three times the target: a gap of 2
+    would save 10-40 ms on a 16-megapixel picture, but on flat colours with hard edges
+    (drawn artwork) it lands 1.9 grey levels from exact Lanczos; 3 lands 0.5.
     """
     if image.size == size:
         return image
+    shrinking = size[0] <= image.width and size[1] <= image.height
+    how_ = Image.Resampling.BILINEAR if how == "fast" and shrinking else Image.Resampling.LANCZOS
     gap = 3.0 if image.width >= 3 * size[0] and image.height >= 3 * size[1] else None
-    return image.resize(size, Image.Resampling.LANCZOS, reducing_gap=gap)
+    return image.resize(size, how_, reducing_gap=gap)
 
 
-def fit(image: Image.Image, spec: ModelSpec, height: int, width: int) -> NDArray[np.uint8]:
-    """Scale and pad to height x width as the spec says; returns HxWx3 uint8 RGB."""
+def fitted_size(spec: ModelSpec, height: int, width: int, size: tuple[int, int]) -> tuple[int, int]:
+    """The width and height a picture of `size` is scaled to, before any padding."""
     if spec.pad == "stretch":
-        return np.asarray(over_white(_resize(image, (width, height))), dtype=np.uint8)
-    scale = min(width / image.width, height / image.height)
+        return width, height
+    scale = min(width / size[0], height / size[1])
     if not spec.upscale:
         scale = min(scale, 1.0)
-    new_w = max(1, min(width, round(image.width * scale)))
-    new_h = max(1, min(height, round(image.height * scale)))
-    inner = np.asarray(over_white(_resize(image, (new_w, new_h))), dtype=np.uint8)
+    return max(1, min(width, round(size[0] * scale))), max(1, min(height, round(size[1] * scale)))
+
+
+def fit(
+    image: Image.Image,
+    spec: ModelSpec,
+    height: int,
+    width: int,
+    full: tuple[int, int] | None = None,
+) -> NDArray[np.uint8]:
+    """Scale and pad to height x width as the spec says; returns HxWx3 uint8 RGB.
+
+    `full`: the picture's size before a DCT-scaled decode; with `resize = "fast"` the
+    geometry comes from it, so a scaled decode rounds no side differently. (The lanczos
+    preparation keeps the decoded size's rounding, as its stored versions had it.)
+    """
+    geometry = full if full is not None and spec.resize == "fast" else image.size
+    new_w, new_h = fitted_size(spec, height, width, geometry)
+    inner = np.asarray(over_white(_resize(image, (new_w, new_h), spec.resize)), dtype=np.uint8)
+    if spec.pad == "stretch":
+        return inner
     top, left = (height - new_h) // 2, (width - new_w) // 2
     colour = spec.pad_colour()
     if colour is None:  # edge: the border pixels repeated, as DeepDanbooru trained
@@ -136,23 +174,23 @@ def fill(slot: NDArray[np.float32], rgb: NDArray[np.uint8], spec: ModelSpec) -> 
     """Write one prepared picture into its batch slot: channel order, layout, scale.
 
     With `mean`/`std` the value is (pixel/255 - mean) / std computed in that order, as
-    the families' reference code does (torchvision's ToTensor, then Normalize).
+    the families' reference code does (torchvision's ToTensor, then Normalize). A plane
+    at a time: converting the whole picture through a reversed (BGR) view is three
+    times slower than three plane copies, with the same values.
     """
-    pixels = rgb[..., ::-1] if spec.channels == "bgr" else rgb
-    if spec.shape == "nchw":
-        pixels = pixels.transpose(2, 0, 1)
-    if not spec.normalize:
-        slot[...] = pixels
-        return
-    np.divide(pixels, np.float32(255.0), out=slot, dtype=np.float32)
-    if spec.mean is None and spec.std is None:
-        return
-    per_channel = (3, 1, 1) if spec.shape == "nchw" else (3,)
-    order = slice(None, None, -1) if spec.channels == "bgr" else slice(None)
-    mean = np.asarray(spec.mean or (0.0, 0.0, 0.0), np.float32)[order].reshape(per_channel)
-    std = np.asarray(spec.std or (1.0, 1.0, 1.0), np.float32)[order].reshape(per_channel)
-    slot -= mean
-    slot /= std
+    planes = slot if spec.shape == "nchw" else np.moveaxis(slot, -1, 0)
+    order = (2, 1, 0) if spec.channels == "bgr" else (0, 1, 2)
+    mean = spec.mean or (0.0, 0.0, 0.0)
+    std = spec.std or (1.0, 1.0, 1.0)
+    for plane, source in zip(planes, order, strict=True):
+        pixels = rgb[..., source]
+        if not spec.normalize:
+            np.copyto(plane, pixels, casting="unsafe")
+            continue
+        np.divide(pixels, np.float32(255.0), out=plane, dtype=np.float32)
+        if spec.mean is not None or spec.std is not None:
+            plane -= np.float32(mean[source])
+            plane /= np.float32(std[source])
 
 
 def input_shape(spec: ModelSpec, batch: int, height: int, width: int) -> tuple[int, ...]:

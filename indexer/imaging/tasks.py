@@ -24,7 +24,7 @@ from PIL import Image
 from indexer.errors import DecodeError, os_error_kind
 from indexer.imaging.codecs import orientation
 from indexer.imaging.plugins import ensure_decoder
-from indexer.imaging.prepare import decode, fill, fit
+from indexer.imaging.prepare import decode, fill, fit, fitted_size
 from indexer.imaging.slots import SlotAddress, SlotWriter
 from indexer.settings import ModelSpec
 
@@ -116,10 +116,23 @@ def look(path: bytes) -> Looked | Skipped:
 def prepare_targets(
     data: bytes, targets: Sequence[Target], max_pixels: int
 ) -> tuple[list[NDArray[np.uint8]], tuple[int, int]]:
-    """Decode once (JPEGs DCT-scaled to twice the largest input) and fit for each target."""
-    largest = max(max(t.height, t.width) for t in targets)
-    image, full = decode(data, max_pixels, draft_to=2 * largest)
-    return [fit(image, t.spec, t.height, t.width) for t in targets], full
+    """Decode once, JPEGs DCT-scaled to what every target still needs, and fit for each."""
+
+    def cover(width: int, height: int) -> tuple[int, int]:
+        needs = [_need(t, (width, height)) for t in targets]
+        return max(w for w, _ in needs), max(h for _, h in needs)
+
+    image, full = decode(data, max_pixels, cover)
+    return [fit(image, t.spec, t.height, t.width, full) for t in targets], full
+
+
+def _need(target: Target, full: tuple[int, int]) -> tuple[int, int]:
+    """What a decode must cover for `target`: the scaled size itself for the fast
+    preparation; twice the input's longer side, both ways, for lanczos (as before)."""
+    if target.spec.resize == "fast":
+        return fitted_size(target.spec, target.height, target.width, full)
+    side = 2 * max(target.height, target.width)
+    return side, side
 
 
 def read_again(path: bytes, expect: str | None) -> bytes | Skipped:
