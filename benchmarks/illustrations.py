@@ -4,6 +4,9 @@
   1200x900, 2048x1536, 850x1200, 1280x1810, 1920x1080), each a crop of a photograph
   scaled up with Lanczos past the crop's size, at one of four scales and a different
   offset, so every file's content differs. Built once per file into a cache folder.
+- Web-size pictures: the same, at the sizes a web page shows (0.3 to 1 megapixels,
+  quality 85, about 70 KB), where DCT scaling can do little and the cost per picture
+  beyond decoding shows.
 - Tiny pictures: 64 to 128 pixels a side, JPEG and PNG in turn, crops of the photographs
   scaled down, in folders of 100 with mtimes in the past: a gallery of thumbnails and
   icons, where the cost per file (not per pixel) is what is measured. A crop that would
@@ -26,6 +29,8 @@ from PIL import Image
 from benchmarks import corpus
 
 SIZES = ((1024, 1448), (1200, 900), (2048, 1536), (850, 1200), (1280, 1810), (1920, 1080))
+WEB_SIZES = ((640, 480), (800, 600), (1000, 750), (720, 960), (900, 1200), (1024, 768))
+KINDS = {"illustrations": (SIZES, 90), "web": (WEB_SIZES, 85)}  # sizes, JPEG quality
 SCALES = (1.1, 1.25, 1.45, 1.7)  # how far past covering the crop the photograph is scaled
 TINY_SIDES = (160, 224, 320, 448)  # the short side of the photographs tiny crops come from
 GOLDEN = 0.6180339887498949
@@ -47,15 +52,16 @@ def _offset(free_x: int, free_y: int, j: int) -> tuple[int, int]:
     return round(free_x * ((j * GOLDEN) % 1.0)), round(free_y * ((j * GOLDEN**2 + 0.5) % 1.0))
 
 
-def illustration_plan(i: int) -> tuple[int, tuple[int, int], int, int]:
+def illustration_plan(i: int, kind: str = "illustrations") -> tuple[int, tuple[int, int], int, int]:
     """Picture i: which photograph, the crop's size, the scale's index and the offset's."""
-    photos, sizes = len(corpus.PHOTOS), len(SIZES)
-    rest = i // (photos * sizes)
-    return i % photos, SIZES[(i // photos) % sizes], rest % len(SCALES), rest // len(SCALES)
+    sizes = KINDS[kind][0]
+    photos = len(corpus.PHOTOS)
+    rest = i // (photos * len(sizes))
+    return i % photos, sizes[(i // photos) % len(sizes)], rest % len(SCALES), rest // len(SCALES)
 
 
-def illustration_path(folder: Path, i: int) -> Path:
-    photo, (width, height), scale, _ = illustration_plan(i)
+def illustration_path(folder: Path, i: int, kind: str = "illustrations") -> Path:
+    photo, (width, height), scale, _ = illustration_plan(i, kind)
     stem = Path(corpus.PHOTOS[photo]).stem
     return folder / f"{i:05}-{stem}-{width}x{height}-s{scale}.jpg"
 
@@ -73,36 +79,38 @@ def _load_photos() -> None:
     _PHOTOS[:] = _photos()
 
 
-def _make_group(folder: Path, indices: list[int]) -> None:
+def _make_group(folder: Path, indices: list[int], kind: str) -> None:
     """The crops of one scaled photograph (in a worker: the photographs are loaded once)."""
-    photo, size, scale, _ = illustration_plan(indices[0])
+    photo, size, scale, _ = illustration_plan(indices[0], kind)
     base = _scaled(_PHOTOS[photo], size, SCALES[scale])
     for i in indices:
-        j = illustration_plan(i)[3]
+        j = illustration_plan(i, kind)[3]
         left, top = _offset(base.width - size[0], base.height - size[1], j)
         crop = base.crop((left, top, left + size[0], top + size[1]))
-        path = illustration_path(folder, i)
+        path = illustration_path(folder, i, kind)
         temporary = path.with_suffix(".part")
-        crop.save(temporary, "JPEG", quality=90)
+        crop.save(temporary, "JPEG", quality=KINDS[kind][1])
         os.utime(temporary, ns=(PAST_NS, PAST_NS))
         temporary.rename(path)
 
 
-def build_illustrations(folder: Path, count: int) -> list[Path]:
-    """`count` illustration-size JPEGs, cached in `folder` (made only where missing), made
-    by one process per core: a GPU machine's benchmark wants thousands of them."""
+def build_illustrations(folder: Path, count: int, kind: str = "illustrations") -> list[Path]:
+    """`count` illustration-size (or `kind` "web": web-size) JPEGs, cached in `folder`
+    (made only where missing), made by one process per core: a GPU machine's benchmark
+    wants thousands of them."""
     folder.mkdir(parents=True, exist_ok=True)
-    paths = [illustration_path(folder, i) for i in range(count)]
+    paths = [illustration_path(folder, i, kind) for i in range(count)]
     missing = [i for i in range(count) if not paths[i].exists()]
     if not missing:
         return paths
-    print(f"making {len(missing)} illustration-size pictures in {folder} ...", flush=True)
+    print(f"making {len(missing)} {kind} pictures in {folder} ...", flush=True)
     groups: dict[tuple[int, tuple[int, int], int], list[int]] = {}
     for i in missing:  # one scaled photograph serves many crops
-        groups.setdefault(illustration_plan(i)[:3], []).append(i)
+        groups.setdefault(illustration_plan(i, kind)[:3], []).append(i)
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(mp_context=context, initializer=_load_photos) as pool:
-        list(pool.map(_make_group, [folder] * len(groups), list(groups.values())))
+        jobs = list(groups.values())
+        list(pool.map(_make_group, [folder] * len(jobs), jobs, [kind] * len(jobs)))
     return paths
 
 

@@ -124,7 +124,9 @@ class Runner:
         config = write_config(work, args.model, built, args.fp16)
         self.common = ["--config", str(config)]
         self.extra = shlex.split(args.dtindex_args)
-        self.paths = illustrations.build_illustrations(args.work / "illustrations", args.pictures)
+        self.paths = illustrations.build_illustrations(
+            args.work / args.kind, args.pictures, args.kind
+        )
         self.gallery = illustrations.gallery_of(self.paths, work / "gallery")
         self.tiny_root, self.tiny = (
             illustrations.build_tiny(args.work / f"tiny-{args.tiny}", args.tiny)
@@ -198,6 +200,12 @@ def arguments() -> argparse.Namespace:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--pictures", type=int, default=1500, help="illustration-size JPEGs")
+    parser.add_argument(
+        "--kind",
+        choices=tuple(illustrations.KINDS),
+        default="illustrations",
+        help="the pictures' sizes: illustrations (1-3 MP) or web (0.3-1 MP)",
+    )
     parser.add_argument("--tiny", type=int, default=20_000, help="tiny pictures (0: none)")
     parser.add_argument("--skip-tiny", action="store_true", help="as --tiny 0")
     parser.add_argument("--rounds", type=int, default=2)
@@ -244,6 +252,7 @@ def main() -> None:
         rounds = [runner.round(number) for number in range(1, args.rounds + 1)]
         about = machine()
         model = "" if args.model == "null" else f"-{args.model}" + ("-fp16" if args.fp16 else "")
+        model += "" if args.kind == "illustrations" else f"-{args.kind}"
         stem = f"{time.strftime('%Y-%m-%d')}-{about['cores']}cores-pipeline{model}"
         args.out.mkdir(parents=True, exist_ok=True)
         if args.profile:
