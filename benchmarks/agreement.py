@@ -1,4 +1,4 @@
-"""Tag agreement between the earlier (`resize = "lanczos"`) and the fast preparation.
+"""Tag agreement between the earlier (`resize = "lanczos"`) and the bilinear preparation.
 
     python -m benchmarks.agreement [--pictures 60] [--models DIR]
 
@@ -53,14 +53,12 @@ def compare(model: Path, pictures: list[bytes]) -> str:
     moved: list[float] = []
     for data in pictures:
         was = scores(session, replace(declared.spec, resize="lanczos"), data)
-        now = scores(session, replace(declared.spec, resize="fast"), data)
+        now = scores(session, replace(declared.spec, resize="bilinear"), data)
         both += int(np.sum((was >= threshold) & (now >= threshold)))
         either += int(np.sum((was >= threshold) | (now >= threshold)))
         moved.append(float(np.abs(was - now).max()))
     agree = both / either if either else 1.0
-    return (
-        f"{agree:.4f} ({both} of {either} tags) | {np.mean(moved):.4f} | {np.max(moved):.4f}"
-    )
+    return f"{agree:.4f} ({both} of {either} tags) | {np.mean(moved):.4f} | {np.max(moved):.4f}"
 
 
 def main() -> None:
@@ -80,7 +78,7 @@ def main() -> None:
         "photographs, 0.5-16 MP JPEG/PNG/WebP": [p.read_bytes() for p in photos],
     }
     lines = [
-        f"# Tag agreement, lanczos vs fast preparation ({time.strftime('%Y-%m-%d')})",
+        f"# Tag agreement, lanczos vs bilinear preparation ({time.strftime('%Y-%m-%d')})",
         "",
         "| replica | pictures | tags at the threshold on both / on either "
         "| largest score change a picture, mean | largest |",

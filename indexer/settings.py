@@ -19,13 +19,13 @@ from indexer.errors import ConfigError
 Shape = Literal["nhwc", "nchw"]
 Channels = Literal["rgb", "bgr"]
 Interpret = Literal["sigmoid", "none"]
-Resize = Literal["fast", "lanczos"]
+Resize = Literal["bilinear", "lanczos"]
 Triple = tuple[float, float, float]
 
 _CHOICES: dict[str, tuple[str, ...]] = {
     "shape": ("nhwc", "nchw"),
     "channels": ("rgb", "bgr"),
-    "resize": ("fast", "lanczos"),
+    "resize": ("bilinear", "lanczos"),
 }
 PAD_WORDS = ("white", "black", "edge", "stretch")
 _COLOURS = {"white": (255, 255, 255), "black": (0, 0, 0)}
@@ -54,11 +54,11 @@ class ModelSpec:
     std: Triple | None = None
     output: str | None = None  # the graph output holding the predictions (None: the first)
     embedding: str | None = None  # a graph output stored per picture
-    # fast: JPEGs decoded DCT-scaled to the smallest size that still covers the input,
+    # bilinear: JPEGs decoded DCT-scaled to the smallest size that still covers the input,
     # shrunk by a triangle (bilinear) filter, enlarged by Lanczos; lanczos: the earlier
     # preparation, Lanczos from a (nearly) full decode, kept so that scores stored under
     # it stay current (see `canonical`). `imaging.prepare` says why.
-    resize: Resize = "fast"
+    resize: Resize = "bilinear"
 
     def canonical(self) -> str:
         """Stable text of the settings, part of a model version's identity."""

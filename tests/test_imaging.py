@@ -117,7 +117,7 @@ def test_the_lanczos_preparation_stays_within_a_grey_level_of_exact_lanczos() ->
 
 
 @pytest.mark.parametrize("side", [40, 100, 200])
-def test_the_fast_preparation_lands_as_near_each_exact_filter_as_they_land_to_each_other(
+def test_the_bilinear_preparation_lands_as_near_each_exact_filter_as_they_land_to_each_other(
     side: int,
 ) -> None:
     """A DCT-scaled decode shrunk by the triangle filter, against the triangle filter
@@ -215,7 +215,7 @@ def test_fast_path_prepares_the_same_tensor_as_pillow(fmt: str, pad: str) -> Non
         assert np.array_equal(got, expected)
 
 
-@pytest.mark.parametrize(("resize", "exact"), [("lanczos", "LANCZOS"), ("fast", "BILINEAR")])
+@pytest.mark.parametrize(("resize", "exact"), [("lanczos", "LANCZOS"), ("bilinear", "BILINEAR")])
 def test_big_pictures_reduced_first_stay_within_a_grey_level_of_the_exact_filter(
     resize: str, exact: str
 ) -> None:

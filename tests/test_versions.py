@@ -49,18 +49,18 @@ def test_the_lanczos_preparation_keeps_the_versions_stored_before_it_had_a_name(
 ) -> None:
     """Versions hash the settings' canonical text. `resize = lanczos` is the preparation
     every version before the fast one used: its text is the one they hashed, so their
-    scores stay current; the fast preparation changes tensors, so it is a new version."""
+    scores stay current; the bilinear preparation changes tensors, so it is a new version."""
     earlier = (
         '{"channels": "rgb", "interpret": "none", "normalize": false, "pad": "white", '
         '"shape": "nhwc", "size": null, "upscale": true}'
     )
     path = write_model(tmp_path / "m", "probe", positions=[0, 1])
     fast = identify(definition(path))[0]
-    assert '"resize": "fast"' in definition(path).spec.canonical()
+    assert '"resize": "bilinear"' in definition(path).spec.canonical()
     path.write_text(path.read_text() + "resize = lanczos\n")
     lanczos = definition(path)
     assert lanczos.spec.canonical() == earlier
     assert identify(lanczos)[0] != fast
     path.write_text(path.read_text().replace("resize = lanczos", "resize = area"))
-    with pytest.raises(ConfigError, match="resize = 'area' is not one of fast, lanczos"):
+    with pytest.raises(ConfigError, match="resize = 'area' is not one of bilinear, lanczos"):
         definition(path)

@@ -5,7 +5,7 @@ composited over white; `fit` scales and pads it to the model's input as uint8 RG
 writes that into one slot of the float32 batch array in the model's layout, in place.
 
 Decoding and shrinking are most of a decoder's work, so the default preparation (`resize
-= "fast"`) asks libjpeg-turbo (inside Pillow) for a JPEG already DCT-scaled by the largest
+= "bilinear"`) asks libjpeg-turbo (inside Pillow) for a JPEG already DCT-scaled by the largest
 power of two that still covers what the model needs, and shrinks the rest of the way with
 a triangle (bilinear) filter. The model families' references shrink with area averaging
 (WD v1.4, OpenCV's INTER_AREA), bicubic (WD v3) or Lanczos (deeptagger), and WD's training
@@ -117,7 +117,7 @@ def over_white(image: Image.Image) -> Image.Image:
 
 
 def _resize(image: Image.Image, size: tuple[int, int], how: str) -> Image.Image:
-    """Scale to `size`: shrinking `fast`, with the triangle filter; else with Lanczos.
+    """Scale to `size`: shrinking `bilinear`, with the triangle filter; else with Lanczos.
 
     Either way after a box reduction to no less than three times the target: a gap of 2
     would save 10-40 ms on a 16-megapixel picture, but on flat colours with hard edges
@@ -126,7 +126,9 @@ def _resize(image: Image.Image, size: tuple[int, int], how: str) -> Image.Image:
     if image.size == size:
         return image
     shrinking = size[0] <= image.width and size[1] <= image.height
-    how_ = Image.Resampling.BILINEAR if how == "fast" and shrinking else Image.Resampling.LANCZOS
+    how_ = (
+        Image.Resampling.BILINEAR if how == "bilinear" and shrinking else Image.Resampling.LANCZOS
+    )
     gap = 3.0 if image.width >= 3 * size[0] and image.height >= 3 * size[1] else None
     return image.resize(size, how_, reducing_gap=gap)
 
@@ -150,11 +152,11 @@ def fit(
 ) -> NDArray[np.uint8]:
     """Scale and pad to height x width as the spec says; returns HxWx3 uint8 RGB.
 
-    `full`: the picture's size before a DCT-scaled decode; with `resize = "fast"` the
+    `full`: the picture's size before a DCT-scaled decode; with `resize = "bilinear"` the
     geometry comes from it, so a scaled decode rounds no side differently. (The lanczos
     preparation keeps the decoded size's rounding, as its stored versions had it.)
     """
-    geometry = full if full is not None and spec.resize == "fast" else image.size
+    geometry = full if full is not None and spec.resize == "bilinear" else image.size
     new_w, new_h = fitted_size(spec, height, width, geometry)
     inner = np.asarray(over_white(_resize(image, (new_w, new_h), spec.resize)), dtype=np.uint8)
     if spec.pad == "stretch":

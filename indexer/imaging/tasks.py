@@ -129,7 +129,7 @@ def prepare_targets(
 def _need(target: Target, full: tuple[int, int]) -> tuple[int, int]:
     """What a decode must cover for `target`: the scaled size itself for the fast
     preparation; twice the input's longer side, both ways, for lanczos (as before)."""
-    if target.spec.resize == "fast":
+    if target.spec.resize == "bilinear":
         return fitted_size(target.spec, target.height, target.width, full)
     side = 2 * max(target.height, target.width)
     return side, side
