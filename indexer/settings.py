@@ -55,7 +55,7 @@ class ModelSpec:
     output: str | None = None  # the graph output holding the predictions (None: the first)
     embedding: str | None = None  # a graph output stored per picture
     # bilinear: JPEGs decoded DCT-scaled to the smallest size that still covers the input,
-    # shrunk by a triangle (bilinear) filter, enlarged by Lanczos; lanczos: the earlier
+    # shrunk by a triangle (bilinear) filter, enlarged by bicubic; lanczos: the earlier
     # preparation, Lanczos from a (nearly) full decode, kept so that scores stored under
     # it stay current (see `canonical`). `imaging.prepare` says why.
     resize: Resize = "bilinear"
