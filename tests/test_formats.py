@@ -114,7 +114,8 @@ def test_no_plugin_is_imported_until_a_picture_needs_one(tmp_path: Path) -> None
     check = f"""
 import sys
 import indexer.cli.main, indexer.imaging.decoder
-from indexer.imaging.tasks import prepare_targets, look, Target
+from indexer.imaging.messages import Target
+from indexer.imaging.tasks import prepare_targets, look
 from indexer.settings import ModelSpec
 plugins = lambda: sorted(m for m in ("pillow_heif", "pillow_jxl") if m in sys.modules)
 target = [Target(ModelSpec(), 8, 8)]

@@ -31,8 +31,7 @@ from indexer.gallery.headway import Ledger, Listener, Silent
 from indexer.gallery.jobs import Counts, ReadJob, TagJob, count_read
 from indexer.gallery.waiting import wait_for_others
 from indexer.gallery.writer import ResultWriter
-from indexer.imaging.decoder import Reply
-from indexer.imaging.tasks import Looked, Skipped
+from indexer.imaging.messages import Looked, Reply, Skipped
 from indexer.imaging.workers import DecoderPool
 from indexer.models.runtime import Tagger
 from indexer.pipeline.fanout import Cluster

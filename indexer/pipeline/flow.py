@@ -22,8 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from indexer.errors import Failure
-from indexer.imaging.decoder import Reply, decode_request, look_request
-from indexer.imaging.tasks import Skipped
+from indexer.imaging.messages import Decoded, DecodeInto, Look, Reply, Skipped
 from indexer.imaging.workers import DecoderPool
 from indexer.models.runtime import Tagger
 from indexer.pipeline.inference import Inference, Timings
@@ -197,7 +196,7 @@ class _Flow(Generic[J]):
             if path is None:
                 entry.answered = True
             else:
-                self.pool.submit(look_request(path), entry)
+                self.pool.submit(Look(path), entry)
             self.looking.append(entry)
             if entry.answered and self.answered_head == len(self.looking) - 1:
                 self.answered_head += 1
@@ -224,7 +223,7 @@ class _Flow(Generic[J]):
                 batch, position, address = self.lanes[i].place(order.job)
                 places.append((batch, position))
                 targets.append((self.lanes[i].target, address))
-            request = decode_request(order.path, order.expect, targets)
+            request = DecodeInto.of(order.path, order.expect, targets)
             self.pool.submit(request, _Decoding(order, places), urgent=True)
             self.decoding += 1
 
@@ -274,7 +273,7 @@ class _Flow(Generic[J]):
             return
         assert isinstance(ticket, _Decoding)
         self.decoding -= 1
-        ok = isinstance(reply, tuple)
+        ok = isinstance(reply, Decoded)
         for batch, position in ticket.places:
             batch.pending -= 1
             if not ok:
