@@ -25,7 +25,7 @@ from indexer.model_tables import (
     strings,
     unknown_keys,
 )
-from indexer.settings import check_model_name, read_model_file
+from indexer.modelfile import check_model_name, read_model_file
 from indexer.suggest import closest
 
 _EXTENSIONS = "jpg jpeg jpe png gif webp bmp tif tiff avif heic heif jxl"

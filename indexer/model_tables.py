@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from indexer.errors import ConfigError
-from indexer.settings import SPEC_KEYS, ModelSpec, parse_settings, read_model_file
+from indexer.modelfile import read_model_file
+from indexer.preparation import SPEC_KEYS, ModelSpec, parse_settings
 
 BUILTIN_MODEL = "palette"
 # Copies of a graph a model's table can ask for (`fp16 = true`); see indexer.models.variants.

@@ -116,7 +116,7 @@ import sys
 import indexer.cli.main, indexer.imaging.decoder
 from indexer.imaging.messages import Target
 from indexer.imaging.tasks import prepare_targets, look
-from indexer.settings import ModelSpec
+from indexer.preparation import ModelSpec
 plugins = lambda: sorted(m for m in ("pillow_heif", "pillow_jxl") if m in sys.modules)
 target = [Target(ModelSpec(), 8, 8)]
 look({bytes(png)!r}); prepare_targets(open({str(png)!r}, "rb").read(), target, 10**8)

@@ -10,7 +10,7 @@ from PIL import Image
 
 from indexer.errors import DecodeError
 from indexer.imaging.prepare import decode, fill, fit
-from indexer.settings import ModelSpec
+from indexer.preparation import ModelSpec
 
 LIMIT = 10**8
 

@@ -157,7 +157,7 @@ def test_a_decoder_dying_behind_a_reply_blames_its_own_picture(
     from indexer.imaging.messages import DecodeInto, Target
     from indexer.imaging.slots import SlotRing
     from indexer.imaging.workers import DecoderPool
-    from indexer.settings import ModelSpec
+    from indexer.preparation import ModelSpec
 
     inject_faults(monkeypatch, "CRASH-THIS-DECODER")
     good = picture(tmp_path / "good.png")

@@ -8,8 +8,8 @@ from pathlib import Path
 from conftest import write_model
 
 from indexer.model_tables import ModelDef
+from indexer.modelfile import read_model_file
 from indexer.models.versions import CACHE_FILE, identify
-from indexer.settings import read_model_file
 
 
 def definition(model: Path) -> ModelDef:

@@ -28,7 +28,7 @@ from numpy.typing import NDArray
 
 from indexer.errors import Failure
 from indexer.imaging.slots import SlotAddress
-from indexer.settings import ModelSpec
+from indexer.preparation import ModelSpec
 
 
 @dataclass(frozen=True)

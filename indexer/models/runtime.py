@@ -26,7 +26,7 @@ from indexer.models.taglist import TagList
 from indexer.models.trial import check_batch_rows
 from indexer.models.variants import KINDS, variant_graph
 from indexer.models.versions import identify, onnx_digest
-from indexer.settings import ModelSpec
+from indexer.preparation import ModelSpec
 
 log = logging.getLogger("dtindex")
 
