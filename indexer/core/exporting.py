@@ -12,7 +12,7 @@ from indexer.config import Config
 from indexer.core import choosing
 from indexer.core.records import Exported, Rules
 from indexer.errors import UsageError
-from indexer.export.files import Written, kind_of, namer, write_sidecars
+from indexer.export.files import Written, namer, sidecar_format, write_sidecars
 from indexer.export.ownership import Ownership
 from indexer.export.selection import Edits, pictures
 from indexer.export.thresholds import Thresholds
@@ -86,7 +86,7 @@ def write(
     rows = scored(conn, chosen.model, chosen.current, chosen.thresholds.floor(), chosen.since)
     items = pictures(rows, chosen.thresholds, edits)
     paths = paths_by_content(conn)
-    kind = kind_of(fmt, chosen.model, levels)
+    kind = sidecar_format(fmt, chosen.model, levels)
     where = namer(kind, out, paths, lambda: all_paths(conn))
     tagged = tagged_contents(conn, chosen.model, chosen.current, chosen.since)
     return write_sidecars(kind, items, tagged, paths, where, Ownership(replace_existing))
