@@ -30,7 +30,7 @@ NO_EDITS = Edits((), (), None)
 
 
 @dataclass(frozen=True)
-class Plan:
+class ExportPlan:
     """What an export prints: `model`'s results (`current`: its configured version)
     recorded at or after `since` (ns), the tags that pass `thresholds`."""
 
@@ -47,15 +47,17 @@ def plan(
     rules: Rules,
     since: int | None,
     current: Callable[[str], str | None],
-) -> Plan:
+) -> ExportPlan:
     """The model asked for (else the only one indexed) and its thresholds, checked before
     anything is printed or written."""
     model = choosing.indexed_model((m for m, _, _, _ in versions(conn)), asked)
     limits = choosing.thresholds(config, model, rules, categories(conn, model))
-    return Plan(model, current(model), limits, since)
+    return ExportPlan(model, current(model), limits, since)
 
 
-def records(conn: Connection, chosen: Plan, edits: Edits, with_paths: bool) -> Iterator[Exported]:
+def records(
+    conn: Connection, chosen: ExportPlan, edits: Edits, with_paths: bool
+) -> Iterator[Exported]:
     """Each picture with a tag that passes, by SHA-1; `with_paths`: with its files
     (reading every file's path first, which a sha1-only export does without)."""
     rows = scored(conn, chosen.model, chosen.current, chosen.thresholds.floor(), chosen.since)
@@ -73,7 +75,7 @@ def records(conn: Connection, chosen: Plan, edits: Edits, with_paths: bool) -> I
 
 def write(
     conn: Connection,
-    chosen: Plan,
+    chosen: ExportPlan,
     edits: Edits,
     fmt: str,
     out: str | None,
