@@ -46,7 +46,7 @@ from indexer.imaging.messages import DecodeInto, Skipped, Target
 from indexer.imaging.workers import DecoderPool
 from indexer.models.agreement import Agreement, Run, agreement, timed_run
 from indexer.models.runtime import Tagger, load
-from indexer.models.variants import KINDS, unavailable
+from indexer.models.variants import VARIANTS_BY_NAME, unavailable
 from indexer.wording import plural
 
 log = logging.getLogger("dtindex")
@@ -80,7 +80,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     threshold = threshold_value(args.threshold, threshold_or_default(definition.threshold))
     options = runtime_options(args, ctx.config, ctx.env)
     copies = []
-    for name in KINDS:
+    for name in VARIANTS_BY_NAME:
         reason = unavailable(name)
         if reason is None:
             copies.append(name)
