@@ -302,7 +302,7 @@ def test_pipeline_hands_results_back_in_order_on_the_calling_thread(
 
     steps = Direct[Path](str, 1, on_scores, on_error)
     with DecoderPool(2, 10**8, 60) as pool:
-        run_pipeline([tagger], paths, steps, pool, 3, Budget(2, 2))
+        run_pipeline([tagger], paths, steps, pool, 3, Budget(2))
     assert threads == {threading.get_ident()}
     assert [path for path, _ in seen] == paths
     for path, scores in seen:

@@ -2,7 +2,7 @@
 
 The main process sends small requests (a path to look at, or a path to decode into
 batch slots) and reads small replies; file bytes and pixels stay in the workers. Each
-worker holds up to `depth` requests (the pipeline sets it to a batch's share), so it
+worker holds up to `depth` requests (a batch's share: `hold_batches_of`), so it
 keeps working while the main process runs a batch or writes to the index. The pool is
 driven from one thread: `submit` queues, `collect` waits for replies. A worker that dies
 (a segfault in a codec) or overruns the per-picture time limit is replaced; only the
@@ -93,6 +93,12 @@ class DecoderPool:
         # One never closed (a model kept in a variable to the end) is closed when dropped,
         # or at the interpreter's exit: its rings unlinked, its workers stopped.
         weakref.finalize(self, _shut, self._workers, self._rings)
+
+    def hold_batches_of(self, batch: int) -> None:
+        """Let each worker hold its share of a batch of `batch` pictures, and one more.
+        On the CPU a batch runs inline and nothing is sent meanwhile: every decoder must
+        already hold its share of the next batch, or the model waits for it."""
+        self.depth = max(2, min(64, -(-batch // self.size) + 1))
 
     def ring(self, key: object, shape: tuple[int, ...], batch: int, depth: int) -> SlotRing:
         """The shared-memory ring for `key` (a model's place in a run), kept between runs."""

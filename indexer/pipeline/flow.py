@@ -33,11 +33,12 @@ STOP_CHECK_S = 0.2  # a signal cannot wake a wait on pipes: look at the stop fla
 # Looked jobs are decided in groups of this many (a few statements per group), or sooner
 # when the decoders would otherwise run out of pictures to decode.
 GROUP = 64
+AHEAD = 2  # batches' worth of jobs looked at ahead of the one being filled
 
 
 @dataclass(frozen=True)
 class Budget:
-    """Decoder processes, how far ahead they look, and how many batches a ring holds.
+    """Decoder processes, and how many batches a ring holds.
 
     One decoder process per core, and ONNX Runtime's intra-op pool on every core with
     spinning off (see `models.load`): decoders block once the window ahead is full, and
@@ -47,7 +48,6 @@ class Budget:
     """
 
     decoders: int
-    ahead: int = 2  # batches looked at ahead of the one being filled
 
     @classmethod
     def for_machine(cls, decoders: int = 0) -> Budget:
@@ -162,11 +162,9 @@ class _Flow(Generic[J]):
         # counting them at every turn of the loop cost a scan microseconds per reply.
         self.answered_head = 0
         self.orders: deque[Order[J]] = deque()
-        self.window = max(budget.decoders * 8, batch * budget.ahead, 2 * GROUP)
+        self.window = max(budget.decoders * 8, batch * AHEAD, 2 * GROUP)
         self.decoders = budget.decoders
-        # On the CPU a batch runs inline and nothing is sent meanwhile: every decoder
-        # must already hold its share of the next batch, or the model waits for it.
-        pool.depth = max(2, min(64, -(-batch // budget.decoders) + 1))
+        pool.hold_batches_of(batch)
         self.decoding = 0  # decode requests not answered yet
 
     def stopping(self) -> bool:
