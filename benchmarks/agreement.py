@@ -27,9 +27,11 @@ import numpy as np
 import onnxruntime as ort
 
 from benchmarks import corpus, illustrations
+from indexer.imaging.messages import Target
 from indexer.imaging.prepare import fill, input_shape
-from indexer.imaging.tasks import Target, prepare_targets
-from indexer.settings import ModelSpec, read_model_file
+from indexer.imaging.tasks import prepare_targets
+from indexer.modelfile import read_model_file
+from indexer.preparation import ModelSpec
 
 THRESHOLDS = {"wd-vit-v2": 0.35, "caformer": 0.7}  # the families' usual thresholds
 LIMIT = 200_000_000

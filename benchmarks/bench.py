@@ -35,8 +35,8 @@ from benchmarks.running import dtindex_run, machine
 from indexer.cli.options import cache_folder
 from indexer.imaging.prepare import decode, fill, fit
 from indexer.model_tables import ModelDef
+from indexer.modelfile import read_model_file
 from indexer.models.runtime import RuntimeOptions, load, parse_provider_option
-from indexer.settings import read_model_file
 
 
 def timed(action: Callable[[], object]) -> float:

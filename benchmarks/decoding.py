@@ -37,9 +37,10 @@ from numpy.typing import NDArray
 from PIL import Image, ImageOps
 
 from benchmarks import corpus, illustrations
+from indexer.imaging.messages import Target
 from indexer.imaging.prepare import fill, input_shape
-from indexer.imaging.tasks import Target, prepare_targets
-from indexer.settings import ModelSpec
+from indexer.imaging.tasks import prepare_targets
+from indexer.preparation import ModelSpec
 
 LIMIT = 200_000_000
 R = Image.Resampling

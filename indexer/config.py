@@ -18,14 +18,14 @@ from indexer.errors import ConfigError
 from indexer.model_tables import (
     BUILTIN_MODEL,
     ModelDef,
-    ModelEntry,
-    builtin_entry,
+    ModelTable,
+    builtin_table,
     number,
     parse_model_table,
     strings,
     unknown_keys,
 )
-from indexer.settings import check_model_name, read_model_file
+from indexer.modelfile import check_model_name, read_model_file
 from indexer.suggest import closest
 
 _EXTENSIONS = "jpg jpeg jpe png gif webp bmp tif tiff avif heic heif jxl"
@@ -65,13 +65,13 @@ class Config:
     decoders: int = 0  # decoder processes; 0: one per core
     threads: int = 0  # ONNX Runtime intra-op threads; 0: one per core
     scan: ScanConfig = field(default_factory=ScanConfig)
-    models: Mapping[str, ModelEntry] = field(default_factory=dict)
+    models: Mapping[str, ModelTable] = field(default_factory=dict)
 
-    def model(self, name: str) -> ModelEntry:
+    def model(self, name: str) -> ModelTable:
         if name in self.models:
             return self.models[name]
         if name == BUILTIN_MODEL:
-            return builtin_entry()
+            return builtin_table()
         names = {*self.models, BUILTIN_MODEL}
         where = f" in {self.path}" if self.path else ""
         known = f"{closest(name, names)} (known: {', '.join(sorted(names))})"
@@ -87,10 +87,10 @@ class Config:
             )
         return self.model(name_or_path).resolve()
 
-    def default_models(self) -> tuple[ModelEntry, ...]:
+    def default_models(self) -> tuple[ModelTable, ...]:
         """Enabled configured models, else the built-in one."""
         enabled = tuple(m for m in self.models.values() if m.enabled)
-        return enabled or (builtin_entry(),)
+        return enabled or (builtin_table(),)
 
 
 def is_url(value: str) -> bool:

@@ -14,7 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from indexer.errors import ConfigError
-from indexer.settings import SPEC_KEYS, ModelSpec, parse_settings, read_model_file
+from indexer.modelfile import read_model_file
+from indexer.preparation import SPEC_KEYS, ModelSpec, parse_settings
 
 BUILTIN_MODEL = "palette"
 # Copies of a graph a model's table can ask for (`fp16 = true`); see indexer.models.variants.
@@ -40,8 +41,8 @@ class ModelDef:
 
 
 @dataclass(frozen=True)
-class ModelEntry:
-    """A model as declared; `resolve` reads its `.model` file when it is used."""
+class ModelTable:
+    """A model as its table declares it; `resolve` reads its `.model` file when it is used."""
 
     name: str
     where: str
@@ -93,9 +94,9 @@ class ModelEntry:
         )
 
 
-def builtin_entry() -> ModelEntry:
+def builtin_table() -> ModelTable:
     folder = Path(str(resources.files("indexer.models.builtin")))
-    return ModelEntry(
+    return ModelTable(
         name=BUILTIN_MODEL,
         where="built-in palette model",
         title="Palette colour tags (built in)",
@@ -123,7 +124,7 @@ def strings(value: Any, where: str, key: str) -> tuple[str, ...]:
     return tuple(value)
 
 
-def parse_model_table(name: str, table: Any, where: str, rel: Any) -> ModelEntry:
+def parse_model_table(name: str, table: Any, where: str, rel: Any) -> ModelTable:
     here = f"{where} [models.{name}]"
     if not isinstance(table, dict):
         raise ConfigError(f"{here}: must be a table")
@@ -164,7 +165,7 @@ def parse_model_table(name: str, table: Any, where: str, rel: Any) -> ModelEntry
     if "model" in table:
         if "onnx" in table or "tags" in table:
             raise ConfigError(f"{here}: give either model, or onnx and tags, not both")
-        return ModelEntry(model_file=rel(table["model"], "model"), **common)  # type: ignore[arg-type]
+        return ModelTable(model_file=rel(table["model"], "model"), **common)  # type: ignore[arg-type]
     if "onnx" not in table or "tags" not in table:
         raise ConfigError(f'{here}: needs model = "x.model", or both onnx and tags')
-    return ModelEntry(onnx=rel(table["onnx"], "onnx"), tags=rel(table["tags"], "tags"), **common)  # type: ignore[arg-type]
+    return ModelTable(onnx=rel(table["onnx"], "onnx"), tags=rel(table["tags"], "tags"), **common)  # type: ignore[arg-type]

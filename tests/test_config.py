@@ -13,8 +13,9 @@ from hypothesis import strategies as st
 
 from indexer.config import load_config, locate_config, parse_config
 from indexer.errors import ConfigError, ModelError
+from indexer.modelfile import parse_model_text, read_model_file
 from indexer.models.taglist import parse_taglist
-from indexer.settings import ModelSpec, parse_model_text, read_model_file
+from indexer.preparation import ModelSpec
 
 
 def test_model_file_with_comments_and_defaults(tmp_path: Path) -> None:

@@ -114,8 +114,9 @@ def test_no_plugin_is_imported_until_a_picture_needs_one(tmp_path: Path) -> None
     check = f"""
 import sys
 import indexer.cli.main, indexer.imaging.decoder
-from indexer.imaging.tasks import prepare_targets, look, Target
-from indexer.settings import ModelSpec
+from indexer.imaging.messages import Target
+from indexer.imaging.tasks import prepare_targets, look
+from indexer.preparation import ModelSpec
 plugins = lambda: sorted(m for m in ("pillow_heif", "pillow_jxl") if m in sys.modules)
 target = [Target(ModelSpec(), 8, 8)]
 look({bytes(png)!r}); prepare_targets(open({str(png)!r}, "rb").read(), target, 10**8)

@@ -9,9 +9,10 @@ import pytest
 from PIL import Image
 
 from indexer.errors import DecodeError
+from indexer.imaging.messages import Target
 from indexer.imaging.prepare import decode, fill, fit
-from indexer.imaging.tasks import Target, prepare_targets
-from indexer.settings import ModelSpec
+from indexer.imaging.tasks import prepare_targets
+from indexer.preparation import ModelSpec
 
 LIMIT = 10**8
 

@@ -20,9 +20,9 @@ from PIL import Image
 
 from indexer.imaging.prepare import decode, fill, fit
 from indexer.model_tables import ModelDef
+from indexer.modelfile import read_model_file
 from indexer.models.runtime import RuntimeOptions, Tagger, load
 from indexer.models.versions import identify
-from indexer.settings import read_model_file
 
 TAGS = 30
 

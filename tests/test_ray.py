@@ -99,13 +99,12 @@ def test_shipped_bytes_are_decoded_where_the_path_is_not_seen(tmp_path: Path) ->
     """A worker given the bytes never opens the path (a node without the gallery): the
     pictures equal those of a worker that reads the file; bytes that are not the content
     decided on are a change, not a picture; a driver's read failure arrives as it was."""
-    import pickle
-
     import numpy as np
     import xxhash
 
     import indexer
-    from indexer.imaging.tasks import Skipped, Target
+    from indexer.imaging.messages import Skipped, Target, encode
+    from indexer.imaging.messages import decode as decoded
     from indexer.pipeline.remote import Decode
 
     path = tmp_path / "p.png"
@@ -122,14 +121,16 @@ def test_shipped_bytes_are_decoded_where_the_path_is_not_seen(tmp_path: Path) ->
                           b"/nowhere/r.png"], object),
         "expect": np.array([expect, expect, "0" * 32, expect], object),
         "data": np.array([b"", data, data, b""], object),
-        "fault": np.array([b"", b"", b"", pickle.dumps(gone)], object),
+        "fault": np.array([b"", b"", b"", encode(gone)], object),
     }  # fmt: skip
     read = decode({k: v[:1] for k, v in rows.items() if k not in ("data", "fault")})
     sent = decode({k: v[1:] for k, v in rows.items()})
     assert read["ok"][0, 0] and sent["ok"][0, 0]
     assert np.array_equal(read["pic0"][0], sent["pic0"][0])
-    assert list(sent["why"][1:]) == ["changed since it was read", "vanished"]
-    assert list(sent["kind"][1:]) == ["skipped", "vanished"]
+    assert [decoded(why) for why in sent["failed"][1:]] == [
+        Skipped("changed since it was read"),
+        Skipped("vanished", vanished=True),
+    ]
 
 
 @pytest.mark.parametrize("shipping", [(), ("--ship-files",)], ids=["read", "shipped"])
@@ -319,7 +320,7 @@ class _Recorder:
         return job
 
     def decide(self, group):  # type: ignore[no-untyped-def]
-        from indexer.imaging.tasks import Looked
+        from indexer.imaging.messages import Looked
         from indexer.pipeline.flow import Order
 
         return [

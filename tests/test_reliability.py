@@ -154,11 +154,10 @@ def test_a_decoder_dying_behind_a_reply_blames_its_own_picture(
     the next send, as a broken pipe there, maybe with the first reply still unread in
     the pipe; the crashing picture is blamed, and only it, every way."""
     from indexer.errors import Failure
-    from indexer.imaging.decoder import decode_request
+    from indexer.imaging.messages import DecodeInto, Target
     from indexer.imaging.slots import SlotRing
-    from indexer.imaging.tasks import Target
     from indexer.imaging.workers import DecoderPool
-    from indexer.settings import ModelSpec
+    from indexer.preparation import ModelSpec
 
     inject_faults(monkeypatch, "CRASH-THIS-DECODER")
     good = picture(tmp_path / "good.png")
@@ -173,7 +172,7 @@ def test_a_decoder_dying_behind_a_reply_blames_its_own_picture(
                 ticket: int, path: Path, pool: DecoderPool = pool, ring: SlotRing = ring
             ) -> None:
                 slot = [(Target(ModelSpec(), 8, 8), ring.address(ticket))]
-                pool.submit(decode_request(os.fsencode(path), None, slot), ticket)
+                pool.submit(DecodeInto.of(os.fsencode(path), None, slot), ticket)
 
             submit(0, good)
             submit(1, crash)
@@ -373,8 +372,7 @@ def test_looks_sent_together_fail_alone(tmp_path: Path, monkeypatch: pytest.Monk
     import xxhash
 
     from indexer.errors import Failure, Kind
-    from indexer.imaging.decoder import look_request
-    from indexer.imaging.tasks import Looked
+    from indexer.imaging.messages import Look, Looked
     from indexer.imaging.workers import LOOK_GROUP, DecoderPool
 
     (tmp_path / "elsewhere").mkdir()
@@ -387,7 +385,7 @@ def test_looks_sent_together_fail_alone(tmp_path: Path, monkeypatch: pytest.Monk
     names[1:1], names[4:4] = ["fifo.png"], ["folder.png"]
     with DecoderPool(1, 10**8, 2) as pool:
         for name in names:
-            pool.submit(look_request(os.fsencode(Path("..") / name)), name)
+            pool.submit(Look(os.fsencode(Path("..") / name)), name)
         replies: dict[object, object] = {}
         while pool.outstanding:
             replies.update(pool.collect())

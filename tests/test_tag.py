@@ -256,8 +256,8 @@ def test_io_binding_gives_the_same_scores(tmp_path: Path) -> None:
     import numpy as np
 
     from indexer.model_tables import ModelDef
+    from indexer.modelfile import read_model_file
     from indexer.models.runtime import RuntimeOptions, load
-    from indexer.settings import read_model_file
 
     declared = read_model_file(probe(tmp_path, settings="normalize = true\ninterpret = sigmoid\n"))
     model = ModelDef("probe", "probe", declared.onnx, declared.tags, declared.spec)
@@ -281,10 +281,10 @@ def test_pipeline_hands_results_back_in_order_on_the_calling_thread(
     from indexer.imaging.prepare import decode, fill, fit
     from indexer.imaging.workers import DecoderPool
     from indexer.model_tables import ModelDef
+    from indexer.modelfile import read_model_file
     from indexer.models.runtime import RuntimeOptions, load
     from indexer.pipeline.direct import Direct
     from indexer.pipeline.flow import Budget, run_pipeline
-    from indexer.settings import read_model_file
 
     declared = read_model_file(probe(tmp_path, settings="normalize = true\n"))
     model = ModelDef("probe", "probe", declared.onnx, declared.tags, declared.spec)
@@ -302,7 +302,7 @@ def test_pipeline_hands_results_back_in_order_on_the_calling_thread(
 
     steps = Direct[Path](str, 1, on_scores, on_error)
     with DecoderPool(2, 10**8, 60) as pool:
-        run_pipeline([tagger], paths, steps, pool, 3, Budget(2, 2))
+        run_pipeline([tagger], paths, steps, pool, 3, Budget(2))
     assert threads == {threading.get_ident()}
     assert [path for path, _ in seen] == paths
     for path, scores in seen:
@@ -317,9 +317,9 @@ def test_fp16_copy_is_converted_once_agrees_and_is_its_own_version(tmp_path: Pat
     import onnx
 
     from indexer.model_tables import ModelDef
+    from indexer.modelfile import read_model_file
     from indexer.models.runtime import RuntimeOptions, load
     from indexer.models.versions import identify
-    from indexer.settings import read_model_file
 
     probe(tmp_path, settings="normalize = true\n")
     (tmp_path / "deeptagger.toml").write_text(

@@ -10,8 +10,8 @@ from conftest import write_model
 
 from indexer.errors import ConfigError
 from indexer.model_tables import ModelDef
+from indexer.modelfile import read_model_file
 from indexer.models.versions import CACHE_FILE, identify
-from indexer.settings import read_model_file
 
 
 def definition(model: Path) -> ModelDef:

@@ -17,8 +17,8 @@ from indexer.core.index import Index
 from indexer.core.places import cache_folder as cache_folder
 from indexer.imaging.sniff import Pictures
 from indexer.model_tables import ModelDef
+from indexer.modelfile import refuse_bare_graph
 from indexer.models.runtime import RuntimeOptions, Tagger, parse_provider_option
-from indexer.settings import refuse_bare_graph
 from indexer.store.location import Location
 from indexer.store.records import Records
 

@@ -12,7 +12,7 @@ from indexer.config import Config
 from indexer.core import choosing
 from indexer.core.records import Exported, Rules
 from indexer.errors import UsageError
-from indexer.export.files import Written, kind_of, namer, write_sidecars
+from indexer.export.files import Written, namer, sidecar_format, write_sidecars
 from indexer.export.ownership import Ownership
 from indexer.export.selection import Edits, pictures
 from indexer.export.thresholds import Thresholds
@@ -30,7 +30,7 @@ NO_EDITS = Edits((), (), None)
 
 
 @dataclass(frozen=True)
-class Plan:
+class ExportPlan:
     """What an export prints: `model`'s results (`current`: its configured version)
     recorded at or after `since` (ns), the tags that pass `thresholds`."""
 
@@ -47,15 +47,17 @@ def plan(
     rules: Rules,
     since: int | None,
     current: Callable[[str], str | None],
-) -> Plan:
+) -> ExportPlan:
     """The model asked for (else the only one indexed) and its thresholds, checked before
     anything is printed or written."""
     model = choosing.indexed_model((m for m, _, _, _ in versions(conn)), asked)
     limits = choosing.thresholds(config, model, rules, categories(conn, model))
-    return Plan(model, current(model), limits, since)
+    return ExportPlan(model, current(model), limits, since)
 
 
-def records(conn: Connection, chosen: Plan, edits: Edits, with_paths: bool) -> Iterator[Exported]:
+def records(
+    conn: Connection, chosen: ExportPlan, edits: Edits, with_paths: bool
+) -> Iterator[Exported]:
     """Each picture with a tag that passes, by SHA-1; `with_paths`: with its files
     (reading every file's path first, which a sha1-only export does without)."""
     rows = scored(conn, chosen.model, chosen.current, chosen.thresholds.floor(), chosen.since)
@@ -73,7 +75,7 @@ def records(conn: Connection, chosen: Plan, edits: Edits, with_paths: bool) -> I
 
 def write(
     conn: Connection,
-    chosen: Plan,
+    chosen: ExportPlan,
     edits: Edits,
     fmt: str,
     out: str | None,
@@ -86,7 +88,7 @@ def write(
     rows = scored(conn, chosen.model, chosen.current, chosen.thresholds.floor(), chosen.since)
     items = pictures(rows, chosen.thresholds, edits)
     paths = paths_by_content(conn)
-    kind = kind_of(fmt, chosen.model, levels)
+    kind = sidecar_format(fmt, chosen.model, levels)
     where = namer(kind, out, paths, lambda: all_paths(conn))
     tagged = tagged_contents(conn, chosen.model, chosen.current, chosen.since)
     return write_sidecars(kind, items, tagged, paths, where, Ownership(replace_existing))

@@ -224,7 +224,7 @@ class Index:
         return self._exported(chosen, edits or exporting.NO_EDITS, with_paths)
 
     def _exported(
-        self, chosen: exporting.Plan, edits: Edits, with_paths: bool
+        self, chosen: exporting.ExportPlan, edits: Edits, with_paths: bool
     ) -> Iterator[Exported]:
         with self.reading() as conn:
             yield from exporting.records(conn, chosen, edits, with_paths)

@@ -10,7 +10,7 @@ from sqlalchemy import Connection
 from indexer.config import Config, threshold_or_default
 from indexer.core.records import ModelInfo, Models, RootStatus, Status, StoredVersion
 from indexer.errors import DtindexError
-from indexer.model_tables import ModelEntry, builtin_entry
+from indexer.model_tables import ModelTable, builtin_table
 from indexer.models.published import family
 from indexer.models.versions import identify
 from indexer.store.queries import coverage, failed_pictures, failures, roots_summary, totals
@@ -49,13 +49,13 @@ def models(
     is an index (`conn`), and the versions the index stores."""
     entries = list(config.models.values())
     if "palette" not in config.models:
-        entries.append(builtin_entry())
+        entries.append(builtin_table())
     scanned = {m.name for m in config.default_models()}
     infos = tuple(_info(entry, entry.name in scanned, cache, conn) for entry in entries)
     return Models(infos, tuple(stored))
 
 
-def _info(entry: ModelEntry, scanned: bool, cache: str, conn: Connection | None) -> ModelInfo:
+def _info(entry: ModelTable, scanned: bool, cache: str, conn: Connection | None) -> ModelInfo:
     """One model's facts: settings, version, and its coverage of the index."""
     try:
         definition = entry.resolve()

@@ -55,7 +55,7 @@ class Written:
 
 
 @dataclass(frozen=True)
-class Kind:
+class SidecarFormat:
     noun: str  # for the summary: "caption file", ...
     suffix: bytes
     update: Update
@@ -64,9 +64,9 @@ class Kind:
     left_out: set[str] = field(default_factory=set)  # tags the format cannot hold
 
 
-def kind_of(fmt: str, model: str, levels: tuple[str, ...]) -> Kind:
+def sidecar_format(fmt: str, model: str, levels: tuple[str, ...]) -> SidecarFormat:
     if fmt == "xmp":
-        kind = Kind(
+        kind = SidecarFormat(
             "XMP sidecar",
             xmp.SUFFIX,
             lambda target, tags, _: xmp.merge_sidecar(target, model, _xml_tags(kind, tags), levels),
@@ -75,14 +75,14 @@ def kind_of(fmt: str, model: str, levels: tuple[str, ...]) -> Kind:
         )
         return kind
     if fmt == "hydrus":
-        return Kind(
+        return SidecarFormat(
             "Hydrus sidecar",
             hydrus.SUFFIX,
             _whole(hydrus.hydrus_file),
             keeps_extension=True,
             merges=False,
         )
-    return Kind(
+    return SidecarFormat(
         "caption file",
         captions.SUFFIX,
         _whole(captions.caption_file),
@@ -101,7 +101,7 @@ def _whole(make: Callable[[list[Scored]], bytes]) -> Update:
     return update
 
 
-def _xml_tags(kind: Kind, tags: list[Scored]) -> list[Scored]:
+def _xml_tags(kind: SidecarFormat, tags: list[Scored]) -> list[Scored]:
     """`tags` but those holding a character XML 1.0 forbids (a control character from a
     tag list or `--replace`): no XML reader reads a sidecar holding one, so they are left
     out rather than changed into another tag, named once each, and the export exits 1."""
@@ -122,7 +122,7 @@ def _xml_tags(kind: Kind, tags: list[Scored]) -> list[Scored]:
 
 
 def namer(
-    kind: Kind, out: str | None, paths: Files, every_path: Callable[[], Iterable[bytes]]
+    kind: SidecarFormat, out: str | None, paths: Files, every_path: Callable[[], Iterable[bytes]]
 ) -> SidecarNamer:
     """Where `kind`'s files go; `every_path` (all indexed files) is read only for
     captions, which need it to know which stems are shared."""
@@ -133,7 +133,7 @@ def namer(
 
 
 def write_sidecars(
-    kind: Kind,
+    kind: SidecarFormat,
     items: Iterator[Picture],
     tagged: set[int],
     paths: Files,
@@ -160,7 +160,9 @@ def write_sidecars(
     )  # fmt: skip
 
 
-def _without_clashes(kind: Kind, paths: Files, where: SidecarNamer, counts: Counter[str]) -> Files:
+def _without_clashes(
+    kind: SidecarFormat, paths: Files, where: SidecarNamer, counts: Counter[str]
+) -> Files:
     """`paths` less the pictures whose file another picture's would be, each such file
     named on stderr: which picture's tags it held would be chance, so it is written for
     neither (the others still are), and the export exits 1."""
@@ -181,7 +183,7 @@ def _without_clashes(kind: Kind, paths: Files, where: SidecarNamer, counts: Coun
 
 
 def _write(
-    kind: Kind,
+    kind: SidecarFormat,
     where: SidecarNamer,
     files: list[tuple[bytes, bytes]],
     tags: list[Scored],
@@ -220,7 +222,7 @@ def _make_room(where: SidecarNamer, target: bytes) -> None:
         raise FileNotFoundError(errno.ENOENT, "the picture's folder is gone (run dtindex scan)")
 
 
-def _report(kind: Kind, counts: Counter[str], bare: int) -> None:
+def _report(kind: SidecarFormat, counts: Counter[str], bare: int) -> None:
     unchanged = f" ({counts['unchanged']} already up to date)" if counts["unchanged"] else ""
     log.info("wrote %s%s", plural(counts["written"], kind.noun), unchanged)
     if bare:

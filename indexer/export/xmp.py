@@ -130,14 +130,14 @@ def _only_bookkeeping(packet: Packet) -> bool:
     return unmarked.is_empty()
 
 
-class Plan(NamedTuple):
+class KeywordChanges(NamedTuple):
     remove: set[str]  # keywords
     add: list[str]
     unclaimed: set[str]  # records of the model
     claimed: list[str]
 
 
-def _plan(packet: Packet, field: Field, model: str, wanted: list[str]) -> Plan:
+def _plan(packet: Packet, field: Field, model: str, wanted: list[str]) -> KeywordChanges:
     """The keywords to remove from and add to `field`, and the records of `model` to
     drop and add: its keywords that no longer pass go unless another model also wrote
     them; a keyword the user had before dtindex wanted it is never claimed."""
@@ -153,4 +153,4 @@ def _plan(packet: Packet, field: Field, model: str, wanted: list[str]) -> Plan:
     claimed = [k for k in wanted if k not in present or k in mine or k in theirs]
     unclaimed = {f"{model}\t{k}" for k in mine - set(claimed)}
     newly = [f"{model}\t{k}" for k in claimed if k not in mine]
-    return Plan(remove, add, unclaimed, newly)
+    return KeywordChanges(remove, add, unclaimed, newly)

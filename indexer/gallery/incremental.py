@@ -31,13 +31,13 @@ from indexer.gallery.headway import Ledger, Listener, Silent
 from indexer.gallery.jobs import Counts, ReadJob, TagJob, count_read
 from indexer.gallery.waiting import wait_for_others
 from indexer.gallery.writer import ResultWriter
-from indexer.imaging.decoder import Reply
-from indexer.imaging.tasks import Looked, Skipped
+from indexer.imaging.messages import Looked, Reply, Skipped
 from indexer.imaging.workers import DecoderPool
 from indexer.models.runtime import Tagger
 from indexer.pipeline.fanout import Cluster
-from indexer.pipeline.flow import Budget, Order, run_pipeline
+from indexer.pipeline.flow import Budget, Order
 from indexer.pipeline.inference import Timings
+from indexer.pipeline.runner import Local, Runner
 from indexer.store.claims import claim_pairs, reap, release_claims, release_pairs
 from indexer.store.intake import add_contents, put_files
 from indexer.store.location import location_of
@@ -69,9 +69,10 @@ class Indexer:
         cluster: Cluster | None = None,
     ) -> None:
         self.engine, self.taggers, self.config, self.batch = engine, taggers, config, batch
-        self.stop, self.retry_failed, self.cluster = stop, retry_failed, cluster
+        self.stop, self.retry_failed = stop, retry_failed
         self.listener: Listener = progress or Silent()
         self.budget = Budget.for_machine(config.decoders)
+        self.runner: Runner = cluster or Local(self.budget)
         self.decoders = DecoderPool(self.budget.decoders, config.max_pixels, config.decode_timeout)
         self.conn = engine.connect()
         self.index = Records(self.conn)
@@ -277,13 +278,8 @@ class Indexer:
         self._run(waiting)
 
     def _run(self, jobs: Sequence[ReadJob] | Sequence[TagJob]) -> None:
-        timings, idle = self.timings, self.index.commit
-        if self.cluster is not None:  # decoding and models on Ray; the same steps here
-            self.cluster.run(self.taggers, jobs, self, self.decoders, self.batch,
-                             stop=self.stop, timings=timings, idle=idle)  # fmt: skip
-        else:
-            run_pipeline(self.taggers, jobs, self, self.decoders, self.batch, self.budget,
-                         stop=self.stop, timings=timings, idle=idle)  # fmt: skip
+        self.runner.run(self.taggers, jobs, self, self.decoders, self.batch,
+                        stop=self.stop, timings=self.timings, idle=self.index.commit)  # fmt: skip
         self.writer.flush()  # the run's results are in before it is counted or read
 
     def _pending(self) -> list[TagJob]:

@@ -24,7 +24,7 @@ Found = dict[bytes, tuple[int, Stat]]
 
 
 @dataclass
-class Plan:
+class ScanPlan:
     """What a scan has to do after comparing."""
 
     reads: list[ReadJob] = field(default_factory=list)
@@ -42,7 +42,7 @@ def check_root(root: Path) -> bytes:
 
 
 def _classify(
-    plan: Plan,
+    plan: ScanPlan,
     counts: Counts,
     found: Found,
     known: dict[bytes, FileRow],
@@ -90,8 +90,8 @@ def plan_scan(
     settings: ScanConfig,
     counts: Counts,
     allow_empty: bool = False,
-) -> Plan:
-    plan = Plan()
+) -> ScanPlan:
+    plan = ScanPlan()
     found: Found = {}
     known: dict[bytes, FileRow] = {}
     walks: list[Walk] = []
@@ -128,11 +128,11 @@ def plan_paths(
     roots: dict[bytes, int],
     settings: ScanConfig,
     counts: Counts,
-) -> Plan:
+) -> ScanPlan:
     """Compare only `paths` (files or folders that changed) with the index, and every
     other name the index has for a file found there: a picture saved through one name of
     a hard link is changed under all of them, and only that one had an event."""
-    plan, seen = Plan(), _Seen()
+    plan, seen = ScanPlan(), _Seen()
     for path in paths:
         _look(index, path, roots, settings, seen)
     inodes = sorted({(stat.device, stat.inode) for _, stat in seen.found.values()})
@@ -165,7 +165,7 @@ def _look(
         return  # gone again: the index rows for it count as vanished
 
 
-def apply_moves(index: Records, plan: Plan, counts: Counts) -> None:
+def apply_moves(index: Records, plan: ScanPlan, counts: Counts) -> None:
     """Remove the vanished files, move the moved ones. A vanished file that a read may
     find again elsewhere goes too (counted when its bytes are read: `jobs.count_read`), so a
     scan stopped before that read leaves nothing the next one would trust."""

@@ -7,17 +7,17 @@ Python), which caps a scan near a thousand pictures per second whatever the GPU 
 Here each batch's score matrix goes through a pipe to a writer process, which selects
 the scores worth keeping and writes them with the batch's taggings and claim releases in
 one transaction of its own connection, as `Records.record_scores` always did. The
-matrix (2.3 MB for a WD batch of 64) crosses as pickle's out-of-band buffers, written
-to the pipe straight from the array (`_write`, `_read`): pickled into one message, it
-was copied twice more on the scan's side, about 0.5 ms of its CPU a batch.
+matrix (2.3 MB for a WD batch of 64) crosses out of band, written to the pipe straight
+from the array (`messages.send`): pickled into one message, it was copied twice more on
+the scan's side, about 0.5 ms of its CPU a batch.
 
 Rules that keep the index true:
 - The scan commits its own transaction before anything that can wait on the writer (a
   send into a full pipe, a flush), so the two never wait on each other's locks.
 - The scan flushes at the end of every run and before it reads what is settled, so a
   run's counts, and an exit status, are given only once its results are committed.
-- A failed write (a full disk) is sent back and raised in the scan as the database's own
-  error; the writer stops there, and the rest of the run's results stay unclaimed for
+- A failed write (a full disk) is sent back (a `Failure`) and raised in the scan as the
+  database's own error; the writer stops there, and the rest of the run's results stay unclaimed for
   the next scan.
 - The writer ignores the stop signals a process group gets (the scan decides how to
   stop) and, when the scan dies, commits what it was sent and exits: every batch it has
@@ -28,20 +28,27 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import pickle
 import queue
-import signal
 import threading
 from collections.abc import Sequence
 from multiprocessing.connection import Connection
-from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
-from indexer.errors import StoreError
-from indexer.imaging.spawning import STOP_SIGNALS, Worker, start_worker
+from indexer.errors import Failure, Kind, StoreError
+from indexer.imaging.messages import (
+    Close,
+    Flush,
+    Flushed,
+    Message,
+    Ready,
+    Scores,
+    receive,
+    send,
+)
+from indexer.imaging.spawning import Worker, ignore_stop_signals, start_worker
 from indexer.store.connect import reopen
 from indexer.store.location import Location
 from indexer.store.records import Records
@@ -100,7 +107,7 @@ class ResultWriter:
             self._records.record_scores(version_id, content_ids, matrix, floor, embeddings)
             return
         self._records.commit()
-        self._send(("scores", version_id, list(content_ids), matrix, floor, embeddings))
+        self._send(Scores(version_id, tuple(content_ids), matrix, floor, embeddings))
 
     def flush(self) -> None:
         """Wait until everything handed over is committed; raise what went wrong."""
@@ -109,8 +116,8 @@ class ResultWriter:
             return
         self._flushes += 1
         token = self._flushes
-        self._send(("flush", token))
-        while self._receive() != ("flushed", token):
+        self._send(Flush(token))
+        while self._receive() != Flushed(token):
             pass
 
     def close(self) -> None:
@@ -123,7 +130,7 @@ class ResultWriter:
         try:
             self.flush()
             if self._ready:
-                self._send(("close",))
+                self._send(Close())
         finally:
             self._stop(kill=not self._ready)  # one not ready yet was sent nothing
 
@@ -151,25 +158,25 @@ class ResultWriter:
             self._process.join()
 
     # -- the pipe ---------------------------------------------------------------
-    def _send(self, message: tuple[Any, ...]) -> None:
+    def _send(self, message: Message) -> None:
         assert self._conn is not None
         try:
-            _write(self._conn, message)
+            send(self._conn, message)
         except OSError:  # the writer is gone: what it said, else that it died
             self._drain()
             raise self._died() from None
 
-    def _receive(self) -> tuple[Any, ...]:
+    def _receive(self) -> Message:
         assert self._conn is not None
         if not self._conn.poll(_PATIENCE_S):
             raise WriterFailed(f"the index writer has not answered in {_PATIENCE_S:g} s")
         try:
-            reply: tuple[Any, ...] = self._conn.recv()
+            reply = receive(self._conn)
         except (EOFError, OSError):
             raise self._died() from None
-        if reply[0] == "error":
-            raise _as_database_error(reply[1])
-        if reply[0] == "ready":
+        if isinstance(reply, Failure):
+            raise _as_database_error(reply.reason)
+        if isinstance(reply, Ready):
             self._ready = True
             log.debug("index writer ready (pid %d)", self._process.pid if self._process else 0)
         return reply
@@ -185,31 +192,10 @@ class ResultWriter:
 
     def _died(self) -> WriterFailed:
         assert self._process is not None
-        self._process.join(5)
-        code = self._process.exitcode
-        how = f"signal {signal.Signals(-code).name}" if code and code < 0 else f"exit {code}"
         return WriterFailed(
-            f"the index writer died ({how}); results not yet stored are tagged again by "
-            "the next scan"
+            f"the index writer died ({self._process.ended()}); results not yet stored are "
+            "tagged again by the next scan"
         )
-
-
-def _write(conn: Connection, message: tuple[Any, ...]) -> None:
-    """One message to the writer: the count of its out-of-band buffers and its pickle,
-    then each buffer (an array's bytes, not copied), as `_read` takes them."""
-    buffers: list[pickle.PickleBuffer] = []
-    head = pickle.dumps(message, pickle.HIGHEST_PROTOCOL, buffer_callback=buffers.append)
-    conn.send_bytes(bytes([len(buffers)]) + head)
-    for buffer in buffers:
-        conn.send_bytes(buffer.raw())
-
-
-def _read(conn: Connection) -> tuple[Any, ...]:
-    """A message `_write` sent; its arrays are read-only views of the bytes received."""
-    head = conn.recv_bytes()
-    buffers = [conn.recv_bytes() for _ in range(head[0])]
-    message: tuple[Any, ...] = pickle.loads(memoryview(head)[1:], buffers=buffers)
-    return message
 
 
 def _as_database_error(text: str) -> OperationalError:
@@ -219,57 +205,56 @@ def _as_database_error(text: str) -> OperationalError:
 
 # -- the writer process ----------------------------------------------------------------
 def _serve(conn: Connection, where: Location) -> None:
-    for signum in STOP_SIGNALS:
-        signal.signal(signum, signal.SIG_IGN)
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
-    inbox: queue.Queue[tuple[Any, ...] | None] = queue.Queue(_AHEAD)
+    ignore_stop_signals()  # they started blocked (see imaging.spawning)
+    inbox: queue.Queue[Message | None] = queue.Queue(_AHEAD)
     threading.Thread(target=_receive_into, args=(conn, inbox), daemon=True).start()
     engine = reopen(where)
     with engine.connect() as db:
         records = Records(db)
-        _reply(conn, ("ready",))
+        _reply(conn, Ready())
         try:
             _write_all(inbox, records, conn)
         except SQLAlchemyError as exc:
             db.rollback()
             detail = getattr(exc, "orig", None) or exc
-            _reply(conn, ("error", str(detail)))
+            _reply(conn, Failure(str(detail), Kind.IO))
     engine.dispose()
 
 
-def _receive_into(conn: Connection, inbox: queue.Queue[tuple[Any, ...] | None]) -> None:
+def _receive_into(conn: Connection, inbox: queue.Queue[Message | None]) -> None:
     """Read the pipe as fast as it fills, so a send waits only when the inbox is full;
     None when the scan is gone (its end of the pipe closed)."""
     while True:
         try:
-            message = _read(conn)
+            message = receive(conn)
         except (EOFError, OSError):
             inbox.put(None)
             return
         inbox.put(message)
-        if message[0] == "close":
+        if isinstance(message, Close):
             return
 
 
-def _write_all(
-    inbox: queue.Queue[tuple[Any, ...] | None], records: Records, conn: Connection
-) -> None:
+def _write_all(inbox: queue.Queue[Message | None], records: Records, conn: Connection) -> None:
     while True:
         message = inbox.get()
-        if message is None or message[0] == "close":
+        if message is None or isinstance(message, Close):
             records.commit()
             return
-        if message[0] == "flush":
+        if isinstance(message, Flush):
             records.commit()
-            _reply(conn, ("flushed", message[1]))
+            _reply(conn, Flushed(message.token))
             continue
-        _, version_id, content_ids, matrix, floor, embeddings = message
-        for start in range(0, len(content_ids), _CHUNK):
+        assert isinstance(message, Scores)
+        ids, embeddings = message.content_ids, message.embeddings
+        for start in range(0, len(ids), _CHUNK):
             part = slice(start, start + _CHUNK)
             vectors = None if embeddings is None else embeddings[part]
-            records.record_scores(version_id, content_ids[part], matrix[part], floor, vectors)
+            records.record_scores(
+                message.version_id, ids[part], message.matrix[part], message.floor, vectors
+            )
 
 
-def _reply(conn: Connection, message: tuple[Any, ...]) -> None:
+def _reply(conn: Connection, message: Message) -> None:
     with contextlib.suppress(OSError):  # the scan is gone; what was written is committed
-        conn.send(message)
+        send(conn, message)

@@ -29,7 +29,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from indexer.errors import DecodeError, Kind
 from indexer.imaging.codecs import fast_decode, orientation
 from indexer.imaging.plugins import ensure_decoder
-from indexer.settings import ModelSpec
+from indexer.preparation import ModelSpec
 
 Cover = Callable[[int, int], tuple[int, int]]
 

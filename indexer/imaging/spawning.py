@@ -12,7 +12,7 @@ pipe it inherits), so the tracker unlinks the rings if the parent is killed.
 
 A service manager (and Ctrl-C) signals the whole process group. A worker starts with
 SIGINT, SIGTERM and SIGHUP blocked (the mask is inherited through fork and exec) until it
-has set them to be ignored (`decoder.serve`). In the parent, blocking them in the main
+has set them to be ignored (`ignore_stop_signals`). In the parent, blocking them in the main
 thread is not enough: another thread (ONNX Runtime's pool) takes the signal, and Python
 runs its handler in the main thread between two statements of the start, after the child
 exists but before it has been sent what to run. So Python's handlers are held too, and
@@ -60,6 +60,12 @@ class Worker:
         """None while it runs; minus the signal's number if one ended it."""
         return self._popen.poll()
 
+    def ended(self) -> str:
+        """How it ended, for a message: "signal SIGKILL", "exit 1" (waited for up to 5 s)."""
+        self.join(5)
+        code = self.exitcode
+        return f"signal {signal.Signals(-code).name}" if code and code < 0 else f"exit {code}"
+
     def is_alive(self) -> bool:
         return self._popen.poll() is None
 
@@ -104,6 +110,15 @@ def run_worker(conn: Connection, tracker: int) -> None:
     resource_tracker._resource_tracker._fd = tracker  # type: ignore[attr-defined]
     target, args = conn.recv()
     target(conn, *args)
+
+
+def ignore_stop_signals() -> None:
+    """In a worker, first thing: the stop signals a process group gets are ignored (its
+    parent decides how to stop, and kills it), and only then unblocked, so one sent
+    while the worker started (blocked since: see above) is dropped too."""
+    for signum in STOP_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
 
 
 def _held(start: Callable[[], subprocess.Popen[bytes]]) -> subprocess.Popen[bytes]:

@@ -14,7 +14,6 @@ import hashlib
 import io
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import xxhash
@@ -23,42 +22,10 @@ from PIL import Image
 
 from indexer.errors import DecodeError, os_error_kind
 from indexer.imaging.codecs import orientation
+from indexer.imaging.messages import Looked, Skipped, Target
 from indexer.imaging.plugins import ensure_decoder
 from indexer.imaging.prepare import decode, fill, fit, fitted_size
 from indexer.imaging.slots import SlotAddress, SlotWriter
-from indexer.settings import ModelSpec
-
-
-@dataclass(frozen=True)
-class Target:
-    """One model's input geometry: the picture is fitted once per target."""
-
-    spec: ModelSpec
-    height: int
-    width: int
-
-
-@dataclass(frozen=True)
-class Looked:
-    """A file as read: its hashes, its stat while it held still, its displayed size."""
-
-    xxh128: str
-    sha1: str
-    size: int
-    mtime_ns: int
-    inode: int
-    device: int
-    ctime_ns: int
-    width: int | None
-    height: int | None
-
-
-@dataclass(frozen=True)
-class Skipped:
-    """The file went away or changed under us: nothing is recorded, the next scan looks."""
-
-    reason: str
-    vanished: bool = False
 
 
 class Unstable(Exception):

@@ -2,7 +2,7 @@
 
 The main process sends small requests (a path to look at, or a path to decode into
 batch slots) and reads small replies; file bytes and pixels stay in the workers. Each
-worker holds up to `depth` requests (the pipeline sets it to a batch's share), so it
+worker holds up to `depth` requests (a batch's share: `hold_batches_of`), so it
 keeps working while the main process runs a batch or writes to the index. The pool is
 driven from one thread: `submit` queues, `collect` waits for replies. A worker that dies
 (a segfault in a codec) or overruns the per-picture time limit is replaced; only the
@@ -12,19 +12,19 @@ picture it was on fails, and the requests queued behind it go to another worker.
 from __future__ import annotations
 
 import math
-import pickle
 import select
-import signal
 import time
 import weakref
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import TypeVar, cast
 
 from indexer.errors import Failure, Kind
-from indexer.imaging.decoder import Reply, Request, look_request, looks_request, serve
+from indexer.imaging.decoder import serve
 from indexer.imaging.frames import Inbox
+from indexer.imaging.messages import Look, LookedMany, LookMany, Reply, Request, decode, encode
 from indexer.imaging.slots import SlotRing
 from indexer.imaging.spawning import Worker, start_worker
 
@@ -32,6 +32,7 @@ from indexer.imaging.spawning import Worker, start_worker
 # costs the main process a wake-up and a reply's reading, as a decode does, and looks
 # are mostly quick (benchmarks/pipeline.py, issue 13).
 LOOK_GROUP = 8
+T = TypeVar("T")
 
 
 @dataclass(eq=False)
@@ -63,20 +64,10 @@ class _Worker:
         self.process.join(5)
 
 
-def _reply(status: str, payload: Any) -> Reply:
-    if status == "error":
-        message, kind, needs = payload
-        return Failure(str(message), Kind(kind), needs)
-    return payload  # type: ignore[no-any-return]
-
-
 def _crashed(worker: _Worker) -> Failure:
     """Why a dead worker's request failed. Seen as a closed pipe on receive, or as a
     broken pipe on the next send (it replied, then died on the request behind)."""
-    worker.process.join(5)
-    code = worker.process.exitcode
-    how = f"signal {signal.Signals(-code).name}" if code and code < 0 else f"exit {code}"
-    return Failure(f"decoder crashed ({how}); picture skipped", Kind.CRASH)
+    return Failure(f"decoder crashed ({worker.process.ended()}); picture skipped", Kind.CRASH)
 
 
 def _shut(workers: list[_Worker], rings: dict[tuple[object, ...], SlotRing]) -> None:
@@ -103,6 +94,12 @@ class DecoderPool:
         # or at the interpreter's exit: its rings unlinked, its workers stopped.
         weakref.finalize(self, _shut, self._workers, self._rings)
 
+    def hold_batches_of(self, batch: int) -> None:
+        """Let each worker hold its share of a batch of `batch` pictures, and one more.
+        On the CPU a batch runs inline and nothing is sent meanwhile: every decoder must
+        already hold its share of the next batch, or the model waits for it."""
+        self.depth = max(2, min(64, -(-batch // self.size) + 1))
+
     def ring(self, key: object, shape: tuple[int, ...], batch: int, depth: int) -> SlotRing:
         """The shared-memory ring for `key` (a model's place in a run), kept between runs."""
         full_key = (key, shape, batch, depth)
@@ -112,6 +109,21 @@ class DecoderPool:
 
     def submit(self, request: Request, ticket: object, urgent: bool = False) -> None:
         (self._urgent if urgent else self._queued).append((ticket, request))
+
+    def answer_all(self, requests: Iterable[tuple[Request, T]]) -> list[tuple[T, Reply]]:
+        """Each request's reply with its ticket, as they come: for a caller with a set of
+        pictures to look at or decode and nothing to do meanwhile. (The pipeline, which
+        runs batches while decoders work, drives `submit` and `collect` itself.)"""
+        for request, ticket in requests:
+            self.submit(request, ticket)
+        replies: list[tuple[T, Reply]] = []
+        try:
+            while self.outstanding:
+                replies.extend(cast(list[tuple[T, Reply]], self.collect()))
+        finally:
+            if self.outstanding:
+                self.forget()
+        return replies
 
     @property
     def outstanding(self) -> int:
@@ -153,14 +165,13 @@ class DecoderPool:
             self._lost(worker, replies, _crashed(worker))
             return
         for frame in frames:
-            status, payload = pickle.loads(frame)
+            reply = decode(frame)
             ticket, _ = worker.sent.popleft()
             if isinstance(ticket, _Looks):
-                replies.extend(
-                    zip(ticket.tickets, [_reply(*look) for look in payload], strict=True)
-                )
+                assert isinstance(reply, LookedMany)
+                replies.extend(zip(ticket.tickets, reply.replies, strict=True))
             else:
-                replies.append((ticket, _reply(status, payload)))
+                replies.append((ticket, reply))  # type: ignore[arg-type]
         if frames:
             worker.since = now
 
@@ -171,10 +182,9 @@ class DecoderPool:
         if again:
             ticket, _ = again.pop(0)
             if isinstance(ticket, _Looks):
-                alone = [
-                    (t, look_request(p)) for t, p in zip(ticket.tickets, ticket.paths, strict=True)
+                again[:0] = [
+                    (t, Look(p)) for t, p in zip(ticket.tickets, ticket.paths, strict=True)
                 ]
-                again[:0] = alone
             else:
                 replies.append((ticket, why))
         self._urgent.extendleft(reversed(again))
@@ -186,19 +196,18 @@ class DecoderPool:
             return self._urgent.popleft()
         queued = self._queued
         ticket, request = queued.popleft()
-        if request[0] != "look" or not queued or queued[0][1][0] != "look":
+        if not isinstance(request, Look) or not queued or not isinstance(queued[0][1], Look):
             return ticket, request
         share = min(LOOK_GROUP, -(-(len(queued) + 1) // self.size))
-        tickets, paths = [ticket], [request[1]]
-        while len(paths) < share and queued and queued[0][1][0] == "look":
-            ticket, request = queued.popleft()
+        tickets, paths = [ticket], [request.path]
+        while len(paths) < share and queued and isinstance(queued[0][1], Look):
+            ticket, look = queued.popleft()
+            assert isinstance(look, Look)
             tickets.append(ticket)
-            paths.append(request[1])
-        return (
-            (_Looks(tickets, paths), looks_request(paths))
-            if len(paths) > 1
-            else (tickets[0], request)
-        )
+            paths.append(look.path)
+        if len(paths) == 1:
+            return ticket, request
+        return _Looks(tickets, paths), LookMany(tuple(paths))
 
     def _least_busy(self) -> _Worker | None:
         """The worker with the fewest requests, if it can take one more; a new worker
@@ -220,8 +229,8 @@ class DecoderPool:
             if not worker.sent:
                 worker.since = time.monotonic()
             worker.sent.append((ticket, request))
-            try:  # a plain pickle, 3 us less a request: none holds handles to reduce
-                worker.conn.send_bytes(pickle.dumps(request, pickle.HIGHEST_PROTOCOL))
+            try:  # as bytes: Connection.send's pickler would look for handles to reduce
+                worker.conn.send_bytes(encode(request))
             except (OSError, ValueError):  # it died: its first unanswered request did it
                 worker.sent.pop()
                 self._urgent.appendleft((ticket, request))

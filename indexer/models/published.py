@@ -16,7 +16,7 @@ from pathlib import Path
 
 from indexer.errors import ConfigError, ModelError
 from indexer.models.deepghs import read_category_thresholds, read_preprocess
-from indexer.settings import ModelSpec, parse_settings
+from indexer.preparation import ModelSpec, parse_settings
 
 WD = {"shape": "nhwc", "channels": "bgr", "normalize": False, "pad": "white", "size": 448}
 ML = {

@@ -24,9 +24,9 @@ from indexer.imaging.prepare import input_shape
 from indexer.model_tables import ModelDef
 from indexer.models.taglist import TagList
 from indexer.models.trial import check_batch_rows
-from indexer.models.variants import KINDS, variant_graph
+from indexer.models.variants import VARIANTS_BY_NAME, variant_graph
 from indexer.models.versions import identify, onnx_digest
-from indexer.settings import ModelSpec
+from indexer.preparation import ModelSpec
 
 log = logging.getLogger("dtindex")
 
@@ -231,7 +231,7 @@ def load(model: ModelDef, options: RuntimeOptions) -> Tagger:
             "%s: a GPU provider is installed but the session fell back to CPU%s",
             model.name, f" ({preload_said})" if preload_said else "",
         )  # fmt: skip
-    variant = KINDS.get(model.variant)
+    variant = VARIANTS_BY_NAME.get(model.variant)
     if variant and variant.for_gpu != any(p in GPU_PROVIDERS for p in used):
         log.warning("%s: %s", model.name, variant.misplaced)
     return _checked(model, tags, version, session)

@@ -86,8 +86,8 @@ INT8 = Variant(
     misplaced="int8 is meant for the CPU; on a GPU use fp32 or fp16",
 )
 # int8 first: the copy for machines without a GPU, the ones `model check` is mostly for.
-KINDS = {variant.name: variant for variant in (INT8, FP16)}
-assert set(KINDS) == set(VARIANTS), "indexer.config.VARIANTS names the same copies"
+VARIANTS_BY_NAME = {variant.name: variant for variant in (INT8, FP16)}
+assert set(VARIANTS_BY_NAME) == set(VARIANTS), "indexer.config.VARIANTS names the same copies"
 
 
 def unavailable(name: str) -> str | None:
@@ -100,7 +100,7 @@ def unavailable(name: str) -> str | None:
 
 
 def _install(name: str, missing: str) -> str:
-    extra = KINDS[name].extra
+    extra = VARIANTS_BY_NAME[name].extra
     return (
         f"{name} = true needs the onnx package ({missing} is missing): "
         f"pip install 'dtindex[{extra}]'"
@@ -141,7 +141,7 @@ def _cache_folder(cached: Path | None, name: str) -> Path | None:
 
 def _convert(name: str, onnx_file: Path, target: Path) -> None:
     try:
-        KINDS[name].convert(onnx_file, target)
+        VARIANTS_BY_NAME[name].convert(onnx_file, target)
     except ImportError as exc:
         raise ModelError(f"{onnx_file}: {_install(name, exc.name or 'onnx')}") from None
     except Exception as exc:  # onnx and the converters raise many untyped errors

@@ -16,7 +16,7 @@ from indexer.config import Config
 from indexer.errors import DtindexError, ModelError
 from indexer.model_tables import ModelDef
 from indexer.models.taglist import TagList, read_taglist
-from indexer.settings import ModelSpec
+from indexer.preparation import ModelSpec
 
 CACHE_FILE = "onnx-digests.json"
 CACHE_ENTRIES = 200

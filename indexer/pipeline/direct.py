@@ -10,8 +10,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from indexer.errors import Failure
-from indexer.imaging.decoder import Reply
-from indexer.imaging.tasks import Skipped
+from indexer.imaging.messages import Reply, Skipped
 from indexer.pipeline.flow import Order
 
 J = TypeVar("J")

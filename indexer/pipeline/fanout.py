@@ -18,7 +18,6 @@ with `ship`, the driver reads each window's files and sends their bytes.
 from __future__ import annotations
 
 import logging
-import pickle
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -27,15 +26,15 @@ from typing import Any, Generic, TypeVar
 
 import numpy as np
 
-from indexer.errors import DecodeError, Failure, Kind, ScanError, UsageError
-from indexer.imaging.decoder import Reply, look_request
-from indexer.imaging.tasks import Skipped, Target, read_decided
+from indexer.errors import DecodeError, Failure, ScanError, UsageError
+from indexer.imaging.messages import Look, Reply, Skipped, Target, decode, encode
+from indexer.imaging.tasks import read_decided
 from indexer.imaging.workers import DecoderPool
 from indexer.models.runtime import RuntimeOptions, Tagger
 from indexer.pipeline import windows
-from indexer.pipeline.flow import GROUP, STOP_CHECK_S, Order, Steps
+from indexer.pipeline.flow import GROUP, Order, Steps
 from indexer.pipeline.inference import Inference, Outcome, Timings
-from indexer.pipeline.remote import FAILED, SCORED, SKIPPED, VANISHED, Columns, Decode, Infer
+from indexer.pipeline.remote import FAILED, SCORED, Columns, Decode, Infer
 
 log = logging.getLogger("dtindex")
 J = TypeVar("J")
@@ -150,14 +149,14 @@ class Cluster:
 
 
 def _read_to_ship(path: bytes, expect: str | None) -> tuple[bytes, bytes]:
-    """A file's bytes to send to the workers, or (pickled) why they cannot be read: the
+    """A file's bytes to send to the workers, or (encoded) why they cannot be read: the
     reasons a worker reading the file itself would give."""
     try:
         data = read_decided(path, expect is not None)  # the worker checks it (unchanged)
     except DecodeError as exc:
-        return b"", pickle.dumps(Failure(str(exc), exc.kind, exc.needs))
+        return b"", encode(Failure(str(exc), exc.kind, exc.needs))
     if isinstance(data, Skipped):
-        return b"", pickle.dumps(data)
+        return b"", encode(data)
     return data, b""
 
 
@@ -213,25 +212,16 @@ def _decided(
     until `size` orders want a model or the jobs run out; `between` runs after each group
     (it hands over what the cluster has sent meanwhile)."""
     orders: list[Order[J]] = []
-    try:
-        while len(orders) < size and (stop is None or not stop.is_set()):
-            group = [_Looking(job) for job in islice(source, min(GROUP, size - len(orders)))]
-            if not group:
-                break
-            for entry in group:
-                path = steps.look(entry.job)
-                if path is not None:
-                    pool.submit(look_request(path), entry)
-            while pool.outstanding:
-                for ticket, reply in pool.collect(STOP_CHECK_S):
-                    assert isinstance(ticket, _Looking)
-                    ticket.reply = reply
-            decided = steps.decide([(entry.job, entry.reply) for entry in group])
-            orders.extend(order for order in decided if order.wanted)
-            between()
-    finally:
-        if pool.outstanding:
-            pool.forget()
+    while len(orders) < size and (stop is None or not stop.is_set()):
+        group = [_Looking(job) for job in islice(source, min(GROUP, size - len(orders)))]
+        if not group:
+            break
+        looks = [(Look(path), e) for e in group if (path := steps.look(e.job)) is not None]
+        for entry, reply in pool.answer_all(looks):
+            entry.reply = reply
+        decided = steps.decide([(entry.job, entry.reply) for entry in group])
+        orders.extend(order for order in decided if order.wanted)
+        between()
     return orders
 
 
@@ -245,16 +235,10 @@ def _deliver(
     """Hand one block of results to the steps: pictures not decoded, then each model's."""
     seqs = [int(s) for s in block["seq"]]
     for row, seq in enumerate(seqs):
-        reason, kind = str(block["why"][row]), str(block["kind"][row])
-        if not reason:
-            continue
-        why: Failure | Skipped
-        if kind in (SKIPPED, VANISHED):
-            why = Skipped(reason, vanished=kind == VANISHED)
-        else:
-            needs = int(block["needs"][row])
-            why = Failure(reason, Kind(kind), None if needs < 0 else needs)
-        steps.unprepared(orders[seq], why)
+        if block["failed"][row]:
+            why = decode(block["failed"][row])
+            assert isinstance(why, Failure | Skipped)
+            steps.unprepared(orders[seq], why)
     timings.model_s += float(np.sum(block["seconds"]))
     index = 0
     while f"state{index}" in block:
@@ -275,6 +259,7 @@ def _outcomes(block: Columns, i: int, seqs: list[int], orders: list[Order[J]]) -
             None,
         ))  # fmt: skip
     for row in (int(r) for r in np.flatnonzero(state == FAILED)):
-        failure = Failure(str(block[f"reason{i}"][row]), Kind(str(block[f"fkind{i}"][row])))
+        failure = decode(block[f"failed{i}"][row])
+        assert isinstance(failure, Failure)
         outcomes.append(([orders[seqs[row]].job], None, None, failure))
     return outcomes

@@ -22,8 +22,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from indexer.errors import Failure
-from indexer.imaging.decoder import Reply, decode_request, look_request
-from indexer.imaging.tasks import Skipped
+from indexer.imaging.messages import Decoded, DecodeInto, Look, Reply, Skipped
 from indexer.imaging.workers import DecoderPool
 from indexer.models.runtime import Tagger
 from indexer.pipeline.inference import Inference, Timings
@@ -34,11 +33,12 @@ STOP_CHECK_S = 0.2  # a signal cannot wake a wait on pipes: look at the stop fla
 # Looked jobs are decided in groups of this many (a few statements per group), or sooner
 # when the decoders would otherwise run out of pictures to decode.
 GROUP = 64
+AHEAD = 2  # batches' worth of jobs looked at ahead of the one being filled
 
 
 @dataclass(frozen=True)
 class Budget:
-    """Decoder processes, how far ahead they look, and how many batches a ring holds.
+    """Decoder processes, and how many batches a ring holds.
 
     One decoder process per core, and ONNX Runtime's intra-op pool on every core with
     spinning off (see `models.load`): decoders block once the window ahead is full, and
@@ -48,7 +48,6 @@ class Budget:
     """
 
     decoders: int
-    ahead: int = 2  # batches looked at ahead of the one being filled
 
     @classmethod
     def for_machine(cls, decoders: int = 0) -> Budget:
@@ -163,11 +162,9 @@ class _Flow(Generic[J]):
         # counting them at every turn of the loop cost a scan microseconds per reply.
         self.answered_head = 0
         self.orders: deque[Order[J]] = deque()
-        self.window = max(budget.decoders * 8, batch * budget.ahead, 2 * GROUP)
+        self.window = max(budget.decoders * 8, batch * AHEAD, 2 * GROUP)
         self.decoders = budget.decoders
-        # On the CPU a batch runs inline and nothing is sent meanwhile: every decoder
-        # must already hold its share of the next batch, or the model waits for it.
-        pool.depth = max(2, min(64, -(-batch // budget.decoders) + 1))
+        pool.hold_batches_of(batch)
         self.decoding = 0  # decode requests not answered yet
 
     def stopping(self) -> bool:
@@ -197,7 +194,7 @@ class _Flow(Generic[J]):
             if path is None:
                 entry.answered = True
             else:
-                self.pool.submit(look_request(path), entry)
+                self.pool.submit(Look(path), entry)
             self.looking.append(entry)
             if entry.answered and self.answered_head == len(self.looking) - 1:
                 self.answered_head += 1
@@ -224,7 +221,7 @@ class _Flow(Generic[J]):
                 batch, position, address = self.lanes[i].place(order.job)
                 places.append((batch, position))
                 targets.append((self.lanes[i].target, address))
-            request = decode_request(order.path, order.expect, targets)
+            request = DecodeInto.of(order.path, order.expect, targets)
             self.pool.submit(request, _Decoding(order, places), urgent=True)
             self.decoding += 1
 
@@ -274,7 +271,7 @@ class _Flow(Generic[J]):
             return
         assert isinstance(ticket, _Decoding)
         self.decoding -= 1
-        ok = isinstance(reply, tuple)
+        ok = isinstance(reply, Decoded)
         for batch, position in ticket.places:
             batch.pending -= 1
             if not ok:

@@ -14,8 +14,8 @@ from typing import Generic, TypeVar
 import numpy as np
 from numpy.typing import NDArray
 
+from indexer.imaging.messages import Target
 from indexer.imaging.slots import SlotAddress, SlotRing
-from indexer.imaging.tasks import Target
 from indexer.models.runtime import Tagger
 
 J = TypeVar("J")

@@ -27,13 +27,15 @@ from indexer.cli.commands import model_check
 from indexer.cli.options import Context
 from indexer.config import parse_config
 from indexer.errors import ConfigError, UsageError
+from indexer.imaging.messages import Target
 from indexer.imaging.prepare import fill
-from indexer.imaging.tasks import Target, prepare_targets
+from indexer.imaging.tasks import prepare_targets
 from indexer.model_tables import ModelDef
+from indexer.modelfile import read_model_file
 from indexer.models.hub import hub_folder, looks_like_repo_id
 from indexer.models.published import Detected, detect, tags_from_graph
 from indexer.models.runtime import RuntimeOptions, Tagger, load
-from indexer.settings import parse_settings, read_model_file
+from indexer.preparation import parse_settings
 from indexer.wording import plural
 
 log = logging.getLogger("dtindex")

@@ -42,12 +42,11 @@ from indexer.cli.options import (
 )
 from indexer.config import threshold_or_default
 from indexer.errors import DecodeError, Failure, UsageError
-from indexer.imaging.decoder import decode_request
-from indexer.imaging.tasks import Skipped, Target
+from indexer.imaging.messages import DecodeInto, Skipped, Target
 from indexer.imaging.workers import DecoderPool
 from indexer.models.agreement import Agreement, Run, agreement, timed_run
 from indexer.models.runtime import Tagger, load
-from indexer.models.variants import KINDS, unavailable
+from indexer.models.variants import VARIANTS_BY_NAME, unavailable
 from indexer.wording import plural
 
 log = logging.getLogger("dtindex")
@@ -81,7 +80,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     threshold = threshold_value(args.threshold, threshold_or_default(definition.threshold))
     options = runtime_options(args, ctx.config, ctx.env)
     copies = []
-    for name in KINDS:
+    for name in VARIANTS_BY_NAME:
         reason = unavailable(name)
         if reason is None:
             copies.append(name)
@@ -133,16 +132,16 @@ def _prepared(
         target = Target(tagger.spec, tagger.height, tagger.width)
         for first in range(0, len(paths), size):
             chunk = paths[first : first + size]
-            for slot, path in enumerate(chunk):
-                request = decode_request(os.fsencode(path), None, [(target, ring.address(slot))])
-                pool.submit(request, (slot, path))
+            requests = [
+                (DecodeInto.of(os.fsencode(path), None, [(target, ring.address(slot))]), slot)
+                for slot, path in enumerate(chunk)
+            ]
             read = set(range(len(chunk)))
-            while pool.outstanding:
-                for (slot, path), reply in pool.collect():  # type: ignore[misc]
-                    if isinstance(reply, Failure | Skipped):
-                        log.error("%s: %s", path, reply.reason)  # as `tag` names it
-                        read.discard(slot)
-                        skipped += 1
+            for slot, reply in pool.answer_all(requests):
+                if isinstance(reply, Failure | Skipped):
+                    log.error("%s: %s", chunk[slot], reply.reason)  # as `tag` names it
+                    read.discard(slot)
+                    skipped += 1
             if read:
                 batches.append(ring.view(0, len(chunk))[sorted(read)].copy())
     if not batches:
