@@ -14,6 +14,8 @@ if TYPE_CHECKING:
 
     from indexer.core.index import Index
     from indexer.core.records import (
+        Counts,
+        Edits,
         Exported,
         Forgotten,
         ModelInfo,
@@ -23,9 +25,13 @@ if TYPE_CHECKING:
         Rules,
         Shown,
         Status,
+        Totals,
+        WatchOptions,
     )
 
 __all__ = [
+    "Counts",
+    "Edits",
     "Exported",
     "Forgotten",
     "Index",
@@ -36,6 +42,8 @@ __all__ = [
     "Rules",
     "Shown",
     "Status",
+    "Totals",
+    "WatchOptions",
 ]
 
 
