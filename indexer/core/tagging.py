@@ -1,8 +1,9 @@
 """Tagging pictures with one model and no database: the run behind `dtindex tag` and the
 library's `load_model(...).tag(...)`, assembled here once so both give the same scores.
 
-The decoder processes start with the first run and stay for the next (a `--pipe` stream
-runs once per chunk of paths that arrived), until `close`.
+The decoder processes start on entering `with` (else with the first run) and stay for
+the next run (a `--pipe` stream runs once per chunk of paths that arrived), until
+`close`.
 """
 
 from __future__ import annotations
@@ -78,14 +79,16 @@ class Tagging:
         path) in batches of `batch`, in order: `on_scores` gets each batch's jobs with
         their scores in the model's tag order, `on_error` each job that could not be
         read, with the reason."""
+        pool = self._decoders()
+        steps = Direct[J](path_of, 1, lambda _, done, scores: on_scores(done, scores), on_error)
+        run_pipeline([self.tagger], jobs, steps, pool, batch, self.budget, timings=self.timings)
+
+    def _decoders(self) -> DecoderPool:
         if self._pool is None:
             config = self.config
             timeout = config.decode_timeout
             self._pool = DecoderPool(self.budget.decoders, config.max_pixels, timeout)
-        steps = Direct[J](path_of, 1, lambda _, done, scores: on_scores(done, scores), on_error)
-        run_pipeline(
-            [self.tagger], jobs, steps, self._pool, batch, self.budget, timings=self.timings
-        )
+        return self._pool
 
     def close(self) -> None:
         """Stop the decoder processes (also done on leaving a `with` block)."""
@@ -94,6 +97,8 @@ class Tagging:
             self._pool = None
 
     def __enter__(self) -> Self:
+        """Starts the decoder processes (else the first run does)."""
+        self._decoders()
         return self
 
     def __exit__(

@@ -109,10 +109,10 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             "no pictures given: name pictures or folders after the model, "
             "or pass --pipe to read their paths from standard input"
         )
-    chosen = definition(args.model, ctx.config)
-    threshold = threshold_value(args.threshold, threshold_or_default(chosen.threshold))
+    model = definition(args.model, ctx.config)
+    threshold = threshold_value(args.threshold, threshold_or_default(model.threshold))
     batch = batch_size(args, ctx.config)
-    tagging = Tagging.load(chosen, ctx.config, runtime_options(args, ctx.config, ctx.env))
+    tagging = Tagging.load(model, ctx.config, runtime_options(args, ctx.config, ctx.env))
     extensions = ctx.config.scan.extensions
     arrivals = _Arrivals() if args.pipe else None
     chunks = arrivals.chunks() if arrivals else iter([iter(args.images)])
@@ -136,7 +136,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         log.error("%s: %s", path, reason)
 
     started = time.perf_counter()
-    with tagging:
+    with tagging:  # the decoders start now, before the first path arrives
         for chunk in chunks:
             paths = expand_pictures(chunk, extensions)
             tagging.run(paths, batch, lambda path: path, on_scores, on_error)
