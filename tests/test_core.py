@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from pathlib import Path
 
 import pytest
 from conftest import picture
 from test_similar import COLOURS, embedding_model
 
-from indexer.core import Index, Rules
+from indexer.core import Index, Rules, WatchOptions
 from indexer.errors import UsageError
 from indexer.export.selection import Edits
 from indexer.gallery.headway import Headway
@@ -181,3 +182,61 @@ def test_the_readmes_library_example_runs(
     assert found == [repr(bytes(gallery / f"{n}.png")) for n in names]
     assert near[0].startswith("1.000 ") and "dark-red.png" in near[0]
     assert len(list((home / "captions").glob("*.txt"))) == 6
+
+
+def test_the_readmes_watch_example_runs(
+    cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The README's `watch` example, as written, in a thread: it catches up with
+    ~/gallery, tags a picture that arrives, stops after that batch and returns the totals;
+    its reconcile marked the root scanned."""
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    library = readme.split("## Library", 1)[1]
+    example = next(b for b in library.split("```python\n")[1:] if ".watch(" in b)
+    home = tmp_path / "home"
+    monkeypatch.setenv("HOME", str(home))
+    embedding_model(home)  # ~/deeptagger.toml
+    gallery = home / "gallery"
+    picture(gallery / "red.png", COLOURS["red"])
+    heard: list[str] = []
+    watching = threading.Event()
+
+    def said(*words: object) -> None:
+        heard.append(" ".join(map(str, words)))
+        if words and words[0] == "watching":
+            watching.set()
+
+    namespace: dict[str, object] = {"__name__": "__main__", "print": said}
+    failed: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            exec(compile(example.split("```", 1)[0], "README.md", "exec"), namespace)
+        except BaseException as exc:  # reported by the test's thread
+            failed.append(exc)
+            watching.set()
+
+    started = time.time_ns()
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        assert watching.wait(60) and not failed, (heard, failed)
+        picture(gallery / "blue.png", COLOURS["blue"], old=False)
+        thread.join(60)
+        assert not thread.is_alive() and not failed, (heard, failed)
+    finally:
+        stop = namespace.get("stop")
+        if isinstance(stop, threading.Event):
+            stop.set()
+        thread.join(30)
+    caught_up = json.loads(heard[0].split(" ", 2)[2].replace("'", '"'))
+    assert heard[0].startswith("caught up") and caught_up["tagged"] == 1, heard
+    assert heard[1:3] == [f"watching {gallery}", "1 new, 1 tagged"], heard
+    totals = json.loads(heard[3].replace("'", '"'))
+    assert (totals["new"], totals["tagged"]) == (2, 2), heard
+    with Index.open("~/index.sqlite", "~/deeptagger.toml") as index:
+        (root,) = index.status().roots
+        with pytest.raises(UsageError, match="must be positive"):  # before a model loads
+            index.watch(options=WatchOptions(rescan=0))
+    assert root.path == bytes(gallery) and root.scanned_ns is not None
+    assert root.scanned_ns >= started

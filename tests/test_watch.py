@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import os
 import signal
 import sqlite3
@@ -215,5 +216,41 @@ def test_watch_over_a_root_emptied_since_the_scan_takes_allow_empty(
         )
         picture(gallery / "second.png", (0, 0, 255), old=False)
         watcher.wait_until(lambda: "second.png" in exported(cli, "path"))
+    finally:
+        assert watcher.terminate() == 0, watcher.log()
+
+
+def root_scanned(cli) -> int:
+    code, out, err = cli("status", "--json")
+    assert code == 0, err
+    (root,) = json.loads(out)["roots"]
+    return int(root["scanned_ns"])
+
+
+def test_status_beside_a_running_watch_shows_its_last_reconcile(
+    cli, gallery: Path, tmp_path: Path
+) -> None:
+    """A watch's rescans mark the roots scanned as a scan does: `dtindex status` beside a
+    running watch shows when its last reconcile began, not an old scan's time."""
+    assert cli("scan", str(gallery))[0] == 0
+    old = int(time.mktime((2001, 2, 3, 4, 5, 0, 0, 0, -1)) * 1e9)
+    with sqlite3.connect(tmp_path / "index.sqlite") as conn:
+        conn.execute("UPDATE roots SET scanned_ns = ?", (old,))  # a scan long ago
+    assert b"scanned 2001-02-03 04:05" in cli("status")[1]
+    started = time.time_ns()
+    watcher = Watcher("--rescan", "1", str(gallery))
+    try:
+        watcher.wait_until(lambda: "watching" in watcher.log())  # caught up: reconciled
+        before = root_scanned(cli)
+        code, out, err = cli("status")
+        after = root_scanned(cli)  # a periodic rescan may come between
+        assert code == 0, err
+        assert started <= before <= after <= time.time_ns()
+        shown = {time.strftime("%Y-%m-%d %H:%M", time.localtime(t / 1e9)) for t in (before, after)}
+        line = next(line for line in out.decode().splitlines() if line.startswith("root:"))
+        assert any(f"scanned {when})" in line for when in shown), (line, shown)
+        rescans = watcher.log().count("periodic rescan")
+        watcher.wait_until(lambda: watcher.log().count("periodic rescan") > rescans)
+        assert root_scanned(cli) > after  # each reconcile, not only the first
     finally:
         assert watcher.terminate() == 0, watcher.log()

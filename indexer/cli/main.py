@@ -131,7 +131,6 @@ def _main(argv: list[str], interrupts: Interrupts) -> int:
 
     from indexer.cli.options import Context
     from indexer.config import load_config, locate_config
-    from indexer.store.location import shown
 
     _setup_logging(args)
     module = command_module(args.command)
@@ -147,7 +146,7 @@ def _main(argv: list[str], interrupts: Interrupts) -> int:
             config_target=path if path is not None else Path("deeptagger.toml"),
             config_named=named,
         )
-        database = shown(ctx.database())
+        database = ctx.database()
         return int(module.run(args, ctx))
     except Interrupted as exc:
         print(f"dtindex: {exc}", file=sys.stderr)

@@ -16,15 +16,14 @@ from __future__ import annotations
 
 import logging
 import sys
-from collections.abc import Iterable, MutableMapping
+from collections.abc import MutableMapping
 from contextlib import ExitStack
 from typing import Any, TextIO
 
 from tqdm import tqdm
 from tqdm.contrib.logging import logging_redirect_tqdm
 
-from indexer.gallery.headway import Headway
-from indexer.gallery.jobs import Counts
+from indexer.core.records import Counts, Headway
 from indexer.wording import plural
 
 log = logging.getLogger("dtindex")
@@ -65,37 +64,6 @@ def changes(counts: Counts) -> str:
     ]
     done = [counts.new, counts.changed, counts.moved, counts.removed]
     return ", ".join(text for text, n in zip(words, done, strict=True) if n)
-
-
-class Totals:
-    """What a watch did since it started, for the line each settled batch ends with.
-
-    Its failures are the files that failed and have not been read again since: a file
-    decoded while it was still being written (a slow download) fails, and leaves the
-    total when it is read whole."""
-
-    def __init__(self) -> None:
-        self.counts, self.headway = Counts(), Headway()
-        self.failing: set[bytes] = set()
-
-    def add(
-        self,
-        counts: Counts,
-        headway: Headway,
-        handled: Iterable[bytes] = (),
-        failed: Iterable[bytes] = (),
-    ) -> None:
-        """Add a run's counts; `handled`: the paths it read or found gone, `failed`
-        those of them that failed."""
-        self.counts.add(counts)
-        for model, results in headway.by_model.items():
-            self.headway.by_model[model] = self.headway.by_model.get(model, 0) + results
-        self.failing.difference_update(handled)
-        self.failing.update(failed)
-        self.counts.failed = len(self.failing)
-
-    def __str__(self) -> str:
-        return tally(self.counts, self.headway)
 
 
 class Progress:

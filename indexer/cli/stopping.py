@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
 
-from indexer.imaging.spawning import STOP_SIGNALS
+from indexer.core.stopping import STOP_SIGNALS
 
 log = logging.getLogger("dtindex")
 

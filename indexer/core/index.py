@@ -19,13 +19,13 @@ import logging
 import os
 import threading
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
-from types import TracebackType
+from pathlib import Path
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection
 
 from indexer.config import Config
 from indexer.core import choosing, exporting, listing, places, reading, scanning
+from indexer.core.connections import Connections
 from indexer.core.places import PathLike
 from indexer.core.records import (
     Exported,
@@ -42,14 +42,16 @@ from indexer.errors import UsageError
 from indexer.export.files import Written
 from indexer.export.selection import Edits
 from indexer.export.xmp import hierarchy
+from indexer.gallery.following import Totals, WatchListener, WatchOptions
 from indexer.gallery.headway import Listener
 from indexer.gallery.jobs import Counts
 from indexer.gallery.scanning import scan_roots
+from indexer.gallery.watching import watch
 from indexer.models.runtime import RuntimeOptions, Tagger
 from indexer.models.versions import configured_version
 from indexer.pipeline.fanout import Cluster
-from indexer.store.engine import index_exists, open_index
-from indexer.store.location import Location, shown
+from indexer.store.engine import index_exists
+from indexer.store.location import Location
 from indexer.store.maintenance import forget_roots, model_names, prune, vacuum
 from indexer.store.queries import categories, versions
 from indexer.store.records import Records
@@ -58,15 +60,14 @@ from indexer.store.search import search, tag_names
 log = logging.getLogger("dtindex")
 
 
-class Index:
+class Index(Connections):
     """An index database with the config and runtime options it is worked with."""
 
     def __init__(
         self, location: Location, config: Config, env: Mapping[str, str], runtime: RuntimeOptions
     ) -> None:
-        self.location, self.config, self.env, self.runtime = location, config, env, runtime
-        self._reader: Engine | None = None
-        self._writer: Engine | None = None
+        super().__init__(location)
+        self.config, self.env, self.runtime = config, env, runtime
 
     @classmethod
     def open(
@@ -87,45 +88,9 @@ class Index:
         options = places.runtime(settings, environ, cpu, provider_options)
         return cls(places.database(db, environ, settings), settings, environ, options)
 
-    def close(self) -> None:
-        """Close the database connections (also done on leaving a `with` block)."""
-        for engine in (self._reader, self._writer):
-            if engine is not None:
-                engine.dispose()
-        self._reader = self._writer = None
-
-    def __enter__(self) -> Index:
-        return self
-
-    def __exit__(
-        self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.close()
-
-    @property
-    def database(self) -> str:
-        """Where the index is, for messages (a URL without its password)."""
-        return shown(self.location)
-
     @property
     def cache(self) -> str:
         return str(places.cache_folder(self.env))
-
-    def engine(self, create: bool = True) -> Engine:
-        """The writers' engine; `create=False`: an index must exist already."""
-        if self._writer is None:
-            self._writer = open_index(self.location, create=create)
-        return self._writer
-
-    @contextmanager
-    def reading(self) -> Iterator[Connection]:
-        """A connection for reading: the writers' engine where one is open, else a
-        read-only one (which never creates or upgrades the index)."""
-        engine = self._writer or self._reader
-        if engine is None:
-            engine = self._reader = open_index(self.location, readonly=True)
-        with engine.connect() as conn:
-            yield conn
 
     def current_version(self, model: str) -> str | None:
         """The configured version of `model` for readers; None: the newest stored counts.
@@ -279,19 +244,43 @@ class Index:
         indexed; `~` expanded) and tag what `models` have not (names, or `taggers`;
         default: the enabled ones). `progress` hears the reading and tagging; setting
         `stop` ends the scan after the batch in flight (a rerun resumes). The counts."""
+        loaded, size = self._loaded(models), choosing.batch_size(batch, self.config)
+        return scan_roots(
+            self.engine(), self._roots(roots), loaded, self.config, size, progress,
+            allow_empty=allow_empty, stop=stop, retry_failed=retry_failed, cluster=cluster,
+        )  # fmt: skip
+
+    def watch(
+        self,
+        roots: Sequence[PathLike] = (),
+        *,
+        models: Sequence[str | Tagger] = (),
+        batch: int | None = None,
+        options: WatchOptions | None = None,
+        listener: WatchListener | None = None,
+        stop: threading.Event | None = None,
+    ) -> Totals:
+        """Catch up with `roots` (chosen as `scan` chooses them), then tag pictures as
+        they arrive, until `stop` is set (the batch in flight is finished). `listener`
+        hears each rescan and settled batch; each rescan marks the roots scanned (see
+        `status`). One watch per SQLite index. What was done since start."""
+        chosen = options or WatchOptions()
+        chosen.check()  # before a model is loaded
+        loaded, size = self._loaded(models), choosing.batch_size(batch, self.config)
+        return watch(
+            self.engine(), self.location, self._roots(roots), loaded, self.config, size,
+            chosen, listener, stop,
+        )  # fmt: skip
+
+    def _loaded(self, models: Sequence[str | Tagger]) -> list[Tagger]:
         names = [m for m in models if isinstance(m, str)]
         loaded = [m for m in models if not isinstance(m, str)]
-        if names or not loaded:
-            loaded += self.taggers(names)
-        size = choosing.batch_size(batch, self.config)
-        engine = self.engine()
-        with engine.connect() as conn:
+        return loaded + self.taggers(names) if names or not loaded else loaded
+
+    def _roots(self, asked: Sequence[PathLike]) -> list[Path]:
+        with self.engine().connect() as conn:
             indexed = Records(conn).root_paths()
-        chosen = scanning.chosen_roots(roots, self.config, indexed)
-        return scan_roots(
-            engine, chosen, loaded, self.config, size, progress, allow_empty=allow_empty,
-            stop=stop, retry_failed=retry_failed, cluster=cluster,
-        )  # fmt: skip
+        return scanning.chosen_roots(asked, self.config, indexed)
 
     def _indexed_model(self, conn: Connection, asked: str | None) -> str:
         return choosing.indexed_model((m for m, _, _, _ in versions(conn)), asked)

@@ -5,15 +5,19 @@ expanded and made absolute, as the index stores them)."""
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 from indexer.config import Config, load_config, locate_config
-from indexer.models.runtime import RuntimeOptions
-from indexer.models.runtime import cache_folder as cache_folder  # re-exported
-from indexer.store.location import Location, locate
+from indexer.models.runtime import RuntimeOptions as RuntimeOptions  # re-exported
+from indexer.models.runtime import cache_folder as cache_folder
+from indexer.models.runtime import parse_provider_option
+from indexer.store.location import Location as Location
+from indexer.store.location import locate
+from indexer.store.location import shown as shown
 
 PathLike = str | os.PathLike[str]
+ProviderOption = tuple[str, tuple[tuple[str, str], ...]]  # a provider and its options
 
 
 def settings(config: Config | PathLike | None, env: Mapping[str, str]) -> Config:
@@ -47,12 +51,17 @@ def runtime(
     config: Config,
     env: Mapping[str, str],
     cpu: bool = False,
-    provider_options: Sequence[tuple[str, tuple[tuple[str, str], ...]]] = (),
+    provider_options: Sequence[ProviderOption] = (),
 ) -> RuntimeOptions:
     """How sessions are made, with the caches every caller shares (`cache_folder`)."""
     return RuntimeOptions.cached(
         config.threads, env, cpu=cpu, provider_options=tuple(provider_options)
     )
+
+
+def provider_options(texts: Iterable[str]) -> tuple[ProviderOption, ...]:
+    """`-o` values (`CUDAExecutionProvider;device_id=1`) as names and key-value pairs."""
+    return tuple(parse_provider_option(text) for text in texts)
 
 
 def absolute(path: PathLike) -> Path:

@@ -1,21 +1,31 @@
-"""What `Index`'s methods return: frozen records, the same for the CLI (which formats
-them) and for a Python caller. Records the store already defines (`Pruned`, `Forgotten`,
-`FailureRow`, `Coverage`) are those, not copies."""
+"""What `Index`'s methods take and return: frozen records, the same for the CLI (which
+formats them) and for a Python caller. Records a lower layer already defines (`Pruned`,
+`Forgotten`, `FailureRow`, `Coverage` of the store; `Counts`, `Headway`, `Totals`,
+`WatchOptions`, `WatchListener` of the gallery; `Edits`, `Scored` of the export) are
+those, re-exported here so that the CLI needs no other layer, not copies."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from indexer.export.selection import Edits
 from indexer.export.thresholds import Scored
+from indexer.gallery.following import Totals, WatchListener, WatchOptions
+from indexer.gallery.headway import Headway, Listener
+from indexer.gallery.jobs import Counts
 from indexer.store.maintenance import Forgotten, Pruned
 from indexer.store.queries import Coverage, FailureRow
 
 __all__ = [
+    "Counts",
     "Coverage",
+    "Edits",
     "Exported",
     "FailureRow",
     "Forgotten",
+    "Headway",
+    "Listener",
     "ModelInfo",
     "ModelResults",
     "Models",
@@ -23,9 +33,13 @@ __all__ = [
     "Pruned",
     "RootStatus",
     "Rules",
+    "Scored",
     "Shown",
     "Status",
     "StoredVersion",
+    "Totals",
+    "WatchListener",
+    "WatchOptions",
 ]
 
 

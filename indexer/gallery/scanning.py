@@ -1,7 +1,8 @@
 """A whole scan of some roots: plan against the index, apply moves, read and tag.
 
-The one sequence behind `dtindex scan`, the periodic rescans of `watch` and
-`indexer.scan` in the library.
+The one sequence behind `dtindex scan`, the reconciling rescans of `watch` and
+`Index.scan` in the library (`rescan`), so each of them marks the roots scanned when it
+went through to the end: `dtindex status` shows the last one, a watch's included.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ import os
 import threading
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from sqlalchemy import Engine
@@ -28,6 +30,50 @@ from indexer.pipeline.fanout import Cluster
 log = logging.getLogger("dtindex")
 
 
+@dataclass(frozen=True)
+class Pass:
+    """One rescan: its counts, the paths it read, when its reading began
+    (`time.perf_counter`, after the walk), and the time the roots were marked scanned
+    with (ns since the epoch; None: stopped, not marked)."""
+
+    counts: Counts
+    read: list[bytes]
+    reading_started: float
+    scanned_ns: int | None
+
+
+def rescan(
+    indexer: Indexer, roots: Sequence[Path], allow_empty: bool = False, wait: bool = False
+) -> Pass:
+    """Bring the index up to date with `roots` (absolute paths) and tag what is missing;
+    `wait`: also for the pictures other processes hold (`gallery.waiting`).
+
+    The roots are marked scanned (at the time the walk began) only when the pass was not
+    stopped. A root forgotten (`dtindex forget`) under it is a ScanError naming it."""
+    counts = Counts()
+    started = time.time_ns()
+    plan = plan_scan(indexer.index, list(roots), indexer.config.scan, counts, allow_empty)
+    reading_started = time.perf_counter()
+    try:
+        apply_moves(indexer.index, plan, counts)
+        indexer.process(plan.reads, counts, wait=wait)
+    except SQLAlchemyError:  # a root's row deleted under us: say which, not the key
+        indexer.conn.rollback()
+        ids = {os.fsencode(root): i for root, i in zip(roots, plan.root_ids, strict=True)}
+        forgotten = forgotten_error(indexer.index, ids)
+        if forgotten is None:
+            raise
+        raise forgotten from None
+    indexer.listener.done()
+    stopped = indexer.stop is not None and indexer.stop.is_set()
+    if not stopped:
+        for root_id in plan.root_ids:
+            indexer.index.mark_scanned(root_id, started)
+        indexer.index.commit()
+    read = [job.path for job in plan.reads]
+    return Pass(counts, read, reading_started, None if stopped else started)
+
+
 def scan_roots(
     engine: Engine,
     roots: Sequence[Path],
@@ -41,38 +87,18 @@ def scan_roots(
     retry_failed: bool = False,
     cluster: Cluster | None = None,
 ) -> Counts:
-    """Bring the index up to date with `roots` (absolute paths) and tag what is missing.
-
-    `progress` follows the reading and tagging, and hears when they are over, before
-    the summary. Roots are marked scanned only when the scan was not stopped. With a
-    `cluster`, decoding and inference run on Ray (see `pipeline.fanout`).
-    """
-    counts = Counts()
+    """`rescan` with an indexer of its own: `progress` follows the reading and tagging,
+    and hears when they are over, before the summary. With a `cluster`, decoding and
+    inference run on Ray (see `pipeline.fanout`)."""
     indexer = Indexer(
         engine, taggers, config, batch, progress, stop=stop, retry_failed=retry_failed,
         cluster=cluster,
     )  # fmt: skip
     try:
-        started = time.time_ns()
-        plan = plan_scan(indexer.index, list(roots), config.scan, counts, allow_empty)
-        tagging_started = time.perf_counter()
-        try:
-            apply_moves(indexer.index, plan, counts)
-            indexer.process(plan.reads, counts, wait=True)
-        except SQLAlchemyError:  # a root's row deleted under us: say which, not the key
-            indexer.conn.rollback()
-            ids = {os.fsencode(root): i for root, i in zip(roots, plan.root_ids, strict=True)}
-            forgotten = forgotten_error(indexer.index, ids)
-            if forgotten is None:
-                raise
-            raise forgotten from None
-        if progress is not None:
-            progress.done()
-        if counts.tagged:
-            log.info("%s", indexer.timings.summary(time.perf_counter() - tagging_started))
-        if stop is None or not stop.is_set():
-            for root_id in plan.root_ids:
-                indexer.index.mark_scanned(root_id, started)
+        done = rescan(indexer, roots, allow_empty, wait=True)
+        if done.counts.tagged:
+            elapsed = time.perf_counter() - done.reading_started
+            log.info("%s", indexer.timings.summary(elapsed))
     finally:
         indexer.close()
-    return counts
+    return done.counts

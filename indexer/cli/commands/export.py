@@ -27,8 +27,8 @@ from datetime import datetime
 from indexer.cli.commands.export_streams import stream
 from indexer.cli.options import Context
 from indexer.cli.rules import add_threshold_arguments, rules_of
+from indexer.core.records import Edits
 from indexer.errors import UsageError
-from indexer.export.selection import Edits
 
 FAILURE = 1
 

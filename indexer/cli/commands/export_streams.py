@@ -15,8 +15,7 @@ import os
 from collections.abc import Iterator
 from typing import BinaryIO
 
-from indexer.core.records import Exported
-from indexer.export.thresholds import Scored
+from indexer.core.records import Exported, Scored
 
 log = logging.getLogger("dtindex")
 

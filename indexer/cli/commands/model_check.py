@@ -25,28 +25,11 @@ converted once and kept in the cache folder, so `int8 = true` later starts at on
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import logging
-import os
+from collections.abc import Sequence
 
-import numpy as np
-from numpy.typing import NDArray
-
-from indexer.cli.options import (
-    Context,
-    add_runtime_arguments,
-    batch_size,
-    expand_pictures,
-    runtime_options,
-    threshold_value,
-)
-from indexer.config import threshold_or_default
-from indexer.errors import DecodeError, Failure, UsageError
-from indexer.imaging.messages import DecodeInto, Skipped, Target
-from indexer.imaging.workers import DecoderPool
-from indexer.models.agreement import Agreement, Run, agreement, timed_run
-from indexer.models.runtime import Tagger, load
-from indexer.models.variants import VARIANTS_BY_NAME, unavailable
+from indexer.cli.options import Context, add_runtime_arguments, runtime_options
+from indexer.core.checking import Copy, check_copies
 from indexer.wording import plural
 
 log = logging.getLogger("dtindex")
@@ -76,88 +59,28 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
-    definition = dataclasses.replace(ctx.config.model(args.name).resolve(), variant="")
-    threshold = threshold_value(args.threshold, threshold_or_default(definition.threshold))
-    options = runtime_options(args, ctx.config, ctx.env)
-    copies = []
-    for name in VARIANTS_BY_NAME:
-        reason = unavailable(name)
-        if reason is None:
-            copies.append(name)
-        else:
-            log.warning("%s: skipped (%s)", name, reason)
-    if not copies:
-        raise UsageError(f"{args.name}: no copy of the graph can be made here to compare")
-    reference = load(definition, options)
-    batches, skipped = _prepared(args, ctx, reference)
-    count = sum(len(batch) for batch in batches)
-    log.info("%s: running fp32 on %s", args.name, plural(count, "picture"))
-    base = timed_run(reference, batches)
-    rows: list[tuple[str, Run, Agreement | None]] = [("fp32", base, None)]
-    for name in copies:
-        tagger = load(dataclasses.replace(definition, variant=name), options)
-        log.info("%s: running %s on %s", args.name, name, plural(count, "picture"))
-        result = timed_run(tagger, batches)
-        rows.append((name, result, agreement(base, result, threshold)))
+    checked = check_copies(
+        args.name, args.pictures, ctx.config, runtime_options(args, ctx.config, ctx.env),
+        args.threshold, args.limit, args.batch,
+    )  # fmt: skip
+    decisions = checked.copies[0].run.scores.size
     heading = (
-        f"{args.name}: {plural(count, 'picture')}, {plural(len(reference.tags), 'tag')}, "
-        f"threshold {threshold:g} ({plural(base.scores.size, 'decision')})\n"
+        f"{checked.model}: {plural(checked.pictures, 'picture')}, "
+        f"{plural(checked.tags, 'tag')}, threshold {checked.threshold:g} "
+        f"({plural(decisions, 'decision')})\n"
     )
-    ctx.stdout.write((heading + _table(rows)).encode())
+    ctx.stdout.write((heading + _table(checked.copies)).encode())
     ctx.stdout.flush()
-    return 1 if skipped else 0
+    return 1 if checked.skipped else 0
 
 
-def _prepared(
-    args: argparse.Namespace, ctx: Context, tagger: Tagger
-) -> tuple[list[NDArray[np.float32]], int]:
-    """The pictures decoded and prepared once, as the scan does, in batches of `--batch`
-    (a batch may come out shorter), and how many could not be read: a sample of a real
-    gallery almost always holds one, named and left out as `tag` does."""
-    if args.limit < 1:
-        raise UsageError(f"--limit {args.limit} must be at least 1")
-    paths: list[str] = []
-    for path in expand_pictures(args.pictures, ctx.config.scan.extensions):
-        if len(paths) == args.limit:
-            log.warning("using the first %s (--limit)", plural(args.limit, "picture"))
-            break
-        paths.append(path)
-    if not paths:
-        raise UsageError(f"no pictures in {', '.join(args.pictures)}")
-    size = batch_size(args, ctx.config)
-    config = ctx.config
-    batches, skipped = [], 0
-    with DecoderPool(config.decoders or 1, config.max_pixels, config.decode_timeout) as pool:
-        ring = pool.ring("check", tagger.picture_shape, size, 1)
-        target = Target(tagger.spec, tagger.height, tagger.width)
-        for first in range(0, len(paths), size):
-            chunk = paths[first : first + size]
-            requests = [
-                (DecodeInto.of(os.fsencode(path), None, [(target, ring.address(slot))]), slot)
-                for slot, path in enumerate(chunk)
-            ]
-            read = set(range(len(chunk)))
-            for slot, reply in pool.answer_all(requests):
-                if isinstance(reply, Failure | Skipped):
-                    log.error("%s: %s", chunk[slot], reply.reason)  # as `tag` names it
-                    read.discard(slot)
-                    skipped += 1
-            if read:
-                batches.append(ring.view(0, len(chunk))[sorted(read)].copy())
-    if not batches:
-        raise DecodeError(f"no picture could be read in {', '.join(args.pictures)}")
-    if skipped:
-        log.warning("skipped %s that could not be read", plural(skipped, "picture"))
-    return batches, skipped
-
-
-def _table(rows: list[tuple[str, Run, Agreement | None]]) -> str:
-    top = next((a.top for _, _, a in rows if a is not None), 20)
+def _table(rows: Sequence[Copy]) -> str:
+    top = next((row.agreement.top for row in rows if row.agreement is not None), 20)
     lines = [
         f"{'copy':<6}{'flipped':>9}{f'top-{top}':>9}{'max diff':>11}{'pictures/s':>12}  vs fp32"
     ]
-    speed = rows[0][1].pictures_per_s
-    for name, result, found in rows:
+    speed = rows[0].run.pictures_per_s
+    for name, result, found in ((row.name, row.run, row.agreement) for row in rows):
         ratio = f"{result.pictures_per_s / speed:.2f}x"
         if found is None:
             cells = f"{'-':>9}{'-':>9}{'-':>11}"

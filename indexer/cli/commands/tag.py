@@ -27,17 +27,12 @@ from indexer.cli.options import (
     Context,
     add_runtime_arguments,
     batch_size,
-    expand_pictures,
     runtime_options,
     threshold_value,
 )
 from indexer.config import threshold_or_default
+from indexer.core.tagging import Tagging, definition, expand_pictures
 from indexer.errors import UsageError
-from indexer.imaging.workers import DecoderPool
-from indexer.models.runtime import load
-from indexer.pipeline.direct import Direct
-from indexer.pipeline.flow import Budget, run_pipeline
-from indexer.pipeline.inference import Timings
 
 log = logging.getLogger("dtindex")
 FAILURE = 2  # usage, config and model errors
@@ -114,18 +109,18 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             "no pictures given: name pictures or folders after the model, "
             "or pass --pipe to read their paths from standard input"
         )
-    definition = ctx.resolve_model(args.model)
-    threshold = threshold_value(args.threshold, threshold_or_default(definition.threshold))
+    model = definition(args.model, ctx.config)
+    threshold = threshold_value(args.threshold, threshold_or_default(model.threshold))
     batch = batch_size(args, ctx.config)
-    tagger = load(definition, runtime_options(args, ctx.config, ctx.env))
+    tagging = Tagging.load(model, ctx.config, runtime_options(args, ctx.config, ctx.env))
     extensions = ctx.config.scan.extensions
     arrivals = _Arrivals() if args.pipe else None
     chunks = arrivals.chunks() if arrivals else iter([iter(args.images)])
-    tag_tab = [name.encode("utf-8", "surrogateescape") + b"\t" for name in tagger.tags.names]
+    names = tagging.tagger.tags.names
+    tag_tab = [name.encode("utf-8", "surrogateescape") + b"\t" for name in names]
     failures = 0
-    max_pixels = ctx.config.max_pixels
 
-    def on_scores(_: int, jobs: list[str], scores: NDArray[np.float32]) -> None:
+    def on_scores(jobs: list[str], scores: NDArray[np.float32]) -> None:
         lines = []
         for path, row in zip(jobs, scores, strict=True):
             prefix = os.fsencode(path) + b"\t"
@@ -140,12 +135,10 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         failures += 1
         log.error("%s: %s", path, reason)
 
-    steps = Direct[str](lambda path: path, 1, on_scores, on_error)
-    budget = Budget.for_machine(ctx.config.decoders)
-    timings, started = Timings(), time.perf_counter()
-    with DecoderPool(budget.decoders, max_pixels, ctx.config.decode_timeout) as pool:
-        for names in chunks:
-            paths = expand_pictures(names, extensions)
-            run_pipeline([tagger], paths, steps, pool, batch, budget, timings=timings)
-    log.info("%s", timings.summary(time.perf_counter() - started))
+    started = time.perf_counter()
+    with tagging:  # the decoders start now, before the first path arrives
+        for chunk in chunks:
+            paths = expand_pictures(chunk, extensions)
+            tagging.run(paths, batch, lambda path: path, on_scores, on_error)
+    log.info("%s", tagging.timings.summary(time.perf_counter() - started))
     return 1 if failures or (arrivals and arrivals.failed) else 0
