@@ -6,11 +6,11 @@ import io
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageOps
 
 from indexer.errors import DecodeError
 from indexer.imaging.messages import Target
-from indexer.imaging.prepare import decode, fill, fit
+from indexer.imaging.prepare import decode, fill, fit, fitted_size
 from indexer.imaging.tasks import prepare_targets
 from indexer.preparation import ModelSpec
 
@@ -33,6 +33,26 @@ def test_exif_orientation_is_applied() -> None:
     top, bottom = decoded.getpixel((10, 5)), decoded.getpixel((10, 35))
     assert top[0] > 200 and top[2] < 60  # the red half is now on top
     assert bottom[2] > 200
+
+
+def test_a_rotated_jpeg_decodes_scaled_by_what_it_needs_as_displayed() -> None:
+    """A 1600x800 photograph shown upright (EXIF 6) as 800x1600 fits a 448 model as
+    224x448: the decode must cover that turned back, 448x224 as stored (scaled by 2),
+    neither more (a needless full decode) nor less (a picture scaled up again)."""
+    rng = np.random.default_rng(3)
+    coarse = rng.integers(0, 255, (8, 16, 3)).astype(np.uint8)
+    photo = Image.fromarray(coarse).resize((1600, 800), Image.Resampling.BICUBIC)
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    data = encode(photo, "JPEG", exif=exif, quality=95)
+    spec = ModelSpec(pad="white")
+    decoded, full = decode(data, LIMIT, lambda w, h: fitted_size(spec, 448, 448, (w, h)))
+    assert full == (800, 1600) and decoded.size == (400, 800)
+    [got], _ = prepare_targets(data, [Target(spec, 448, 448)], LIMIT)
+    upright = ImageOps.exif_transpose(Image.open(io.BytesIO(data))).convert("RGB")
+    exact = np.asarray(upright.resize((224, 448), Image.Resampling.BILINEAR), float)
+    assert np.abs(got[:, 112:336].astype(float) - exact).mean() < 1.0
+    assert np.all(got[:, :112] == 255) and np.all(got[:, 336:] == 255)
 
 
 def prepared(data: bytes, size: tuple[int, int]) -> np.ndarray:
