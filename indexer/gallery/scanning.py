@@ -60,7 +60,7 @@ def scan_roots(
             apply_moves(indexer.index, plan, counts)
             indexer.process(plan.reads, counts, wait=True)
         except SQLAlchemyError:  # a root's row deleted under us: say which, not the key
-            indexer.conn.rollback()
+            indexer.index.settle()
             ids = {os.fsencode(root): i for root, i in zip(roots, plan.root_ids, strict=True)}
             forgotten = forgotten_error(indexer.index, ids)
             if forgotten is None:

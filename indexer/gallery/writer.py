@@ -12,8 +12,9 @@ to the pipe straight from the array (`_write`, `_read`): pickled into one messag
 was copied twice more on the scan's side, about 0.5 ms of its CPU a batch.
 
 Rules that keep the index true:
-- The scan commits its own transaction before anything that can wait on the writer (a
-  send into a full pipe, a flush), so the two never wait on each other's locks.
+- The scan's writes are batches (`store.unit`) committed before anything that can wait
+  on the writer (a send into a full pipe, a flush), so the two never wait on each
+  other's locks.
 - The scan flushes at the end of every run and before it reads what is settled, so a
   run's counts, and an exit status, are given only once its results are committed.
 - A failed write (a full disk) is sent back and raised in the scan as the database's own
@@ -92,19 +93,19 @@ class ResultWriter:
         floor: float,
         embeddings: NDArray[np.float32] | None,
     ) -> None:
-        """Store a batch's results: committed here, or handed to the writer (after
-        committing the caller's own writes, so the writer never waits on our lock)."""
+        """Store a batch's results: committed here, or handed to the writer (the caller's
+        own writes are committed by their batches, so the writer never waits on our lock)."""
         if self._conn is not None:
             self._drain()
         if not self._ready:
             self._records.record_scores(version_id, content_ids, matrix, floor, embeddings)
             return
-        self._records.commit()
+        self._records.settle()
         self._send(("scores", version_id, list(content_ids), matrix, floor, embeddings))
 
     def flush(self) -> None:
         """Wait until everything handed over is committed; raise what went wrong."""
-        self._records.commit()
+        self._records.settle()
         if not self._ready:
             return
         self._flushes += 1
@@ -230,8 +231,7 @@ def _serve(conn: Connection, where: Location) -> None:
         _reply(conn, ("ready",))
         try:
             _write_all(inbox, records, conn)
-        except SQLAlchemyError as exc:
-            db.rollback()
+        except SQLAlchemyError as exc:  # its batch was rolled back
             detail = getattr(exc, "orig", None) or exc
             _reply(conn, ("error", str(detail)))
     engine.dispose()
@@ -257,10 +257,8 @@ def _write_all(
     while True:
         message = inbox.get()
         if message is None or message[0] == "close":
-            records.commit()
             return
-        if message[0] == "flush":
-            records.commit()
+        if message[0] == "flush":  # each batch of scores was committed as it was written
             _reply(conn, ("flushed", message[1]))
             continue
         _, version_id, content_ids, matrix, floor, embeddings = message

@@ -27,6 +27,8 @@ from typing import Protocol
 
 from sqlalchemy import Connection, Engine, text
 
+from indexer.store.unit import batch
+
 
 class Owner(Protocol):
     """This process as a claim holder: its token, and a verdict on other tokens."""
@@ -118,8 +120,8 @@ class SessionOwner:
         self._key = secrets.randbits(63)
         self.token = _token(f"{_PREFIX}{self._key:016x}")
         self._conn = engine.connect()
-        self._conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": self._key})
-        self._conn.commit()  # a session lock outlives the transaction; none stays open
+        with batch(self._conn):  # a session lock outlives the transaction; none stays open
+            self._conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": self._key})
 
     def alive(self, conn: Connection, token: str) -> bool | None:
         tail = token.rsplit(":", 1)[-1]
