@@ -115,9 +115,10 @@ def test_searches_use_the_partial_tag_index_and_stay_right_below_its_floor(
             b"/g/2.png",
         ]
         raw.set_trace_callback(None)
+        traced = [" ".join(sql.split()) for sql in statements]  # one line, as compiled or not
         plans = {
             sql: " ".join(str(row[-1]) for row in raw.execute(f"EXPLAIN QUERY PLAN {sql}"))
-            for sql in statements
+            for sql in traced
             if "FROM scores WHERE" in sql
         }
     engine.dispose()

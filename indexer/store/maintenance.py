@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy import Column, Connection, Engine, bindparam, delete, exists, select, text, update
 
 from indexer.errors import UsageError
-from indexer.store.current import PRESENT_BEST
+from indexer.store.current import present_best
 from indexer.store.intake import chunks
 from indexer.store.schema import (
     claims,
@@ -158,8 +158,9 @@ def _printed_versions(conn: Connection, model: str, current: str | None) -> set[
     """The versions of `model` an export prints for some present content: the very rule
     the export uses (`store.current`), so a new version that has not caught up (a scan
     stopped part-way, a picture over the limit) keeps the older results still shown."""
-    query = text(PRESENT_BEST + "SELECT DISTINCT mv FROM best WHERE mv IS NOT NULL")
-    return {int(v) for (v,) in conn.execute(query, {"model": model, "current": current})}
+    best = present_best()
+    query = select(best.c.mv).distinct().where(best.c.mv.is_not(None))
+    return {int(v) for v in conn.execute(query, {"model": model, "current": current}).scalars()}
 
 
 def _stale_versions(conn: Connection, configured: Mapping[str, str | None]) -> list[int]:
