@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from indexer.store.engine import open_index
+from indexer.store.intake import add_contents
 from indexer.store.records import Records
 
 TAGS = 9083
@@ -46,15 +47,17 @@ def run(kind: str, pictures: int, full_index: bool, folder: Path) -> tuple[float
     path = folder / f"{kind}-{'full' if full_index else 'partial'}.sqlite"
     engine = open_index(path)
     with engine.connect() as conn:
-        if full_index:
-            conn.exec_driver_sql("DROP INDEX ix_scores_tag")
-            conn.exec_driver_sql(FULL_INDEX)
-            conn.commit()
         index = Records(conn)
+        if full_index:
+            with index.batch():
+                conn.exec_driver_sql("DROP INDEX ix_scores_tag")
+                conn.exec_driver_sql(FULL_INDEX)
         names = [f"tag_{i}" for i in range(TAGS)]
         version = index.model_version("m", "v1", "m", names, [0] * TAGS)
-        ids = [index.add_content(f"{i:032x}", f"{i:040x}", 1, 1, 1) for i in range(pictures)]
-        index.commit()
+        with index.batch():
+            rows = [(f"{i:032x}", f"{i:040x}", 1, 1, 1) for i in range(pictures)]
+            known = add_contents(conn, rows)
+        ids = [known[row[0]] for row in rows]
         rng = np.random.default_rng(0)
         times = []
         for first in range(0, pictures, BATCH):

@@ -68,6 +68,7 @@ def _scored_index(path: Path) -> None:
     """Three pictures whose tag `a` scores 0.05, 0.3 and 0.8 (tag `b`: 0.9 on the first)."""
     import numpy as np
 
+    from indexer.store.intake import add_contents
     from indexer.store.records import Records, Stat
 
     engine = open_index(path)
@@ -76,13 +77,14 @@ def _scored_index(path: Path) -> None:
         version = index.model_version("m", "v1", "m", ["a", "b"], [0, 0])
         root = index.root_id(b"/g", 1)
         ids = []
-        for n in range(3):
-            content = index.add_content(f"{n:032x}", f"{n:040x}", 1, 1, 1)
-            index.put_file(b"/g/%d.png" % n, root, Stat(1, 0, n, 1), content, 0)
-            ids.append(content)
+        with index.batch():
+            for n in range(3):
+                xxh = f"{n:032x}"
+                content = add_contents(conn, [(xxh, f"{n:040x}", 1, 1, 1)])[xxh]
+                index.put_file(b"/g/%d.png" % n, root, Stat(1, 0, n, 1), content, 0)
+                ids.append(content)
         matrix = np.array([[0.05, 0.9], [0.3, 0.0], [0.8, 0.0]], np.float32)
         index.record_scores(version, ids, matrix, 0.01)
-        index.commit()
     engine.dispose()
 
 
@@ -113,9 +115,10 @@ def test_searches_use_the_partial_tag_index_and_stay_right_below_its_floor(
             b"/g/2.png",
         ]
         raw.set_trace_callback(None)
+        traced = [" ".join(sql.split()) for sql in statements]  # one line, as compiled or not
         plans = {
             sql: " ".join(str(row[-1]) for row in raw.execute(f"EXPLAIN QUERY PLAN {sql}"))
-            for sql in statements
+            for sql in traced
             if "FROM scores WHERE" in sql
         }
     engine.dispose()

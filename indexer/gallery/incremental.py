@@ -100,12 +100,12 @@ class Indexer:
         self.decoders.close()
         try:
             try:
-                self.index.commit()
+                self.index.settle()
                 self.writer.close()  # claims are released once their results are in
                 release_claims(self.index, self.owner)
             except (SQLAlchemyError, StoreError) as exc:
                 self.writer.abandon()
-                self.conn.rollback()
+                self.index.settle()
                 log.debug("claims not released (%s); they die with this process", exc)
         finally:
             self.owner.close()  # a claim left behind is dead from here on
@@ -125,20 +125,21 @@ class Indexer:
         return job.path
 
     def decide(self, group: list[tuple[ReadJob | TagJob, Reply | None]]) -> list[Order[Any]]:
-        """Record a group of looked files in bulk and claim what their contents need."""
+        """Record a group of looked files in bulk and claim what their contents need: one
+        short transaction, as the result writer waits on its lock."""
         looked: list[tuple[ReadJob, Looked]] = []
         wanted: list[tuple[ReadJob | TagJob, int, str, tuple[int, ...]]] = []
-        for job, reply in group:
-            if isinstance(job, TagJob):
-                wanted.append((job, job.content_id, job.xxh128, job.wanted))
-            elif isinstance(reply, Looked):
-                looked.append((job, reply))
-            else:
-                self._not_looked(job, reply)
-        for (job, seen), content_id in zip(looked, self._record_looked(looked), strict=True):
-            wanted.append((job, content_id, seen.xxh128, self.every_model))
-        orders = self._claim(wanted)
-        self.index.commit()  # short transactions: the result writer waits on this lock
+        with self.index.batch():
+            for job, reply in group:
+                if isinstance(job, TagJob):
+                    wanted.append((job, job.content_id, job.xxh128, job.wanted))
+                elif isinstance(reply, Looked):
+                    looked.append((job, reply))
+                else:
+                    self._not_looked(job, reply)
+            for (job, seen), content_id in zip(looked, self._record_looked(looked), strict=True):
+                wanted.append((job, content_id, seen.xxh128, self.every_model))
+            orders = self._claim(wanted)
         self._report()
         return orders
 
@@ -249,9 +250,9 @@ class Indexer:
         self.counts.to_retry += failure.kind.retried
         self.failed_paths.add(path)
         log.warning("%s: %s", os.fsdecode(path), failure.reason)
-        for version_id in version_ids:
-            self.index.record_failure(version_id, content_id, failure)
-        self.index.commit()  # not held open through the next batch: the writer waits on it
+        with self.index.batch():  # committed now: the result writer waits on its lock
+            for version_id in version_ids:
+                self.index.record_failure(version_id, content_id, failure)
 
     def process(
         self, reads: Sequence[ReadJob], counts: Counts, pending: bool = True, wait: bool = False
@@ -279,7 +280,7 @@ class Indexer:
 
     def _run(self, jobs: Sequence[ReadJob] | Sequence[TagJob]) -> None:
         self.runner.run(self.taggers, jobs, self, self.decoders, self.batch,
-                        stop=self.stop, timings=self.timings, idle=self.index.commit)  # fmt: skip
+                        stop=self.stop, timings=self.timings, idle=self.index.settle)  # fmt: skip
         self.writer.flush()  # the run's results are in before it is counted or read
 
     def _pending(self) -> list[TagJob]:

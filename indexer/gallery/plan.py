@@ -170,9 +170,9 @@ def apply_moves(index: Records, plan: ScanPlan, counts: Counts) -> None:
     find again elsewhere goes too (counted when its bytes are read: `jobs.count_read`), so a
     scan stopped before that read leaves nothing the next one would trust."""
     maybe_moved = [job.was.id for job in plan.reads if job.was is not None]
-    index.delete_files([row.id for row in plan.removals] + maybe_moved)
+    with index.batch():
+        index.delete_files([row.id for row in plan.removals] + maybe_moved)
+        for row, path, root_id in plan.moves:
+            index.move_file(row.id, path, root_id)
     counts.removed += len(plan.removals)
-    for row, path, root_id in plan.moves:
-        index.move_file(row.id, path, root_id)
     counts.moved += len(plan.moves)
-    index.commit()

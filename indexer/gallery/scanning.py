@@ -58,7 +58,7 @@ def rescan(
         apply_moves(indexer.index, plan, counts)
         indexer.process(plan.reads, counts, wait=wait)
     except SQLAlchemyError:  # a root's row deleted under us: say which, not the key
-        indexer.conn.rollback()
+        indexer.index.settle()
         ids = {os.fsencode(root): i for root, i in zip(roots, plan.root_ids, strict=True)}
         forgotten = forgotten_error(indexer.index, ids)
         if forgotten is None:
@@ -69,7 +69,6 @@ def rescan(
     if not stopped:
         for root_id in plan.root_ids:
             indexer.index.mark_scanned(root_id, started)
-        indexer.index.commit()
     read = [job.path for job in plan.reads]
     return Pass(counts, read, reading_started, None if stopped else started)
 

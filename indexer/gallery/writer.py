@@ -12,8 +12,9 @@ from the array (`messages.send`): pickled into one message, it was copied twice 
 the scan's side, about 0.5 ms of its CPU a batch.
 
 Rules that keep the index true:
-- The scan commits its own transaction before anything that can wait on the writer (a
-  send into a full pipe, a flush), so the two never wait on each other's locks.
+- The scan's writes are batches (`store.unit`) committed before anything that can wait
+  on the writer (a send into a full pipe, a flush), so the two never wait on each
+  other's locks.
 - The scan flushes at the end of every run and before it reads what is settled, so a
   run's counts, and an exit status, are given only once its results are committed.
 - A failed write (a full disk) is sent back (a `Failure`) and raised in the scan as the
@@ -99,19 +100,19 @@ class ResultWriter:
         floor: float,
         embeddings: NDArray[np.float32] | None,
     ) -> None:
-        """Store a batch's results: committed here, or handed to the writer (after
-        committing the caller's own writes, so the writer never waits on our lock)."""
+        """Store a batch's results: committed here, or handed to the writer (the caller's
+        own writes are committed by their batches, so the writer never waits on our lock)."""
         if self._conn is not None:
             self._drain()
         if not self._ready:
             self._records.record_scores(version_id, content_ids, matrix, floor, embeddings)
             return
-        self._records.commit()
+        self._records.settle()
         self._send(Scores(version_id, tuple(content_ids), matrix, floor, embeddings))
 
     def flush(self) -> None:
         """Wait until everything handed over is committed; raise what went wrong."""
-        self._records.commit()
+        self._records.settle()
         if not self._ready:
             return
         self._flushes += 1
@@ -214,8 +215,7 @@ def _serve(conn: Connection, where: Location) -> None:
         _reply(conn, Ready())
         try:
             _write_all(inbox, records, conn)
-        except SQLAlchemyError as exc:
-            db.rollback()
+        except SQLAlchemyError as exc:  # its batch was rolled back
             detail = getattr(exc, "orig", None) or exc
             _reply(conn, Failure(str(detail), Kind.IO))
     engine.dispose()
@@ -239,10 +239,8 @@ def _write_all(inbox: queue.Queue[Message | None], records: Records, conn: Conne
     while True:
         message = inbox.get()
         if message is None or isinstance(message, Close):
-            records.commit()
             return
-        if isinstance(message, Flush):
-            records.commit()
+        if isinstance(message, Flush):  # each batch of scores was committed as it was written
             _reply(conn, Flushed(message.token))
             continue
         assert isinstance(message, Scores)

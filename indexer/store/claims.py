@@ -11,18 +11,45 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from sqlalchemy import ColumnElement, and_, delete, exists, select
+from sqlalchemy import ColumnElement, and_, bindparam, delete, exists, select, update
 
 from indexer.errors import Kind
-from indexer.store.driver import marks, run
-from indexer.store.intake import CHUNK, settled_pairs
+from indexer.store.driver import Direct, Insert
+from indexer.store.intake import RELEASE, chunks, settled_pairs
 from indexer.store.owners import Owner
 from indexer.store.records import Records
 from indexer.store.retry import Attempt
 from indexer.store.schema import claims, files, taggings
 
 CLAIM_LEASE_NS = 3600 * 10**9
+_CLAIM = ("model_version_id", "content_id", "owner", "expires_ns")
+
+
+def _claim(insert: Insert) -> Any:
+    """A pair someone holds stays theirs here; `claim_pairs` decides on taking it over."""
+    statement = insert(claims).values({name: bindparam(name) for name in _CLAIM})
+    return statement.on_conflict_do_nothing(
+        index_elements=[claims.c.model_version_id, claims.c.content_id]
+    )
+
+
+_ADD_CLAIM = Direct(_claim, *_CLAIM)
+_TAKE_OVER = Direct(
+    lambda _: (
+        update(claims)
+        .where(claims.c.model_version_id == bindparam("v"), claims.c.content_id == bindparam("c"))
+        .values(owner=bindparam("owner"), expires_ns=bindparam("expires"))
+    ),
+    "owner",
+    "expires",
+    "v",
+    "c",
+)
+_HOLDERS = select(
+    claims.c.model_version_id, claims.c.content_id, claims.c.owner, claims.c.expires_ns
+).where(claims.c.content_id.in_(bindparam("ids", expanding=True)))
 
 
 def claim_pairs(
@@ -35,40 +62,31 @@ def claim_pairs(
 
     Left out: pairs with nothing to do (`attempt` says which earlier failures are tried
     again) and pairs another live process holds. Claims of dead processes, or past their
-    lease, are taken over. Committed at once so other writers see them; each is
-    released when its result is recorded.
+    lease, are taken over. Committed when the batch ends (its own, or the caller's that
+    records the group), so other writers see them; each is released when its result
+    is recorded.
     """
     if not pairs:
         return set()
     now = time.time_ns()
     expires = now + CLAIM_LEASE_NS
-    # The insert takes the write lock (`store.writelock`), so what is read below cannot
-    # change under us.
-    run(
-        index.conn,
-        "INSERT INTO claims (model_version_id, content_id, owner, expires_ns) "
-        "VALUES (?, ?, ?, ?) ON CONFLICT (model_version_id, content_id) DO NOTHING",
-        [(v, c, owner.token, expires) for v, c in pairs],
-    )
-    done = settled_pairs(index.conn, (c for _, c in pairs), attempt)
-    holders = _holders(index, pairs)
-    verdicts: dict[str, bool] = {owner.token: True}
-    mine: set[tuple[int, int]] = set()
-    for pair in pairs:
-        holder, until = holders[pair]
-        if holder not in verdicts:
-            verdicts[holder] = owner.alive(index.conn, holder) is False
-        if pair not in done and (verdicts[holder] or until < now):
-            mine.add(pair)
-    taken = [(owner.token, expires, v, c) for v, c in mine if holders[(v, c)][0] != owner.token]
-    if taken:
-        run(
-            index.conn,
-            "UPDATE claims SET owner = ?, expires_ns = ? "
-            "WHERE model_version_id = ? AND content_id = ?",
-            taken,
-        )
-    index.commit()
+    with index.batch() as conn:
+        # The insert takes the write lock (`store.writelock`), so what is read below
+        # cannot change under us.
+        _ADD_CLAIM.run(conn, [(v, c, owner.token, expires) for v, c in pairs])
+        done = settled_pairs(conn, (c for _, c in pairs), attempt)
+        holders = _holders(index, pairs)
+        verdicts: dict[str, bool] = {owner.token: True}
+        mine: set[tuple[int, int]] = set()
+        for pair in pairs:
+            holder, until = holders[pair]
+            if holder not in verdicts:
+                verdicts[holder] = owner.alive(conn, holder) is False
+            if pair not in done and (verdicts[holder] or until < now):
+                mine.add(pair)
+        taken = [(owner.token, expires, v, c) for v, c in mine if holders[(v, c)][0] != owner.token]
+        if taken:
+            _TAKE_OVER.run(conn, taken)
     return mine
 
 
@@ -77,14 +95,8 @@ def _holders(
 ) -> dict[tuple[int, int], tuple[str, int]]:
     wanted = set(pairs)
     holders: dict[tuple[int, int], tuple[str, int]] = {}
-    contents = sorted({c for _, c in pairs})
-    for start in range(0, len(contents), CHUNK):
-        part = tuple(contents[start : start + CHUNK])
-        sql = (
-            "SELECT model_version_id, content_id, owner, expires_ns FROM claims "
-            f"WHERE content_id IN ({marks(len(part))})"
-        )
-        for version, content, holder, until in run(index.conn, sql, part):
+    for part in chunks(sorted({c for _, c in pairs})):
+        for version, content, holder, until in index.conn.execute(_HOLDERS, {"ids": list(part)}):
             if (version, content) in wanted:
                 holders[(int(version), int(content))] = (str(holder), int(until))
     return holders
@@ -92,14 +104,13 @@ def _holders(
 
 def reap(index: Records, owner: Owner) -> int:
     """Drop every claim whose owner is dead, so its pictures are tagged now, not in an hour."""
-    owners = list(index.conn.execute(select(claims.c.owner).distinct()).scalars())
-    dead = [o for o in owners if owner.alive(index.conn, o) is False]
-    removed = 0
-    if dead:
+    with index.batch() as conn:
+        owners = list(conn.execute(select(claims.c.owner).distinct()).scalars())
+        dead = [o for o in owners if owner.alive(conn, o) is False]
+        if not dead:
+            return 0
         condition: ColumnElement[bool] = claims.c.owner.in_(dead)
-        removed = int(index.conn.execute(delete(claims).where(condition)).rowcount)
-    index.commit()
-    return removed
+        return int(conn.execute(delete(claims).where(condition)).rowcount)
 
 
 @dataclass
@@ -142,7 +153,7 @@ def held_elsewhere(
             held.takeable.add(pair)
         else:
             (held.live if verdict else held.unknown).add(pair)
-    index.commit()  # no transaction held open while the caller waits
+    index.settle()  # no transaction held open while the caller waits
     return held
 
 
@@ -153,18 +164,17 @@ def failed_again(index: Records, pairs: set[tuple[int, int]]) -> set[tuple[int, 
         taggings.c.status == "failed", taggings.c.kind.in_(retried)
     )
     found = {(int(v), int(c)) for v, c in index.conn.execute(query)}
-    index.commit()
+    index.settle()
     return found & pairs
 
 
 def release_pairs(index: Records, pairs: Sequence[tuple[int, int]]) -> None:
     """Give up claims without a result (a file saved again while read): a scan beside
     waits for what this process claims, and a watch may hold them for days."""
-    sql = "DELETE FROM claims WHERE model_version_id = ? AND content_id = ?"
-    run(index.conn, sql, list(pairs))
-    index.commit()
+    with index.batch() as conn:
+        RELEASE.run(conn, list(pairs))
 
 
 def release_claims(index: Records, owner: Owner) -> None:
-    index.conn.execute(delete(claims).where(claims.c.owner == owner.token))
-    index.commit()
+    with index.batch() as conn:
+        conn.execute(delete(claims).where(claims.c.owner == owner.token))

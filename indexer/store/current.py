@@ -5,31 +5,48 @@ has one, else the newest other version's. So a setting tried and undone exports 
 configured version again at once, and a new version's results take over picture by
 picture as it catches up, the old ones staying exported until then. Every reader
 (export, search, show, similar) goes through `chosen_version`, and `prune` keeps every
-version it picks for a present content (`PRESENT_BEST`), so a prune never changes an export.
+version it picks for a present content (`present_best`), so a prune never changes an
+export.
 """
 
 from __future__ import annotations
 
+from typing import Any
 
-def chosen_version(content: str) -> str:
-    """SQL for the model version id whose result counts for `content` (a column or value).
+from sqlalchemy import CTE, ColumnElement, ScalarSelect, String, Text, bindparam, case, func, select
 
-    Binds `:model` (the model name) and `:current` (the configured version string, or
+from indexer.store.schema import files, model_versions, taggings
+
+
+def chosen_version(content: ColumnElement[Any]) -> ScalarSelect[Any]:
+    """The model version id whose result counts for `content` (a column or value).
+
+    Binds `model` (the model name) and `current` (the configured version string, or
     None when the config does not describe the model: then the newest version counts).
     NULL where the model has no finished result for the content.
     """
+    ct, cv = taggings.alias("ct"), model_versions.alias("cv")
+    configured = case((cv.c.version == bindparam("current", type_=String), ct.c.model_version_id))
+    newest = func.max(ct.c.model_version_id)
     return (
-        "(SELECT COALESCE(MAX(CASE WHEN cv.version = :current THEN ct.model_version_id END),"
-        " MAX(ct.model_version_id))"
-        " FROM taggings ct JOIN model_versions cv ON cv.id = ct.model_version_id"
-        f" WHERE ct.content_id = {content} AND ct.status = 'done' AND cv.model = :model)"
+        select(func.coalesce(func.max(configured), newest))
+        .join_from(ct, cv, cv.c.id == ct.c.model_version_id)
+        .where(
+            ct.c.content_id == content,
+            ct.c.status == "done",
+            cv.c.model == bindparam("model", type_=Text),
+        )
+        .scalar_subquery()
     )
 
 
-# The present contents (those a file points to), each with the version `chosen_version`
-# picks for it: `best (cid, mv)`, mv NULL where the model has no finished result. What an
-# export prints, and so what a prune must keep. Binds `:model` and `:current`.
-PRESENT_BEST = f"""
-WITH present AS (SELECT DISTINCT content_id FROM files WHERE content_id IS NOT NULL),
-best AS (SELECT p.content_id AS cid, {chosen_version("p.content_id")} AS mv FROM present p)
-"""
+def present_best() -> CTE:
+    """`best (cid, mv)`: the present contents (those a file points to), each with the
+    version `chosen_version` picks for it, mv NULL where the model has no finished
+    result. What an export prints, and so what a prune must keep. Binds `model` and
+    `current`."""
+    present = (
+        select(files.c.content_id).where(files.c.content_id.is_not(None)).distinct().cte("present")
+    )
+    picked = chosen_version(present.c.content_id).label("mv")
+    return select(present.c.content_id.label("cid"), picked).cte("best")

@@ -20,7 +20,7 @@ from indexer.errors import StoreError
 from indexer.store.connect import BUSY_TIMEOUT_MS, connect_engine
 from indexer.store.location import Location, locate, shown
 from indexer.store.readonly import check_writable, reader_uri
-from indexer.store.writelock import begin_writing
+from indexer.store.unit import unit
 
 
 def _alembic_config() -> AlembicConfig:
@@ -41,8 +41,7 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the schema to `revision`; refuse a database written by a newer dtindex."""
     cfg = _alembic_config()
     scripts = ScriptDirectory.from_config(cfg)
-    with engine.begin() as conn:
-        begin_writing(conn)  # two processes never migrate at once
+    with unit(engine, immediate=True) as conn:  # two processes never migrate at once
         current = MigrationContext.configure(conn).get_current_revision()
         if current is not None:
             try:

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import Connection
+from sqlalchemy import Connection, bindparam, func, select
 
-from indexer.store.driver import run
+from indexer.store.schema import embeddings
 
 CHUNK = 16384  # vectors per read: 32 MB of float16 at 1,024 dimensions
 BLOCK = 256  # vectors turned to float32 at a time: 1 MB, stays in the CPU's cache
@@ -30,17 +30,17 @@ def stored_vectors(embeddings: NDArray[np.float32]) -> list[bytes]:
 
 
 def vector_of(conn: Connection, version_id: int, content_id: int) -> NDArray[np.float32] | None:
-    row = run(
-        conn,
-        "SELECT vector FROM embeddings WHERE model_version_id = ? AND content_id = ?",
-        (version_id, content_id),
-    ).first()
+    query = select(embeddings.c.vector).where(
+        embeddings.c.model_version_id == version_id, embeddings.c.content_id == content_id
+    )
+    row = conn.execute(query).first()
     return None if row is None else np.frombuffer(row[0], np.float16).astype(np.float32)
 
 
 def count_vectors(conn: Connection, version_id: int) -> int:
-    sql = "SELECT count(*) FROM embeddings WHERE model_version_id = ?"
-    return int(run(conn, sql, (version_id,)).scalar_one())
+    query = select(func.count()).select_from(embeddings)
+    query = query.where(embeddings.c.model_version_id == version_id)
+    return int(conn.execute(query).scalar_one())
 
 
 @dataclass(frozen=True)
@@ -52,12 +52,17 @@ class Near:
 def _chunks(conn: Connection, version_id: int) -> Iterator[tuple[NDArray[np.int64], bytes]]:
     """(content ids, their vectors as one buffer) in primary-key order, CHUNK at a time."""
     last = -1
-    sql = (
-        "SELECT content_id, vector FROM embeddings WHERE model_version_id = ? AND content_id > ?"
-        " ORDER BY content_id LIMIT ?"
+    query = (
+        select(embeddings.c.content_id, embeddings.c.vector)
+        .where(
+            embeddings.c.model_version_id == version_id,
+            embeddings.c.content_id > bindparam("last"),
+        )
+        .order_by(embeddings.c.content_id)
+        .limit(CHUNK)
     )
     while True:
-        rows = run(conn, sql, (version_id, last, CHUNK)).all()
+        rows = conn.execute(query, {"last": last}).all()
         if not rows:
             return
         ids, vectors = zip(*rows, strict=True)

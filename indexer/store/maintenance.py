@@ -11,22 +11,30 @@ rather than seeing half of it, and an interrupted run leaves the index as it was
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import Column, Connection, Engine, bindparam, delete, exists, select, text, update
 
 from indexer.errors import UsageError
-from indexer.store.current import PRESENT_BEST
-from indexer.store.driver import marks, run
-from indexer.store.writelock import begin_writing
+from indexer.store.current import present_best
+from indexer.store.intake import chunks
+from indexer.store.schema import (
+    claims,
+    contents,
+    embeddings,
+    files,
+    model_versions,
+    roots,
+    scores,
+    taggings,
+    tags,
+)
+from indexer.store.unit import unit
 
-# Rows per statement: well under SQLite's limit on bound parameters.
-_CHUNK = 500
 # Tables holding per-content or per-version results, none of them with a foreign key
 # that would cascade (scores and claims have none), so each is cleaned explicitly.
-_RESULT_TABLES = ("scores", "embeddings", "taggings", "claims")
+_RESULT_TABLES = (scores, embeddings, taggings, claims)
 
 
 @dataclass(frozen=True)
@@ -51,26 +59,11 @@ class Pruned:
     scores: int
 
 
-@contextmanager
-def _immediate(engine: Engine) -> Iterator[Connection]:
-    """One write transaction, its lock taken up front so no writer slips in between
-    our reads and our deletes (the same idiom as the migrations)."""
-    with engine.begin() as conn:
-        begin_writing(conn)
-        yield conn
-
-
-def _chunks(ids: Sequence[int]) -> Iterator[Sequence[int]]:
-    for start in range(0, len(ids), _CHUNK):
-        yield ids[start : start + _CHUNK]
-
-
-def _delete_where_in(conn: Connection, table: str, column: str, ids: Sequence[int]) -> int:
-    """Delete rows whose `column` is one of `ids`; returns how many went."""
+def _delete_where_in(conn: Connection, column: Column[int], ids: Sequence[int]) -> int:
+    """Delete the rows of `column`'s table whose `column` is one of `ids`; how many went."""
     removed = 0
-    for chunk in _chunks(ids):
-        sql = f"DELETE FROM {table} WHERE {column} IN ({marks(len(chunk))})"
-        removed += int(run(conn, sql, tuple(chunk)).rowcount)
+    for chunk in chunks(ids):
+        removed += int(conn.execute(delete(column.table).where(column.in_(chunk))).rowcount)
     return removed
 
 
@@ -97,10 +90,10 @@ def _affected(conn: Connection, gone: Mapping[bytes, int]) -> dict[int, tuple[by
     found: dict[int, tuple[bytes, int]] = {}
     for root, root_id in gone.items():
         low = _below(root)
-        sql = "SELECT id, path, root_id FROM files WHERE (path >= ? AND path < ?) OR root_id = ?"
-        cursor = run(conn, sql, (low, low[:-1] + b"0", root_id)).cursor
-        assert cursor is not None
-        found.update((int(i), (bytes(p), int(r))) for i, p, r in cursor.fetchall())
+        inside = (files.c.path >= low) & (files.c.path < low[:-1] + b"0")
+        query = select(files.c.id, files.c.path, files.c.root_id)
+        rows = conn.execute(query.where(inside | (files.c.root_id == root_id)))
+        found.update((int(i), (bytes(p), int(r))) for i, p, r in rows)
     return found
 
 
@@ -120,14 +113,14 @@ def forget_roots(engine: Engine, paths: Sequence[bytes]) -> Forgotten:
     pictures elsewhere share them); `prune` drops them.
     """
     asked = list(dict.fromkeys(paths))
-    with _immediate(engine) as conn:
-        rows = conn.exec_driver_sql("SELECT path, id FROM roots").all()
+    with unit(engine, immediate=True) as conn:
+        rows = conn.execute(select(roots.c.path, roots.c.id)).all()
         known = {bytes(p): int(i) for p, i in rows}
         if any(p not in known for p in asked):
             raise _unknown_roots(asked, known)
         gone = {p: known[p] for p in asked}
         remaining = {p: i for p, i in known.items() if p not in gone}
-        moves: list[tuple[int, int]] = []
+        moves: list[dict[str, int]] = []
         drops: list[int] = []
         dropped, moved = [], []
         for file_id, (path, root_id) in _affected(conn, gone).items():
@@ -136,15 +129,16 @@ def forget_roots(engine: Engine, paths: Sequence[bytes]) -> Forgotten:
                 drops.append(file_id)
                 dropped.append(path)
             elif target != root_id:
-                moves.append((target, file_id))
+                moves.append({"root": target, "file": file_id})
                 moved.append(path)
         if moves:
-            run(conn, "UPDATE files SET root_id = ? WHERE id = ?", moves)
-        files = _delete_where_in(conn, "files", "id", drops)
-        _delete_where_in(conn, "roots", "id", list(gone.values()))
+            move = update(files).where(files.c.id == bindparam("file"))
+            conn.execute(move.values(root_id=bindparam("root")), moves)
+        removed = _delete_where_in(conn, files.c.id, drops)
+        _delete_where_in(conn, roots.c.id, list(gone.values()))
     return Forgotten(
         len(gone),
-        files,
+        removed,
         len(moves),
         tuple(sorted(gone)),
         tuple(sorted(dropped)),
@@ -156,16 +150,17 @@ def forget_roots(engine: Engine, paths: Sequence[bytes]) -> Forgotten:
 def model_names(engine: Engine) -> list[str]:
     """Every model with a stored version, configured or not."""
     with engine.connect() as conn:
-        rows = conn.exec_driver_sql("SELECT DISTINCT model FROM model_versions ORDER BY model")
-        return [str(name) for (name,) in rows]
+        query = select(model_versions.c.model).distinct().order_by(model_versions.c.model)
+        return [str(name) for name in conn.execute(query).scalars()]
 
 
 def _printed_versions(conn: Connection, model: str, current: str | None) -> set[int]:
     """The versions of `model` an export prints for some present content: the very rule
     the export uses (`store.current`), so a new version that has not caught up (a scan
     stopped part-way, a picture over the limit) keeps the older results still shown."""
-    query = text(PRESENT_BEST + "SELECT DISTINCT mv FROM best WHERE mv IS NOT NULL")
-    return {int(v) for (v,) in conn.execute(query, {"model": model, "current": current})}
+    best = present_best()
+    query = select(best.c.mv).distinct().where(best.c.mv.is_not(None))
+    return {int(v) for v in conn.execute(query, {"model": model, "current": current}).scalars()}
 
 
 def _stale_versions(conn: Connection, configured: Mapping[str, str | None]) -> list[int]:
@@ -175,7 +170,8 @@ def _stale_versions(conn: Connection, configured: Mapping[str, str | None]) -> l
     its results to a prune. A model missing from `configured` (appeared since the caller
     looked) counts as not described, as an export would take it.
     """
-    rows = conn.execute(text("SELECT id, model, version FROM model_versions")).all()
+    columns = model_versions.c
+    rows = conn.execute(select(columns.id, columns.model, columns.version)).all()
     newest: dict[str, int] = {}
     for version_id, model, _ in rows:
         newest[str(model)] = max(newest.get(str(model), 0), int(version_id))
@@ -191,22 +187,21 @@ def _stale_versions(conn: Connection, configured: Mapping[str, str | None]) -> l
 
 def _orphan_contents(conn: Connection) -> list[int]:
     """Contents no file points to any more (their files were deleted or forgotten)."""
-    sql = (
-        "SELECT c.id FROM contents c WHERE NOT EXISTS "
-        "(SELECT 1 FROM files f WHERE f.content_id = c.id) ORDER BY c.id"
-    )
-    return [int(i) for (i,) in conn.exec_driver_sql(sql)]
+    used = exists().where(files.c.content_id == contents.c.id)
+    query = select(contents.c.id).where(~used).order_by(contents.c.id)
+    return [int(i) for i in conn.execute(query).scalars()]
 
 
-def _drop(conn: Connection, column: str, ids: Sequence[int], owner: str) -> int:
-    """Delete the results keyed by `column`, then the owning rows; returns score rows."""
+def _drop(conn: Connection, column: str, ids: Sequence[int], owner: Column[int]) -> int:
+    """Delete the results keyed by `column`, then the owning rows (`owner`, their ids,
+    with a version's tags); returns how many score rows went."""
     removed = 0
     for table in _RESULT_TABLES:
-        count = _delete_where_in(conn, table, column, ids)
-        removed += count if table == "scores" else 0
-    if owner == "model_versions":
-        _delete_where_in(conn, "tags", "model_version_id", ids)
-    _delete_where_in(conn, owner, "id", ids)
+        count = _delete_where_in(conn, table.c[column], ids)
+        removed += count if table is scores else 0
+    if owner.table is model_versions:
+        _delete_where_in(conn, tags.c.model_version_id, ids)
+    _delete_where_in(conn, owner, ids)
     return removed
 
 
@@ -217,16 +212,16 @@ def prune(engine: Engine, configured: Mapping[str, str | None]) -> Pruned:
     unknown). Exports are unchanged: they read present contents only, and every version
     they use for one of those (`store.current`) stays, as do the configured and the newest.
     """
-    with _immediate(engine) as conn:
+    with unit(engine, immediate=True) as conn:
         versions = _stale_versions(conn, configured)
-        scores = _drop(conn, "model_version_id", versions, "model_versions")
-        contents = _orphan_contents(conn)
-        scores += _drop(conn, "content_id", contents, "contents")
-    return Pruned(contents=len(contents), model_versions=len(versions), scores=scores)
+        removed = _drop(conn, "model_version_id", versions, model_versions.c.id)
+        orphans = _orphan_contents(conn)
+        removed += _drop(conn, "content_id", orphans, contents.c.id)
+    return Pruned(contents=len(orphans), model_versions=len(versions), scores=removed)
 
 
 def vacuum(engine: Engine) -> None:
     """Give the freed pages back to the file system. VACUUM cannot run inside a
     transaction, so it goes through a connection in autocommit mode."""
     with engine.connect() as conn:
-        conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("VACUUM")
+        conn.execution_options(isolation_level="AUTOCOMMIT").execute(text("VACUUM"))

@@ -25,7 +25,24 @@ import socket
 from pathlib import Path
 from typing import Protocol
 
-from sqlalchemy import Connection, Engine, text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Connection,
+    Engine,
+    Integer,
+    Text,
+    bindparam,
+    cast,
+    column,
+    exists,
+    func,
+    select,
+    table,
+)
+from sqlalchemy.dialects.postgresql import OID
+
+from indexer.store.unit import batch
 
 
 class Owner(Protocol):
@@ -106,10 +123,26 @@ def file_alive(folder: Path, token: str) -> bool | None:
 _PREFIX = "pg"
 # Whether any session of this database holds the advisory lock of a bigint key: pg_locks
 # splits the key into classid (high 32 bits) and objid (low 32 bits), objsubid 1.
-_HELD = text(
-    "SELECT EXISTS (SELECT 1 FROM pg_locks WHERE locktype = 'advisory' AND granted"
-    " AND objsubid = 1 AND classid = CAST(:high AS oid) AND objid = CAST(:low AS oid)"
-    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))"
+_LOCKS = table(
+    "pg_locks",
+    column("locktype", Text),
+    column("granted", Boolean),
+    column("objsubid", Integer),
+    column("classid", OID),
+    column("objid", OID),
+    column("database", OID),
+)
+_DATABASES = table("pg_database", column("oid", OID), column("datname", Text))
+_THIS_DATABASE = select(_DATABASES.c.oid).where(_DATABASES.c.datname == func.current_database())
+_HELD = select(
+    exists().where(
+        _LOCKS.c.locktype == "advisory",
+        _LOCKS.c.granted,
+        _LOCKS.c.objsubid == 1,
+        _LOCKS.c.classid == cast(bindparam("high", type_=BigInteger), OID),
+        _LOCKS.c.objid == cast(bindparam("low", type_=BigInteger), OID),
+        _LOCKS.c.database == _THIS_DATABASE.scalar_subquery(),
+    )
 )
 
 
@@ -118,8 +151,9 @@ class SessionOwner:
         self._key = secrets.randbits(63)
         self.token = _token(f"{_PREFIX}{self._key:016x}")
         self._conn = engine.connect()
-        self._conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": self._key})
-        self._conn.commit()  # a session lock outlives the transaction; none stays open
+        with batch(self._conn):  # a session lock outlives the transaction; none stays open
+            key = bindparam("key", self._key, type_=BigInteger)
+            self._conn.execute(select(func.pg_advisory_lock(key)))
 
     def alive(self, conn: Connection, token: str) -> bool | None:
         tail = token.rsplit(":", 1)[-1]

@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, bindparam, text
+from sqlalchemy import BindParameter, Connection, bindparam, select
 
 from indexer.store.current import chosen_version
+from indexer.store.schema import contents, files, model_versions, scores, taggings, tags
 
 
 @dataclass(frozen=True)
@@ -38,35 +39,60 @@ class Failed:
     kind: str | None
 
 
-_FILE = text(
-    "SELECT f.content_id, c.sha1, c.width, c.height, f.error FROM files f "
-    "LEFT JOIN contents c ON c.id = f.content_id WHERE f.path = :path"
+_PATH: BindParameter[bytes] = bindparam("path")
+_FILE = (
+    select(files.c.content_id, contents.c.sha1, contents.c.width, contents.c.height, files.c.error)
+    .join_from(files, contents, contents.c.id == files.c.content_id, isouter=True)
+    .where(files.c.path == _PATH)
 )
-_MODELS = text("""
-SELECT DISTINCT v.model FROM files f JOIN taggings t ON t.content_id = f.content_id
-JOIN model_versions v ON v.id = t.model_version_id
-WHERE f.path = :path AND t.status = 'done' ORDER BY v.model
-""")
-_SCORES = text(f"""
-SELECT v.model, v.version, tg.name, tg.category, s.score
-FROM files f
-JOIN model_versions v ON v.id = {chosen_version("f.content_id")}
-JOIN scores s ON s.model_version_id = v.id AND s.content_id = f.content_id
-JOIN tags tg ON tg.model_version_id = s.model_version_id AND tg.idx = s.tag_idx
-WHERE f.path = :path AND s.score > :t
-ORDER BY s.score DESC
-""")
-_FAILED = text("""
-SELECT v.model, v.version, t.error, t.kind FROM files f
-JOIN taggings t ON t.content_id = f.content_id AND t.status = 'failed'
-JOIN model_versions v ON v.id = t.model_version_id
-WHERE f.path = :path ORDER BY v.model, v.id
-""")
-_VERSION = text(f"SELECT {chosen_version(':content')}")
+_MODELS = (
+    select(model_versions.c.model)
+    .distinct()
+    .join_from(files, taggings, taggings.c.content_id == files.c.content_id)
+    .join(model_versions, model_versions.c.id == taggings.c.model_version_id)
+    .where(files.c.path == _PATH, taggings.c.status == "done")
+    .order_by(model_versions.c.model)
+)
+_SCORES = (
+    select(
+        model_versions.c.model,
+        model_versions.c.version,
+        tags.c.name,
+        tags.c.category,
+        scores.c.score,
+    )
+    .select_from(files)
+    .join(model_versions, model_versions.c.id == chosen_version(files.c.content_id))
+    .join(
+        scores,
+        (scores.c.model_version_id == model_versions.c.id)
+        & (scores.c.content_id == files.c.content_id),
+    )
+    .join(
+        tags,
+        (tags.c.model_version_id == scores.c.model_version_id) & (tags.c.idx == scores.c.tag_idx),
+    )
+    .where(files.c.path == _PATH, scores.c.score > bindparam("t"))
+    .order_by(scores.c.score.desc())
+)
+_FAILED = (
+    select(model_versions.c.model, model_versions.c.version, taggings.c.error, taggings.c.kind)
+    .join_from(
+        files,
+        taggings,
+        (taggings.c.content_id == files.c.content_id) & (taggings.c.status == "failed"),
+    )
+    .join(model_versions, model_versions.c.id == taggings.c.model_version_id)
+    .where(files.c.path == _PATH)
+    .order_by(model_versions.c.model, model_versions.c.id)
+)
+_VERSION = select(chosen_version(bindparam("content")))
 # Ordered, not MIN: PostgreSQL has no MIN over bytes.
-_PATHS = text(
-    "SELECT content_id, path FROM files WHERE content_id IN :contents ORDER BY content_id, path"
-).bindparams(bindparam("contents", expanding=True))
+_PATHS = (
+    select(files.c.content_id, files.c.path)
+    .where(files.c.content_id.in_(bindparam("contents", expanding=True)))
+    .order_by(files.c.content_id, files.c.path)
+)
 
 
 def file_row(conn: Connection, path: bytes) -> FileRow | None:

@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from sqlalchemy import Connection, text
+from sqlalchemy import Connection, Select, func, literal, null, select, union_all
 
-from indexer.store.current import PRESENT_BEST as _BEST
+from indexer.store.current import present_best
+from indexer.store.schema import contents, files, model_versions, roots, scores, taggings, tags
 
 
 @dataclass(frozen=True)
@@ -36,19 +37,33 @@ def scored(
 
     With `since_ns`, only contents whose exported result was recorded at or after it.
     """
-    query = text(
-        _BEST
-        + """
-        SELECT c.id, c.sha1, tg.name, tg.category, s.score, tg.threshold
-        FROM best JOIN contents c ON c.id = best.cid AND best.mv IS NOT NULL
-        JOIN taggings tt ON tt.content_id = best.cid AND tt.model_version_id = best.mv
-        JOIN scores s ON s.model_version_id = best.mv AND s.content_id = best.cid
-        JOIN tags tg ON tg.model_version_id = best.mv AND tg.idx = s.tag_idx
-        WHERE (s.score > :floor OR tg.category = 'rating') AND tt.tagged_ns >= :since
-        ORDER BY c.sha1, c.id, s.tag_idx"""
+    best = present_best()
+    query = (
+        select(
+            contents.c.id,
+            contents.c.sha1,
+            tags.c.name,
+            tags.c.category,
+            scores.c.score,
+            tags.c.threshold,
+        )
+        .select_from(best)
+        .join(contents, (contents.c.id == best.c.cid) & best.c.mv.is_not(None))
+        .join(
+            taggings,
+            (taggings.c.content_id == best.c.cid) & (taggings.c.model_version_id == best.c.mv),
+        )
+        .join(
+            scores, (scores.c.model_version_id == best.c.mv) & (scores.c.content_id == best.c.cid)
+        )
+        .join(tags, (tags.c.model_version_id == best.c.mv) & (tags.c.idx == scores.c.tag_idx))
+        .where(
+            (scores.c.score > floor) | (tags.c.category == "rating"),
+            taggings.c.tagged_ns >= (since_ns or 0),
+        )
+        .order_by(contents.c.sha1, contents.c.id, scores.c.tag_idx)
     )
-    values = {"model": model, "current": current, "floor": floor, "since": since_ns or 0}
-    for row in conn.execute(query, values):
+    for row in conn.execute(query, {"model": model, "current": current}):
         yield Row(int(row[0]), str(row[1]), str(row[2]), row[3], float(row[4]), row[5])
 
 
@@ -57,38 +72,46 @@ def tagged_contents(
 ) -> set[int]:
     """Present contents with a result of `model` (recorded at or after `since_ns`): the
     pictures an export covers, also those no tag of which passes its thresholds."""
-    query = text(
-        _BEST
-        + """
-        SELECT best.cid FROM best
-        JOIN taggings tt ON tt.content_id = best.cid AND tt.model_version_id = best.mv
-        WHERE tt.tagged_ns >= :since"""
+    best = present_best()
+    query = (
+        select(best.c.cid)
+        .join_from(
+            best,
+            taggings,
+            (taggings.c.content_id == best.c.cid) & (taggings.c.model_version_id == best.c.mv),
+        )
+        .where(taggings.c.tagged_ns >= (since_ns or 0))
     )
-    values = {"model": model, "current": current, "since": since_ns or 0}
-    return {int(cid) for (cid,) in conn.execute(query, values)}
+    return {int(cid) for cid in conn.execute(query, {"model": model, "current": current}).scalars()}
 
 
 def categories(conn: Connection, model: str) -> set[str]:
     """The tag categories any stored version of `model` has (empty: a plain tag list)."""
-    query = text("""SELECT DISTINCT tg.category FROM tags tg
-                    JOIN model_versions mv ON mv.id = tg.model_version_id
-                    WHERE mv.model = :model AND tg.category IS NOT NULL""")
-    return {str(c) for (c,) in conn.execute(query, {"model": model})}
+    query = (
+        select(tags.c.category)
+        .distinct()
+        .join_from(tags, model_versions, model_versions.c.id == tags.c.model_version_id)
+        .where(model_versions.c.model == model, tags.c.category.is_not(None))
+    )
+    return {str(c) for c in conn.execute(query).scalars()}
 
 
 def paths_by_content(conn: Connection) -> dict[int, list[tuple[bytes, bytes]]]:
     """Each present content's files, with the root each lies under."""
     paths: dict[int, list[tuple[bytes, bytes]]] = {}
-    query = text("""SELECT f.content_id, f.path, r.path
-                    FROM files f JOIN roots r ON r.id = f.root_id
-                    WHERE f.content_id IS NOT NULL ORDER BY f.path""")
+    query = (
+        select(files.c.content_id, files.c.path, roots.c.path)
+        .join_from(files, roots, roots.c.id == files.c.root_id)
+        .where(files.c.content_id.is_not(None))
+        .order_by(files.c.path)
+    )
     for content_id, path, root in conn.execute(query):
         paths.setdefault(int(content_id), []).append((bytes(path), bytes(root)))
     return paths
 
 
 def all_paths(conn: Connection) -> list[bytes]:
-    return [bytes(p) for (p,) in conn.execute(text("SELECT path FROM files"))]
+    return [bytes(p) for p in conn.execute(select(files.c.path)).scalars()]
 
 
 @dataclass(frozen=True)
@@ -99,55 +122,80 @@ class Coverage:
 
 
 def coverage(conn: Connection, model: str, version: str) -> Coverage:
-    query = text("""
-        WITH present AS (SELECT DISTINCT content_id FROM files WHERE content_id IS NOT NULL)
-        SELECT
-          (SELECT COUNT(*) FROM present),
-          (SELECT COUNT(*) FROM taggings t JOIN present p ON p.content_id = t.content_id
-             JOIN model_versions v ON v.id = t.model_version_id
-             WHERE v.model = :model AND v.version = :version AND t.status = 'done'),
-          (SELECT COUNT(*) FROM taggings t JOIN present p ON p.content_id = t.content_id
-             JOIN model_versions v ON v.id = t.model_version_id
-             WHERE v.model = :model AND v.version = :version AND t.status = 'failed')
-    """)
-    present, done, failed = conn.execute(query, {"model": model, "version": version}).one()
-    return Coverage(int(present), int(done), int(failed))
+    present = (
+        select(files.c.content_id).where(files.c.content_id.is_not(None)).distinct().cte("present")
+    )
+
+    def count(status: str) -> Select[int]:
+        return (
+            select(func.count())
+            .select_from(taggings)
+            .join(present, present.c.content_id == taggings.c.content_id)
+            .join(model_versions, model_versions.c.id == taggings.c.model_version_id)
+            .where(
+                model_versions.c.model == model,
+                model_versions.c.version == version,
+                taggings.c.status == status,
+            )
+        )
+
+    everything = select(func.count()).select_from(present)
+    query = select(*(q.scalar_subquery() for q in (everything, count("done"), count("failed"))))
+    found, done, failed = conn.execute(query).one()
+    return Coverage(int(found), int(done), int(failed))
 
 
 def versions(conn: Connection) -> list[tuple[str, str, str, int]]:
-    query = text("SELECT model, version, title, tag_count FROM model_versions ORDER BY model, id")
-    return [(str(m), str(v), str(t), int(n)) for m, v, t, n in conn.execute(query)]
+    v = model_versions.c
+    query = select(v.model, v.version, v.title, v.tag_count).order_by(v.model, v.id)
+    return [(str(m), str(n), str(t), int(c)) for m, n, t, c in conn.execute(query)]
 
 
 def roots_summary(conn: Connection) -> list[tuple[bytes, int | None, int]]:
-    query = text("""SELECT r.path, r.scanned_ns, COUNT(f.id) FROM roots r
-                    LEFT JOIN files f ON f.root_id = r.id GROUP BY r.id ORDER BY r.path""")
+    query = (
+        select(roots.c.path, roots.c.scanned_ns, func.count(files.c.id))
+        .select_from(roots)
+        .outerjoin(files, files.c.root_id == roots.c.id)
+        .group_by(roots.c.id)
+        .order_by(roots.c.path)
+    )
     return [(bytes(p), s, int(n)) for p, s, n in conn.execute(query)]
 
 
 def totals(conn: Connection) -> dict[str, int]:
     """Files, distinct pictures among them, and files whose bytes could not be read."""
-    query = text("""SELECT
-        (SELECT COUNT(*) FROM files),
-        (SELECT COUNT(DISTINCT content_id) FROM files WHERE content_id IS NOT NULL),
-        (SELECT COUNT(*) FROM files WHERE error IS NOT NULL)""")
-    files, contents, unreadable = conn.execute(query).one()
-    return {"files": files, "contents": contents, "unreadable": unreadable}
+    every = select(func.count()).select_from(files)
+    pictures = select(func.count(files.c.content_id.distinct())).where(
+        files.c.content_id.is_not(None)
+    )
+    unreadable = every.where(files.c.error.is_not(None))
+    query = select(*(q.scalar_subquery() for q in (every, pictures, unreadable)))
+    found, distinct, failed = conn.execute(query).one()
+    return {"files": found, "contents": distinct, "unreadable": failed}
 
 
 def failed_pictures(conn: Connection) -> list[tuple[str, int]]:
     """(model, content) for each present picture a model failed on and has no result of
     (no version of the model tagged it): a picture counts once per model, however many
     of the model's versions failed on it."""
-    query = text("""
-        SELECT DISTINCT v.model, t.content_id FROM taggings t
-        JOIN model_versions v ON v.id = t.model_version_id
-        WHERE t.status = 'failed'
-          AND EXISTS (SELECT 1 FROM files f WHERE f.content_id = t.content_id)
-          AND NOT EXISTS (SELECT 1 FROM taggings d
-                          JOIN model_versions dv ON dv.id = d.model_version_id
-                          WHERE d.content_id = t.content_id AND d.status = 'done'
-                            AND dv.model = v.model)""")
+    done, done_version = taggings.alias("d"), model_versions.alias("dv")
+    present = select(literal(1)).where(files.c.content_id == taggings.c.content_id).exists()
+    tagged = (
+        select(literal(1))
+        .join_from(done, done_version, done_version.c.id == done.c.model_version_id)
+        .where(
+            done.c.content_id == taggings.c.content_id,
+            done.c.status == "done",
+            done_version.c.model == model_versions.c.model,
+        )
+        .exists()
+    )
+    query = (
+        select(model_versions.c.model, taggings.c.content_id)
+        .distinct()
+        .join_from(taggings, model_versions, model_versions.c.id == taggings.c.model_version_id)
+        .where(taggings.c.status == "failed", present, ~tagged)
+    )
     return [(str(model), int(content)) for model, content in conn.execute(query)]
 
 
@@ -164,18 +212,34 @@ class FailureRow:
 
 def failures(conn: Connection, limit: int) -> list[FailureRow]:
     # A picture's first path by ORDER BY, as PostgreSQL has no MIN of bytes.
-    concat = "GROUP_CONCAT" if conn.dialect.name == "sqlite" else "STRING_AGG"
-    query = text(f"""
-        SELECT path, error, kind, models FROM (
-          SELECT path, error, kind, NULL AS models FROM files WHERE error IS NOT NULL
-          UNION ALL
-          SELECT (SELECT f.path FROM files f WHERE f.content_id = t.content_id
-                  ORDER BY f.path LIMIT 1) AS path,
-                 t.error, t.kind, {concat}(v.model || ' ' || v.version, :tab) AS models
-          FROM taggings t JOIN model_versions v ON v.id = t.model_version_id
-          WHERE t.status = 'failed' GROUP BY t.content_id, t.error, t.kind
-        ) AS listed WHERE path IS NOT NULL ORDER BY path, error LIMIT :limit""")
+    first_path = (
+        select(files.c.path)
+        .where(files.c.content_id == taggings.c.content_id)
+        .order_by(files.c.path)
+        .limit(1)
+        .scalar_subquery()
+    )
+    named = model_versions.c.model + " " + model_versions.c.version
+    unreadable = select(files.c.path, files.c.error, files.c.kind, null().label("models"))
+    failed = (
+        select(
+            first_path.label("path"),
+            taggings.c.error,
+            taggings.c.kind,
+            func.aggregate_strings(named, "\t").label("models"),
+        )
+        .join_from(taggings, model_versions, model_versions.c.id == taggings.c.model_version_id)
+        .where(taggings.c.status == "failed")
+        .group_by(taggings.c.content_id, taggings.c.error, taggings.c.kind)
+    )
+    listed = union_all(unreadable.where(files.c.error.is_not(None)), failed).subquery("listed")
+    query = (
+        select(listed)
+        .where(listed.c.path.is_not(None))
+        .order_by(listed.c.path, listed.c.error)
+        .limit(limit)
+    )
     return [
         FailureRow(bytes(p), str(e), str(k or "picture"), tuple(sorted(m.split("\t"))) if m else ())
-        for p, e, k, m in conn.execute(query, {"limit": limit, "tab": "\t"})
+        for p, e, k, m in conn.execute(query)
     ]

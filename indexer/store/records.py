@@ -1,8 +1,9 @@
-"""Writes and lookups a scan needs, on one connection, committed in batches.
+"""Writes and lookups a scan needs, on the one connection it keeps open.
 
-Every write lands in a transaction that `Records.maybe_commit` closes after a few hundred
-changes or a second, so a scan killed at any moment keeps all but the last moment's work
-and the next scan picks up exactly what is missing.
+Every write lands in a `batch` (`store.unit`): the scan records a group of files, a
+batch of results or a failure in one short transaction each, so a scan killed at any
+moment keeps all but the last moment's work and the next scan picks up exactly what is
+missing. A method that writes opens a batch of its own; inside a caller's, it joins it.
 """
 
 from __future__ import annotations
@@ -11,32 +12,35 @@ import itertools
 import os
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from dataclasses import fields as dataclass_fields
 
 import numpy as np
 from numpy.typing import NDArray
-from sqlalchemy import Connection, and_, delete, exists, insert, select, tuple_, update
+from sqlalchemy import Connection, and_, bindparam, delete, exists, insert, select, tuple_, update
 
 from indexer.errors import Failure, Kind
-from indexer.store.driver import run
-from indexer.store.intake import put_files
+from indexer.store.driver import INSERTS, Direct
+from indexer.store.intake import (
+    ADD_SCORE,
+    DROP_SCORES,
+    PUT_EMBEDDING,
+    PUT_TAGGING,
+    RELEASE,
+    put_files,
+)
 from indexer.store.likeness import stored_vectors
 from indexer.store.retry import Attempt
-from indexer.store.schema import claims, contents, files, model_versions, roots, taggings, tags
-
-# Upserts in the one spelling SQLite (3.24 on) and PostgreSQL both understand.
-_KEEP = "ON CONFLICT DO NOTHING"  # a row already there stays as it is
-_PUT_EMBEDDING = (
-    "INSERT INTO embeddings (model_version_id, content_id, vector) VALUES (?, ?, ?)"
-    " ON CONFLICT (model_version_id, content_id) DO UPDATE SET vector = excluded.vector"
+from indexer.store.schema import (
+    contents,
+    files,
+    model_versions,
+    roots,
+    taggings,
+    tags,
 )
-_PUT_TAGGING = (
-    "INSERT INTO taggings (model_version_id, content_id, status, error, tagged_ns, kind,"
-    " needs) VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (model_version_id, content_id) DO UPDATE"
-    " SET status = excluded.status, error = excluded.error, tagged_ns = excluded.tagged_ns,"
-    " kind = excluded.kind, needs = excluded.needs"
-)
+from indexer.store.unit import batch, settle
 
 
 @dataclass(frozen=True)
@@ -77,43 +81,51 @@ def _below(folder: bytes) -> tuple[bytes, bytes]:
     return low, low[:-1] + b"0"
 
 
+# The raw cursor: SQLAlchemy's row objects cost half a second per 100,000 files, and an
+# unchanged rescan of that many should take well under two seconds.
+_FILES_BELOW = Direct(
+    lambda _: select(*(files.c[f.name] for f in dataclass_fields(FileRow))).where(
+        files.c.path >= bindparam("low"), files.c.path < bindparam("high")
+    ),
+    "low",
+    "high",
+)
+
+
 class Records:
-    def __init__(self, conn: Connection, commit_every: int = 500, commit_seconds: float = 1.0):
+    def __init__(self, conn: Connection) -> None:
         self.conn = conn
-        self._pending = 0
-        self._last = time.monotonic()
-        self._every, self._seconds = commit_every, commit_seconds
 
-    # -- transactions -------------------------------------------------------------
-    def maybe_commit(self, changes: int = 1) -> None:
-        self._pending += changes
-        now = time.monotonic()
-        if self._pending >= self._every or now - self._last >= self._seconds:
-            self.commit()
+    # -- transactions (`store.unit`) ----------------------------------------------
+    def batch(self) -> AbstractContextManager[Connection]:
+        """One unit of work: what is written inside commits together when it ends."""
+        return batch(self.conn)
 
-    def commit(self) -> None:
-        self.conn.commit()
-        self._pending, self._last = 0, time.monotonic()
+    def settle(self) -> None:
+        """End the transaction reads left open, so no snapshot is held while waiting."""
+        settle(self.conn)
 
     # -- roots --------------------------------------------------------------------
     def root_id(self, path: bytes, device: int) -> int:
         # Insert first: the write takes the lock, so a concurrent writer cannot race us.
-        run(self.conn, "INSERT INTO roots (path, device) VALUES (?, ?) " + _KEEP, (path, device))
-        self.conn.execute(update(roots).where(roots.c.path == path).values(device=device))
-        found = int(self.conn.execute(select(roots.c.id).where(roots.c.path == path)).scalar_one())
-        self.commit()  # never hold the write lock through a walk
-        return found
+        # Its own batch: never hold the write lock through a walk.
+        with self.batch() as conn:
+            add = INSERTS[conn.dialect.name](roots).values(path=path, device=device)
+            conn.execute(add.on_conflict_do_nothing())
+            conn.execute(update(roots).where(roots.c.path == path).values(device=device))
+            return int(conn.execute(select(roots.c.id).where(roots.c.path == path)).scalar_one())
 
     def present_root_ids(self) -> set[int]:
         found = set(self.conn.execute(select(roots.c.id)).scalars())
-        self.commit()
+        self.settle()
         return found
 
     def root_paths(self) -> list[bytes]:
         return list(self.conn.execute(select(roots.c.path).order_by(roots.c.id)).scalars())
 
     def mark_scanned(self, root_id: int, when_ns: int) -> None:
-        self.conn.execute(update(roots).where(roots.c.id == root_id).values(scanned_ns=when_ns))
+        with self.batch() as conn:
+            conn.execute(update(roots).where(roots.c.id == root_id).values(scanned_ns=when_ns))
 
     # -- files --------------------------------------------------------------------
     def files_below(self, folder: bytes) -> dict[bytes, FileRow]:
@@ -122,12 +134,7 @@ class Records:
         By path, not by root: with nested roots (a disk mounted inside another root)
         the same files lie under both, and a scan of either must see them as known.
         """
-        # The raw cursor: SQLAlchemy's row objects cost half a second per 100,000 files,
-        # and an unchanged rescan of that many should take well under two seconds.
-        columns = ", ".join(f.name for f in dataclass_fields(FileRow))
-        low, high = _below(folder)
-        sql = f"SELECT {columns} FROM files WHERE path >= ? AND path < ?"
-        cursor = run(self.conn, sql, (low, high)).cursor
+        cursor = _FILES_BELOW.run(self.conn, _below(folder)).cursor
         assert cursor is not None
         return {row[1]: FileRow(*row) for row in cursor.fetchall()}
 
@@ -161,43 +168,24 @@ class Records:
         recorded = kind.value if kind is not None and error is not None else None
         row = (path, root_id, stat.size, stat.mtime_ns, stat.inode, stat.device, content_id,
                checked_ns, error, recorded, stat.ctime_ns or None)  # fmt: skip
-        put_files(self.conn, [row])
-        self.maybe_commit()
+        with self.batch() as conn:
+            put_files(conn, [row])
 
     def move_file(self, file_id: int, path: bytes, root_id: int) -> None:
-        self.conn.execute(delete(files).where(files.c.path == path))
-        self.conn.execute(
-            update(files).where(files.c.id == file_id).values(path=path, root_id=root_id)
-        )
-        self.maybe_commit()
+        with self.batch() as conn:
+            conn.execute(delete(files).where(files.c.path == path))
+            conn.execute(
+                update(files).where(files.c.id == file_id).values(path=path, root_id=root_id)
+            )
 
     def delete_files(self, ids: Sequence[int]) -> None:
-        for start in range(0, len(ids), 500):
-            self.conn.execute(delete(files).where(files.c.id.in_(ids[start : start + 500])))
-            self.maybe_commit(len(ids[start : start + 500]))
+        with self.batch() as conn:
+            for start in range(0, len(ids), 500):
+                conn.execute(delete(files).where(files.c.id.in_(ids[start : start + 500])))
 
     def delete_path(self, path: bytes) -> int:
-        return int(self.conn.execute(delete(files).where(files.c.path == path)).rowcount)
-
-    # -- contents -----------------------------------------------------------------
-    def content_id(self, xxh128: str) -> int | None:
-        found = self.conn.execute(select(contents.c.id).where(contents.c.xxh128 == xxh128)).scalar()
-        return None if found is None else int(found)
-
-    def add_content(
-        self, xxh128: str, sha1: str, size: int, width: int | None, height: int | None
-    ) -> int:
-        sql = "INSERT INTO contents (xxh128, sha1, size, width, height) VALUES (?, ?, ?, ?, ?) "
-        run(self.conn, sql + _KEEP, (xxh128, sha1, size, width, height))
-        if width is not None:
-            self.conn.execute(
-                update(contents)
-                .where(contents.c.xxh128 == xxh128, contents.c.width.is_(None))
-                .values(width=width, height=height)
-            )
-        found = self.content_id(xxh128)
-        assert found is not None
-        return found
+        with self.batch() as conn:
+            return int(conn.execute(delete(files).where(files.c.path == path)).rowcount)
 
     # -- model versions and results ----------------------------------------------
     def model_version(
@@ -209,24 +197,25 @@ class Records:
         categories: Sequence[str | None],
         thresholds: Sequence[float | None] = (),
     ) -> int:
-        values = (model, version, title, len(names), time.time_ns())
-        sql = (
-            "INSERT INTO model_versions (model, version, title, tag_count, created_ns)"
-            " VALUES (?, ?, ?, ?, ?) "
-        )
-        created = run(self.conn, sql + _KEEP, values)
-        query = select(model_versions.c.id).where(
-            model_versions.c.model == model, model_versions.c.version == version
-        )
-        version_id = int(self.conn.execute(query).scalar_one())
-        if created.rowcount == 1:  # tags go in the same transaction as their version
-            limits = thresholds or [None] * len(names)
-            rows = [
-                dict(model_version_id=version_id, idx=i, name=n, category=c, threshold=t)
-                for i, (n, c, t) in enumerate(zip(names, categories, limits, strict=True))
-            ]
-            self.conn.execute(insert(tags), rows)
-        self.commit()
+        """The id of a model version, its row and tags added (together) if new."""
+        values = dict(model=model, version=version, title=title, tag_count=len(names),
+                      created_ns=time.time_ns())  # fmt: skip
+        with self.batch() as conn:
+            add = INSERTS[conn.dialect.name](model_versions).values(values)
+            # an INSERT's rowcount (whether it was added) is kept only when asked for
+            add = add.on_conflict_do_nothing().execution_options(preserve_rowcount=True)
+            created = conn.execute(add)
+            query = select(model_versions.c.id).where(
+                model_versions.c.model == model, model_versions.c.version == version
+            )
+            version_id = int(conn.execute(query).scalar_one())
+            if created.rowcount == 1:
+                limits = thresholds or [None] * len(names)
+                rows = [
+                    dict(model_version_id=version_id, idx=i, name=n, category=c, threshold=t)
+                    for i, (n, c, t) in enumerate(zip(names, categories, limits, strict=True))
+                ]
+                conn.execute(insert(tags), rows)
         return version_id
 
     def unsettled(self, version_id: int, attempt: Attempt) -> Iterator[tuple[int, bytes, str]]:
@@ -259,7 +248,7 @@ class Records:
         embeddings: NDArray[np.float32] | None = None,
     ) -> None:
         """A batch's results: scores at or above `floor`, embeddings, the taggings, claims
-        released.
+        released; the one write path of scores and embeddings.
 
         Whole-batch NumPy and the driver's `executemany`: a WD model keeps about 150 rows
         per picture, and building them one by one in Python cost more than decoding.
@@ -273,25 +262,21 @@ class Records:
             itertools.repeat(version_id), ids.tolist(), tag.tolist(), matrix[picture, tag].tolist()
         )
         pairs = [(version_id, c) for c in content_ids]
-        conn = self.conn
-        run(conn, "DELETE FROM scores WHERE model_version_id = ? AND content_id = ?", pairs)
-        if len(picture):
-            run(conn, "INSERT INTO scores VALUES (?, ?, ?, ?)", list(rows))
-        if embeddings is not None:
-            vectors = zip(itertools.repeat(version_id), content_ids, stored_vectors(embeddings))
-            run(conn, _PUT_EMBEDDING, list(vectors))
-        done = [(version_id, c, "done", None, now, None, None) for c in content_ids]
-        run(conn, _PUT_TAGGING, done)
-        run(conn, "DELETE FROM claims WHERE model_version_id = ? AND content_id = ?", pairs)
-        self.commit()
+        with self.batch() as conn:
+            DROP_SCORES.run(conn, pairs)
+            if len(picture):
+                ADD_SCORE.run(conn, list(rows))
+            if embeddings is not None:
+                vectors = zip(itertools.repeat(version_id), content_ids, stored_vectors(embeddings))
+                PUT_EMBEDDING.run(conn, list(vectors))
+            done = [(version_id, c, "done", None, now, None, None) for c in content_ids]
+            PUT_TAGGING.run(conn, done)
+            RELEASE.run(conn, pairs)
 
     def record_failure(self, version_id: int, content_id: int, failure: Failure) -> None:
+        """A picture's failure for a version, its claim released: the one write path."""
         row = (version_id, content_id, "failed", failure.reason, time.time_ns(),
                failure.kind.value, failure.needs)  # fmt: skip
-        run(self.conn, _PUT_TAGGING, row)
-        self.conn.execute(
-            delete(claims).where(
-                claims.c.model_version_id == version_id, claims.c.content_id == content_id
-            )
-        )
-        self.maybe_commit()
+        with self.batch() as conn:
+            PUT_TAGGING.run(conn, row)
+            RELEASE.run(conn, (version_id, content_id))

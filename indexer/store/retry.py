@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 
 from sqlalchemy import ColumnElement
-from sqlalchemy.dialects import sqlite
 
 from indexer.errors import Kind
 from indexer.store.schema import taggings
@@ -32,16 +30,3 @@ class Attempt:
             over = (taggings.c.kind == Kind.LIMIT.value) & (taggings.c.needs > self.max_pixels)
             kept = kept | (taggings.c.kind == Kind.PICTURE.value) | over
         return (taggings.c.status == "done") | ((taggings.c.status == "failed") & kept)
-
-    def settled_sql(self) -> str:
-        """`settled` as SQL text (its values are integers and fixed words), for the
-        statements a scan runs per group through the driver."""
-        return _compiled(self)
-
-
-@functools.lru_cache(maxsize=8)
-def _compiled(attempt: Attempt) -> str:
-    clause = attempt.settled().compile(
-        dialect=sqlite.dialect(), compile_kwargs={"literal_binds": True}
-    )
-    return str(clause)

@@ -14,25 +14,32 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Connection, text
+from sqlalchemy import ColumnElement, Connection, Select, literal, literal_column, select, union
 
 from indexer.store.current import chosen_version
-from indexer.store.schema import SEARCH_FLOOR
+from indexer.store.schema import SEARCH_FLOOR, files, model_versions, scores, taggings, tags
+
+# SQLite uses the partial index only when a query repeats its condition word for word:
+# the floor as a literal, not a bound parameter.
+_INDEXED: ColumnElement[float] = literal_column(repr(SEARCH_FLOOR))
 
 
 def version_ids(conn: Connection, model: str) -> list[int]:
-    query = text("SELECT id FROM model_versions WHERE model = :model ORDER BY id")
-    return [int(v) for (v,) in conn.execute(query, {"model": model})]
+    query = select(model_versions.c.id).where(model_versions.c.model == model)
+    return [int(v) for v in conn.execute(query.order_by(model_versions.c.id)).scalars()]
 
 
 def tag_names(conn: Connection, model: str) -> set[str]:
     """Every tag any stored version of the model knows (for "did you mean")."""
-    query = text(
-        "SELECT DISTINCT t.name FROM tags t JOIN model_versions v ON v.id = t.model_version_id "
-        "WHERE v.model = :model"
+    query = (
+        select(tags.c.name)
+        .distinct()
+        .join_from(tags, model_versions, model_versions.c.id == tags.c.model_version_id)
+        .where(model_versions.c.model == model)
     )
-    return {str(name) for (name,) in conn.execute(query, {"model": model})}
+    return {str(name) for name in conn.execute(query).scalars()}
 
 
 # A tag row's (name, category, own threshold) to the score it must pass; None: the tag is
@@ -52,82 +59,84 @@ def _terms(
 ) -> dict[str, _Term]:
     if not names:
         return {}
-    marks = ", ".join(f":n{i}" for i in range(len(names)))
-    sql = (
-        "SELECT name, idx, category, threshold FROM tags "
-        f"WHERE model_version_id = :v AND name IN ({marks})"
+    query = select(tags.c.name, tags.c.idx, tags.c.category, tags.c.threshold).where(
+        tags.c.model_version_id == version_id, tags.c.name.in_(list(names))
     )
-    params = {"v": version_id, **{f"n{i}": n for i, n in enumerate(names)}}
     terms = {}
-    for name, idx, category, own in conn.execute(text(sql), params):
+    for name, idx, category, own in conn.execute(query):
         above = limit(str(name), category, own)
         rivals: tuple[int, ...] = ()
-        if above is None:
-            query = text("SELECT idx FROM tags WHERE model_version_id = :v AND category = :c")
-            rivals = tuple(int(i) for (i,) in conn.execute(query, {"v": version_id, "c": category}))
+        if above is None and category is not None:
+            same = select(tags.c.idx).where(
+                tags.c.model_version_id == version_id, tags.c.category == category
+            )
+            rivals = tuple(int(i) for i in conn.execute(same).scalars())
         terms[str(name)] = _Term(int(idx), above, rivals)
     return terms
 
 
-def _passes(alias: str, number: int, term: _Term, params: dict[str, object]) -> str:
-    """The condition on score row `alias` of term `number`; binds its parameters."""
-    params[f"t{number}"] = term.idx
+def _passes(row: Any, term: _Term, version_id: int) -> ColumnElement[bool]:
+    """Whether score row `row` (the scores table or an alias of it) passes `term`."""
     if term.above is not None:
-        params[f"th{number}"] = term.above
-        # SQLite uses a partial index only when the query repeats its condition word for word.
-        indexed = f" AND {alias}.score >= {SEARCH_FLOOR}" if term.above >= SEARCH_FLOOR else ""
-        return f"{alias}.score > :th{number}{indexed}"
-    marks = ", ".join(f":r{number}_{i}" for i in range(len(term.rivals)))
-    params.update({f"r{number}_{i}": idx for i, idx in enumerate(term.rivals)})
+        passes: ColumnElement[bool] = row.c.score > term.above
+        return passes & (row.c.score >= _INDEXED) if term.above >= SEARCH_FLOOR else passes
+    other = scores.alias()
     # The export keeps the first best rating in tag order: a tie goes to the lower index.
-    return (
-        f"NOT EXISTS (SELECT 1 FROM scores o{number} WHERE o{number}.model_version_id = :v "
-        f"AND o{number}.content_id = {alias}.content_id AND o{number}.tag_idx IN ({marks}) "
-        f"AND (o{number}.score > {alias}.score OR (o{number}.score = {alias}.score "
-        f"AND o{number}.tag_idx < {alias}.tag_idx)))"
+    better = (other.c.score > row.c.score) | (
+        (other.c.score == row.c.score) & (other.c.tag_idx < row.c.tag_idx)
     )
+    beaten = select(literal(1)).where(
+        other.c.model_version_id == version_id,
+        other.c.content_id == row.c.content_id,
+        other.c.tag_idx.in_(term.rivals),
+        better,
+    )
+    return ~beaten.exists()
 
 
-def _score_test(number: int, term: _Term, params: dict[str, object], negate: bool) -> str:
-    alias = f"s{number}"
-    exists = "NOT EXISTS" if negate else "EXISTS"
-    return (
-        f"{exists} (SELECT 1 FROM scores {alias} WHERE {alias}.model_version_id = :v "
-        f"AND {alias}.content_id = c.cid AND {alias}.tag_idx = :t{number} "
-        f"AND {_passes(alias, number, term, params)})"
+def _score_test(
+    content: ColumnElement[Any], term: _Term, version_id: int, negate: bool
+) -> ColumnElement[bool]:
+    row = scores.alias()
+    found = select(literal(1)).where(
+        row.c.model_version_id == version_id,
+        row.c.content_id == content,
+        row.c.tag_idx == term.idx,
+        _passes(row, term, version_id),
     )
+    return ~found.exists() if negate else found.exists()
 
 
 def _version_query(
-    present: list[_Term], excluded: list[_Term], any_of: bool
-) -> tuple[str, dict[str, object]]:
-    """SQL and tag parameters for one version; binds :v, :model, :current too."""
-    params: dict[str, object] = {}
+    present: list[_Term], excluded: list[_Term], any_of: bool, version_id: int
+) -> Select[Any]:
+    """The paths one version finds; binds `model` and `current` (`chosen_version`)."""
 
-    def by_score(k: int) -> str:
-        return (
-            "SELECT content_id AS cid FROM scores WHERE model_version_id = :v "
-            f"AND tag_idx = :t{k} AND {_passes('scores', k, present[k], params)}"
+    def by_score(term: _Term) -> Select[Any]:
+        return select(scores.c.content_id.label("cid")).where(
+            scores.c.model_version_id == version_id,
+            scores.c.tag_idx == term.idx,
+            _passes(scores, term, version_id),
         )
 
     if not present:
-        base = (
-            "SELECT content_id AS cid FROM taggings WHERE model_version_id = :v AND status = 'done'"
+        base: Any = select(taggings.c.content_id.label("cid")).where(
+            taggings.c.model_version_id == version_id, taggings.c.status == "done"
         )
     elif any_of:
-        base = " UNION ".join(by_score(k) for k in range(len(present)))
+        base = union(*(by_score(term) for term in present))
     else:
-        base = by_score(0)
-    conditions = [f"{chosen_version('c.cid')} = :v"]
+        base = by_score(present[0])
+    found = base.subquery("c")
+    conditions = [chosen_version(found.c.cid) == version_id]
     if not any_of:
-        conditions += [_score_test(k, present[k], params, False) for k in range(1, len(present))]
-    for k, term in enumerate(excluded, start=len(present)):
-        conditions.append(_score_test(k, term, params, True))
-    sql = (
-        f"SELECT f.path FROM ({base}) c JOIN files f ON f.content_id = c.cid "
-        f"WHERE {' AND '.join(conditions)}"
+        conditions += [_score_test(found.c.cid, term, version_id, False) for term in present[1:]]
+    conditions += [_score_test(found.c.cid, term, version_id, True) for term in excluded]
+    return (
+        select(files.c.path)
+        .join_from(found, files, files.c.content_id == found.c.cid)
+        .where(*conditions)
     )
-    return sql, params
 
 
 def search(
@@ -152,7 +161,7 @@ def search(
         if wanted and not present:
             continue
         excluded = [terms[t] for t in unwanted if t in terms]
-        sql, params = _version_query(present, excluded, any_of)
-        params.update(v=version_id, model=model, current=current)
-        found.update(bytes(p) for (p,) in conn.execute(text(sql), params))
+        query = _version_query(present, excluded, any_of, version_id)
+        values = {"model": model, "current": current}
+        found.update(bytes(p) for p in conn.execute(query, values).scalars())
     return sorted(found)
