@@ -82,6 +82,10 @@ def main() -> None:
     lines = [
         f"# Tag agreement, lanczos vs bilinear preparation ({time.strftime('%Y-%m-%d')})",
         "",
+        "Random-weight replicas (benchmarks.models): their logits are damped by 10 over a "
+        "fixed spread, so a score here moves a tenth of what the undamped network's would; "
+        "what is compared is how the same architecture answers the two preparations.",
+        "",
         "| replica | pictures | tags at the threshold on both / on either "
         "| largest score change a picture, mean | largest |",
         "|---|---|---|---|---|",
