@@ -77,7 +77,7 @@ def main() -> None:
     photos = corpus.build(args.work / "corpus", corpus.COMPLETE)[: args.pictures]
     sets = {
         "illustrations, 1-3 MP JPEG": [p.read_bytes() for p in ill],
-        "photographs, 0.5-16 MP JPEG/PNG/WebP": [p.read_bytes() for p in photos],
+        "photographs, 0.5 MP and up, JPEG/PNG/WebP": [p.read_bytes() for p in photos],
     }
     lines = [
         f"# Tag agreement, lanczos vs bilinear preparation ({time.strftime('%Y-%m-%d')})",
