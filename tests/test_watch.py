@@ -263,13 +263,12 @@ def test_status_beside_a_running_watch_shows_its_last_reconcile(
         assert watcher.terminate() == 0, watcher.log()
 
 
-def half_of_a_jpeg(tmp_path: Path, name: str) -> tuple[bytes, int]:
-    """A JPEG's bytes (noise: tens of kilobytes) and where its first half ends."""
+def a_jpeg(tmp_path: Path, name: str) -> bytes:
+    """A JPEG's bytes (noise: tens of kilobytes)."""
     staged = tmp_path / "staging" / name
     staged.parent.mkdir(parents=True, exist_ok=True)
     Image.frombytes("RGB", (128, 128), os.urandom(128 * 128 * 3)).save(staged, quality=95)
-    data = staged.read_bytes()
-    return data, len(data) // 2
+    return staged.read_bytes()
 
 
 PUT_BACK = "perhaps not whole yet"  # the debug line of a file watch looks at again later
@@ -281,40 +280,62 @@ def failed_in_status(cli) -> int:
     return int(json.loads(out)["failed"])
 
 
+def write_in_two_parts(
+    watcher: Watcher, data: bytes, target: Path, meanwhile: Callable[[], None] = lambda: None
+) -> None:
+    """`data` to `target` in two parts 1.5 s apart, like a slow download; the first is
+    put back once watch has decoded it (its debug line), and `meanwhile` runs then."""
+    half, put_back = len(data) // 2, watcher.log().count(PUT_BACK)
+    started = time.monotonic()
+    with open(target, "wb") as handle:
+        handle.write(data[:half])
+    watcher.wait_until(lambda: watcher.log().count(PUT_BACK) > put_back)
+    meanwhile()
+    # The download's pause (the scenario, not a synchronisation): 1.5 s between parts.
+    time.sleep(max(0.0, started + 1.5 - time.monotonic()))
+    with open(target, "ab") as handle:
+        handle.write(data[half:])
+
+
 def test_a_download_that_pauses_is_tagged_whole_and_never_reported_broken(
     cli, gallery: Path, tmp_path: Path
 ) -> None:
     """Issue 27, item 10: a JPEG written in two parts 1.5 s apart, like a slow download.
     Its first part holds still for --settle and is decoded ("image file is truncated"),
-    but was written moments ago: watch puts it back, with no warning and no failure, and
-    tags the whole once it is written, counted as one new file."""
+    but was written moments before: watch puts it back, with no warning and no failure,
+    and tags the whole once it is written, counted as one new file. The same picture
+    saved again as slowly is one changed file."""
     watcher = Watcher("-v", str(gallery))
     target = gallery / "slow.jpg"
     try:
         watcher.wait_until(lambda: "watching" in watcher.log())
-        data, half = half_of_a_jpeg(tmp_path, "slow.jpg")
-        started = time.monotonic()
-        with open(target, "wb") as handle:
-            handle.write(data[:half])
-        watcher.wait_until(lambda: PUT_BACK in watcher.log())
-        # The download's pause (the scenario, not a synchronisation): 1.5 s between parts.
-        time.sleep(max(0.0, started + 1.5 - time.monotonic()))
-        with open(target, "ab") as handle:
-            handle.write(data[half:])
+        write_in_two_parts(watcher, a_jpeg(tmp_path, "slow.jpg"), target)
         watcher.wait_until(lambda: sha1(target) in exported(cli))
         watcher.wait_until(lambda: "1 new file: tagged 1;" in watcher.log())
+        before = sha1(target)
+
+        def as_before() -> None:  # put back: the index still holds the picture it had
+            assert before in exported(cli)
+
+        write_in_two_parts(watcher, a_jpeg(tmp_path, "again.jpg"), target, as_before)
+        watcher.wait_until(lambda: sha1(target) in exported(cli))
+        watcher.wait_until(lambda: "1 changed file: tagged 1;" in watcher.log())
         assert failed_count(tmp_path / "index.sqlite") == 0
         assert failed_in_status(cli) == 0
     finally:
         assert watcher.terminate() == 0, watcher.log()
     lines = watcher.log().splitlines()
     about = [line for line in lines if line.startswith(f"dtindex: {target}: ")]
-    assert about and all(PUT_BACK in line for line in about), about  # no warning
+    assert len(about) >= 2 and all(PUT_BACK in line for line in about), about  # no warning
     assert "cannot decode: image file is truncated" in about[0]
     after = watcher.log().split("watching", 1)[1].splitlines()[1:]
-    counted = [line for line in after if "since start" in line and "watch stopped" not in line]
-    assert len(counted) == 1 and counted[0].startswith("dtindex: 1 new file: tagged 1;"), after
-    assert lines[-1] == "dtindex: watch stopped; since start: tagged 2", lines[-1]
+    counted = [line.split(";")[0] for line in after if "since start" in line]
+    assert counted == [
+        "dtindex: 1 new file: tagged 1",
+        "dtindex: 1 changed file: tagged 1",
+        "dtindex: watch stopped",
+    ], after
+    assert lines[-1] == "dtindex: watch stopped; since start: tagged 3", lines[-1]
 
 
 def test_a_picture_still_truncated_after_the_grace_window_is_reported_failed(
@@ -327,8 +348,8 @@ def test_a_picture_still_truncated_after_the_grace_window_is_reported_failed(
     target = gallery / "stalled.jpg"
     try:
         watcher.wait_until(lambda: "watching" in watcher.log())
-        data, half = half_of_a_jpeg(tmp_path, "stalled.jpg")
-        target.write_bytes(data[:half])
+        data = a_jpeg(tmp_path, "stalled.jpg")
+        target.write_bytes(data[: len(data) // 2])
         watcher.wait_until(lambda: PUT_BACK in watcher.log())
         watcher.wait_until(lambda: "1 new file: tagged 0, 1 failed;" in watcher.log())
         assert failed_count(tmp_path / "index.sqlite") == 1

@@ -95,7 +95,7 @@ class Indexer:
         self.ledger = Ledger(self.counts, (), 0)  # the current `process` call's
         self.every_model = tuple(range(len(taggers)))
         # Whether a failure is not recorded but its file put back unread (`unfinished`).
-        self.put_back: Callable[[bytes, Failure], bool] = lambda path, failure: False
+        self.put_back: Callable[[ReadJob, Failure], bool] = lambda job, failure: False
 
     def close(self) -> None:
         """Commit and release this process's claims; after a failed write (a full disk)
@@ -214,7 +214,7 @@ class Indexer:
         if isinstance(why, Skipped):
             self._left(job.path, why)
             release_pairs(self.index, [(self.version_ids[i], job.content_id) for i in order.wanted])
-        elif isinstance(job, ReadJob) and self.put_back(job.path, why):
+        elif isinstance(job, ReadJob) and self.put_back(job, why):
             unread(self.index, job, [self.version_ids[i] for i in order.wanted], self.counts)
         else:
             versions = [self.version_ids[i] for i in order.wanted]

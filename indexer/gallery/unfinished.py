@@ -3,18 +3,19 @@
 A download that pauses for longer than `settle` is handed on half written, and its first
 part fails to decode ("image file is truncated"). That failure is the picture's own
 (`Kind.PICTURE`), so it would be recorded as final and warned about, for a file that is
-not broken. A watch therefore puts back a file that failed that way while its mtime lies
-within the grace window (`grace`: several times `settle`, never under `GRACE_S`), and
-looks at it again once the window has passed, or sooner on its next event; one still
-truncated then, its size and mtime unchanged, is reported and recorded as before. A file
-put back is left unread (`unread`: no failure, its row, claims and counts as before the
-read), so it is counted once, when it is decided.
+not broken. A watch therefore puts back a file that failed that way when it was read
+within the grace window after its last write (`grace`: several times `settle`, never
+under `GRACE_S`), and looks at it again once the window has passed, or sooner on its
+next event; one still truncated then, its size and mtime unchanged, is reported and
+recorded as before. A file put back is left unread (`unread`: no failure, its row,
+claims and counts as before the read), so it is counted once, when it is decided.
 
 Failures are not told apart by their text: each format and plugin words truncation its
 own way, and a first part of a few bytes is not even identified as a picture. A broken
 picture written just now is only reported `grace` seconds later. The test is the file's
 own mtime, not when its event came: a broken picture moved in, or copied with its mtime
-kept, is reported at once.
+kept, is reported at once. A plain `scan` puts nothing back: a file it read half written
+is read again by the next scan, as its size and mtime will have changed.
 """
 
 from __future__ import annotations
@@ -43,25 +44,25 @@ class Unfinished:
         self._due: dict[bytes, float] = {}  # path: when to look again (time.monotonic)
         self._put_back: dict[bytes, tuple[int, int]] = {}  # path: its size and mtime then
 
-    def put_back(self, path: bytes, failure: Failure) -> bool:
-        """Whether `failure` may be `path` still being written: then it is not recorded,
-        and `due` gives the path again once the grace window has passed."""
+    def put_back(self, job: ReadJob, failure: Failure) -> bool:
+        """Whether `failure` may be `job`'s file still being written: then it is not
+        recorded, and `due` gives the path again once the grace window has passed.
+
+        What counts is how long the file had been still when it was read (its stat then),
+        not when it failed: a decode that waited on a busy machine changes nothing."""
         if failure.kind is not Kind.PICTURE:
             return False
-        try:
-            info = os.stat(path)
-        except OSError:
-            return False
-        signature = (info.st_size, info.st_mtime_ns)
-        written = time.time() - info.st_mtime_ns / 1e9  # negative: a clock ahead of ours
-        if abs(written) >= self.grace or self._put_back.get(path) == signature:
+        path, stat = job.path, job.stat
+        signature = (stat.size, stat.mtime_ns)
+        still = (job.read_ns - stat.mtime_ns) / 1e9  # negative: a clock ahead of ours
+        if abs(still) >= self.grace or self._put_back.get(path) == signature:
             self._put_back.pop(path, None)
-            return False  # written long ago, or unchanged over a whole grace window
+            return False  # written long before, or unchanged over a whole grace window
         self._put_back[path] = signature
         self._due[path] = time.monotonic() + self.grace
         log.debug(
-            "%s: %s, written %.1f s ago: perhaps not whole yet; looking again in %g s",
-            os.fsdecode(path), failure.reason, written, self.grace,
+            "%s: %s, read %.1f s after it was written: perhaps not whole yet; looking again "
+            "in %g s", os.fsdecode(path), failure.reason, still, self.grace,
         )  # fmt: skip
         return True
 
