@@ -16,7 +16,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import picture
+from conftest import age, picture
 from PIL import Image
 
 
@@ -87,13 +87,13 @@ def test_watch_follows_the_gallery(cli, gallery: Path, tmp_path: Path, observer:
         (gallery / "second.png").write_bytes(second.read_bytes())
         watcher.wait_until(lambda: sha1(gallery / "second.png") in exported(cli))
 
-        # A picture written in two halves: the first half fails, the whole ends up tagged.
+        # A broken picture (half of one) moved in fails at once: its mtime is old, so it is
+        # not one still being written. Written whole, it ends up tagged.
         noisy = tmp_path / "staging" / "slow.png"
         Image.frombytes("RGB", (64, 64), os.urandom(64 * 64 * 3)).save(noisy)
         data = noisy.read_bytes()
         target = gallery / "slow.png"
-        with open(target, "wb") as handle:
-            handle.write(data[: len(data) // 2])
+        move_in_broken(data[: len(data) // 2], tmp_path / "staging" / "half.png", target)
         db = tmp_path / "index.sqlite"
         watcher.wait_until(lambda: failed_count(db) >= 1)
         with open(target, "ab") as handle:
@@ -130,6 +130,13 @@ def test_watch_follows_the_gallery(cli, gallery: Path, tmp_path: Path, observer:
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
 
 
+def move_in_broken(data: bytes, staged: Path, target: Path) -> None:
+    """`data` written long ago (its mtime old), then moved to `target`."""
+    staged.write_bytes(data)
+    age(staged)
+    staged.rename(target)
+
+
 def failed_count(db: Path) -> int:
     try:
         with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
@@ -160,8 +167,8 @@ def test_watch_counts_files_and_forgets_failures_fixed_since(
     cli, gallery: Path, tmp_path: Path
 ) -> None:
     """One `mv` is one file moved, not two; files copied into a folder renamed at once are
-    counted where they end up, with no batch of paths gone meanwhile; a file decoded
-    while still being written fails, and leaves the total once it is tagged."""
+    counted where they end up, with no batch of paths gone meanwhile; a broken picture
+    fails, and leaves the total once it is written whole and tagged."""
     watcher = Watcher(str(gallery))
     try:
         watcher.wait_until(lambda: "watching" in watcher.log())
@@ -183,7 +190,7 @@ def test_watch_counts_files_and_forgets_failures_fixed_since(
         noisy = tmp_path / "slow.png"
         Image.frombytes("RGB", (64, 64), os.urandom(64 * 64 * 3)).save(noisy)
         data, target = noisy.read_bytes(), gallery / "slow.png"
-        target.write_bytes(data[: len(data) // 2])  # a slow download's first part
+        move_in_broken(data[: len(data) // 2], tmp_path / "half.png", target)
         watcher.wait_until(lambda: "1 failed; since start" in watcher.log())
         with open(target, "ab") as handle:
             handle.write(data[len(data) // 2 :])
@@ -254,3 +261,105 @@ def test_status_beside_a_running_watch_shows_its_last_reconcile(
         assert root_scanned(cli) > after  # each reconcile, not only the first
     finally:
         assert watcher.terminate() == 0, watcher.log()
+
+
+def a_jpeg(tmp_path: Path, name: str) -> bytes:
+    """A JPEG's bytes (noise: tens of kilobytes)."""
+    staged = tmp_path / "staging" / name
+    staged.parent.mkdir(parents=True, exist_ok=True)
+    Image.frombytes("RGB", (128, 128), os.urandom(128 * 128 * 3)).save(staged, quality=95)
+    return staged.read_bytes()
+
+
+PUT_BACK = "perhaps not whole yet"  # the debug line of a file watch looks at again later
+
+
+def failed_in_status(cli) -> int:
+    code, out, err = cli("status", "--json")
+    assert code == 0, err
+    return int(json.loads(out)["failed"])
+
+
+def write_in_two_parts(
+    watcher: Watcher, data: bytes, target: Path, meanwhile: Callable[[], None] = lambda: None
+) -> None:
+    """`data` to `target` in two parts 1.5 s apart, like a slow download; the first is
+    put back once watch has decoded it (its debug line), and `meanwhile` runs then."""
+    half, put_back = len(data) // 2, watcher.log().count(PUT_BACK)
+    started = time.monotonic()
+    with open(target, "wb") as handle:
+        handle.write(data[:half])
+    watcher.wait_until(lambda: watcher.log().count(PUT_BACK) > put_back)
+    meanwhile()
+    # The download's pause (the scenario, not a synchronisation): 1.5 s between parts.
+    time.sleep(max(0.0, started + 1.5 - time.monotonic()))
+    with open(target, "ab") as handle:
+        handle.write(data[half:])
+
+
+def test_a_download_that_pauses_is_tagged_whole_and_never_reported_broken(
+    cli, gallery: Path, tmp_path: Path
+) -> None:
+    """Issue 27, item 10: a JPEG written in two parts 1.5 s apart, like a slow download.
+    Its first part holds still for --settle and is decoded ("image file is truncated"),
+    but was written moments before: watch puts it back, with no warning and no failure,
+    and tags the whole once it is written, counted as one new file. The same picture
+    saved again as slowly is one changed file."""
+    watcher = Watcher("-v", str(gallery))
+    target = gallery / "slow.jpg"
+    try:
+        watcher.wait_until(lambda: "watching" in watcher.log())
+        write_in_two_parts(watcher, a_jpeg(tmp_path, "slow.jpg"), target)
+        watcher.wait_until(lambda: sha1(target) in exported(cli))
+        watcher.wait_until(lambda: "1 new file: tagged 1;" in watcher.log())
+        before = sha1(target)
+
+        def as_before() -> None:  # put back: the index still holds the picture it had
+            assert before in exported(cli)
+
+        write_in_two_parts(watcher, a_jpeg(tmp_path, "again.jpg"), target, as_before)
+        watcher.wait_until(lambda: sha1(target) in exported(cli))
+        watcher.wait_until(lambda: "1 changed file: tagged 1;" in watcher.log())
+        assert failed_count(tmp_path / "index.sqlite") == 0
+        assert failed_in_status(cli) == 0
+    finally:
+        assert watcher.terminate() == 0, watcher.log()
+    lines = watcher.log().splitlines()
+    about = [line for line in lines if line.startswith(f"dtindex: {target}: ")]
+    assert len(about) >= 2 and all(PUT_BACK in line for line in about), about  # no warning
+    assert "cannot decode: image file is truncated" in about[0]
+    after = watcher.log().split("watching", 1)[1].splitlines()[1:]
+    counted = [line.split(";")[0] for line in after if "since start" in line]
+    assert counted == [
+        "dtindex: 1 new file: tagged 1",
+        "dtindex: 1 changed file: tagged 1",
+        "dtindex: watch stopped",
+    ], after
+    assert lines[-1] == "dtindex: watch stopped; since start: tagged 3", lines[-1]
+
+
+def test_a_picture_still_truncated_after_the_grace_window_is_reported_failed(
+    cli, gallery: Path, tmp_path: Path
+) -> None:
+    """Half a JPEG that is never finished: put back at first, then, unchanged once the
+    grace window has passed, warned about and recorded as failed as any broken picture;
+    watch goes on, and exits 0 when stopped."""
+    watcher = Watcher("-v", str(gallery))
+    target = gallery / "stalled.jpg"
+    try:
+        watcher.wait_until(lambda: "watching" in watcher.log())
+        data = a_jpeg(tmp_path, "stalled.jpg")
+        target.write_bytes(data[: len(data) // 2])
+        watcher.wait_until(lambda: PUT_BACK in watcher.log())
+        watcher.wait_until(lambda: "1 new file: tagged 0, 1 failed;" in watcher.log())
+        assert failed_count(tmp_path / "index.sqlite") == 1
+        assert failed_in_status(cli) == 1
+        assert sha1(gallery / "first.png") in exported(cli)
+    finally:
+        assert watcher.terminate() == 0, watcher.log()
+    lines = watcher.log().splitlines()
+    about = [line for line in lines if line.startswith(f"dtindex: {target}: ")]
+    assert len(about) == 2 and PUT_BACK in about[0], about  # put back once, then reported
+    assert about[1].startswith(f"dtindex: {target}: cannot decode: image file is truncated")
+    assert PUT_BACK not in about[1]
+    assert lines[-1] == "dtindex: watch stopped; since start: tagged 1, 1 failed", lines[-1]

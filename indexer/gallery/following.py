@@ -6,6 +6,9 @@ again, or deleted and made anew, leaves it deaf. The roots' (device, inode) are 
 on every turn; when one changes the observer is re-armed and the gallery reconciled. A
 kernel queue overflow, which watchdog reports only in its log, and an observer that died
 are reconciled too: events may have been lost.
+
+A file that fails to decode while it was written moments ago is put back, not reported:
+it may be a download that paused (`gallery.unfinished`), and is looked at again later.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ from indexer.gallery.incremental import Indexer
 from indexer.gallery.jobs import Counts
 from indexer.gallery.plan import apply_moves, plan_paths
 from indexer.gallery.scanning import rescan
+from indexer.gallery.unfinished import Unfinished
 from indexer.wording import plural
 
 log = logging.getLogger("dtindex")
@@ -52,9 +56,9 @@ class WatchOptions:
 class Totals:
     """What a watch did since it started.
 
-    Its failures are the files that failed and have not been read again since: a file
-    decoded while it was still being written (a slow download) fails, and leaves the
-    total when it is read whole."""
+    Its failures are the files that failed and have not been read again since: a
+    download stalled for longer than the grace window (`gallery.unfinished`) fails, and
+    leaves the total when it is read whole."""
 
     def __init__(self) -> None:
         self.counts, self.headway = Counts(), Headway()
@@ -138,6 +142,8 @@ class Follower:
         self.identities = {root: _identity(root) for root in roots}
         self.observer = _observer(roots, self.collector, options)  # before catching up
         self.totals = Totals()
+        self.unfinished = Unfinished(options.settle)
+        indexer.put_back = self.unfinished.put_back
         index = indexer.index
         self.root_ids = {
             os.fsencode(root): index.root_id(os.fsencode(root), os.stat(root).st_dev)
@@ -218,6 +224,8 @@ class Follower:
 
     def _settled(self) -> None:
         ready = self.collector.ready()
+        self.unfinished.heard(ready)
+        ready += self.unfinished.due()
         if not ready:
             return
         self._forgotten()

@@ -17,7 +17,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -29,6 +29,7 @@ from indexer.config import Config
 from indexer.errors import Failure, Kind, StoreError
 from indexer.gallery.headway import Ledger, Listener, Silent
 from indexer.gallery.jobs import Counts, ReadJob, TagJob, count_read
+from indexer.gallery.unfinished import unread
 from indexer.gallery.waiting import wait_for_others
 from indexer.gallery.writer import ResultWriter
 from indexer.imaging.messages import Looked, Reply, Skipped
@@ -93,6 +94,8 @@ class Indexer:
         self.failed_paths: set[bytes] = set()  # the current `process` call's failures
         self.ledger = Ledger(self.counts, (), 0)  # the current `process` call's
         self.every_model = tuple(range(len(taggers)))
+        # Whether a failure is not recorded but its file put back unread (`unfinished`).
+        self.put_back: Callable[[ReadJob, Failure], bool] = lambda job, failure: False
 
     def close(self) -> None:
         """Commit and release this process's claims; after a failed write (a full disk)
@@ -212,6 +215,8 @@ class Indexer:
         if isinstance(why, Skipped):
             self._left(job.path, why)
             release_pairs(self.index, [(self.version_ids[i], job.content_id) for i in order.wanted])
+        elif isinstance(job, ReadJob) and self.put_back(job, why):
+            unread(self.index, job, [self.version_ids[i] for i in order.wanted], self.counts)
         else:
             versions = [self.version_ids[i] for i in order.wanted]
             self._fail(job.path, why, versions, job.content_id)

@@ -107,3 +107,17 @@ def count_read(counts: Counts, job: ReadJob, content_id: int) -> None:
     else:
         counts.new += 1
         counts.removed += job.was is not None
+
+
+def uncount_read(counts: Counts, job: ReadJob, content_id: int) -> None:
+    """Take back `count_read` (and the hashing) for a file put back unread: it is
+    counted when it is read again. A vanished file it was taken for stays removed."""
+    counts.hashed -= 1
+    if job.known is not None:
+        counts.unchanged -= job.known.content_id == content_id
+        counts.changed -= job.known.content_id != content_id
+    elif job.was is not None and job.was.content_id == content_id:
+        counts.moved -= 1
+        counts.removed += 1
+    else:
+        counts.new -= 1
