@@ -86,13 +86,13 @@ def unread(index: Records, job: ReadJob, version_ids: Sequence[int], counts: Cou
     given up, its row and counts as before, so that the next look at it decides."""
     content_id = job.content_id
     assert content_id is not None  # recorded before it was given to decoding
-    release_pairs(index, [(version_id, content_id) for version_id in version_ids])
     uncount_read(counts, job, content_id)
     row = job.known
-    if row is None:
-        index.delete_path(job.path)
-    else:
+    with index.batch():  # one transaction: the claims and the row go back together
+        release_pairs(index, [(version_id, content_id) for version_id in version_ids])
+        if row is None:
+            index.delete_path(job.path)
+            return
         stat = Stat(row.size, row.mtime_ns, row.inode, row.device, row.ctime_ns or 0)
         kind = None if row.kind is None else Kind(row.kind)
         index.put_file(row.path, row.root_id, stat, row.content_id, row.checked_ns, row.error, kind)
-    index.commit()
