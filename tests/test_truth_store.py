@@ -24,9 +24,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import FAULTS, age, fault_env, inject_faults, picture, write_model
+from conftest import FAULTS, age, fault_env, inject_faults, make_gallery, picture, write_model
 from PIL import Image
-from test_resume import make_gallery
 
 CRASH, HANG = (marker.encode() for marker in FAULTS.split(","))
 HOST = socket.gethostname()
