@@ -309,3 +309,31 @@ def cli(
         return run_cli(argv, capsysbinary)
 
     return call
+
+
+def export(cli: Callable[..., tuple[int, bytes, str]], *args: str, model: str = "means") -> bytes:
+    """`dtindex export --model MODEL ARGS` through the `cli` fixture; it must exit 0."""
+    code, out, err = cli("export", "--model", model, *args)
+    assert code == 0, err
+    return out
+
+
+def clean_export(
+    cli: Callable[..., tuple[int, bytes, str]],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    roots: Sequence[str],
+    *args: str,
+    model: str = "means",
+) -> bytes:
+    """What a scan of `roots`, as they are now, into a fresh database exports (export
+    ARGS); the `cli` fixture's own index is left as it was."""
+    fresh = tmp_path / f"clean-{len(list(tmp_path.glob('clean-*')))}.sqlite"
+    index = os.environ["DTINDEX_DB"]
+    monkeypatch.setenv("DTINDEX_DB", str(fresh))
+    try:
+        code, _, err = cli("scan", *roots)
+        assert code == 0, err
+        return export(cli, *args, model=model)
+    finally:
+        monkeypatch.setenv("DTINDEX_DB", index)
