@@ -233,6 +233,18 @@ def wait_gone(pids: list[int], timeout: float) -> None:
             os.close(fd)
 
 
+def wait_for(
+    condition: Callable[[], bool], process: subprocess.Popen[bytes], timeout: float = 60.0
+) -> None:
+    """Poll `condition` until it holds (deadline), waiting on the process between looks."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(0.01)
+
+
 def inject_faults(monkeypatch: pytest.MonkeyPatch, markers: str = FAULTS) -> None:
     """The decoders this test starts from now on crash and hang on `markers`."""
     for name, value in fault_env(markers).items():

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import FAULTS, age, make_gallery, picture
+from conftest import FAULTS, age, make_gallery, picture, wait_for
 from test_truth_store import (
     CRASH,
     FAR_FUTURE_NS,
@@ -35,7 +35,6 @@ from test_truth_store import (
     query,
     scan_json,
     start,
-    wait_for,
 )
 
 

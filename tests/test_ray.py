@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import FAULTS, age, fault_env, fault_pictures, inject_faults, picture
+from conftest import FAULTS, age, fault_env, fault_pictures, inject_faults, picture, wait_for
 
 if os.environ.get("CI"):
     import ray  # CI installs the test extra: a missing Ray is a failure there
@@ -193,7 +193,7 @@ KILLS = [("group", signal.SIGKILL), ("driver", signal.SIGTERM), ("group", signal
 def _kill_a_ray_scan(home: Path, db: Path, whom: str, signum: int) -> None:
     """Start a `--ray local` scan of the gallery and signal it once it has recorded a
     tagging more than the index held: it must end as `whom` and `signum` say, with less."""
-    from test_resume import count, wait_for
+    from test_resume import count
 
     before = count(db, TAGGINGS)
     relative = str(Path("..") / home.name / "gallery")
@@ -238,7 +238,7 @@ def _descendants_named(ancestor: int, needle: bytes) -> list[int]:
 def _scan_losing_its_inference_worker(home: Path, db: Path) -> tuple[dict[str, int], int]:
     """A `--ray local` scan whose model actor is SIGKILLed once it has recorded a tagging
     more than the index held; its JSON counts (it must exit 0) and the taggings before."""
-    from test_resume import count, wait_for
+    from test_resume import count
 
     before = count(db, TAGGINGS)
     relative = str(Path("..") / home.name / "gallery")

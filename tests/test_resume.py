@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -10,12 +9,11 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pgserver
 import pytest
-from conftest import BOTH, make_gallery, slow_model
+from conftest import BOTH, make_gallery, slow_model, wait_for
 
 
 def dtindex(tmp_path: Path, db: Path | str, *args: str) -> subprocess.Popen[bytes]:
@@ -30,16 +28,6 @@ def dtindex(tmp_path: Path, db: Path | str, *args: str) -> subprocess.Popen[byte
 
 def count(db: Path | str, sql: str) -> int:
     return pgserver.count(str(db), sql)  # 0 while not created yet
-
-
-def wait_for(condition, process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
-    """Poll a condition, waiting on the process's exit between looks."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(0.01)
 
 
 @pytest.mark.parametrize(

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pgserver
 import pytest
-from conftest import BOTH, make_gallery, slow_model
+from conftest import BOTH, make_gallery, slow_model, wait_for
 from PIL import Image
-from test_resume import count, dtindex, wait_for
+from test_resume import count, dtindex
 
 
 class Lines:
