@@ -5,6 +5,8 @@ from __future__ import annotations
 import contextlib
 import os
 import select
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -105,6 +107,85 @@ def age(*paths: Path) -> None:
         os.utime(path, ns=(OLD * 10**9, OLD * 10**9))
 
 
+def slow_model(folder: Path, rounds: int = 40) -> Path:
+    """Channel means (tags c0..c2) plus enough dense work to make each picture take a while."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    inits = [
+        numpy_helper.from_array(np.array([1, 2], np.int64), "axes"),
+        numpy_helper.from_array(np.array([0, -1], np.int64), "flat"),
+        numpy_helper.from_array((rng.standard_normal((192, 1024)) * 0.05).astype(np.float32), "w0"),
+        numpy_helper.from_array((rng.standard_normal((1024, 1024)) * 0.03).astype(np.float32), "w"),
+        numpy_helper.from_array(np.zeros((1,), np.float32), "zero"),
+        numpy_helper.from_array(np.array([1], np.int64), "one"),
+    ]
+    nodes = [
+        helper.make_node("ReduceMean", ["input", "axes"], ["means"], keepdims=0),
+        helper.make_node("Reshape", ["input", "flat"], ["x"]),
+        helper.make_node("MatMul", ["x", "w0"], ["h0"]),
+    ]
+    for k in range(rounds):
+        nodes.append(helper.make_node("MatMul", [f"h{k}", "w"], [f"m{k}"]))
+        nodes.append(helper.make_node("Tanh", [f"m{k}"], [f"h{k + 1}"]))
+    nodes += [
+        helper.make_node("ReduceMean", [f"h{rounds}", "one"], ["r"], keepdims=1),
+        helper.make_node("Mul", ["r", "zero"], ["nothing"]),
+        helper.make_node("Add", ["means", "nothing"], ["scores"]),
+    ]
+    dims = ["batch", 8, 8, 3]
+    return save_graph(
+        folder,
+        "slow",
+        nodes,
+        inits,
+        dims,
+        ["c0", "c1", "c2"],
+        "name = slow\nnormalize = true\npad = stretch\n",
+    )
+
+
+def make_gallery(folder: Path, count: int, blue: int = 100) -> None:
+    folder.mkdir(parents=True)
+    for i in range(count):
+        path = folder / f"{i:03}.png"
+        Image.new("RGB", (8, 8), (i * 3 % 256, (i * 7) % 256, blue)).save(path)
+        os.utime(path, ns=(OLD * 10**9, OLD * 10**9))
+    for i in range(0, count, 10):  # duplicates share a content
+        (folder / f"dup{i:03}.png").write_bytes((folder / f"{i:03}.png").read_bytes())
+        os.utime(folder / f"dup{i:03}.png", ns=(OLD * 10**9, OLD * 10**9))
+
+
+def _listing(folder: Path) -> list[tuple[str, int, int]]:
+    return sorted((str(p), p.stat().st_size, p.stat().st_mtime_ns) for p in folder.rglob("*"))
+
+
+@pytest.fixture(scope="session")
+def slow_gallery(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Path, bytes]]:
+    """A folder holding `gallery` (60 pictures and 6 copies), `deeptagger.toml` naming a
+    model `slow` slow enough to be hit mid-scan, and what a clean scan of the gallery
+    exports. Made once for the tests that kill scans (each clean scan costs seconds): they
+    read the gallery and keep their indexes elsewhere, and it must come out unchanged."""
+    home = tmp_path_factory.mktemp("slow")
+    model = slow_model(home / "models", rounds=400)
+    (home / "deeptagger.toml").write_text(f'[models.slow]\nmodel = "{model}"\n')
+    make_gallery(home / "gallery", 60)
+    env = {
+        **os.environ,
+        "DTINDEX_DB": str(home / "clean.sqlite"),
+        "DTINDEX_CONFIG": str(home / "deeptagger.toml"),
+    }
+    command = [sys.executable, "-m", "indexer"]
+    done = subprocess.run([*command, "scan", "-b", "2", "gallery"], cwd=home, env=env,
+                          capture_output=True, timeout=300)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    expected = subprocess.run([*command, "export", "--model", "slow"], cwd=home, env=env,
+                              capture_output=True, check=True, timeout=120).stdout  # fmt: skip
+    assert len(expected.splitlines()) > 60
+    before = _listing(home / "gallery")
+    yield home, expected
+    assert _listing(home / "gallery") == before, "a test changed the shared gallery"
+
+
 # A decoder meeting these bytes crashes, hangs, where the test injects them (`inject_faults`).
 FAULTS = "CRASH-THIS-DECODER,HANG-THIS-DECODER"
 # Holds the sitecustomize.py that every process started with `hooks_env` imports.
@@ -150,6 +231,18 @@ def wait_gone(pids: list[int], timeout: float) -> None:
             select.select([fd], [], [], max(0.0, deadline - time.monotonic()))
         finally:
             os.close(fd)
+
+
+def wait_for(
+    condition: Callable[[], bool], process: subprocess.Popen[bytes], timeout: float = 60.0
+) -> None:
+    """Poll `condition` until it holds (deadline), waiting on the process between looks."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(0.01)
 
 
 def inject_faults(monkeypatch: pytest.MonkeyPatch, markers: str = FAULTS) -> None:
@@ -228,3 +321,31 @@ def cli(
         return run_cli(argv, capsysbinary)
 
     return call
+
+
+def export(cli: Callable[..., tuple[int, bytes, str]], *args: str, model: str = "means") -> bytes:
+    """`dtindex export --model MODEL ARGS` through the `cli` fixture; it must exit 0."""
+    code, out, err = cli("export", "--model", model, *args)
+    assert code == 0, err
+    return out
+
+
+def clean_export(
+    cli: Callable[..., tuple[int, bytes, str]],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    roots: Sequence[str],
+    *args: str,
+    model: str = "means",
+) -> bytes:
+    """What a scan of `roots`, as they are now, into a fresh database exports (export
+    ARGS); the `cli` fixture's own index is left as it was."""
+    fresh = tmp_path / f"clean-{len(list(tmp_path.glob('clean-*')))}.sqlite"
+    index = os.environ["DTINDEX_DB"]
+    monkeypatch.setenv("DTINDEX_DB", str(fresh))
+    try:
+        code, _, err = cli("scan", *roots)
+        assert code == 0, err
+        return export(cli, *args, model=model)
+    finally:
+        monkeypatch.setenv("DTINDEX_DB", index)

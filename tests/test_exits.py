@@ -19,8 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import FAULTS, age, picture
-from test_resume import make_gallery
+from conftest import FAULTS, age, make_gallery, picture, wait_for
 from test_truth_store import (
     CRASH,
     FAR_FUTURE_NS,
@@ -36,7 +35,6 @@ from test_truth_store import (
     query,
     scan_json,
     start,
-    wait_for,
 )
 
 

@@ -19,8 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from conftest import picture
-from test_resume import make_gallery, slow_model
+from conftest import make_gallery, picture, slow_model
 
 from indexer.imaging.spawning import MARK
 

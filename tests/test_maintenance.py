@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pgserver
 import pytest
-from conftest import BOTH, age, picture, write_model
+from conftest import BOTH, age, export, picture, write_model
 
 
 def scan(cli, *args: str) -> dict[str, int]:
@@ -33,12 +33,6 @@ def prune(cli, *args: str) -> dict[str, int]:
     assert code == 0, err
     assert "pruned" in err
     return json.loads(out)
-
-
-def export(cli, *args: str, model: str = "means") -> bytes:
-    code, out, err = cli("export", "--model", model, *args)
-    assert code == 0, err
-    return out
 
 
 def exported_paths(cli) -> set[str]:

@@ -13,7 +13,7 @@ from contextlib import closing
 from pathlib import Path
 
 import pytest
-from conftest import BOTH, picture
+from conftest import BOTH, clean_export, export, picture
 from test_watch import Watcher
 
 PROMPTLY = 15.0  # seconds; watch's periodic rescan is an hour away: only the observer
@@ -23,24 +23,6 @@ def scan(cli, *args: str) -> dict[str, int]:
     code, out, err = cli("scan", "--json", *args)
     assert code == 0, err
     return json.loads(out)
-
-
-def export(cli, *args: str) -> bytes:
-    code, out, err = cli("export", "--model", "means", *args)
-    assert code == 0, err
-    return out
-
-
-def clean_export(cli, monkeypatch, tmp_path: Path, *args: str) -> bytes:
-    """What a scan of the same gallery into a fresh database exports."""
-    fresh = tmp_path / f"clean-{len(list(tmp_path.glob('clean-*')))}.sqlite"
-    index = os.environ["DTINDEX_DB"]
-    monkeypatch.setenv("DTINDEX_DB", str(fresh))
-    try:
-        scan(cli, "gallery")
-        return export(cli, *args)
-    finally:
-        monkeypatch.setenv("DTINDEX_DB", index)
 
 
 @pytest.fixture
@@ -85,7 +67,9 @@ def test_a_renamed_file_rewritten_in_place_with_its_old_mtime_is_read(
 
     result = scan(cli, "gallery")
     assert (result["moved"], result["hashed"], result["new"], result["removed"]) == (0, 1, 1, 1)
-    assert export(cli, "--id", "path") == clean_export(cli, monkeypatch, tmp_path, "--id", "path")
+    assert export(cli, "--id", "path") == clean_export(
+        cli, monkeypatch, tmp_path, ["gallery"], "--id", "path"
+    )
     assert b"c2\t1.00" in export(cli, "--id", "path")
 
 
@@ -105,7 +89,9 @@ def test_new_pictures_given_the_freed_inodes_of_deleted_ones_are_read(
     result = scan(cli, "gallery")
     assert (result["moved"], result["new"], result["removed"]) == (0, 10, 10)
     assert result["hashed"] == 10
-    assert export(cli, "--id", "path") == clean_export(cli, monkeypatch, tmp_path, "--id", "path")
+    assert export(cli, "--id", "path") == clean_export(
+        cli, monkeypatch, tmp_path, ["gallery"], "--id", "path"
+    )
     assert b"red" not in export(cli, "--id", "path")
 
 
@@ -153,7 +139,9 @@ def test_both_names_of_a_hard_link_deleted_leave_the_export(
     assert scan(cli, "gallery")["removed"] == 2
     assert red not in export(cli)
     assert b"set" not in export(cli, "--id", "path")
-    assert export(cli, "--id", "path") == clean_export(cli, monkeypatch, tmp_path, "--id", "path")
+    assert export(cli, "--id", "path") == clean_export(
+        cli, monkeypatch, tmp_path, ["gallery"], "--id", "path"
+    )
 
 
 def test_a_renamed_folder_of_hard_links_leaves_nothing_behind(
@@ -165,7 +153,9 @@ def test_a_renamed_folder_of_hard_links_leaves_nothing_behind(
     result = scan(cli, "gallery")
     assert (result["moved"], result["new"], result["removed"]) == (2, 0, 0)
     assert b"/set/" not in export(cli, "--id", "path")
-    assert export(cli, "--id", "path") == clean_export(cli, monkeypatch, tmp_path, "--id", "path")
+    assert export(cli, "--id", "path") == clean_export(
+        cli, monkeypatch, tmp_path, ["gallery"], "--id", "path"
+    )
     code, _, err = cli("export", "--model", "means", "--format", "xmp", "--beside")
     assert code == 0, err
     assert not (configured / "set").exists()  # no sidecar made a moved-away folder again
@@ -198,7 +188,9 @@ def test_watch_rereads_every_name_of_a_picture_saved_through_one(
     finally:
         code = watcher.terminate()
     assert code == 0, watcher.log()
-    assert export(cli, "--id", "path") == clean_export(cli, monkeypatch, tmp_path, "--id", "path")
+    assert export(cli, "--id", "path") == clean_export(
+        cli, monkeypatch, tmp_path, ["gallery"], "--id", "path"
+    )
 
 
 def test_an_archive_unpacked_again_over_the_same_names_is_read(
@@ -217,7 +209,9 @@ def test_an_archive_unpacked_again_over_the_same_names_is_read(
 
     result = scan(cli, "gallery")
     assert (result["changed"], result["hashed"], result["tagged"]) == (3, 3, 1)  # one content
-    assert export(cli, "--id", "path") == clean_export(cli, monkeypatch, tmp_path, "--id", "path")
+    assert export(cli, "--id", "path") == clean_export(
+        cli, monkeypatch, tmp_path, ["gallery"], "--id", "path"
+    )
     assert b"c0\t1.00" not in export(cli, "--id", "path")
     again = scan(cli, "gallery")  # read (again while racy: ctimes of a moment ago), not tagged
     assert (again["unchanged"], again["tagged"]) == (3, 0)

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import FAULTS, age, fault_env, fault_pictures, inject_faults, picture
+from conftest import FAULTS, age, fault_env, fault_pictures, inject_faults, picture, wait_for
 
 if os.environ.get("CI"):
     import ray  # CI installs the test extra: a missing Ray is a failure there
@@ -161,24 +161,6 @@ def test_a_crashing_or_hanging_decoder_on_ray_costs_one_picture(
     assert exported(cli, fanned) == exported(cli, local)
 
 
-@pytest.fixture(scope="module")
-def slow_gallery(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes]:
-    """A folder holding 60 pictures and 6 copies in `gallery`, a config with a model slow
-    enough to be hit mid-scan, and what a clean local scan of them exports: made once for
-    the kill tests (each clean scan costs seconds; the gallery is never changed)."""
-    from test_resume import make_gallery, slow_model
-
-    home = tmp_path_factory.mktemp("slow")
-    model = slow_model(home / "models", rounds=400)
-    (home / "deeptagger.toml").write_text(f'[models.slow]\nmodel = "{model}"\n')
-    make_gallery(home / "gallery", 60)
-    clean = home / "clean.sqlite"
-    assert _dtindex(home, clean, "scan", "-b", "2", "gallery").wait(180) == 0
-    expected = _dtindex(home, clean, "export", "--model", "slow").communicate()[0]
-    assert len(expected.splitlines()) > 60
-    return home, expected
-
-
 def _dtindex(home: Path, db: Path, *args: str) -> subprocess.Popen[bytes]:
     """`dtindex --db DB ARGS` in `home`, in a process group of its own."""
     env = {**os.environ, "DTINDEX_CONFIG": str(home / "deeptagger.toml")}
@@ -212,7 +194,7 @@ KILLS = [("group", signal.SIGKILL), ("driver", signal.SIGTERM), ("group", signal
 def _kill_a_ray_scan(home: Path, db: Path, whom: str, signum: int) -> None:
     """Start a `--ray local` scan of the gallery and signal it once it has recorded a
     tagging more than the index held: it must end as `whom` and `signum` say, with less."""
-    from test_resume import count, wait_for
+    from test_resume import count
 
     before = count(db, TAGGINGS)
     relative = str(Path("..") / home.name / "gallery")
@@ -257,7 +239,7 @@ def _descendants_named(ancestor: int, needle: bytes) -> list[int]:
 def _scan_losing_its_inference_worker(home: Path, db: Path) -> tuple[dict[str, int], int]:
     """A `--ray local` scan whose model actor is SIGKILLed once it has recorded a tagging
     more than the index held; its JSON counts (it must exit 0) and the taggings before."""
-    from test_resume import count, wait_for
+    from test_resume import count
 
     before = count(db, TAGGINGS)
     relative = str(Path("..") / home.name / "gallery")
@@ -285,7 +267,7 @@ def _scan_losing_its_inference_worker(home: Path, db: Path) -> tuple[dict[str, i
 
 
 def test_killed_ray_drivers_and_a_lost_worker_resume_to_a_clean_scans_export(
-    slow_gallery: tuple[Path, bytes],
+    slow_gallery: tuple[Path, bytes], tmp_path: Path
 ) -> None:
     """On one index, in turn (each Ray scan costs a Ray start, so the cases share them):
     everything in the driver's process group SIGKILLed; the driver SIGTERMed (as systemd's
@@ -298,8 +280,8 @@ def test_killed_ray_drivers_and_a_lost_worker_resume_to_a_clean_scans_export(
     same gallery exports, nothing tagged twice."""
     from test_resume import count
 
-    home, expected = slow_gallery
-    db = home / "ray.sqlite"
+    home, expected = slow_gallery  # shared: the index is this test's own
+    db = tmp_path / "ray.sqlite"
     for whom, signum in KILLS:
         _kill_a_ray_scan(home, db, whom, signum)
     counts, before = _scan_losing_its_inference_worker(home, db)

@@ -312,7 +312,10 @@ def test_peak_memory_stays_within_the_documented_bound(tmp_path: Path) -> None:
         gallery / "huge.png", compress_level=1
     )
     seed.convert("RGB").resize((9000, 9000)).save(gallery / "huge.jpg", quality=80)
-    seed.resize((6000, 6000)).save(gallery / "too-big.png", compress_level=1)  # 36 MP > limit
+    # 36 MP > limit: refused by its header, never decoded; one colour, written in a moment
+    Image.new("RGBA", (6000, 6000), (9, 99, 199, 255)).save(
+        gallery / "too-big.png", compress_level=1
+    )
     config = tmp_path / "c.toml"
     config.write_text("max_pixels = 20000000\n")
     script = (

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -10,63 +9,11 @@ import signal
 import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import numpy as np
 import pgserver
 import pytest
-from conftest import BOTH, OLD, save_graph
-from onnx import helper, numpy_helper
-from PIL import Image
-
-
-def slow_model(folder: Path, rounds: int = 40) -> Path:
-    """Channel means (tags c0..c2) plus enough dense work to make each picture take a while."""
-    folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
-    inits = [
-        numpy_helper.from_array(np.array([1, 2], np.int64), "axes"),
-        numpy_helper.from_array(np.array([0, -1], np.int64), "flat"),
-        numpy_helper.from_array((rng.standard_normal((192, 1024)) * 0.05).astype(np.float32), "w0"),
-        numpy_helper.from_array((rng.standard_normal((1024, 1024)) * 0.03).astype(np.float32), "w"),
-        numpy_helper.from_array(np.zeros((1,), np.float32), "zero"),
-        numpy_helper.from_array(np.array([1], np.int64), "one"),
-    ]
-    nodes = [
-        helper.make_node("ReduceMean", ["input", "axes"], ["means"], keepdims=0),
-        helper.make_node("Reshape", ["input", "flat"], ["x"]),
-        helper.make_node("MatMul", ["x", "w0"], ["h0"]),
-    ]
-    for k in range(rounds):
-        nodes.append(helper.make_node("MatMul", [f"h{k}", "w"], [f"m{k}"]))
-        nodes.append(helper.make_node("Tanh", [f"m{k}"], [f"h{k + 1}"]))
-    nodes += [
-        helper.make_node("ReduceMean", [f"h{rounds}", "one"], ["r"], keepdims=1),
-        helper.make_node("Mul", ["r", "zero"], ["nothing"]),
-        helper.make_node("Add", ["means", "nothing"], ["scores"]),
-    ]
-    dims = ["batch", 8, 8, 3]
-    return save_graph(
-        folder,
-        "slow",
-        nodes,
-        inits,
-        dims,
-        ["c0", "c1", "c2"],
-        "name = slow\nnormalize = true\npad = stretch\n",
-    )
-
-
-def make_gallery(folder: Path, count: int, blue: int = 100) -> None:
-    folder.mkdir(parents=True)
-    for i in range(count):
-        path = folder / f"{i:03}.png"
-        Image.new("RGB", (8, 8), (i * 3 % 256, (i * 7) % 256, blue)).save(path)
-        os.utime(path, ns=(OLD * 10**9, OLD * 10**9))
-    for i in range(0, count, 10):  # duplicates share a content
-        (folder / f"dup{i:03}.png").write_bytes((folder / f"{i:03}.png").read_bytes())
-        os.utime(folder / f"dup{i:03}.png", ns=(OLD * 10**9, OLD * 10**9))
+from conftest import BOTH, make_gallery, slow_model, wait_for
 
 
 def dtindex(tmp_path: Path, db: Path | str, *args: str) -> subprocess.Popen[bytes]:
@@ -83,16 +30,6 @@ def count(db: Path | str, sql: str) -> int:
     return pgserver.count(str(db), sql)  # 0 while not created yet
 
 
-def wait_for(condition, process: subprocess.Popen[bytes], timeout: float = 60.0) -> None:
-    """Poll a condition, waiting on the process's exit between looks."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(0.01)
-
-
 @pytest.mark.parametrize(
     "point",
     [
@@ -102,33 +39,26 @@ def wait_for(condition, process: subprocess.Popen[bytes], timeout: float = 60.0)
     ],
 )
 @BOTH
-def test_sigkill_then_resume(tmp_path: Path, point: str, index_db: str) -> None:
-    model = slow_model(tmp_path / "models", rounds=400)  # killed mid-scan: slow enough
-    (tmp_path / "deeptagger.toml").write_text(f'[models.slow]\nmodel = "{model}"\n')
-    gallery = tmp_path / "gallery"
-    make_gallery(gallery, 60)
+def test_sigkill_then_resume(slow_gallery: tuple[Path, bytes], point: str, index_db: str) -> None:
+    home, expected = slow_gallery  # its model is slow enough to be killed mid-scan
+    gallery = home / "gallery"
 
-    clean_db = tmp_path / "clean.sqlite"
-    done = dtindex(tmp_path, clean_db, "scan", "-b", "2", str(gallery))
-    assert done.wait(120) == 0, done.stderr.read() if done.stderr else ""
-    expected = dtindex(tmp_path, clean_db, "export", "--model", "slow").communicate()[0]
-
-    db = index_db  # killed there; the clean export above is always SQLite's
-    victim = dtindex(tmp_path, db, "scan", "-b", "2", str(gallery))
+    db = index_db  # killed there; the clean export is always SQLite's
+    victim = dtindex(home, db, "scan", "-b", "2", str(gallery))
     wait_for(lambda: count(db, point) > 0 or victim.poll() is not None, victim)
     victim.send_signal(signal.SIGKILL)
     victim.wait(30)
     tagged_before = count(db, "SELECT COUNT(*) FROM taggings")
     assert tagged_before < 60, "the scan finished before it could be killed"
 
-    resumed = dtindex(tmp_path, db, "scan", "--json", "-b", "2", str(gallery))
+    resumed = dtindex(home, db, "scan", "--json", "-b", "2", str(gallery))
     _, err = resumed.communicate(timeout=120)
     assert resumed.returncode == 0, err
     if "://" not in db:
         assert pgserver.rows(db, "PRAGMA integrity_check") == [("ok",)]
     assert count(db, "SELECT COUNT(*) FROM taggings") == 60
     assert count(db, "SELECT COUNT(*) FROM files") == 66
-    assert dtindex(tmp_path, db, "export", "--model", "slow").communicate()[0] == expected
+    assert dtindex(home, db, "export", "--model", "slow").communicate()[0] == expected
     assert len(expected.splitlines()) > 60
 
 

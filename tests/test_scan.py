@@ -9,7 +9,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from conftest import BOTH, age, picture, write_model
+from conftest import BOTH, age, export, picture, write_model
 
 from indexer.store.engine import index_exists
 from indexer.store.location import locate
@@ -31,12 +31,6 @@ def gallery_import(out: bytes) -> list[tuple[str, str, float]]:
         rows.append((fields[0], fields[1], float(fields[2])))
     assert out.endswith(b"\n") or out == b""
     return rows
-
-
-def export(cli, *args: str, model: str = "means") -> bytes:
-    code, out, err = cli("export", "--model", model, *args)
-    assert code == 0, err
-    return out
 
 
 @pytest.fixture

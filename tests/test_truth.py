@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import inject_faults, picture, save_graph
+from conftest import clean_export, export, inject_faults, picture, save_graph
 from onnx import TensorProto, helper, numpy_helper
 
 
@@ -21,24 +21,6 @@ def scan(cli, *args: str, code: int = 0) -> dict[str, int]:
     got, out, err = cli("scan", "--json", *args)
     assert got == code, err
     return json.loads(out) if out else {}
-
-
-def export(cli, model: str = "means", *args: str) -> bytes:
-    code, out, err = cli("export", "--model", model, *args)
-    assert code == 0, err
-    return out
-
-
-def clean_export(cli, monkeypatch, tmp_path: Path, roots: list[str], model: str = "means") -> bytes:
-    """What a scan of the same gallery into a fresh database exports."""
-    fresh = tmp_path / f"clean-{len(list(tmp_path.glob('clean-*')))}.sqlite"
-    monkeypatch.setenv("DTINDEX_DB", str(fresh))
-    try:
-        got, _, err = cli("scan", *roots)
-        assert got == 0, err
-        return export(cli, model)
-    finally:
-        monkeypatch.setenv("DTINDEX_DB", str(tmp_path / "index.sqlite"))
 
 
 def configure(tmp_path: Path, model: Path, table: str = "", top: str = "") -> None:

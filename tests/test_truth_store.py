@@ -24,9 +24,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import FAULTS, age, fault_env, inject_faults, picture, write_model
+from conftest import (
+    FAULTS,
+    age,
+    fault_env,
+    inject_faults,
+    make_gallery,
+    picture,
+    wait_for,
+    write_model,
+)
 from PIL import Image
-from test_resume import make_gallery
 
 CRASH, HANG = (marker.encode() for marker in FAULTS.split(","))
 HOST = socket.gethostname()
@@ -122,18 +130,6 @@ def query(db: Path, sql: str) -> list[tuple]:
 def count(db: Path, sql: str) -> int:
     rows = query(db, sql)
     return int(rows[0][0]) if rows else 0
-
-
-def wait_for(
-    condition: Callable[[], bool], process: subprocess.Popen[bytes], timeout: float = 60.0
-) -> None:
-    """Poll `condition` until it holds (deadline), waiting on the process between looks."""
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            process.wait(0.01)
 
 
 def session_alive(sid: int) -> bool:

@@ -22,8 +22,7 @@ from functools import partial
 from pathlib import Path
 
 import pytest
-from conftest import picture, write_model
-from test_resume import make_gallery, slow_model
+from conftest import make_gallery, picture, slow_model, write_model
 from test_watch import Watcher
 
 from indexer.imaging.spawning import MARK

@@ -13,9 +13,10 @@ import threading
 from pathlib import Path
 
 import pgserver
-from conftest import BOTH
+import pytest
+from conftest import BOTH, make_gallery, slow_model, wait_for
 from PIL import Image
-from test_resume import count, dtindex, make_gallery, slow_model, wait_for
+from test_resume import count, dtindex
 
 
 class Lines:
@@ -62,11 +63,16 @@ def roundabout(gallery: Path) -> str:
     return os.path.join(os.path.relpath(gallery.parent), "..", gallery.parent.name, gallery.name)
 
 
-def clean_export(tmp_path: Path, gallery: Path) -> bytes:
-    db = tmp_path / "clean.sqlite"
-    done = dtindex(tmp_path, db, "scan", "-b", "2", str(gallery))
+@pytest.fixture(scope="module")
+def expected(tmp_path_factory: pytest.TempPathFactory) -> bytes:
+    """What a clean scan of `setup`'s gallery exports: the same pictures, hence the same
+    export (it names contents, not paths), for each test; made once, as it costs seconds."""
+    home = tmp_path_factory.mktemp("clean")
+    gallery = setup(home)
+    db = home / "clean.sqlite"
+    done = dtindex(home, db, "scan", "-b", "2", str(gallery))
     assert done.wait(120) == 0, done.stderr.read() if done.stderr else ""
-    return dtindex(tmp_path, db, "export", "--model", "slow").communicate()[0]
+    return dtindex(home, db, "export", "--model", "slow").communicate()[0]
 
 
 def resumed_export(tmp_path: Path, db: str, gallery: Path) -> bytes:
@@ -89,10 +95,9 @@ def setup(tmp_path: Path) -> Path:
 
 @BOTH
 def test_a_killed_writer_fails_the_scan_and_the_next_scan_completes(
-    tmp_path: Path, index_db: str
+    tmp_path: Path, index_db: str, expected: bytes
 ) -> None:
     gallery = setup(tmp_path)
-    expected = clean_export(tmp_path, gallery)
 
     victim = dtindex(tmp_path, index_db, "-v", "scan", "-b", "2", roundabout(gallery))
     lines = Lines(victim)
@@ -108,9 +113,10 @@ def test_a_killed_writer_fails_the_scan_and_the_next_scan_completes(
     assert resumed_export(tmp_path, index_db, gallery) == expected
 
 
-def test_a_killed_scans_writer_stores_what_it_has_and_exits(tmp_path: Path) -> None:
+def test_a_killed_scans_writer_stores_what_it_has_and_exits(
+    tmp_path: Path, expected: bytes
+) -> None:
     gallery = setup(tmp_path)
-    expected = clean_export(tmp_path, gallery)
     db = str(tmp_path / "index.sqlite")
 
     victim = dtindex(tmp_path, db, "-v", "scan", "-b", "2", roundabout(gallery))
