@@ -13,8 +13,7 @@ import os
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
-from dataclasses import fields as dataclass_fields
+from typing import NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -43,8 +42,11 @@ from indexer.store.schema import (
 from indexer.store.unit import batch, settle
 
 
-@dataclass(frozen=True)
-class FileRow:
+class FileRow(NamedTuple):
+    """A file's row. A named tuple, as `Stat`: a rescan makes one of each per file, and a
+    frozen dataclass sets every field through `object.__setattr__`, several times the
+    cost of making a tuple."""
+
     id: int
     path: bytes
     root_id: int
@@ -59,8 +61,7 @@ class FileRow:
     ctime_ns: int | None = None  # the inode's ctime when read: `gallery.jobs.is_unchanged`
 
 
-@dataclass(frozen=True)
-class Stat:
+class Stat(NamedTuple):
     size: int
     mtime_ns: int
     inode: int
@@ -84,7 +85,7 @@ def _below(folder: bytes) -> tuple[bytes, bytes]:
 # The raw cursor: SQLAlchemy's row objects cost half a second per 100,000 files, and an
 # unchanged rescan of that many should take well under two seconds.
 _FILES_BELOW = Direct(
-    lambda _: select(*(files.c[f.name] for f in dataclass_fields(FileRow))).where(
+    lambda _: select(*(files.c[name] for name in FileRow._fields)).where(
         files.c.path >= bindparam("low"), files.c.path < bindparam("high")
     ),
     "low",
@@ -136,7 +137,8 @@ class Records:
         """
         cursor = _FILES_BELOW.run(self.conn, _below(folder)).cursor
         assert cursor is not None
-        return {row[1]: FileRow(*row) for row in cursor.fetchall()}
+        make = FileRow._make
+        return {row[1]: make(row) for row in cursor.fetchall()}
 
     def files_at(self, path: bytes) -> dict[bytes, FileRow]:
         """The row for `path` and, when it is (or was) a folder, every row below it."""
