@@ -196,3 +196,27 @@ def test_a_reader_that_goes_away_ends_tag_quietly(tmp_path: Path) -> None:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_a_worker_whose_parent_goes_before_sending_its_program_exits_quietly() -> None:
+    """Ctrl-C to the whole group can stop the parent right after it started a worker and
+    before the worker was sent what to run (found by `test_ctrl_c_during_tag` on CI): the
+    worker, its stop signals blocked, then reads the end of its pipe. It must leave
+    without a word on the stderr it shares with the parent (the last line there is
+    `dtindex: interrupted`), not with an EOFError traceback."""
+    import multiprocessing
+
+    from indexer.imaging import spawning
+
+    ours, theirs = multiprocessing.Pipe()
+    ours.close()  # the parent is gone
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", spawning._BOOT, str(theirs.fileno()), "-1"],
+            pass_fds=(theirs.fileno(),),
+            capture_output=True,
+            timeout=60,
+        )
+    finally:
+        theirs.close()
+    assert (done.returncode, done.stderr) == (0, b"")

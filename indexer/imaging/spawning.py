@@ -37,9 +37,15 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 # A worker's whole program before it can import indexer: argv is (pipe fd, tracker fd).
 _BOOT = (
-    "import sys; from multiprocessing.connection import Connection; "
-    "conn = Connection(int(sys.argv[1])); sys.path[:] = conn.recv(); "
-    "from indexer.imaging.spawning import run_worker; run_worker(conn, int(sys.argv[2]))"
+    "import sys\n"
+    "from multiprocessing.connection import Connection\n"
+    "conn = Connection(int(sys.argv[1]))\n"
+    "try:\n"
+    "    sys.path[:] = conn.recv()\n"
+    "except (EOFError, OSError):\n"
+    "    sys.exit(0)  # the parent went away (killed) before saying what to run\n"
+    "from indexer.imaging.spawning import run_worker\n"
+    "run_worker(conn, int(sys.argv[2]))\n"
 )
 # In a worker's command line: how tests (and `ps`) tell dtindex's workers.
 MARK = "indexer.imaging.spawning"
@@ -88,17 +94,23 @@ def start_worker(target: Callable[..., None], *args: Any) -> tuple[Worker, Conne
     tracker: int = resource_tracker.getfd()  # type: ignore[assignment]
     ours, theirs = multiprocessing.Pipe()
     command = [spawn.get_executable(), "-c", _BOOT, str(theirs.fileno()), str(tracker)]
-    try:
-        popen = _held(
-            lambda: subprocess.Popen(
-                command, stdin=subprocess.DEVNULL, pass_fds=(theirs.fileno(), tracker)
-            )
+
+    def start() -> subprocess.Popen[bytes]:
+        # What to run is sent while the stop signals are still held: a Ctrl-C that came
+        # during the start stops the parent only once the worker knows what to run (and
+        # then how to see its parent go), never while it waits for its program.
+        popen = subprocess.Popen(
+            command, stdin=subprocess.DEVNULL, pass_fds=(theirs.fileno(), tracker)
         )
+        with contextlib.suppress(OSError):  # it died at once: its parent sees it on reading
+            ours.send(list(sys.path))
+            ours.send((target, args))
+        return popen
+
+    try:
+        popen = _held(start)
     finally:
         theirs.close()
-    with contextlib.suppress(OSError):  # it died at once: its parent sees it on reading
-        ours.send(list(sys.path))
-        ours.send((target, args))
     return Worker(popen), ours
 
 
@@ -108,7 +120,10 @@ def run_worker(conn: Connection, tracker: int) -> None:
 
     # What multiprocessing's own spawned child does with the tracker's pipe it inherits.
     resource_tracker._resource_tracker._fd = tracker  # type: ignore[attr-defined]
-    target, args = conn.recv()
+    try:
+        target, args = conn.recv()
+    except (EOFError, OSError):
+        return  # the parent went away (killed) before saying what to run
     target(conn, *args)
 
 
