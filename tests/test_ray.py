@@ -207,8 +207,11 @@ def _kill_a_ray_scan(home: Path, db: Path, whom: str, signum: int) -> None:
         assert victim.returncode == -signum, said
     elif whom == "driver" or victim.returncode != 1:
         assert victim.returncode == 128 + signum, said
-    else:
-        assert b"Traceback" not in err and b"dtindex: " not in err, said
+    else:  # Ray's runtime ended the driver once the group's signal stopped its Ray: it
+        # may have announced its stop first (a race CI met), but said nothing else
+        ours = [line for line in err.splitlines() if line.startswith(b"dtindex: ")]
+        assert all(b"finishing the batch in flight" in line for line in ours), said
+        assert b"Traceback" not in err, said
         assert _ray_ended(victim.pid), said
     assert count(db, TAGGINGS) < 60, f"{said}\nthe scan finished before it could be killed"
 
