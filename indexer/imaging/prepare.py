@@ -52,12 +52,11 @@ def decode(
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             image = Image.open(io.BytesIO(data))
             image.seek(0)
-            full = image.size
-            if orientation(image) in (5, 6, 7, 8):
-                full = (full[1], full[0])
+            turned = orientation(image) in (5, 6, 7, 8)  # shown a quarter turn from stored
+            full = (image.height, image.width) if turned else image.size
             if cover is not None and image.format == "JPEG":
                 need = cover(*full)
-                image.draft("RGB", need if full == image.size else (need[1], need[0]))
+                image.draft("RGB", (need[1], need[0]) if turned else need)
             width, height = image.size
             if width * height > max_pixels:
                 raise DecodeError(
