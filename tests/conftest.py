@@ -205,16 +205,21 @@ def fault_env(markers: str = FAULTS) -> dict[str, str]:
 
 
 def workers_of(pid: int) -> list[int]:
-    """dtindex's worker processes (decoders, the score writer) `pid` started, still running."""
+    """dtindex's worker processes (decoders, the score writer) `pid` started, still running.
+
+    Every process's parent is read from /proc/N/stat: /proc/PID/task/TID/children may
+    miss a child while others come and go (proc(5): reliable only with them stopped),
+    and a test that waited on what it listed then found one more (a flake under load)."""
     from indexer.imaging.spawning import MARK
 
     found = []
-    for task in Path(f"/proc/{pid}/task").iterdir():
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
         with contextlib.suppress(OSError):
-            for child in (task / "children").read_text().split():
-                with contextlib.suppress(OSError):
-                    if MARK.encode() in Path(f"/proc/{child}/cmdline").read_bytes():
-                        found.append(int(child))
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            if parent == pid and MARK.encode() in (entry / "cmdline").read_bytes():
+                found.append(int(entry.name))
     return found
 
 
