@@ -19,7 +19,9 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from indexer.config import Decode
 from indexer.errors import ModelError
+from indexer.imaging.gpu.choice import gpu_decodes
 from indexer.imaging.prepare import input_shape
 from indexer.model_tables import ModelDef
 from indexer.models.taglist import TagList
@@ -36,13 +38,15 @@ PREFERRED = ("CUDAExecutionProvider", "ROCMExecutionProvider", "CoreMLExecutionP
 
 @dataclass(frozen=True)
 class RuntimeOptions:
-    """How sessions are made: `--cpu`, `-o "EP;k=v"` and the thread budget."""
+    """How sessions are made: `--cpu`, `-o "EP;k=v"`, the thread budget, and where
+    JPEGs are decoded (`decode`, `imaging.gpu.choice`)."""
 
     cpu: bool = False
     provider_options: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
     threads: int = 0  # 0: ONNX Runtime's default (one per core)
     engine_cache: str = ""  # TensorRT engines are built once and kept here
     cache_dir: str = ""  # digests of .onnx files, so a start does not re-read them
+    decode: Decode = "auto"
 
     @classmethod
     def cached(
@@ -52,12 +56,14 @@ class RuntimeOptions:
         *,
         cpu: bool = False,
         provider_options: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (),
+        decode: Decode = "auto",
     ) -> RuntimeOptions:
         """Options keeping dtindex's caches (`cache_folder`): the one way the commands
         and the library make them, so no start hashes a model, converts its int8/fp16
         copy or builds its TensorRT engine again."""
         folder = cache_folder(env)
-        return cls(cpu, provider_options, threads, str(folder / "tensorrt"), str(folder))
+        engine_cache = str(folder / "tensorrt")
+        return cls(cpu, provider_options, threads, engine_cache, str(folder), decode)
 
 
 def cache_folder(env: Mapping[str, str]) -> Path:
@@ -226,6 +232,7 @@ def load(model: ModelDef, options: RuntimeOptions) -> Tagger:
         raise ModelError(f"{model.onnx}: ONNX Runtime cannot load it: {exc}") from None
     used = session.get_providers()
     log.debug("%s: session uses %s", model.name, ", ".join(used))
+    gpu_decodes(options.decode, options.cpu, used)  # `gpu` where it cannot be: stop here
     if any(p in GPU_PROVIDERS for p in wanted) and not any(p in GPU_PROVIDERS for p in used):
         log.warning(
             "%s: a GPU provider is installed but the session fell back to CPU%s",
