@@ -12,7 +12,7 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 from indexer.errors import ConfigError
 from indexer.model_tables import (
@@ -141,7 +141,7 @@ def load_config(path: Path | None, required: bool = False) -> Config:
 def _decode(value: object, where: str) -> Decode:
     if value not in DECODE_CHOICES:
         raise ConfigError(f"{where}: decode = {value!r} is not one of {', '.join(DECODE_CHOICES)}")
-    return cast(Decode, value)
+    return value  # narrowed by the membership test
 
 
 def parse_config(data: Mapping[str, Any], path: Path) -> Config:
