@@ -24,7 +24,7 @@ from conftest import picture, write_model
 from PIL import Image, ImageDraw
 
 from indexer.errors import ModelError
-from indexer.imaging.gpu.choice import NOT_WIRED, gpu_decodes, unavailable
+from indexer.imaging.gpu.choice import for_run, gpu_decodes, unavailable
 from indexer.imaging.gpu.decode import split
 from indexer.imaging.gpu.graph import mode_for
 from indexer.imaging.gpu.prepare import Buffer, Preparer
@@ -228,17 +228,21 @@ def test_the_rule_for_where_jpegs_are_decoded() -> None:
 
     assert not gpu_decodes("cpu", False, cuda, installed)
     assert not gpu_decodes("auto", False, cpu_only, missing)
-    assert not gpu_decodes("auto", False, cuda, installed)  # the lane is not wired yet
+    assert gpu_decodes("auto", False, cuda, installed)
+    assert gpu_decodes("gpu", False, cuda, installed)
+    assert not gpu_decodes("auto", True, cuda, installed)  # --cpu
     assert unavailable(False, cuda, installed) is None
     for cpu, providers, check, why in [
         (True, cuda, installed, "--cpu"),
         (False, cpu_only, installed, "CUDA provider"),
         (False, cuda, missing, "nvidia-nvimgcodec-cu12"),
-        (False, cuda, installed, NOT_WIRED),
     ]:
         with pytest.raises(ModelError, match="decode = gpu") as raised:
             gpu_decodes("gpu", cpu, providers, check)
         assert why in str(raised.value)
+    # The lane feeds one model: a run of several decodes on the CPU.
+    assert for_run(["auto"]) and for_run(["gpu"]) and not for_run(["cpu"])
+    assert not for_run(["auto", "auto"]) and not for_run(["gpu", "cpu"]) and not for_run([])
 
 
 def test_tag_and_scan_decode_auto_as_cpu_and_gpu_stops_naming_why(cli, tmp_path: Path) -> None:

@@ -3,10 +3,12 @@
 `cpu` never uses the GPU. `gpu` requires it and stops the run, naming what is missing,
 where it cannot be had: `--cpu`, a session not on the CUDA provider, nvImageCodec not
 installed. `auto` takes the GPU where all of that holds and the CPU otherwise, silently
-(a debug line says why). Until the GPU lane is wired into the pipeline's flow (issue 26:
-the decode, the preparation graph and the fall-back are here, the hand-over of device
-batches to the models is not), the GPU is never really chosen: `gpu` says so and stops,
-`auto` decodes on the CPU.
+(a debug line says why).
+
+The GPU lane (`pipeline.device`) feeds one model's batches, so it applies to a run of
+one model (`for_run`): a run of several models decodes each picture once on the CPU for
+all of them, as before, and says so. A Ray fan-out (`scan --ray`) decodes on its
+workers' CPUs (`core.scanning.cluster`).
 """
 
 from __future__ import annotations
@@ -21,9 +23,6 @@ from indexer.errors import ModelError
 log = logging.getLogger("dtindex")
 
 INSTALL = "pip install 'dtindex[gpu]' (CUDA 12: nvidia-nvimgcodec-cu12[nvjpeg])"
-NOT_WIRED = (
-    "GPU decoding is not wired into the tagging pipeline yet (issue 26); use decode = auto or cpu"
-)
 
 
 def nvimgcodec_installed() -> bool:
@@ -57,8 +56,24 @@ def gpu_decodes(
     ModelError where `gpu` was asked and cannot be had."""
     if asked == "cpu":
         return False
-    why = unavailable(cpu, providers, installed) or NOT_WIRED
+    why = unavailable(cpu, providers, installed)
+    if why is None:
+        return True
     if asked == "gpu":
         raise ModelError(f"decode = gpu: {why}")
     log.debug("JPEGs are decoded on the CPU: %s", why)
+    return False
+
+
+def for_run(models: Sequence[Decode]) -> bool:
+    """Whether a run decodes JPEGs on the GPU, given for each of its models "cpu" where
+    its session cannot (`gpu_decodes`), else how the GPU was asked for: only a run of one
+    model does (see the module); a run of several says so, as a warning where `gpu` was
+    asked."""
+    if len(models) == 1:
+        return models[0] != "cpu"
+    if any(m != "cpu" for m in models):
+        say = log.warning if "gpu" in models else log.info
+        say("JPEGs are decoded on the CPU: the GPU lane feeds a run of one model, "
+            "this run has %d", len(models))  # fmt: skip
     return False

@@ -20,7 +20,7 @@ import ctypes
 import io
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 from PIL import Image
 
@@ -32,6 +32,17 @@ from indexer.imaging.sniff import HEAD, format_of
 BatchDecode = Callable[[list[bytes]], Sequence[Any]]
 # Where a decoded picture's pixels are, for binding (`NvDecoder.buffer`).
 BufferOf = Callable[[Any], Buffer]
+
+
+class BatchDecoder(Protocol):
+    """What the GPU lane decodes with (`NvDecoder` in production; the tests give one
+    that decodes with Pillow into host memory, on the same seam)."""
+
+    def decode(self, datas: list[bytes]) -> Sequence[Any]:
+        """One result per file, None for each it could not decode."""
+
+    def buffer(self, image: Any) -> Buffer:
+        """Where a decoded picture's pixels are, ready to be read."""
 
 
 @dataclass

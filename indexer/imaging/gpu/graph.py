@@ -78,6 +78,26 @@ def build(spec: ModelSpec, mode: Mode) -> bytes:
     return bytes(model.SerializeToString())
 
 
+def build_copy() -> bytes:
+    """A graph that copies its input (batch rows) to its output: bound with I/O binding,
+    ONNX Runtime's own way to move rows the CPU decoders prepared from host memory into
+    a batch on the device, whichever device that is."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    dims = ["rows", "d1", "d2", "d3"]
+    graph = helper.make_graph(
+        [helper.make_node("Identity", [INPUT], [OUTPUT])],
+        "dtindex-upload",
+        [helper.make_tensor_value_info(INPUT, TensorProto.FLOAT, dims)],
+        [helper.make_tensor_value_info(OUTPUT, TensorProto.FLOAT, dims)],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return bytes(model.SerializeToString())
+
+
 Inits = dict[str, np.ndarray]
 
 

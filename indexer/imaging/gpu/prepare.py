@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import NDArray
 
-from indexer.imaging.gpu.graph import INPUT, OUTPUT, PADS, SIZES, Mode, build, geometry
+from indexer.imaging.gpu.graph import INPUT, OUTPUT, PADS, SIZES, Mode, build, build_copy, geometry
 from indexer.imaging.messages import Target
 
 
@@ -37,13 +37,14 @@ class Buffer:
 
 
 class Preparer:
-    """One model's preparation graphs (one per filter), made when first needed."""
+    """One model's preparation graphs (one per filter), and the copy of host rows into
+    its batch, each made when first needed."""
 
     def __init__(self, target: Target, providers: Sequence[Any]) -> None:
         self.target, self.providers = target, list(providers)
-        self._sessions: dict[Mode, Any] = {}
+        self._sessions: dict[Mode | Literal["copy"], Any] = {}
 
-    def _session(self, mode: Mode) -> Any:
+    def _session(self, mode: Mode | Literal["copy"]) -> Any:
         if mode not in self._sessions:
             import onnxruntime as ort
 
@@ -54,9 +55,18 @@ class Preparer:
             # input 'sizes' (0) does not match the number of axes"); a dozen nodes gain
             # nothing from optimizing anyway.
             options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-            graph = build(self.target.spec, mode)
+            graph = build_copy() if mode == "copy" else build(self.target.spec, mode)
             self._sessions[mode] = ort.InferenceSession(graph, options, providers=self.providers)
         return self._sessions[mode]
+
+    def upload(self, rows: Buffer, batch: Buffer) -> None:
+        """Copy prepared rows (the CPU decoders', in host memory) into `batch`'s rows."""
+        binding = self._session("copy").io_binding()
+        binding.bind_input(INPUT, rows.device, rows.device_id, np.float32,
+                           list(rows.shape), rows.address)  # fmt: skip
+        binding.bind_output(OUTPUT, batch.device, batch.device_id, np.float32,
+                            list(batch.shape), batch.address)  # fmt: skip
+        self._session("copy").run_with_iobinding(binding)
 
     def fill(self, picture: Buffer, slot: Buffer) -> bool:
         """Prepare a decoded picture (height x width x 3, uint8 RGB) into `slot`; False
