@@ -3,6 +3,7 @@
 #   part                 keep the carried part of onnxruntime-gpu in /tmp/ort
 #   pipeline [ARGS...]   install, check the providers, run benchmarks.pipeline (null model)
 #   replica MODEL [ARGS] benchmarks.pipeline with a random-weight replica on the GPU
+#   decode [ARGS]        install the carried nvImageCodec wheels, run benchmarks.gpu_decode
 # Results go to $OUT (the device tool brings them back).
 set -euo pipefail
 step=${1:?part, pipeline or replica}
@@ -67,6 +68,14 @@ case $step in
         model=${1:?which replica}
         shift
         measured "$model" python3 -m benchmarks.pipeline --model "$model" --out "$OUT" "$@"
+        ;;
+    decode)
+        environment
+        python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site \
+            .gpu/nvimg/*.whl
+        python3 -c "from nvidia import nvimgcodec; print('nvimgcodec', nvimgcodec.__version__)" \
+            2>&1 | tee -a "$log"
+        measured decode python3 -m benchmarks.gpu_decode --out "$OUT" "$@"
         ;;
     *) echo "unknown step $step"; exit 2 ;;
 esac

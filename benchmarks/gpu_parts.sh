@@ -18,10 +18,14 @@ download() {
 # these (imagecodecs: dtindex's `fast` extra, as on the 2-core runs):
 download "$out/whl" sqlalchemy alembic mako watchdog imagecodecs
 download "$out/ort" "onnxruntime-gpu==${ORT_GPU_VERSION:-1.31.1}"
+# The GPU decode (issue 26): nvImageCodec for CUDA 13 and its nvJPEG wheel (29 MB, one
+# call of their own; `pip download nvidia-nvimgcodec-cu13 --no-deps` reached PyPI here).
+mkdir -p "$out/nvimg"
+download "$out/nvimg" nvidia-nvimgcodec-cu13 nvidia-nvjpeg
 wheel=$(ls "$out"/ort/onnxruntime_gpu-*.whl)
 python3 -m zipfile -e "$wheel" "$out/ort/files"
 tar -C "$out/ort/files" -cf - . | xz -T0 -9 > "$out/ort/ort.tar.xz"
 rm -rf "$out/ort/files" "$wheel"
 (cd "$out/ort" && split -b 62M -d ort.tar.xz ort.tar.xz.part- \
     && sha256sum ort.tar.xz > SHA256 && rm ort.tar.xz)
-ls -l "$out"/whl "$out"/ort
+ls -l "$out"/whl "$out"/ort "$out"/nvimg

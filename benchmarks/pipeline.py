@@ -124,6 +124,8 @@ class Runner:
         config = write_config(work, args.model, built, args.fp16)
         self.common = ["--config", str(config)]
         self.extra = shlex.split(args.dtindex_args)
+        if args.decode:
+            self.extra += ["--decode", args.decode]
         self.paths = illustrations.build_illustrations(
             args.work / args.kind, args.pictures, args.kind
         )
@@ -224,6 +226,12 @@ def arguments() -> argparse.Namespace:
         help="more options for tag and scan, e.g. '--cpu' or '-o TensorrtExecutionProvider'",
     )
     parser.add_argument(
+        "--decode",
+        choices=("auto", "cpu", "gpu"),
+        help="dtindex --decode for tag and scan (default: the config's, auto); gpu: the GPU "
+        "lane, which a run of one model takes (the ceiling stays the CPU decoders')",
+    )
+    parser.add_argument(
         "--profile",
         nargs="?",
         const="tag",
@@ -253,6 +261,7 @@ def main() -> None:
         about = machine()
         model = "" if args.model == "null" else f"-{args.model}" + ("-fp16" if args.fp16 else "")
         model += "" if args.kind == "illustrations" else f"-{args.kind}"
+        model += f"-decode-{args.decode}" if args.decode else ""
         stem = f"{time.strftime('%Y-%m-%d')}-{about['cores']}cores-pipeline{model}"
         args.out.mkdir(parents=True, exist_ok=True)
         if args.profile:

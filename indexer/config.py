@@ -12,7 +12,7 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from indexer.errors import ConfigError
 from indexer.model_tables import (
@@ -31,6 +31,10 @@ from indexer.suggest import closest
 _EXTENSIONS = "jpg jpeg jpe png gif webp bmp tif tiff avif heic heif jxl"
 DEFAULT_EXTENSIONS = tuple(_EXTENSIONS.split())
 DEFAULT_THRESHOLD = 0.1
+# Where JPEGs are decoded (`imaging.gpu.choice` holds the rule): the GPU where it can,
+# only the CPU, or only the GPU.
+Decode = Literal["auto", "cpu", "gpu"]
+DECODE_CHOICES: tuple[Decode, ...] = ("auto", "cpu", "gpu")
 
 
 def threshold_or_default(value: float | None) -> float:
@@ -42,7 +46,7 @@ def threshold_or_default(value: float | None) -> float:
 
 
 _TOP = "database roots store_threshold batch scan models max_pixels decode_timeout decoders"
-_TOP_KEYS = {*_TOP.split(), "threads"}
+_TOP_KEYS = {*_TOP.split(), "threads", "decode"}
 _SCAN_KEYS = {"extensions", "exclude", "follow_symlinks"}
 
 
@@ -64,6 +68,7 @@ class Config:
     decode_timeout: float = 60.0
     decoders: int = 0  # decoder processes; 0: one per core
     threads: int = 0  # ONNX Runtime intra-op threads; 0: one per core
+    decode: Decode = "auto"
     scan: ScanConfig = field(default_factory=ScanConfig)
     models: Mapping[str, ModelTable] = field(default_factory=dict)
 
@@ -133,6 +138,12 @@ def load_config(path: Path | None, required: bool = False) -> Config:
     return parse_config(data, path)
 
 
+def _decode(value: object, where: str) -> Decode:
+    if value not in DECODE_CHOICES:
+        raise ConfigError(f"{where}: decode = {value!r} is not one of {', '.join(DECODE_CHOICES)}")
+    return value  # narrowed by the membership test
+
+
 def parse_config(data: Mapping[str, Any], path: Path) -> Config:
     where = str(path)
     folder = path.parent
@@ -176,6 +187,7 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
         counts[key] = value
     return Config(
         path=path,
+        decode=_decode(data.get("decode", "auto"), where),
         decoders=counts["decoders"],
         threads=counts["threads"],
         database=_database(data["database"], rel) if "database" in data else None,

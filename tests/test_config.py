@@ -102,6 +102,8 @@ def test_config_resolves_paths_against_its_folder(tmp_path: Path) -> None:
         ("[scan]\nfollow_symlinks = 'no'\n", "[scan]: follow_symlinks = 'no' must be true or"),
         ("[scan]\nfollow_symlinks = 1\n", "[scan]: follow_symlinks = 1 must be true or false"),
         ("[scan]\nfollow_symlinks = 'true'\n", "follow_symlinks = 'true' must be true or"),
+        ("decode = 'GPU'\n", "decode = 'GPU' is not one of auto, cpu, gpu"),
+        ("decode = true\n", "decode = True is not one of auto, cpu, gpu"),
     ],
 )
 def test_config_errors(tmp_path: Path, text: str, message: str) -> None:

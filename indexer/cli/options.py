@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from indexer.config import Config
+from indexer.config import DECODE_CHOICES, Config
 from indexer.core import choosing, places
 from indexer.core.choosing import threshold_value as threshold_value
 from indexer.core.index import Index
@@ -38,9 +38,9 @@ class Context:
         `-o`), for the commands that run models."""
         cpu = bool(getattr(args, "cpu", False))
         options = places.provider_options(getattr(args, "options", ()))
-        return Index.open(
-            self.db_option, self.config, env=self.env, cpu=cpu, provider_options=options
-        )
+        decode = getattr(args, "decode", None)
+        return Index.open(self.db_option, self.config, env=self.env, cpu=cpu,
+                          provider_options=options, decode=decode)  # fmt: skip
 
 
 def add_runtime_arguments(parser: argparse.ArgumentParser, batch_default: str = "config") -> None:
@@ -63,6 +63,12 @@ def add_runtime_arguments(parser: argparse.ArgumentParser, batch_default: str = 
         "naming TensorrtExecutionProvider asks for TensorRT",
     )
     group.add_argument(
+        "--decode",
+        choices=DECODE_CHOICES,
+        help="where JPEGs are decoded: auto (the GPU where nvImageCodec and CUDA are at "
+        "hand), cpu, or gpu (required) (default: the config's decode, auto)",
+    )
+    group.add_argument(
         "-d", "--debug", action="store_true", help="report the providers each session really uses"
     )
 
@@ -71,7 +77,8 @@ def runtime_options(
     args: argparse.Namespace, config: Config, env: Mapping[str, str] | None = None
 ) -> places.RuntimeOptions:
     """How sessions are made for `args` (`--cpu`, `-o`), with the caches."""
-    return places.runtime(config, env or {}, args.cpu, places.provider_options(args.options))
+    options = places.provider_options(args.options)
+    return places.runtime(config, env or {}, args.cpu, options, args.decode)
 
 
 def batch_size(args: argparse.Namespace, config: Config) -> int:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from sqlalchemy import Connection
 
-from indexer.config import Config
+from indexer.config import Config, Decode
 from indexer.core import choosing, exporting, listing, places, reading, scanning
 from indexer.core.connections import Connections
 from indexer.core.places import PathLike
@@ -78,6 +78,7 @@ class Index(Connections):
         env: Mapping[str, str] | None = None,
         cpu: bool = False,
         provider_options: Sequence[tuple[str, tuple[tuple[str, str], ...]]] = (),
+        decode: Decode | None = None,
     ) -> Index:
         """The index at `db` (a path, `~` allowed, or a PostgreSQL URL; None: as the CLI
         finds it: `DTINDEX_DB`, the config's `database`, the XDG data folder) with
@@ -85,7 +86,7 @@ class Index(Connections):
         stands for `os.environ`. Nothing is opened until a method needs it."""
         environ = dict(os.environ if env is None else env)
         settings = places.settings(config, environ)
-        options = places.runtime(settings, environ, cpu, provider_options)
+        options = places.runtime(settings, environ, cpu, provider_options, decode)
         return cls(places.database(db, environ, settings), settings, environ, options)
 
     @property

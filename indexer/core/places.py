@@ -8,7 +8,7 @@ import os
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
-from indexer.config import Config, load_config, locate_config
+from indexer.config import Config, Decode, load_config, locate_config
 from indexer.models.runtime import RuntimeOptions as RuntimeOptions  # re-exported
 from indexer.models.runtime import cache_folder as cache_folder
 from indexer.models.runtime import parse_provider_option
@@ -52,11 +52,14 @@ def runtime(
     env: Mapping[str, str],
     cpu: bool = False,
     provider_options: Sequence[ProviderOption] = (),
+    decode: Decode | None = None,
 ) -> RuntimeOptions:
-    """How sessions are made, with the caches every caller shares (`cache_folder`)."""
+    """How sessions are made, with the caches every caller shares (`cache_folder`);
+    `decode` (`--decode`) over the config's."""
     return RuntimeOptions.cached(
-        config.threads, env, cpu=cpu, provider_options=tuple(provider_options)
-    )
+        config.threads, env, cpu=cpu, provider_options=tuple(provider_options),
+        decode=decode or config.decode,
+    )  # fmt: skip
 
 
 def provider_options(texts: Iterable[str]) -> tuple[ProviderOption, ...]:

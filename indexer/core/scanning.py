@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 
 from indexer.config import Config
@@ -42,5 +43,9 @@ def chosen_roots(
 
 def cluster(address: str, config: Config, runtime: RuntimeOptions, ship: bool) -> Cluster:
     """The Ray cluster at `address` (`local`: one started here); `ship`: this machine
-    reads the pictures and sends their bytes."""
-    return connect(address, runtime, config.max_pixels, config.decode_timeout, ship=ship)
+    reads the pictures and sends their bytes. Its workers decode on their CPUs (the GPU
+    lane is this machine's, `imaging.gpu.choice`): `decode = gpu` is refused."""
+    if runtime.decode == "gpu":
+        raise UsageError("decode = gpu is for a scan on this machine: --ray decodes on the CPU")
+    cpu_decoding = replace(runtime, decode="cpu")
+    return connect(address, cpu_decoding, config.max_pixels, config.decode_timeout, ship=ship)

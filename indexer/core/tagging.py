@@ -22,6 +22,7 @@ from indexer.imaging.workers import DecoderPool
 from indexer.model_tables import ModelDef
 from indexer.modelfile import refuse_bare_graph
 from indexer.models.runtime import RuntimeOptions, Tagger, load
+from indexer.pipeline.device import DeviceChoice, device_for
 from indexer.pipeline.direct import Direct
 from indexer.pipeline.flow import Budget, run_pipeline
 from indexer.pipeline.inference import Timings
@@ -55,8 +56,10 @@ def definition(name_or_path: str, config: Config) -> ModelDef:
 class Tagging:
     """`tagger` with its decoder processes."""
 
-    def __init__(self, tagger: Tagger, config: Config) -> None:
+    def __init__(self, tagger: Tagger, config: Config, device: DeviceChoice = device_for) -> None:
+        """`device`: where the GPU decodes for `tagger`, if it does (see `Indexer`)."""
         self.tagger, self.config = tagger, config
+        self.device = device([tagger])
         self.budget = Budget.for_machine(config.decoders)
         self.timings = Timings()  # summed over every run
         self._pool: DecoderPool | None = None
@@ -81,7 +84,8 @@ class Tagging:
         read, with the reason."""
         pool = self._decoders()
         steps = Direct[J](path_of, 1, lambda _, done, scores: on_scores(done, scores), on_error)
-        run_pipeline([self.tagger], jobs, steps, pool, batch, self.budget, timings=self.timings)
+        run_pipeline([self.tagger], jobs, steps, pool, batch, self.budget, timings=self.timings,
+                     device=self.device)  # fmt: skip
 
     def _decoders(self) -> DecoderPool:
         if self._pool is None:

@@ -35,6 +35,7 @@ from indexer.gallery.writer import ResultWriter
 from indexer.imaging.messages import Looked, Reply, Skipped
 from indexer.imaging.workers import DecoderPool
 from indexer.models.runtime import Tagger
+from indexer.pipeline.device import DeviceChoice, device_for
 from indexer.pipeline.fanout import Cluster
 from indexer.pipeline.flow import Budget, Order
 from indexer.pipeline.inference import Timings
@@ -68,12 +69,13 @@ class Indexer:
         stop: threading.Event | None = None,
         retry_failed: bool = False,
         cluster: Cluster | None = None,
+        device: DeviceChoice = device_for,  # the GPU lane's, if any (tests: their decoder)
     ) -> None:
         self.engine, self.taggers, self.config, self.batch = engine, taggers, config, batch
         self.stop, self.retry_failed = stop, retry_failed
         self.listener: Listener = progress or Silent()
         self.budget = Budget.for_machine(config.decoders)
-        self.runner: Runner = cluster or Local(self.budget)
+        self.runner: Runner = cluster or Local(self.budget, device(taggers))
         self.decoders = DecoderPool(self.budget.decoders, config.max_pixels, config.decode_timeout)
         self.conn = engine.connect()
         self.index = Records(self.conn)

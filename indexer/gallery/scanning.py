@@ -25,6 +25,7 @@ from indexer.gallery.incremental import Indexer
 from indexer.gallery.jobs import Counts
 from indexer.gallery.plan import apply_moves, plan_scan
 from indexer.models.runtime import Tagger
+from indexer.pipeline.device import DeviceChoice, device_for
 from indexer.pipeline.fanout import Cluster
 
 log = logging.getLogger("dtindex")
@@ -85,13 +86,14 @@ def scan_roots(
     stop: threading.Event | None = None,
     retry_failed: bool = False,
     cluster: Cluster | None = None,
+    device: DeviceChoice = device_for,
 ) -> Counts:
     """`rescan` with an indexer of its own: `progress` follows the reading and tagging,
     and hears when they are over, before the summary. With a `cluster`, decoding and
-    inference run on Ray (see `pipeline.fanout`)."""
+    inference run on Ray (see `pipeline.fanout`); `device`: see `Indexer`."""
     indexer = Indexer(
         engine, taggers, config, batch, progress, stop=stop, retry_failed=retry_failed,
-        cluster=cluster,
+        cluster=cluster, device=device,
     )  # fmt: skip
     try:
         done = rescan(indexer, roots, allow_empty, wait=True)

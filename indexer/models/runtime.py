@@ -12,16 +12,19 @@ import functools
 import io
 import logging
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
+from indexer.config import Decode
 from indexer.errors import ModelError
+from indexer.imaging.gpu.choice import gpu_decodes
 from indexer.imaging.prepare import input_shape
 from indexer.model_tables import ModelDef
+from indexer.models.bound import Input, run_chunk
 from indexer.models.taglist import TagList
 from indexer.models.trial import check_batch_rows
 from indexer.models.variants import VARIANTS_BY_NAME, variant_graph
@@ -36,13 +39,15 @@ PREFERRED = ("CUDAExecutionProvider", "ROCMExecutionProvider", "CoreMLExecutionP
 
 @dataclass(frozen=True)
 class RuntimeOptions:
-    """How sessions are made: `--cpu`, `-o "EP;k=v"` and the thread budget."""
+    """How sessions are made: `--cpu`, `-o "EP;k=v"`, the thread budget, and where
+    JPEGs are decoded (`decode`, `imaging.gpu.choice`)."""
 
     cpu: bool = False
     provider_options: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = ()
     threads: int = 0  # 0: ONNX Runtime's default (one per core)
     engine_cache: str = ""  # TensorRT engines are built once and kept here
     cache_dir: str = ""  # digests of .onnx files, so a start does not re-read them
+    decode: Decode = "auto"
 
     @classmethod
     def cached(
@@ -52,12 +57,14 @@ class RuntimeOptions:
         *,
         cpu: bool = False,
         provider_options: tuple[tuple[str, tuple[tuple[str, str], ...]], ...] = (),
+        decode: Decode = "auto",
     ) -> RuntimeOptions:
         """Options keeping dtindex's caches (`cache_folder`): the one way the commands
         and the library make them, so no start hashes a model, converts its int8/fp16
         copy or builds its TensorRT engine again."""
         folder = cache_folder(env)
-        return cls(cpu, provider_options, threads, str(folder / "tensorrt"), str(folder))
+        engine_cache = str(folder / "tensorrt")
+        return cls(cpu, provider_options, threads, engine_cache, str(folder), decode)
 
 
 def cache_folder(env: Mapping[str, str]) -> Path:
@@ -114,6 +121,7 @@ class Tagger:
     output_name: str
     bound: bool = False  # I/O binding: set when a GPU provider runs the session
     embedding_name: str | None = None  # an output stored per picture as its embedding
+    gpu_decode: Decode = "cpu"  # "cpu", or how the GPU that may decode was asked for
 
     @property
     def name(self) -> str:
@@ -135,21 +143,16 @@ class Tagger:
         """Scores (after sigmoid where the model emits logits), one row per picture."""
         return self.run_all(batch)[0]
 
-    def run_all(
-        self, batch: NDArray[np.float32]
-    ) -> tuple[NDArray[np.float32], NDArray[np.float32] | None]:
-        """Scores, and the embeddings where the model stores them, one row per picture."""
+    def run_all(self, batch: Input) -> tuple[NDArray[np.float32], NDArray[np.float32] | None]:
+        """Scores, and the embeddings where the model stores them, one row per picture;
+        `batch` on the host or already on the model's device (`bound.DeviceRows`)."""
         step = self.fixed_batch or len(batch)
         names = [self.output_name] + ([self.embedding_name] if self.embedding_name else [])
         parts: list[list[NDArray[np.float32]]] = [[] for _ in names]
         for start in range(0, len(batch), step):
             chunk = batch[start : start + step]
             real = len(chunk)
-            if real < step:
-                chunk = np.concatenate(
-                    [chunk, np.zeros((step - real, *chunk.shape[1:]), chunk.dtype)]
-                )
-            outs = self._bound_run(chunk, names) if self.bound else self._plain_run(chunk, names)
+            outs = run_chunk(self.session, self.input_name, chunk, step, names, self.bound)
             for part, out in zip(parts, outs, strict=True):
                 part.append(np.asarray(out, dtype=np.float32).reshape(step, -1)[:real])
         scores, *embedding = [np.concatenate(p) if len(p) > 1 else p[0] for p in parts]
@@ -161,18 +164,6 @@ class Tagger:
         if self.spec.interpret == "sigmoid":
             scores = (1.0 / (1.0 + np.exp(-scores))).astype(np.float32, copy=False)
         return scores, (embedding[0] if embedding else None)
-
-    def _plain_run(self, chunk: NDArray[np.float32], names: list[str]) -> Any:
-        return self.session.run(names, {self.input_name: chunk})
-
-    def _bound_run(self, chunk: NDArray[np.float32], names: list[str]) -> Any:
-        """With a GPU provider: the batch is copied to the device once, the scores back once."""
-        binding = self.session.io_binding()
-        binding.bind_cpu_input(self.input_name, np.ascontiguousarray(chunk))
-        for name in names:
-            binding.bind_output(name)
-        self.session.run_with_iobinding(binding)
-        return binding.copy_outputs_to_cpu()
 
 
 def _dim(value: object) -> int | None:
@@ -226,6 +217,8 @@ def load(model: ModelDef, options: RuntimeOptions) -> Tagger:
         raise ModelError(f"{model.onnx}: ONNX Runtime cannot load it: {exc}") from None
     used = session.get_providers()
     log.debug("%s: session uses %s", model.name, ", ".join(used))
+    gpu = gpu_decodes(options.decode, options.cpu, used)  # `gpu` where it cannot be: stops
+    decode: Decode = options.decode if gpu else "cpu"
     if any(p in GPU_PROVIDERS for p in wanted) and not any(p in GPU_PROVIDERS for p in used):
         log.warning(
             "%s: a GPU provider is installed but the session fell back to CPU%s",
@@ -234,7 +227,7 @@ def load(model: ModelDef, options: RuntimeOptions) -> Tagger:
     variant = VARIANTS_BY_NAME.get(model.variant)
     if variant and variant.for_gpu != any(p in GPU_PROVIDERS for p in used):
         log.warning("%s: %s", model.name, variant.misplaced)
-    return _checked(model, tags, version, session)
+    return replace(_checked(model, tags, version, session), gpu_decode=decode)
 
 
 def _output(outputs: Sequence[Any], name: str | None, key: str, where: str) -> Any:

@@ -5,7 +5,8 @@ held still, hash it); the main thread *decides*, for a group of looked jobs at o
 each needs (a scan records files and contents and claims the work in a few statements);
 decoder processes *decode* each wanted picture straight into the slots its models'
 batches hold in shared memory. Full batches run in ONNX Runtime, in job order per model.
-The main thread handles small records only: no pixels, no file bytes, no hashing.
+The main thread handles small records only: no pixels, no file bytes, no hashing; but
+where the GPU decodes (`device`, one model), it reads the files it hands to the GPU.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from indexer.errors import Failure
 from indexer.imaging.messages import Decoded, DecodeInto, Look, Reply, Skipped
 from indexer.imaging.workers import DecoderPool
 from indexer.models.runtime import Tagger
+from indexer.pipeline.device import Device, DeviceLane, Refused
 from indexer.pipeline.inference import Inference, Timings
 from indexer.pipeline.lanes import Batch, Lane
 
@@ -117,12 +119,16 @@ def run_pipeline(
     stop: threading.Event | None = None,
     timings: Timings | None = None,
     idle: Callable[[], None] | None = None,
+    device: Device | None = None,
 ) -> None:
     """Run `jobs` through the steps. Once `stop` is set nothing new starts; the batch
     running finishes and its results are handed over (a signal costs at most the batches
     being filled, which a later run does again). `idle` runs before every wait that may
-    block, so a caller can commit and not hold the database's lock."""
+    block, so a caller can commit and not hold the database's lock. With `device` (a run
+    of one model, `device.device_for`), JPEGs go to the GPU lane first."""
     flow = _Flow(taggers, jobs, steps, pool, batch, budget, stop, timings or Timings(), idle)
+    if device is not None:
+        flow.device = DeviceLane(device, flow.lanes[0], pool.max_pixels)
     try:
         flow.run()
     finally:
@@ -155,6 +161,7 @@ class _Flow(Generic[J]):
             for i, t in enumerate(taggers)
         ]
         self.inference = Inference[J](steps.scores, steps.failed, threaded, timings)
+        self.device: DeviceLane[J, Order[J]] | None = None
         self.source = iter(jobs)
         self.exhausted = False
         self.looking: deque[_Looking[J]] = deque()
@@ -221,12 +228,26 @@ class _Flow(Generic[J]):
                 batch, position, address = self.lanes[i].place(order.job)
                 places.append((batch, position))
                 targets.append((self.lanes[i].target, address))
-            request = DecodeInto.of(order.path, order.expect, targets)
-            self.pool.submit(request, _Decoding(order, places), urgent=True)
-            self.decoding += 1
+            if self.device is None:
+                self.to_decoders((order, places, targets))
+            else:
+                self.device.hold(order, batch, position, address)
+        if self.device is not None:  # the GPU decodes full batches; the CPU what it refused
+            for refused in self.device.flush(self.last()):
+                self.to_decoders(refused)
+
+    def to_decoders(self, decode: Refused[Order[J], J]) -> None:
+        order, places, targets = decode
+        request = DecodeInto.of(order.path, order.expect, targets)
+        self.pool.submit(request, _Decoding(order, places), urgent=True)
+        self.decoding += 1
+
+    def last(self) -> bool:
+        """Whether every order there will be has been assigned."""
+        return self.exhausted and not self.looking and not self.orders
 
     def run_ready(self) -> bool:
-        flush = self.exhausted and not self.looking and not self.orders
+        flush = self.last()
         ran = False
         for lane in self.lanes:
             while (batch := lane.ready(flush)) is not None:
@@ -235,9 +256,8 @@ class _Flow(Generic[J]):
                     lane.released()
                     continue
                 self.idle()
-                self.inference.submit(
-                    lane.index, lane.tagger, batch.slots, lane.view(batch), lane.released
-                )
+                rows = lane.view(batch) if self.device is None else self.device.batch_rows(batch)
+                self.inference.submit(lane.index, lane.tagger, batch.slots, rows, lane.released)
         return ran
 
     def done(self) -> bool:

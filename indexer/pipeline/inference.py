@@ -1,6 +1,7 @@
 """Running full batches through ONNX Runtime and handing results over in order.
 
-A batch is a view of a shared-memory ring that decoders filled (see `pipeline.lanes`);
+A batch is a view of a shared-memory ring that decoders filled (see `pipeline.lanes`),
+or its rows on the model's device (`pipeline.device`);
 a slot whose picture failed to decode is a hole, run with the others and dropped from
 the results. With a GPU provider batches run in a thread of their own; on the CPU,
 inline. A model that fails single pictures several times in a row stops the run.
@@ -20,6 +21,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from indexer.errors import Failure, Kind, ModelError
+from indexer.models.bound import Input
 from indexer.models.runtime import Tagger
 
 log = logging.getLogger("dtindex")
@@ -74,7 +76,7 @@ def _finite(slots: list[J | None], scores: Matrix, embeddings: Matrix | None) ->
     return outcomes + [([job], None, None, NOT_A_NUMBER) for job in bad]
 
 
-def infer(tagger: Tagger, slots: list[J | None], array: Matrix) -> list[Outcome[J]]:
+def infer(tagger: Tagger, slots: list[J | None], array: Input) -> list[Outcome[J]]:
     """Run a batch (None: a hole); a run-time failure retries it in halves, down to single
     pictures."""
     try:
@@ -92,9 +94,7 @@ def infer(tagger: Tagger, slots: list[J | None], array: Matrix) -> list[Outcome[
         return infer(tagger, slots[:half], array[:half]) + infer(tagger, slots[half:], array[half:])
 
 
-def _timed(
-    tagger: Tagger, slots: list[J | None], array: NDArray[np.float32]
-) -> tuple[list[Outcome[J]], float]:
+def _timed(tagger: Tagger, slots: list[J | None], array: Input) -> tuple[list[Outcome[J]], float]:
     start = time.perf_counter()
     outcomes = infer(tagger, slots, array)
     return outcomes, time.perf_counter() - start
@@ -131,7 +131,7 @@ class Inference(Generic[J]):
         index: int,
         tagger: Tagger,
         slots: list[J | None],
-        array: NDArray[np.float32],
+        array: Input,
         done: Done,
     ) -> None:
         """Run a batch; `done` is called once its memory may be written again."""

@@ -26,6 +26,7 @@ class Batch(Generic[J]):
     number: int  # its region is number % depth
     slots: list[J | None] = field(default_factory=list)  # None: the decode failed
     pending: int = 0  # decodes not answered yet
+    on_device: set[int] = field(default_factory=set)  # positions the GPU lane prepared
 
 
 class Lane(Generic[J]):

@@ -15,6 +15,7 @@ from typing import Protocol, TypeVar
 
 from indexer.imaging.workers import DecoderPool
 from indexer.models.runtime import Tagger
+from indexer.pipeline.device import Device
 from indexer.pipeline.flow import Budget, Steps, run_pipeline
 from indexer.pipeline.inference import Timings
 
@@ -39,9 +40,11 @@ class Runner(Protocol):
 
 @dataclass(frozen=True)
 class Local:
-    """Decoder processes and ONNX Runtime on this machine."""
+    """Decoder processes and ONNX Runtime on this machine; where `device` is given (a run
+    of one model, `device.device_for`), the GPU decodes the JPEGs."""
 
     budget: Budget
+    device: Device | None = None
 
     def run(
         self,
@@ -54,4 +57,5 @@ class Local:
         timings: Timings | None = None,
         idle: Callable[[], None] | None = None,
     ) -> None:
-        run_pipeline(taggers, jobs, steps, pool, batch, self.budget, stop, timings, idle)
+        budget, device = self.budget, self.device
+        run_pipeline(taggers, jobs, steps, pool, batch, budget, stop, timings, idle, device)

@@ -1,0 +1,268 @@
+"""The GPU lane (issue 26) wired into the pipeline, run here through its seam: the batch
+decoder and the device are parameters (`pipeline.device.device_for`), so the very code a
+GPU runs (the hold and flush of a batch's JPEGs, the preparation graph writing into the
+model's bound batch, the CPU decoders' rows copied into it, the model run from it by I/O
+binding, the refusals sent to the decoder processes) runs on ONNX Runtime's CPU provider
+with a decoder of the tests' own, through the real scan, SQLite and `dtindex export`.
+
+The probe is the channel-means model: a picture's three scores are its mean red, green
+and blue (0..1). The lane resizes the fully decoded picture where the CPU path decodes
+JPEGs DCT-scaled; a picture's means agree within 2 grey levels of 255 (the bound
+`test_gpu_decode` holds the preparation itself to), so that is the tolerance on the
+stored scores; the export, which rounds to two decimals, must list the same tags with
+weights at most one rounding step apart.
+"""
+
+from __future__ import annotations
+
+import functools
+import sqlite3
+from collections.abc import Callable, Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from conftest import write_model
+from PIL import Image
+
+from indexer.config import load_config
+from indexer.core import scanning
+from indexer.core.tagging import Tagging, definition
+from indexer.errors import ModelError, UsageError
+from indexer.gallery.scanning import scan_roots
+from indexer.imaging.gpu.prepare import Buffer
+from indexer.imaging.prepare import decode
+from indexer.models.runtime import RuntimeOptions, Tagger, load
+from indexer.pipeline.device import device_for
+from indexer.store.engine import open_index
+
+TOLERANCE = 2 / 255
+
+
+class PillowDecoder:
+    """A batch decoder as nvImageCodec's is used, in host memory: every pixel, EXIF
+    orientation applied, RGB; None for a picture it cannot decode (or `refuses`), and
+    the whole batch raising where `fails_batch` says so. `invert`: hand back the
+    negative, so a test can tell which path prepared a picture."""
+
+    def __init__(
+        self,
+        refuses: Callable[[int], bool] = lambda n: False,
+        fails_batch: Callable[[int], bool] = lambda n: False,
+        invert: bool = False,
+    ) -> None:
+        self.refuses, self.fails_batch, self.invert = refuses, fails_batch, invert
+        self.batches: list[int] = []
+        self.decoded = 0
+        self.seen = 0
+
+    def decode(self, datas: list[bytes]) -> list[np.ndarray | None]:
+        self.batches.append(len(datas))
+        if self.fails_batch(len(self.batches)):
+            raise RuntimeError("out of device memory")
+        pictures: list[np.ndarray | None] = []
+        for data in datas:
+            self.seen += 1
+            pictures.append(None if self.refuses(self.seen) else self._one(data))
+        self.decoded += sum(p is not None for p in pictures)
+        return pictures
+
+    def _one(self, data: bytes) -> np.ndarray | None:
+        try:
+            image, _ = decode(data, 10**8)
+        except Exception:
+            return None
+        pixels = np.asarray(image.convert("RGB"))
+        return np.ascontiguousarray(255 - pixels) if self.invert else pixels
+
+    def buffer(self, image: np.ndarray) -> Buffer:
+        return Buffer.of_array(image)
+
+
+def on_cpu(decoder: PillowDecoder) -> Callable[[Sequence[Tagger]], Any]:
+    """The production choice (`device_for`) with the tests' decoder on 'cpu'."""
+    return functools.partial(device_for, decoder=lambda device_id: decoder, name="cpu")
+
+
+def artwork(path: Path, size: tuple[int, int], seed: int, fmt: str, mode: str = "RGB") -> Path:
+    """Flat areas and noise, so the means are not trivially a solid colour's."""
+    width, height = size
+    rng = np.random.default_rng(seed)
+    pixels = (rng.random((height, width, 3)) * 255).astype(np.uint8)
+    pixels[: height // 2, : width // 2] = (seed * 37 % 256, 200, 60)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image = Image.fromarray(pixels)
+    exif = Image.Exif()
+    if seed % 5 == 4:
+        exif[0x0112] = 6  # shown a quarter turn from stored
+    image.convert(mode).save(path, fmt, quality=92, exif=exif.tobytes())
+    return path
+
+
+def gallery(folder: Path) -> list[Path]:
+    """JPEGs to shrink and to grow, turned ones, PNGs, a CMYK JPEG, a truncated JPEG and
+    a file that is no picture: the lane's takes and refusals mixed in every batch."""
+    sizes = [(64, 48), (5, 7), (30, 30), (200, 120), (9, 40)]
+    paths = []
+    for i in range(14):
+        fmt = "PNG" if i % 4 == 3 else "JPEG"
+        suffix = "png" if fmt == "PNG" else "jpg"
+        paths.append(artwork(folder / f"{i:02}.{suffix}", sizes[i % 5], i, fmt))
+    paths.append(artwork(folder / "cmyk.jpg", (40, 30), 21, "JPEG", "CMYK"))
+    truncated = folder / "truncated.jpg"
+    truncated.write_bytes(paths[0].read_bytes()[:300])
+    (folder / "notes.jpg").write_bytes(b"not a picture at all")
+    return [*paths, truncated, folder / "notes.jpg"]
+
+
+def load_means(tmp_path: Path, batch: int | None, settings: str = "") -> Tagger:
+    model = write_model(tmp_path / "m", "means", mean=True, batch=batch,
+                        settings="normalize = true\n" + settings)  # fmt: skip
+    config = load_config(None)
+    tagger = load(definition(str(model), config), RuntimeOptions(cpu=True))
+    # The CPU provider's session, marked as one the GPU may decode for: what
+    # `choice.gpu_decodes` says of a session on the CUDA provider with nvImageCodec.
+    return replace(tagger, gpu_decode="auto")
+
+
+def scanned(db: Path, folder: Path, tagger: Tagger, batch: int, device: Any) -> dict[str, Any]:
+    engine = open_index(str(db))
+    try:
+        counts = scan_roots(engine, [folder], [tagger], load_config(None), batch, device=device)
+    finally:
+        engine.dispose()
+    return counts.as_dict()
+
+
+def exported(cli: Any, db: Path) -> dict[tuple[str, str], float]:
+    code, out, err = cli("--db", str(db), "export", "--model", "means")
+    assert code == 0, err
+    rows = [line.split("\t") for line in out.decode().splitlines()]
+    return {(sha, tag): float(weight) for sha, tag, weight in rows}
+
+
+def stored(db: Path) -> dict[tuple[str, int], float]:
+    """Every score as stored (the export rounds to two decimals), by content and tag."""
+    with sqlite3.connect(db) as conn:
+        found = conn.execute(
+            "SELECT c.sha1, s.tag_idx, s.score FROM scores s JOIN contents c ON c.id = s.content_id"
+        ).fetchall()
+    return {(sha, tag): score for sha, tag, score in found}
+
+
+def failures(db: Path) -> list[tuple[str, str]]:
+    """Each file's error and each failed tagging's, by path."""
+    with sqlite3.connect(db) as conn:
+        found = conn.execute(
+            "SELECT path, error FROM files WHERE error IS NOT NULL UNION ALL "
+            "SELECT f.path, t.error FROM taggings t JOIN files f ON f.content_id = t.content_id "
+            "WHERE t.status = 'failed'"
+        ).fetchall()
+    return sorted((bytes(path).decode(), error) for path, error in found)
+
+
+DECODERS = {
+    "takes every JPEG": {},
+    "refuses every third": {"refuses": lambda n: n % 3 == 0},
+    "fails its first batch": {"fails_batch": lambda n: n == 1},
+}
+
+
+@pytest.mark.parametrize("decoder_kind", sorted(DECODERS))
+@pytest.mark.parametrize(("fixed", "batch"), [(None, 4), (4, 3)], ids=["dynamic", "fixed-4"])
+def test_a_scan_through_the_gpu_lane_exports_what_the_cpu_path_does(
+    cli, tmp_path: Path, decoder_kind: str, fixed: int | None, batch: int
+) -> None:
+    """Same files tagged, same failures, same tags, scores within TOLERANCE, whichever
+    pictures the GPU took, refused, or lost with a failed batch; a fixed batch of 4 fed
+    from batches of 3 is padded on the device with the rows after them."""
+    folder = tmp_path / "gallery"
+    gallery(folder)
+    tagger = load_means(tmp_path, fixed)
+    decoder = PillowDecoder(**DECODERS[decoder_kind])
+    cpu_db, gpu_db = tmp_path / "cpu.sqlite", tmp_path / "gpu.sqlite"
+    cpu_counts = scanned(cpu_db, folder, tagger, batch, lambda taggers: None)
+    gpu_counts = scanned(gpu_db, folder, tagger, batch, on_cpu(decoder))
+    assert gpu_counts == cpu_counts and cpu_counts["tagged"] == 15, cpu_counts
+    assert cpu_counts["failed"] == 2  # the truncated JPEG and the file that is no picture
+    assert failures(gpu_db) == failures(cpu_db)
+    want, got = exported(cli, cpu_db), exported(cli, gpu_db)
+    assert sorted(got) == sorted(want) and len(want) >= 15 * 2  # the same tags
+    assert max(abs(got[key] - want[key]) for key in want) <= 0.01 + 1e-9  # one rounding step
+    want_scores, got_scores = stored(cpu_db), stored(gpu_db)
+    assert sorted(got_scores) == sorted(want_scores) and len(want_scores) == 15 * 3
+    worst = max(abs(got_scores[key] - want_scores[key]) for key in want_scores)
+    assert worst < TOLERANCE, worst
+    # The lane really decoded: all 11 RGB JPEGs, or some of them (the rest its refusals).
+    assert 0 < decoder.decoded <= 11 and (decoder.decoded == 11) == (
+        decoder_kind == "takes every JPEG"
+    )
+
+
+def test_the_lane_keys_each_result_to_its_own_picture(tmp_path: Path) -> None:
+    """`dtindex tag`'s run with a decoder that hands back negatives: each JPEG the GPU took
+    scores one minus its CPU score, every other picture exactly its CPU score, in order,
+    so a row the lane prepared and a row the CPU decoders wrote never trade places.
+    (Stretched to the input, not padded: the padding would not be inverted.)"""
+    folder = tmp_path / "gallery"
+    paths = [str(p) for p in gallery(folder)]
+    tagger, config = load_means(tmp_path, None, "pad = stretch\n"), load_config(None)
+    decoder = PillowDecoder(refuses=lambda n: n % 4 == 1, invert=True)
+    results: dict[str, dict[str, Any]] = {}
+    for name, device in (("cpu", lambda taggers: None), ("gpu", on_cpu(decoder))):
+        scores: dict[str, Any] = {}
+        errors: dict[str, str] = {}
+
+        def took(jobs: list[str], matrix: np.ndarray, scores: dict[str, Any] = scores) -> None:
+            scores.update(zip(jobs, matrix, strict=True))
+
+        with Tagging(tagger, config, device=device) as tagging:
+            tagging.run(paths, 4, str, took, errors.__setitem__)
+        results[name] = {"scores": scores, "errors": errors, "order": list(scores)}
+    cpu, gpu = results["cpu"], results["gpu"]
+    assert gpu["order"] == cpu["order"] and gpu["errors"] == cpu["errors"]
+    inverted = 0
+    for path in cpu["order"]:
+        want, got = cpu["scores"][path], gpu["scores"][path]
+        if np.allclose(got, want, atol=1e-6):
+            continue
+        assert np.allclose(got, 1 - want, atol=TOLERANCE), (path, got, want)
+        inverted += 1
+    assert inverted == decoder.decoded and 0 < inverted < len(cpu["order"])
+    assert not any(
+        path.endswith((".png", "cmyk.jpg")) and not np.allclose(
+            gpu["scores"][path], cpu["scores"][path], atol=1e-6
+        )
+        for path in cpu["order"]
+    )  # fmt: skip
+
+
+def test_ray_decodes_on_the_cpu_and_refuses_decode_gpu() -> None:
+    config = load_config(None)
+    with pytest.raises(UsageError, match="decode = gpu"):
+        scanning.cluster("local", config, RuntimeOptions(decode="gpu"), False)
+
+
+def test_a_run_of_several_models_decodes_on_the_cpu(tmp_path: Path) -> None:
+    tagger = load_means(tmp_path, None)
+    decoder = PillowDecoder()
+    assert on_cpu(decoder)([tagger]) is not None
+    assert on_cpu(decoder)([tagger, tagger]) is None
+    assert on_cpu(decoder)([replace(tagger, gpu_decode="cpu")]) is None
+    assert device_for([replace(tagger, gpu_decode="cpu")]) is None  # production: no GPU here
+
+
+def test_a_decoder_that_cannot_start_stops_gpu_and_leaves_auto_on_the_cpu(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(device_id: int) -> PillowDecoder:
+        raise RuntimeError("libnvjpeg.so.13: cannot open shared object file")
+
+    tagger = load_means(tmp_path, None)
+    with caplog.at_level("WARNING", logger="dtindex"):
+        assert device_for([tagger], broken, "cpu") is None
+    assert "nvImageCodec cannot start: libnvjpeg" in caplog.text
+    with pytest.raises(ModelError, match="decode = gpu: nvImageCodec cannot start"):
+        device_for([replace(tagger, gpu_decode="gpu")], broken, "cpu")
