@@ -146,6 +146,28 @@ def test_crashing_and_hanging_decoders_cost_one_picture(
     assert "decoding took over 3 s" in failures["hang.png"]
 
 
+def test_a_decoder_slower_to_start_than_the_time_limit_still_decodes(
+    cli, configured: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A picture's time limit runs from its decoder's start, not from the request's
+    sending: on a loaded machine a decoder took longer to start than the limit, and
+    the first pictures it was sent failed as "decoding took over 3 s" (a crashing one
+    was even reported as a timeout). Each decoder here starts 4 s late (limit 3 s)."""
+    monkeypatch.setenv("DTINDEX_TEST_START_DELAY", "4")
+    inject_faults(monkeypatch, FAULTS)  # the hooks, with the start delay
+    gallery = tmp_path / "gallery"
+    for i in range(3):
+        picture(gallery / f"good{i}.png", (60 * i, 10, 10))
+    picture(gallery / "crash.png", (1, 2, 3))
+    with open(gallery / "crash.png", "ab") as handle:
+        handle.write(FAULTS.split(",")[0].encode())
+    result = scan_json(cli, str(gallery), code=1)
+    assert (result["tagged"], result["failed"], result["to_retry"]) == (3, 1, 1), result
+    failures = json.loads(cli("status", "--json")[1])["failures"]
+    assert [Path(f["path"]).name for f in failures] == ["crash.png"]
+    assert "decoder crashed (signal SIGSEGV)" in failures[0]["error"], failures
+
+
 def test_a_decoder_dying_behind_a_reply_blames_its_own_picture(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -24,6 +24,7 @@ from indexer.imaging.messages import (
     Looked,
     LookedMany,
     LookMany,
+    Ready,
     Reply,
     Request,
     Skipped,
@@ -111,6 +112,10 @@ def serve(conn: Connection, max_pixels: int) -> None:
     Image.MAX_IMAGE_PIXELS = None
     writer, targets = SlotWriter(), Targets()
     fd = conn.fileno()
+    try:
+        send_frame(fd, encode(Ready()))
+    except OSError:
+        return  # the parent went away while this worker started
     while True:
         try:
             request = decode(conn.recv_bytes())

@@ -188,7 +188,10 @@ class Close:
 
 @dataclass(frozen=True)
 class Ready:
-    """The writer has its connection and takes `Scores`."""
+    """A worker has started and takes requests: the writer has its connection (it takes
+    `Scores`), a decoder has imported its codecs. A decoder's time limit for a picture
+    runs from here, not from the request's sending (a loaded machine can take seconds to
+    start a process)."""
 
 
 Message = Request | Reply | Scores | Flush | Flushed | Close | Ready

@@ -24,7 +24,16 @@ from typing import TypeVar, cast
 from indexer.errors import Failure, Kind
 from indexer.imaging.decoder import serve
 from indexer.imaging.frames import Inbox
-from indexer.imaging.messages import Look, LookedMany, LookMany, Reply, Request, decode, encode
+from indexer.imaging.messages import (
+    Look,
+    LookedMany,
+    LookMany,
+    Ready,
+    Reply,
+    Request,
+    decode,
+    encode,
+)
 from indexer.imaging.slots import SlotRing
 from indexer.imaging.spawning import Worker, start_worker
 
@@ -32,6 +41,9 @@ from indexer.imaging.spawning import Worker, start_worker
 # costs the main process a wake-up and a reply's reading, as a decode does, and looks
 # are mostly quick (benchmarks/pipeline.py, issue 13).
 LOOK_GROUP = 8
+# How long a decoder may take to start (to say `Ready`) before its first request fails
+# as a crash: a picture's own time limit runs only once it has started.
+START_LIMIT = 120.0
 T = TypeVar("T")
 
 
@@ -51,12 +63,13 @@ class _Worker:
     fd: int  # the pipe's, kept: asked at every wait
     sent: deque[tuple[object, Request]] = field(default_factory=deque)
     since: float = 0.0  # when the request at the head of `sent` began, at the latest
+    ready: bool = False  # it said `Ready`: until then, `since` is when it was started
     inbox: Inbox = field(default_factory=Inbox)  # replies are read in bulk (see frames)
 
     @classmethod
     def start(cls, max_pixels: int) -> _Worker:
         process, conn = start_worker(serve, max_pixels)  # signals held: see imaging.spawning
-        return cls(process, conn, conn.fileno())
+        return cls(process, conn, conn.fileno(), since=time.monotonic())
 
     def stop(self) -> None:
         self.process.kill()  # before closing: a reply sent into a closed pipe is no error
@@ -138,24 +151,32 @@ class DecoderPool:
             return replies
         wait_ms = 0
         if not replies and timeout != 0:
-            limit = min(w.since for w in busy) + self.timeout - time.monotonic()
+            limit = min(self._deadline(w) for w in busy) - time.monotonic()
             wait = max(0.0, limit if timeout is None else min(timeout, limit))
             wait_ms = math.ceil(wait * 1000)
         ready = {fd for fd, _ in self._poller.poll(wait_ms)}
         now = time.monotonic()
         for fd in ready:
             idle = self._by_fd.get(fd)
-            if idle is not None and not idle.sent:  # died while idle: nothing lost
-                self._lost(idle, replies, Failure("decoder died", Kind.CRASH))
+            if idle is not None and not idle.sent:  # `Ready`, or it died idle: nothing lost
+                self._receive(idle, now, replies)
         for worker in busy:
             if worker.fd in ready:
                 self._receive(worker, now, replies)
-            elif now >= worker.since + self.timeout:
-                self._lost(worker, replies, Failure(
-                    f"decoding took over {self.timeout:g} s; decoder stopped", Kind.TIMEOUT
-                ))  # fmt: skip
+            elif now >= self._deadline(worker):
+                self._lost(worker, replies, self._overran(worker))
         self._dispatch(replies)
         return replies
+
+    def _deadline(self, worker: _Worker) -> float:
+        """When the request at the head of a busy worker's queue has taken too long: the
+        time limit from its start, or the start limit for a worker still starting."""
+        return worker.since + (self.timeout if worker.ready else max(self.timeout, START_LIMIT))
+
+    def _overran(self, worker: _Worker) -> Failure:
+        if worker.ready:
+            return Failure(f"decoding took over {self.timeout:g} s; decoder stopped", Kind.TIMEOUT)
+        return Failure(f"decoder did not start in {START_LIMIT:g} s; stopped", Kind.CRASH)
 
     def _receive(self, worker: _Worker, now: float, replies: list[tuple[object, Reply]]) -> None:
         """Every reply that has come from `worker` (the poll said its pipe is readable)."""
@@ -166,6 +187,9 @@ class DecoderPool:
             return
         for frame in frames:
             reply = decode(frame)
+            if isinstance(reply, Ready):
+                worker.ready = True
+                continue
             ticket, _ = worker.sent.popleft()
             if isinstance(ticket, _Looks):
                 assert isinstance(reply, LookedMany)

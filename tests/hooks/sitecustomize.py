@@ -10,6 +10,9 @@ it wraps the bytes a decoder reads for a picture: a file holding the crash marke
 the decoder with SIGSEGV, one holding the hang marker keeps it busy forever, as a codec's
 bug would.
 
+Where DTINDEX_TEST_START_DELAY is a number of seconds, a decoder process waits that long
+while it starts (importing its module), as one does on a machine loaded by other work.
+
 Where DTINDEX_TEST_SHM_LOG names a file, each shared memory segment the process makes is
 appended to it by name, so a test can tell that none of them outlived the run.
 """
@@ -53,6 +56,12 @@ class _Loader(importlib.abc.Loader):
 
     def exec_module(self, module: ModuleType) -> None:
         self.inner.exec_module(module)
+        delay = float(os.environ.get("DTINDEX_TEST_START_DELAY") or 0)
+        worker = sys.argv[0] == "-c" and all(a.isdigit() for a in sys.argv[1:])  # spawning
+        if delay and worker:
+            import time
+
+            time.sleep(delay)  # a slow start, injected (not a synchronisation)
         for name in READERS:
             setattr(module, name, _faulty(getattr(module, name), self.markers))
 
@@ -94,7 +103,7 @@ def _log_shared_memory(log: str) -> None:
 
 
 _markers = [m.encode() for m in os.environ.get("DTINDEX_TEST_FAULTS", "").split(",")]
-if any(_markers):
+if any(_markers) or os.environ.get("DTINDEX_TEST_START_DELAY"):
     sys.meta_path.insert(0, _Finder(_markers))
 if os.environ.get("DTINDEX_TEST_SHM_LOG"):
     _log_shared_memory(os.environ["DTINDEX_TEST_SHM_LOG"])
