@@ -22,7 +22,7 @@ from functools import partial
 from pathlib import Path
 
 import pytest
-from conftest import make_gallery, picture, slow_model, write_model
+from conftest import picture, write_model
 from test_watch import Watcher
 
 from indexer.imaging.spawning import MARK
@@ -213,13 +213,12 @@ class Slow:
 
 
 @pytest.fixture(scope="module")
-def slow(tmp_path_factory: pytest.TempPathFactory) -> Slow:
-    """60 pictures (66 files) and a model slow enough to stop mid-way, scanned clean once."""
-    base = Path(os.path.realpath(tmp_path_factory.mktemp("slow")))
-    model = slow_model(base / "models", rounds=600)
-    (base / "deeptagger.toml").write_text(f'[models.slow]\nmodel = "{model}"\n')
-    make_gallery(base / "gallery", 60)
-    return Slow(model, base / "gallery", clean_export(base, "slow", base / "gallery"))
+def slow(slow_gallery: tuple[Path, bytes]) -> Slow:
+    """60 pictures (66 files) and a model slow enough to stop mid-way, scanned clean once:
+    the session's shared slow gallery (conftest), which the kill tests elsewhere use too."""
+    home, expected = slow_gallery
+    home = Path(os.path.realpath(home))
+    return Slow(home / "models" / "slow.model", home / "gallery", expected)
 
 
 def slow_copy(slow: Slow, tmp_path: Path, settings: str = "") -> Path:

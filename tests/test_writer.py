@@ -84,7 +84,7 @@ def resumed_export(tmp_path: Path, db: str, gallery: Path) -> bytes:
 
 
 def setup(tmp_path: Path) -> Path:
-    model = slow_model(tmp_path / "models", rounds=1500)  # killed mid-scan: slow enough
+    model = slow_model(tmp_path / "models", rounds=600)  # killed mid-scan: slow enough
     (tmp_path / "deeptagger.toml").write_text(f'[models.slow]\nmodel = "{model}"\n')
     gallery = tmp_path / "gallery"
     make_gallery(gallery, 30)  # and 3 duplicates of 3 of them
