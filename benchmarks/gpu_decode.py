@@ -14,7 +14,8 @@ preparation's (mean and largest per-picture mean difference, in grey levels).
 
 `--device cpu` runs the same code with Pillow as the batch decoder (the tests' seam) and
 the CPU provider: a check that the script works before device time is spent on it. The
-pipeline itself does not decode on the GPU yet (see imaging/gpu/choice.py).
+pipeline's GPU lane (pipeline/device.py) runs these same parts; `benchmarks.pipeline
+--decode gpu` measures it end to end.
 """
 
 from __future__ import annotations
