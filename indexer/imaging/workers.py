@@ -42,8 +42,9 @@ from indexer.imaging.spawning import Worker, start_worker
 # are mostly quick (benchmarks/pipeline.py, issue 13).
 LOOK_GROUP = 8
 # How long a decoder may take to start (to say `Ready`) before its first request fails
-# as a crash: a picture's own time limit runs only once it has started.
-START_LIMIT = 120.0
+# as a crash (a picture's own time limit runs only once it has started); and how many
+# waiting requests are worth starting one more while every decoder has work.
+START_LIMIT, START_SHARE = 120.0, 4
 T = TypeVar("T")
 
 
@@ -234,13 +235,16 @@ class DecoderPool:
         return _Looks(tickets, paths), LookMany(tuple(paths))
 
     def _least_busy(self) -> _Worker | None:
-        """The worker with the fewest requests, if it can take one more; a new worker
-        where there is room for one and every worker has work."""
+        """The worker with the fewest requests, if it can take one more; a new one where
+        there is room and every worker is full, or busy with `START_SHARE` waiting (a
+        start costs what a few dozen pictures' decoding does: three new files start one)."""
         chosen, fewest = None, self.depth
         for worker in self._workers:
             if len(worker.sent) < fewest:
                 chosen, fewest = worker, len(worker.sent)
-        if (chosen is None or fewest) and len(self._workers) < self.size:
+        waiting = len(self._urgent) + len(self._queued)
+        worth = chosen is None or (fewest > 0 and waiting >= START_SHARE)
+        if worth and len(self._workers) < self.size:
             chosen = self._start()
         return chosen
 
