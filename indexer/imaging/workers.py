@@ -237,7 +237,7 @@ class DecoderPool:
     def _least_busy(self) -> _Worker | None:
         """The worker with the fewest requests, if it can take one more; a new one where
         there is room and every worker is full, or busy with `START_SHARE` waiting (a
-        start costs what a few dozen pictures' decoding does: three new files start one)."""
+        start costs what a few dozen pictures' decoding does: a few new files start one)."""
         chosen, fewest = None, self.depth
         for worker in self._workers:
             if len(worker.sent) < fewest:

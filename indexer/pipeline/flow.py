@@ -45,8 +45,7 @@ class Budget:
     One decoder process per core, and ONNX Runtime's intra-op pool on every core with
     spinning off (see `models.load`): decoders block once the window ahead is full, and
     idle ONNX Runtime threads sleep instead of busy-waiting, so whichever stage has work
-    gets the cores. Measured on 2 cores (benchmarks/): 1.43x the naive loop, against
-    1.28x with one decoder and spinning on, and 1.31x with one decoder and spinning off.
+    gets the cores (benchmarks/: faster than one decoder, spinning on or off).
     """
 
     decoders: int
@@ -210,7 +209,8 @@ class _Flow(Generic[J]):
         """Decide the answered jobs at the head, once there are enough to make a group
         worth its statements, or the decoders have too little to decode meanwhile."""
         answered = min(self.answered_head, GROUP)
-        hungry = self.decoding < self.decoders and len(self.orders) < self.decoders
+        held = len(self.device.held) if self.device is not None else 0  # the GPU's to come
+        hungry = self.decoding + held < self.decoders and len(self.orders) < self.decoders
         if not answered or not (answered == GROUP or hungry or answered == len(self.looking)):
             return
         group: list[tuple[J, Reply | None]] = []
