@@ -419,3 +419,46 @@ def test_looks_sent_together_fail_alone(tmp_path: Path, monkeypatch: pytest.Monk
     for name, seen in replies.items():
         assert isinstance(seen, Looked), (name, seen)
         assert seen.xxh128 == xxhash.xxh3_128_hexdigest((tmp_path / str(name)).read_bytes())
+
+
+def test_a_few_files_start_one_decoder_and_a_backlog_starts_the_rest(tmp_path: Path) -> None:
+    """A decoder's start costs about what decoding a few dozen pictures does: looks at
+    three files (a scan of three new ones) start one decoder of a pool of two, and looks
+    at forty start both. Counted as the processes this one started, so a pool an earlier
+    test left to the collector does not count."""
+    from indexer.imaging.messages import Look, Looked
+    from indexer.imaging.workers import DecoderPool
+
+    paths = [picture(tmp_path / f"{i:02}.png", (i, 9, 9)) for i in range(40)]
+    before = set(workers_of(os.getpid()))
+    with DecoderPool(2, 10**8, 60) as pool:
+        few = pool.answer_all((Look(os.fsencode(p)), p) for p in paths[:3])
+        assert sorted(p for p, _ in few) == paths[:3]
+        assert all(isinstance(reply, Looked) for _, reply in few), few
+        assert len(set(workers_of(os.getpid())) - before) == 1
+        many = pool.answer_all((Look(os.fsencode(p)), p) for p in paths)
+        assert all(isinstance(reply, Looked) for _, reply in many), many
+        assert len(set(workers_of(os.getpid())) - before) == 2
+
+
+def test_a_decoder_that_never_starts_fails_its_picture_after_the_start_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A decoder's time for a picture runs from its start (`Ready`); one that never gets
+    there is stopped after the start limit (2 s here, 120 s shipped), its picture failed
+    as a crash with the reason, and the next picture goes to a decoder started anew."""
+    from indexer.errors import Failure
+    from indexer.imaging import workers
+    from indexer.imaging.messages import Look, Looked
+
+    good = picture(tmp_path / "good.png")
+    monkeypatch.setattr(workers, "START_LIMIT", 2.0)
+    monkeypatch.setenv("DTINDEX_TEST_START_DELAY", "30")
+    inject_faults(monkeypatch, FAULTS)  # the hooks, with the start delay
+    with workers.DecoderPool(1, 10**8, 1) as pool:
+        [(_, reply)] = pool.answer_all([(Look(os.fsencode(good)), 0)])
+        assert isinstance(reply, Failure), reply
+        assert reply.reason == "decoder did not start in 2 s; stopped", reply
+        monkeypatch.delenv("DTINDEX_TEST_START_DELAY")  # the next decoder starts in time
+        [(_, reply)] = pool.answer_all([(Look(os.fsencode(good)), 1)])
+        assert isinstance(reply, Looked), reply
