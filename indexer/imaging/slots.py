@@ -63,9 +63,13 @@ class SlotRing:
     def address(self, slot: int) -> SlotAddress:
         return (self._memory.name, slot * self.slot_bytes, self.shape)
 
+    def first(self, region: int) -> int:
+        """The slot a region begins at (batch `k` lies in region `k`, taken modulo depth)."""
+        return (region % self.depth) * self.batch
+
     def view(self, region: int, count: int) -> NDArray[np.float32]:
         """The first `count` slots of a region: contiguous, ready for ONNX Runtime."""
-        first = (region % self.depth) * self.batch
+        first = self.first(region)
         return self.array[first : first + count]
 
     def close(self) -> None:

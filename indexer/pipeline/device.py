@@ -169,11 +169,8 @@ class DeviceLane(Generic[J, Ord]):
         target = self.lane.target
         return [(e.order, [(e.batch, e.position)], [(target, e.address)]) for e in refused]
 
-    def _first_row(self, batch: Batch[J]) -> int:
-        return (batch.number % self.lane.ring.depth) * self.lane.size
-
     def _fill(self, picture: Buffer, entry: _Held[J, Ord]) -> bool:
-        row = self._first_row(entry.batch) + entry.position
+        row = self.lane.ring.first(entry.batch.number) + entry.position
         slot = self.rows[row : row + 1].buffer
         slot = Buffer(slot.device, slot.device_id, slot.address, slot.shape[1:])
         try:
@@ -184,7 +181,7 @@ class DeviceLane(Generic[J, Ord]):
     def batch_rows(self, batch: Batch[J]) -> DeviceRows:
         """A batch ready to run: the rows the CPU decoders wrote are copied in from the
         host ring (holes stay as they are: their results are dropped)."""
-        first = self._first_row(batch)
+        first = self.lane.ring.first(batch.number)
         host = self.lane.ring.array
         for start, stop in _runs(batch):
             rows = slice(first + start, first + stop)

@@ -51,8 +51,7 @@ class Lane(Generic[J]):
         position = len(batch.slots)
         batch.slots.append(job)
         batch.pending += 1
-        region = batch.number % self.ring.depth
-        return batch, position, self.ring.address(region * self.size + position)
+        return batch, position, self.ring.address(self.ring.first(batch.number) + position)
 
     def ready(self, flush: bool) -> Batch[J] | None:
         """The oldest batch, once every decode for it is answered and it is full (or
