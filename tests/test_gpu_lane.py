@@ -16,6 +16,7 @@ weights at most one rounding step apart.
 from __future__ import annotations
 
 import functools
+import os
 import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import replace
@@ -266,3 +267,74 @@ def test_a_decoder_that_cannot_start_stops_gpu_and_leaves_auto_on_the_cpu(
     assert "nvImageCodec cannot start: libnvjpeg" in caplog.text
     with pytest.raises(ModelError, match="decode = gpu: nvImageCodec cannot start"):
         device_for([replace(tagger, gpu_decode="gpu")], broken, "cpu")
+
+
+def test_a_jpeg_replaced_between_its_look_and_the_lanes_read_is_left_for_the_next_scan(
+    cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A photo tool saves a picture again (a new file renamed over it, its mtime kept)
+    after the scan hashed it and before the lane read it for the GPU: the lane must see
+    that the bytes are not the content decided on and leave the file to the CPU decoders,
+    which say so; scoring the new bytes under the old content would store a wrong score
+    that no later scan corrects. The next scan tags it, and the index then exports what a
+    clean scan of the gallery exports."""
+    from indexer.gallery.incremental import Indexer
+
+    folder = tmp_path / "gallery"
+    paths = [artwork(folder / f"{i}.jpg", (40, 30), i * 5 + 1, "JPEG") for i in range(7)]
+    target = paths[3]
+    stat = target.stat()
+    decide = Indexer.decide
+
+    def saved_after_hashing(self: Indexer, group: list[Any]) -> Any:
+        orders = decide(self, group)
+        if any(job.path == bytes(target) for job, _ in group) and target.stat().st_size:
+            fresh = artwork(tmp_path / "saving" / target.name, (40, 30), 99, "JPEG")
+            os.utime(fresh, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+            os.replace(fresh, target)  # atomic replace by rename, the mtime kept
+        return orders
+
+    tagger = load_means(tmp_path, None)
+    db = tmp_path / "index.sqlite"
+    decoder = PillowDecoder()
+    monkeypatch.setattr(Indexer, "decide", saved_after_hashing)
+    first = scanned(db, folder, tagger, 4, on_cpu(decoder))
+    monkeypatch.setattr(Indexer, "decide", decide)
+    assert (first["tagged"], first["to_retry"], first["failed"]) == (6, 1, 0), first
+    assert decoder.decoded == 6  # the replaced file never reached the GPU's decoder
+    again = scanned(db, folder, tagger, 4, on_cpu(decoder))
+    assert (again["tagged"], again["to_retry"], again["failed"]) == (1, 0, 0), again
+    clean = tmp_path / "clean.sqlite"
+    scanned(clean, folder, tagger, 4, on_cpu(PillowDecoder()))
+    assert exported(cli, db) == exported(cli, clean)
+    got, want = stored(db), stored(clean)  # a batch of one sums in another order
+    assert sorted(got) == sorted(want) and len(want) == 7 * 3
+    assert max(abs(got[key] - want[key]) for key in want) < 1e-5
+
+
+def test_a_model_that_emits_nan_through_the_lane_fails_the_picture_not_the_scan(
+    tmp_path: Path,
+) -> None:
+    """The lane's results go through the same check as the CPU path's: a picture whose
+    score is not a number fails (to retry), the others are tagged, no NaN is stored."""
+    from test_truth import nan_model
+
+    folder = tmp_path / "gallery"
+    folder.mkdir()
+    Image.new("RGB", (24, 16), (0, 0, 0)).save(folder / "black.jpg", quality=95)
+    for i in range(3):
+        artwork(folder / f"{i}.jpg", (20, 20), i + 1, "JPEG")
+    config = load_config(None)
+    model = nan_model(tmp_path / "models")
+    tagger = replace(load(definition(str(model), config), RuntimeOptions(cpu=True)),
+                     gpu_decode="auto")  # fmt: skip
+    results = {}
+    for name, device in (("cpu", lambda taggers: None), ("gpu", on_cpu(PillowDecoder()))):
+        db = tmp_path / f"{name}.sqlite"
+        results[name] = (scanned(db, folder, tagger, 2, device), failures(db), stored(db))
+    counts, failed, scores = results["gpu"]
+    assert (counts["tagged"], counts["failed"], counts["to_retry"]) == (3, 1, 1), counts
+    assert [Path(path).name for path, _ in failed] == ["black.jpg"]
+    assert "model output is not a number" in failed[0][1]
+    assert not any(np.isnan(score) for score in scores.values()) and len(scores) == 9
+    assert results["gpu"][:2] == results["cpu"][:2]
