@@ -81,6 +81,8 @@ def main() -> None:
     args = parser.parse_args()
     day = datetime.date.today().isoformat()
     report = RESULTS / f"{day}-{os.cpu_count()}cores-hunt.md"
+    if report.exists():  # an earlier hunt of the day is kept
+        report = report.with_name(f"{report.stem}-{datetime.datetime.now():%H%M}.md")
     rows, total = [], Counter[str]()
     deadline = time.monotonic() + args.minutes * 60
     seed = args.first_seed
@@ -90,15 +92,23 @@ def main() -> None:
         outcome = "passed" if passed else found(output)
         if not passed:
             (RESULTS / f"{day}-hunt-seed-{seed}.txt").write_text(output)
-        rows.append(f"| {seed} | {seconds:.0f} | {sum(kinds.values())} | {outcome} |")
+        rows.append(f"| {seed} | {seconds:.0f} | {steps(kinds)} | {outcome} |")
         print(rows[-1], file=sys.stderr, flush=True)
         seed += 1
         write_report(report, args, rows, total)
 
 
+LANE = "lane "  # the tally's key for an example's GPU lane decoder, not a step
+
+
+def steps(kinds: Counter[str]) -> int:
+    return sum(n for kind, n in kinds.items() if not kind.startswith(LANE))
+
+
 def write_report(
     report: Path, args: argparse.Namespace, rows: list[str], total: Counter[str]
 ) -> None:
+    lanes = [(kind, n) for kind, n in sorted(total.items()) if kind.startswith(LANE)]
     lines = [
         f"# The long hunt, {datetime.datetime.now():%Y-%m-%d %H:%M}",
         "",
@@ -107,7 +117,7 @@ def write_report(
         f"Command: `python -m benchmarks.hunt --minutes {args.minutes:g} --examples "
         f"{args.examples} --steps {args.steps} --first-seed {args.first_seed}`",
         "",
-        f"Seeds run: {len(rows)}; steps: {sum(total.values())}.",
+        f"Seeds run: {len(rows)}; steps: {steps(total)}.",
         "",
         "| seed | seconds | steps | outcome |",
         "|---|---|---|---|",
@@ -115,7 +125,11 @@ def write_report(
         "",
         "Steps by kind:",
         "",
-        *(f"- {kind}: {count}" for kind, count in sorted(total.items())),
+        *(f"- {kind}: {n}" for kind, n in sorted(total.items()) if not kind.startswith(LANE)),
+        "",
+        "Examples by the GPU lane's decoder (None: no lane; tests/hooks/gpu_lane.py):",
+        "",
+        *(f"- {kind[len(LANE) :]}: {n}" for kind, n in lanes),
         "",
     ]
     report.write_text("\n".join(lines))

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from conftest import picture
 from hunt_files import caption_path
-from hunt_world import FOLDERS, NAMES, PALETTE, World
+from hunt_world import FOLDERS, NAMES, PALETTE, World, picture_format
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, rule
 
@@ -61,8 +61,7 @@ class Owner(RuleBasedStateMachine):
     def write(self, name: str, folder: str, colour: tuple[int, int, int]) -> None:
         """A picture saved just now (new, or over an existing one in place)."""
         path = self.world.base / folder / name
-        fmt = "BMP" if name.endswith(".bmp") else "PNG"
-        picture(path, colour, fmt=fmt, old=False)
+        picture(path, colour, fmt=picture_format(name), old=False)
         self.changed()
 
     @step(index=picks, colour=colours)
@@ -72,7 +71,7 @@ class Owner(RuleBasedStateMachine):
         if path is None:
             return
         temporary = path.with_name(".~" + path.name)
-        picture(temporary, colour, fmt="BMP" if path.suffix == ".bmp" else "PNG", old=False)
+        picture(temporary, colour, fmt=picture_format(path.name), old=False)
         os.replace(temporary, path)
         self.changed()
 
@@ -145,7 +144,7 @@ class Owner(RuleBasedStateMachine):
         if path is None:
             return
         before = path.stat().st_mtime_ns
-        picture(path, colour, fmt="BMP" if path.suffix == ".bmp" else "PNG", old=False)
+        picture(path, colour, fmt=picture_format(path.name), old=False)
         os.utime(path, ns=(before - 10**9, before - 10**9))
         self.changed()
 

@@ -24,16 +24,25 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
-from conftest import save_graph
+from conftest import hooks_env, save_graph
 from hunt_files import exiftool, photo_tool_save
 from onnx import helper, numpy_helper
 
 PALETTE = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (250, 250, 0), (0, 200, 200), (90, 90, 90)]
 # Names a download tool, an archive and a case-insensitive habit give: a second download
-# (`image.png.1`), case-only twins, a name that is not a picture by its suffix.
-NAMES = ["a.png", "A.png", "b.bmp", "c.bmp", "image.png", "image.png.1", "e.bmp", "f.png"]
+# (`image.png.1`), case-only twins, a name that is not a picture by its suffix; JPEGs, which
+# the GPU lane decodes (`World.lane`).
+NAMES = ["a.png", "A.png", "b.jpg", "c.bmp", "image.png", "image.png.1", "e.bmp", "f.jpeg"]
 FOLDERS = ["gallery", "gallery/sub", "gallery/sub/deep", "gallery/Sub2"]
 MODELS = {"means": ("c0", "c1", "c2"), "hues": ("red_theme", "green_theme", "blue_theme")}
+
+
+def picture_format(name: str) -> str:
+    """The format a file of this name is written in (by its suffix; PNG by default)."""
+    name = name.lower()
+    if name.endswith(".bmp"):
+        return "BMP"
+    return "JPEG" if name.endswith((".jpg", ".jpeg")) else "PNG"
 
 
 def mean_graph(folder: Path, name: str, tags: Sequence[str]) -> Path:
@@ -75,6 +84,7 @@ class World:
         self.user_captions: dict[Path, bytes] = {}
         self.user_xmp: dict[Path, tuple[int, str]] = {}
         self.run_in_process = run
+        self.lane: str | None = None  # the GPU lane's decoder behaviour (hooks/gpu_lane.py)
         self.log: list[str] = []
         self.write_config()
         for folder in FOLDERS[:2]:
@@ -94,6 +104,18 @@ class World:
         gallery = self.base / "gallery"
         return sorted([gallery, *(p for p in gallery.rglob("*") if p.is_dir())])
 
+    def use_lane(self, behaviour: str) -> None:
+        """Every run goes through the GPU lane (on the CPU device, with the tests' decoder
+        behaving as `behaviour` says); the lane feeds a run of one model, so one is
+        configured."""
+        self.lane = behaviour
+        self.models = {"means": self.models["means"]}
+        self.write_config()
+
+    def configured(self, model: str) -> str:
+        """`model` where it is configured, else the one that always is."""
+        return model if model in self.models else "means"
+
     def write_config(self) -> None:
         tables = ""
         for name, path in self.models.items():
@@ -103,12 +125,14 @@ class World:
         (self.base / "deeptagger.toml").write_text(tables)
 
     def env(self, db: Path | None = None) -> dict[str, str]:
+        lane = hooks_env(DTINDEX_TEST_GPU_LANE=self.lane) if self.lane else {}
         return {
             "DTINDEX_DB": str(db or self.db),
             "DTINDEX_CONFIG": str(self.base / "deeptagger.toml"),
             "XDG_CONFIG_HOME": str(self.base / "xdg-config"),
             "XDG_DATA_HOME": str(self.base / "xdg-data"),
             "XDG_CACHE_HOME": str(self.base / "xdg-cache"),
+            **lane,
         }
 
     # -- running dtindex ----------------------------------------------------------
@@ -186,7 +210,7 @@ class World:
                     leftover.unlink()
 
     def exports(self, db: Path | None = None) -> dict[str, list[Row]]:
-        return {model: normalised(self.export(model, db=db)) for model in MODELS}
+        return {model: normalised(self.export(model, db=db)) for model in self.models}
 
     def check_complete(self) -> None:
         """The index said it is complete: each model's export equals a clean scan's."""
@@ -197,7 +221,7 @@ class World:
         """What the index exports and a clean scan does not, and the reverse, with what
         the last commands said: the finding, readable where a replay is not possible."""
         lines = []
-        for model in MODELS:
+        for model in self.models:
             lines += [f"{model} index only: {r}" for r in got[model] if r not in clean[model]]
             lines += [f"{model} clean only: {r}" for r in clean[model] if r not in got[model]]
         return "\n".join([*lines, "-- the last commands:", *self.log[-6:]])

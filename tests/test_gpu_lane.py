@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 import pytest
 from conftest import write_model
+from hooks.gpu_lane import PillowDecoder
 from PIL import Image
 
 from indexer.config import load_config
@@ -33,53 +34,11 @@ from indexer.core import scanning
 from indexer.core.tagging import Tagging, definition
 from indexer.errors import ModelError, UsageError
 from indexer.gallery.scanning import scan_roots
-from indexer.imaging.gpu.prepare import Buffer
-from indexer.imaging.prepare import decode
 from indexer.models.runtime import RuntimeOptions, Tagger, load
 from indexer.pipeline.device import device_for
 from indexer.store.engine import open_index
 
 TOLERANCE = 2 / 255
-
-
-class PillowDecoder:
-    """A batch decoder as nvImageCodec's is used, in host memory: every pixel, EXIF
-    orientation applied, RGB; None for a picture it cannot decode (or `refuses`), and
-    the whole batch raising where `fails_batch` says so. `invert`: hand back the
-    negative, so a test can tell which path prepared a picture."""
-
-    def __init__(
-        self,
-        refuses: Callable[[int], bool] = lambda n: False,
-        fails_batch: Callable[[int], bool] = lambda n: False,
-        invert: bool = False,
-    ) -> None:
-        self.refuses, self.fails_batch, self.invert = refuses, fails_batch, invert
-        self.batches: list[int] = []
-        self.decoded = 0
-        self.seen = 0
-
-    def decode(self, datas: list[bytes]) -> list[np.ndarray | None]:
-        self.batches.append(len(datas))
-        if self.fails_batch(len(self.batches)):
-            raise RuntimeError("out of device memory")
-        pictures: list[np.ndarray | None] = []
-        for data in datas:
-            self.seen += 1
-            pictures.append(None if self.refuses(self.seen) else self._one(data))
-        self.decoded += sum(p is not None for p in pictures)
-        return pictures
-
-    def _one(self, data: bytes) -> np.ndarray | None:
-        try:
-            image, _ = decode(data, 10**8)
-        except Exception:
-            return None
-        pixels = np.asarray(image.convert("RGB"))
-        return np.ascontiguousarray(255 - pixels) if self.invert else pixels
-
-    def buffer(self, image: np.ndarray) -> Buffer:
-        return Buffer.of_array(image)
 
 
 def on_cpu(decoder: PillowDecoder) -> Callable[[Sequence[Tagger]], Any]:

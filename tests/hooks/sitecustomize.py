@@ -13,6 +13,9 @@ bug would.
 Where DTINDEX_TEST_START_DELAY is a number of seconds, a decoder process waits that long
 while it starts (importing its module), as one does on a machine loaded by other work.
 
+Where DTINDEX_TEST_GPU_LANE names a decoder behaviour, dtindex's runs go through the GPU
+lane on ONNX Runtime's CPU device with a decoder of the tests' own (see gpu_lane.py).
+
 Where DTINDEX_TEST_SHM_LOG names a file, each shared memory segment the process makes is
 appended to it by name, so a test can tell that none of them outlived the run.
 """
@@ -48,14 +51,21 @@ def _faulty(read: Callable[..., Any], markers: list[bytes]) -> Callable[..., Any
 
 
 class _Loader(importlib.abc.Loader):
-    def __init__(self, inner: importlib.abc.Loader, markers: list[bytes]) -> None:
-        self.inner, self.markers = inner, markers
+    """Runs a module as its own loader does, then `patch` on it."""
+
+    def __init__(self, inner: importlib.abc.Loader, patch: Callable[[ModuleType], Any]) -> None:
+        self.inner, self.patch = inner, patch
 
     def create_module(self, spec: importlib.machinery.ModuleSpec) -> ModuleType | None:
         return self.inner.create_module(spec)
 
     def exec_module(self, module: ModuleType) -> None:
         self.inner.exec_module(module)
+        self.patch(module)
+
+
+def _decoder_faults(markers: list[bytes]) -> Callable[[ModuleType], None]:
+    def patch(module: ModuleType) -> None:
         delay = float(os.environ.get("DTINDEX_TEST_START_DELAY") or 0)
         worker = sys.argv[0] == "-c" and all(a.isdigit() for a in sys.argv[1:])  # spawning
         if delay and worker:
@@ -63,26 +73,28 @@ class _Loader(importlib.abc.Loader):
 
             time.sleep(delay)  # a slow start, injected (not a synchronisation)
         for name in READERS:
-            setattr(module, name, _faulty(getattr(module, name), self.markers))
+            setattr(module, name, _faulty(getattr(module, name), markers))
+
+    return patch
 
 
 class _Finder(importlib.abc.MetaPathFinder):
-    """Finds the decoder module as the other finders do, and wraps its loader."""
+    """Finds the modules to patch as the other finders do, and wraps their loaders."""
 
-    def __init__(self, markers: list[bytes]) -> None:
-        self.markers = markers
+    def __init__(self, patches: dict[str, Callable[[ModuleType], Any]]) -> None:
+        self.patches = patches
 
     def find_spec(
         self, name: str, path: Sequence[str] | None, target: ModuleType | None = None
     ) -> importlib.machinery.ModuleSpec | None:
-        if name != DECODER:
+        if name not in self.patches:
             return None
         for finder in sys.meta_path:
             if finder is self or not hasattr(finder, "find_spec"):
                 continue
             spec = finder.find_spec(name, path, target)
             if spec is not None and spec.loader is not None:
-                spec.loader = _Loader(spec.loader, self.markers)
+                spec.loader = _Loader(spec.loader, self.patches[name])
                 return spec
         return None
 
@@ -103,7 +115,15 @@ def _log_shared_memory(log: str) -> None:
 
 
 _markers = [m.encode() for m in os.environ.get("DTINDEX_TEST_FAULTS", "").split(",")]
+_patches: dict[str, Callable[[ModuleType], Any]] = {}
 if any(_markers) or os.environ.get("DTINDEX_TEST_START_DELAY"):
-    sys.meta_path.insert(0, _Finder(_markers))
+    _patches[DECODER] = _decoder_faults(_markers)
+if os.environ.get("DTINDEX_TEST_GPU_LANE"):
+    import gpu_lane
+
+    _patches["indexer.models.runtime"] = gpu_lane.install_runtime
+    _patches["indexer.pipeline.device"] = gpu_lane.install_device
+if _patches:
+    sys.meta_path.insert(0, _Finder(_patches))
 if os.environ.get("DTINDEX_TEST_SHM_LOG"):
     _log_shared_memory(os.environ["DTINDEX_TEST_SHM_LOG"])
