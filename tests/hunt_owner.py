@@ -1,7 +1,8 @@
 """What a gallery's owner and their tools do, as steps of the hunting test (test_hunt.py):
-write, rewrite, rename, hard-link and delete pictures and folders (case-only renames,
-atomic replace by rename, same-size same-mtime replacements where the file system reuses
-inodes, mtime going backwards), change a setting and undo it, edit a sidecar or a caption.
+write (also in parts, as a download does), rewrite, rename, hard-link and delete pictures
+and folders (case-only renames, atomic replace by rename, same-size same-mtime replacements
+where the file system reuses inodes, mtime going backwards), change a setting and undo it,
+edit a sidecar or a caption.
 """
 
 from __future__ import annotations
@@ -11,12 +12,13 @@ import os
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 from conftest import picture
 from hunt_files import caption_path
 from hunt_world import FOLDERS, NAMES, PALETTE, World, picture_format
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, rule
+from hypothesis.stateful import RuleBasedStateMachine, precondition, rule
 
 ARCHIVE_MTIME = 1_500_000_000  # the one mtime an unpacked archive gives its files
 LABELS = ["one\ntwo", "a\tb", "cr\r\nlf", "x"]  # as the user types them in a photo tool
@@ -44,6 +46,12 @@ class Owner(RuleBasedStateMachine):
     world: World
     settled: bool
     tally: Counter[str]
+
+    def __init__(self) -> None:
+        super().__init__()
+        # Downloads in flight: the open file (a downloader keeps writing to the file it
+        # opened, wherever it is moved) and the bytes still to come.
+        self.downloads: list[tuple[BinaryIO, bytes]] = []
 
     def restart_watch(self) -> None:
         """A setting changed: the operator restarts a running watch (it reads it once)."""
@@ -74,6 +82,37 @@ class Owner(RuleBasedStateMachine):
         picture(temporary, colour, fmt=picture_format(path.name), old=False)
         os.replace(temporary, path)
         self.changed()
+
+    @step(name=st.sampled_from(NAMES), folder=st.sampled_from(FOLDERS), colour=colours)
+    def download_starts(self, name: str, folder: str, colour: tuple[int, int, int]) -> None:
+        """A browser saves a picture in place, in parts: the first part now, the rest at
+        `download_ends` (a truncated picture meanwhile, seen by scans and a watch)."""
+        path = self.world.base / folder / name
+        if path.exists():
+            return
+        whole = picture(self.world.base / "downloading" / name, colour,
+                        fmt=picture_format(name), old=False)  # fmt: skip
+        data = whole.read_bytes()
+        whole.unlink()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(path, "wb")  # noqa: SIM115 - kept open until the download ends
+        handle.write(data[: len(data) // 2])
+        handle.flush()
+        self.downloads.append((handle, data[len(data) // 2 :]))
+        self.changed()
+
+    @precondition(lambda self: self.downloads)
+    @step()
+    def download_ends(self) -> None:
+        """The rest of every download in flight arrives, into the file each opened."""
+        self.finish_downloads()
+        self.changed()
+
+    def finish_downloads(self) -> None:
+        for handle, rest in self.downloads:
+            handle.write(rest)
+            handle.close()
+        self.downloads.clear()
 
     @step(colours=st.lists(colours, min_size=1, max_size=4), in_place=st.booleans())
     def unpack_archive(self, colours: list[tuple[int, int, int]], in_place: bool) -> None:

@@ -209,6 +209,7 @@ class Gallery(Owner):
         self.world.check_user_files()
 
     def teardown(self) -> None:
+        self.finish_downloads()
         if self.watcher is not None:
             kill_group(self.watcher, signal.SIGKILL)
             self.watcher.wait()
