@@ -98,17 +98,17 @@ def main() -> None:
         write_report(report, args, rows, total)
 
 
-LANE = "lane "  # the tally's key for an example's GPU lane decoder, not a step
+SETUP = "example: "  # the tally's keys for how an example was set up, not its steps
 
 
 def steps(kinds: Counter[str]) -> int:
-    return sum(n for kind, n in kinds.items() if not kind.startswith(LANE))
+    return sum(n for kind, n in kinds.items() if not kind.startswith(SETUP))
 
 
 def write_report(
     report: Path, args: argparse.Namespace, rows: list[str], total: Counter[str]
 ) -> None:
-    lanes = [(kind, n) for kind, n in sorted(total.items()) if kind.startswith(LANE)]
+    setups = [(kind, n) for kind, n in sorted(total.items()) if kind.startswith(SETUP)]
     lines = [
         f"# The long hunt, {datetime.datetime.now():%Y-%m-%d %H:%M}",
         "",
@@ -125,11 +125,12 @@ def write_report(
         "",
         "Steps by kind:",
         "",
-        *(f"- {kind}: {n}" for kind, n in sorted(total.items()) if not kind.startswith(LANE)),
+        *(f"- {kind}: {n}" for kind, n in sorted(total.items()) if not kind.startswith(SETUP)),
         "",
-        "Examples by the GPU lane's decoder (None: no lane; tests/hooks/gpu_lane.py):",
+        "Examples by setup (the GPU lane's decoder, None for no lane, tests/hooks/gpu_lane.py;",
+        "the index's database):",
         "",
-        *(f"- {kind[len(LANE) :]}: {n}" for kind, n in lanes),
+        *(f"- {kind[len(SETUP) :]}: {n}" for kind, n in setups),
         "",
     ]
     report.write_text("\n".join(lines))

@@ -24,6 +24,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
+import pgserver
 from conftest import hooks_env, save_graph
 from hunt_files import exiftool, photo_tool_save
 from onnx import helper, numpy_helper
@@ -76,7 +77,8 @@ class World:
         self.models = {
             name: mean_graph(base / "models", name, tags) for name, tags in MODELS.items()
         }
-        self.db = base / "index.sqlite"
+        self.db = str(base / "index.sqlite")  # or a PostgreSQL database's URL
+        self.cluster: pgserver.Cluster | None = None  # where `use_postgres` was called
         self.clean_runs = 0
         self.last_read: tuple[object, dict[Path, tuple[int, str]]] | None = None
         self.bgr = False
@@ -104,6 +106,11 @@ class World:
         gallery = self.base / "gallery"
         return sorted([gallery, *(p for p in gallery.rglob("*") if p.is_dir())])
 
+    def use_postgres(self, cluster: pgserver.Cluster) -> None:
+        """The index, and each clean scan's, is a fresh database on `cluster`."""
+        self.cluster = cluster
+        self.db = pgserver.new_database(cluster)
+
     def use_lane(self, behaviour: str) -> None:
         """Every run goes through the GPU lane (on the CPU device, with the tests' decoder
         behaving as `behaviour` says); the lane feeds a run of one model, so one is
@@ -124,7 +131,7 @@ class World:
                 tables += 'channels = "bgr"\n'
         (self.base / "deeptagger.toml").write_text(tables)
 
-    def env(self, db: Path | None = None) -> dict[str, str]:
+    def env(self, db: str | None = None) -> dict[str, str]:
         lane = hooks_env(DTINDEX_TEST_GPU_LANE=self.lane) if self.lane else {}
         return {
             "DTINDEX_DB": str(db or self.db),
@@ -136,7 +143,7 @@ class World:
         }
 
     # -- running dtindex ----------------------------------------------------------
-    def dtindex(self, *argv: str, db: Path | None = None) -> tuple[int, bytes, str]:
+    def dtindex(self, *argv: str, db: str | None = None) -> tuple[int, bytes, str]:
         """`dtindex ARGV` in this process, in cwd/, on the world's index (or `db`)."""
         saved = {k: os.environ.get(k) for k in self.env()}
         os.environ.update(self.env(db))
@@ -189,7 +196,7 @@ class World:
         return process.returncode
 
     # -- the promise ----------------------------------------------------------------
-    def export(self, model: str, db: Path | None = None) -> bytes:
+    def export(self, model: str, db: str | None = None) -> bytes:
         code, out, err = self.dtindex("export", "--model", model, "--format", "jsonl", db=db)
         assert code == 0, err
         return out
@@ -197,19 +204,23 @@ class World:
     def clean(self) -> dict[str, list[Row]]:
         """What a scan of the same gallery into a fresh database exports, by model."""
         self.clean_runs += 1
-        fresh = self.base / f"clean-{self.clean_runs}.sqlite"
-        code, _, err = self.dtindex("scan", "--allow-empty", *self.roots, db=fresh)
-        assert code == 0, f"a clean scan failed: {err}"
+        fresh = str(self.base / f"clean-{self.clean_runs}.sqlite")
+        if self.cluster is not None:
+            fresh = pgserver.new_database(self.cluster)
         try:
+            code, _, err = self.dtindex("scan", "--allow-empty", *self.roots, db=fresh)
+            assert code == 0, f"a clean scan failed: {err}"
             return self.exports(db=fresh)
         finally:
+            if self.cluster is not None:
+                pgserver.drop_database(self.cluster, fresh)
             for leftover in self.base.glob(f"clean-{self.clean_runs}.sqlite*"):
                 if leftover.is_dir():
                     shutil.rmtree(leftover)
                 else:
                     leftover.unlink()
 
-    def exports(self, db: Path | None = None) -> dict[str, list[Row]]:
+    def exports(self, db: str | None = None) -> dict[str, list[Row]]:
         return {model: normalised(self.export(model, db=db)) for model in self.models}
 
     def check_complete(self) -> None:

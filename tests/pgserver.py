@@ -109,6 +109,11 @@ def new_database(cluster: Cluster) -> str:
     return cluster.url(name)
 
 
+def drop_database(cluster: Cluster, url: str) -> None:
+    """Drop a database `new_database` made, ending any session still in it."""
+    cluster.admin(f"DROP DATABASE IF EXISTS {url.rsplit('/', 1)[1]} WITH (FORCE)")
+
+
 def rows(db: str, sql: str, *params: object) -> list[tuple[object, ...]]:
     """`sql` (`?` marks) on the index at `db` (an SQLite path or a URL), read as another
     process reads it; no rows while the index or its tables do not exist."""

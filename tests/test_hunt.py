@@ -21,6 +21,7 @@ import threading
 from collections import Counter
 from pathlib import Path
 
+import pgserver
 import pytest
 from conftest import picture, run_cli
 from hunt_owner import LABELS, Owner, colours, picks, step
@@ -34,6 +35,7 @@ EXAMPLES = int(os.environ.get("DTINDEX_HUNT_EXAMPLES", "0"))
 CI_SEED = int(os.environ.get("DTINDEX_HUNT_CI_SEED", "5"))
 STEPS = int(os.environ.get("DTINDEX_HUNT_STEPS", "25"))
 TALLY = os.environ.get("DTINDEX_HUNT_TALLY")  # a file: a JSON line of step counts an example
+EXAMPLE = "example: "  # the tally's keys for how an example is set up, not its steps
 
 
 class Gallery(Owner):
@@ -42,6 +44,7 @@ class Gallery(Owner):
     examples = 0
     root: Path
     call: staticmethod
+    cluster: pgserver.Cluster | None = None  # a PostgreSQL server, where there is one
 
     def __init__(self) -> None:
         super().__init__()
@@ -55,14 +58,21 @@ class Gallery(Owner):
     @initialize(
         first=st.lists(colours, min_size=1, max_size=3),
         lane=st.sampled_from([None, "takes", "refuses", "fails"]),
+        postgres=st.booleans(),
     )
-    def first_scan(self, first: list[tuple[int, int, int]], lane: str | None) -> None:
-        """The first pictures and scan; every run of the example goes through the GPU
+    def first_scan(
+        self, first: list[tuple[int, int, int]], lane: str | None, postgres: bool
+    ) -> None:
+        """The first pictures and scan. Every run of the example goes through the GPU
         lane, its decoder taking each JPEG, refusing some or failing a first batch, or
-        none does (`World.use_lane`)."""
+        none does (`World.use_lane`); the index is an SQLite file or a PostgreSQL
+        database (with the server the suite starts, where it can)."""
         if lane is not None:
             self.world.use_lane(lane)
-        self.tally[f"lane {lane}"] += 1
+        if postgres and Gallery.cluster is not None:
+            self.world.use_postgres(Gallery.cluster)
+        self.tally[f"{EXAMPLE}lane {lane}"] += 1
+        self.tally[f"{EXAMPLE}index on {'PostgreSQL' if self.world.cluster else 'SQLite'}"] += 1
         for k, colour in enumerate(first):
             picture(self.world.base / FOLDERS[k % 2] / NAMES[k], colour, old=False)
         self.scan(nested=False)
@@ -216,13 +226,16 @@ class Gallery(Owner):
         if TALLY:
             with open(TALLY, "a") as handle:
                 handle.write(json.dumps(self.tally) + "\n")
+        if self.world.cluster is not None:
+            pgserver.drop_database(self.world.cluster, self.world.db)
         shutil.rmtree(self.world.base, ignore_errors=True)
 
 
 def test_the_promise_holds_whatever_happens(
-    tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes]
+    tmp_path: Path, capsysbinary: pytest.CaptureFixture[bytes], request: pytest.FixtureRequest
 ) -> None:
     Gallery.root = tmp_path
+    Gallery.cluster = postgres_server(request)
     Gallery.call = staticmethod(lambda argv: run_cli(argv, capsysbinary))
     budget = settings(
         max_examples=EXAMPLES or 6,
@@ -247,3 +260,12 @@ def test_the_promise_holds_whatever_happens(
     finally:
         for step_back in undo:
             step_back()
+
+
+def postgres_server(request: pytest.FixtureRequest) -> pgserver.Cluster | None:
+    """The suite's PostgreSQL server; None where this machine has none (CI always has:
+    `pg_cluster` fails there instead), and the hunt keeps to SQLite."""
+    try:
+        return request.getfixturevalue("pg_cluster")  # type: ignore[no-any-return]
+    except pytest.skip.Exception:
+        return None
