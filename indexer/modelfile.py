@@ -50,22 +50,29 @@ def check_model_name(name: str, where: str) -> str:
     return name
 
 
-def refuse_bare_graph(given: str) -> None:
-    """An `.onnx` file named where a model is asked for: the graph alone has no tag list
-    or settings, and reading it as a `.model` file would only say it is not text."""
-    if given.lower().endswith(".onnx"):
-        folder = os.path.dirname(given) or "."
-        raise ConfigError(
-            f"{given}: an .onnx graph needs a .model file beside it (name, shape and other "
-            "settings as key=value lines; the .onnx and .tags share its stem: see the "
-            f"README's Models), or a table in the config: `dtindex model add NAME {folder}` "
-            "writes one"
-        )
+def model_file_for(given: str) -> str:
+    """`given`, or for an `.onnx` graph the deeptagger `.model` file beside it (the same
+    stem), which says what the graph alone cannot: its tag list and settings. A graph
+    without one is refused with what it lacks; reading it as a `.model` file would only
+    say it is not text."""
+    if not given.lower().endswith(".onnx"):
+        return given
+    beside = os.path.splitext(given)[0] + ".model"
+    if os.path.isfile(beside):
+        return beside
+    folder = os.path.dirname(given) or "."
+    raise ConfigError(
+        f"{given}: an .onnx graph needs a .model file beside it (name, shape and other "
+        "settings as key=value lines; the .onnx and .tags share its stem: see the "
+        f"README's Models), or a table in the config: `dtindex model add NAME {folder}` "
+        "writes one"
+    )
 
 
 def read_model_file(path: Path) -> ModelFile:
-    """Read a deeptagger `.model` file; its `.onnx` and `.tags` share its stem."""
-    refuse_bare_graph(str(path))
+    """Read a deeptagger `.model` file (or the one beside an `.onnx` graph, see
+    `model_file_for`); its `.onnx` and `.tags` share its stem."""
+    path = Path(model_file_for(str(path)))
     try:
         text = path.read_text(encoding="utf-8-sig")  # a BOM (Windows editors) is not a key
     except OSError as exc:

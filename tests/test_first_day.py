@@ -165,15 +165,36 @@ def test_status_counts_pictures_and_says_what_each_number_means(
 
 
 def test_tag_with_an_onnx_file_says_it_needs_a_model_file(cli: Cli, tmp_path: Path) -> None:
-    write_model(tmp_path / "m", "probe", positions=[0])
+    model = write_model(tmp_path / "m", "probe", positions=[0])
+    kept = model.read_bytes()
+    model.unlink()  # the graph and its tags, as downloaded, with no .model beside them
     picture(tmp_path / "pic.png")
     for given in ("m/probe.onnx", "./m/../m/probe.onnx"):
         code, out, err = cli("tag", given, "pic.png")
         assert (code, out) == (2, b""), err
         assert f"{given}: an .onnx graph needs a .model file" in err, err
         assert "dtindex model add" in err and "UTF-8" not in err
+    model.write_bytes(kept)
     code, out, err = cli("tag", "m/probe.model", "pic.png")  # the way the message points
     assert code == 0 and out.startswith(b"pic.png\tp0\t"), err
+
+
+def test_a_graph_with_its_model_file_beside_it_is_taken_as_that_model(
+    cli: Cli, tmp_path: Path
+) -> None:
+    """deeptagger's three files in a folder: the .onnx, or the folder, stands for the
+    .model beside the graph, in `tag` and in `model add` (both used to refuse it)."""
+    write_model(tmp_path / "m", "probe", positions=[0])
+    picture(tmp_path / "pic.png")
+    want = cli("tag", "m/probe.model", "pic.png")
+    assert want[0] == 0 and want[1].startswith(b"pic.png\tp0\t"), want[2]
+    assert cli("tag", "./m/../m/probe.onnx", "pic.png")[:2] == want[:2]
+    config = tmp_path / "mine.toml"
+    config.write_text("")
+    for name, source in (("by_folder", "m"), ("by_graph", "m/probe.onnx")):
+        code, _, err = cli("--config", str(config), "model", "add", name, source)
+        assert code == 0 and f"added {name} (deeptagger .model" in err, err
+        assert cli("--config", str(config), "tag", name, "pic.png")[:2] == want[:2]
 
 
 def test_forget_json_prints_the_removed_roots_and_files(cli: Cli, tmp_path: Path) -> None:

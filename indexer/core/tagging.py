@@ -20,7 +20,7 @@ from indexer.config import Config
 from indexer.imaging.sniff import Pictures
 from indexer.imaging.workers import DecoderPool
 from indexer.model_tables import ModelDef
-from indexer.modelfile import refuse_bare_graph
+from indexer.modelfile import model_file_for
 from indexer.models.runtime import RuntimeOptions, Tagger, load
 from indexer.pipeline.device import DeviceChoice, device_for
 from indexer.pipeline.direct import Direct
@@ -47,10 +47,9 @@ def expand_pictures(names: Iterable[str], extensions: frozenset[str]) -> Iterato
 
 
 def definition(name_or_path: str, config: Config) -> ModelDef:
-    """A `.model` path, or a model name from the config (or the built-in one); a bare
-    `.onnx` graph is refused with what it lacks."""
-    refuse_bare_graph(name_or_path)
-    return config.resolve(name_or_path)
+    """A `.model` path (an `.onnx` graph stands for the `.model` beside it), or a model
+    name from the config (or the built-in one)."""
+    return config.resolve(model_file_for(name_or_path))
 
 
 class Tagging:

@@ -108,6 +108,15 @@ def _from_folder(folder: Path, onnx: Path | None) -> Detected:
     )
 
 
+def _beside_model_file(folder: Path, onnx: Path) -> Detected | None:
+    """A deeptagger `.model` file beside the graph, sharing its stem: it says how, so it
+    comes before any guess from the files a family is published with."""
+    declared = onnx.with_suffix(".model")
+    if not declared.is_file():
+        return None
+    return Detected("deeptagger .model", declared.stem, model_file=declared)
+
+
 def _deepghs(folder: Path, onnx: Path) -> Detected | None:
     """PixAI, animetimm and Camie as deepghs exports them: preprocess.json says how."""
     if not (folder / "preprocess.json").is_file() or not (folder / "selected_tags.csv").is_file():
@@ -194,7 +203,7 @@ def _deepdanbooru_onnx(folder: Path, onnx: Path) -> Detected | None:
 
 
 _RECOGNISERS: tuple[Callable[[Path, Path], Detected | None], ...] = (
-    _deepghs, _wd, _joytag, _camie, _cl_tagger, _ml_danbooru, _deepdanbooru_onnx,
+    _beside_model_file, _deepghs, _wd, _joytag, _camie, _cl_tagger, _ml_danbooru, _deepdanbooru_onnx,
 )  # fmt: skip
 
 
