@@ -21,7 +21,7 @@ from indexer.errors import ConfigError, UsageError
 from indexer.imaging.messages import Target
 from indexer.imaging.prepare import fill
 from indexer.imaging.tasks import prepare_targets
-from indexer.model_tables import ModelDef
+from indexer.model_tables import BUILTIN_MODEL, ModelDef
 from indexer.modelfile import read_model_file
 from indexer.models.hub import hub_folder, looks_like_repo_id
 from indexer.models.published import Detected, detect, tags_from_graph
@@ -61,6 +61,8 @@ def add_model(
         raise UsageError(f"model name {name!r}: use letters, digits, '-' and '_'")
     if name in config.models:
         raise UsageError(f"{target}: a model named {name!r} is already there")
+    if name == BUILTIN_MODEL:  # its stored results would read as the new model's
+        raise UsageError(f"{name!r} is the built-in model's name; choose another")
     if not config_named and _tracked_by_git(target):
         raise UsageError(
             f"{target}: found in this folder and tracked by git (a project's file, "
