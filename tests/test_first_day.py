@@ -152,7 +152,7 @@ def test_status_counts_pictures_and_says_what_each_number_means(
     lines = out.decode().splitlines()
     assert "5 files, 4 distinct pictures (identical files are one picture)" in lines
     assert "0 files could not be read (no bytes to hash: permissions, I/O)" in lines
-    assert "2 pictures have no result of a configured model, which failed on them: means 2" in lines
+    assert "2 pictures failed with a configured model: means 2" in lines
     assert "not configured any more: palette failed on 2 pictures" in lines
     failed = [line for line in lines if line.startswith("failed: ")]
     assert len(failed) == 2 and all(

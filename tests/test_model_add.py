@@ -59,7 +59,7 @@ def test_add_a_model_file_and_refuse_duplicates(cli, tmp_path: Path) -> None:
     assert code == 2 and "already there" in err
     code, _, err = cli("model", "add", "palette", str(model))  # the built-in one's name
     assert code == 2 and "'palette' is the built-in model's name" in err, err
-    assert "palette: custom \"Palette colour tags (built in)\"" in cli("models")[1].decode()
+    assert 'palette: custom "Palette colour tags (built in)"' in cli("models")[1].decode()
 
 
 def test_hub_id_from_the_cache_layout(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

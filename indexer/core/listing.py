@@ -20,7 +20,7 @@ def status(conn: Connection, config: Config, database: str, listed: int) -> Stat
     """The roots, the counts and up to `listed` failures of the index on `conn`."""
     roots = tuple(RootStatus(p, n, s) for p, s, n in roots_summary(conn))
     counts = totals(conn)
-    failed = tuple(failures(conn, listed))
+    failed = tuple(failures(conn, listed + 1))  # one more tells whether there are more
     configured = frozenset({*config.models, *(m.name for m in config.default_models())})
     by_model: dict[str, int] = {}
     apart: dict[str, int] = {}
@@ -37,8 +37,9 @@ def status(conn: Connection, config: Config, database: str, listed: int) -> Stat
         failed=len({content for model, content in pairs if model in configured}),
         failed_by_model=by_model,
         failed_unconfigured=apart,
-        failures=failed,
+        failures=failed[:listed],
         configured=configured,
+        more_failures=len(failed) > listed,
     )
 
 

@@ -11,11 +11,12 @@ from sqlalchemy import Connection
 from indexer.errors import Kind
 from indexer.imaging.sniff import Pictures
 from indexer.store.pictures import failed_versions, file_row
+from indexer.store.queries import roots_summary
 
 RETRIED = " (the next scan tries it again)"
 
 
-def not_indexed(given: str, path: bytes, extensions: frozenset[str]) -> str:
+def not_indexed(conn: Connection, given: str, path: bytes, extensions: frozenset[str]) -> str:
     """Why `path` has no entry in the index."""
     if not os.path.lexists(path):
         return f"{given}: no such file"
@@ -26,7 +27,33 @@ def not_indexed(given: str, path: bytes, extensions: frozenset[str]) -> str:
         )
     if os.path.isfile(path) and not Pictures(extensions)(path):
         return f"{given}: not a picture; dtindex does not index it (see [scan] extensions)"
+    roots = [root for root, _, _ in roots_summary(conn)]
+    holding = [root for root in roots if path.startswith(os.path.join(root, b""))]
+    if not holding:
+        return (
+            f"{given}: not under an indexed root (`dtindex status` lists them); "
+            "`dtindex scan FOLDER` indexes the folder that holds it"
+        )
+    link = _linked_folder(path, max(holding, key=len))
+    if link is not None:
+        real = os.fsdecode(os.path.realpath(path))
+        return (
+            f"{given}: reached through {os.fsdecode(link)}, a symbolic link to a folder, "
+            f"which scans do not follow; name it by its own path ({real})"
+        )
     return f"{given}: not in the index (run dtindex scan)"
+
+
+def _linked_folder(path: bytes, root: bytes) -> bytes | None:
+    """The first folder between `root` and `path` that is a symbolic link, if any."""
+    folder = root
+    for part in os.path.relpath(os.path.dirname(path), root).split(os.sep.encode()):
+        if part in (b"", b"."):
+            continue
+        folder = os.path.join(folder, part)
+        if os.path.islink(folder):
+            return folder
+    return None
 
 
 def failures(conn: Connection, path: bytes) -> list[tuple[str, str, str]]:

@@ -13,6 +13,7 @@ from indexer.export.thresholds import Scored
 from indexer.store.likeness import nearest, vector_of
 from indexer.store.pictures import (
     chosen_version_id,
+    chosen_version_of,
     done_models,
     file_row,
     first_paths,
@@ -33,13 +34,13 @@ def show(
     """The picture at `path` (`given`: as the caller named it, for messages)."""
     row = file_row(conn, path)
     if row is None:
-        raise UsageError(not_indexed(given, path, extensions))
+        raise UsageError(not_indexed(conn, given, path, extensions))
     results = []
     for model in done_models(conn, path):
         rows = scores_above(conn, path, model, current(model), threshold)
-        if rows:
-            tags = tuple(Scored(tag, category, score) for _, _, tag, category, score in rows)
-            results.append(ModelResults(model, rows[0][1], tags))
+        tags = tuple(Scored(tag, category, score) for _, _, tag, category, score in rows)
+        version = rows[0][1] if rows else chosen_version_of(conn, path, model, current(model))
+        results.append(ModelResults(model, version, tags))  # no tags: none above threshold
     return Shown(
         path=path,
         sha1=row.sha1,
@@ -64,7 +65,7 @@ def similar(
     embeddings, best first; the picture itself and its identical copies left out."""
     row = file_row(conn, path)
     if row is None:
-        raise UsageError(not_indexed(given, path, extensions))
+        raise UsageError(not_indexed(conn, given, path, extensions))
     if row.content_id is None:
         raise UsageError(f"{given}: {file_error(conn, path)}")
     content = row.content_id

@@ -66,11 +66,13 @@ class Status:
     failed_unconfigured: Mapping[str, int]
     failures: tuple[FailureRow, ...]
     configured: frozenset[str]  # the models the config runs or names
+    more_failures: bool = False  # failures beyond those listed
 
 
 @dataclass(frozen=True)
 class ModelResults:
-    """One model's stored tags of a picture, best first, from the version that counts."""
+    """One model's stored tags of a picture, best first, from the version that counts
+    (none where no score passed the threshold asked for: it tagged the picture)."""
 
     model: str
     version: str

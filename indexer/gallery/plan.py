@@ -35,12 +35,21 @@ class ScanPlan:
     root_ids: list[int] = field(default_factory=list)
 
 
-def check_root(root: Path) -> bytes:
+def check_root(root: Path, held: Callable[[bytes], int] = lambda path: 0) -> bytes:
+    """The root's path, where it is a folder; `held`: how many files the index holds
+    under a path, which tells a root that went away (an unmounted disk: its files are
+    kept) from a path mistyped or never there."""
+    path = os.fsencode(os.path.abspath(root))
     if not root.exists():
-        raise ScanError(f"{root}: root not found (unmounted?); nothing was removed from the index")
+        if held(path):
+            raise ScanError(
+                f"{root}: root not found (unmounted?); the index holds "
+                f"{plural(held(path), 'file')} under it, and nothing was removed"
+            )
+        raise ScanError(f"{root}: no such folder")
     if not root.is_dir():
         raise ScanError(f"{root}: root is not a folder")
-    return os.fsencode(os.path.abspath(root))
+    return path
 
 
 def _classify(
@@ -122,7 +131,8 @@ def _plan_scan(
     found: Found = {}
     known: dict[bytes, FileRow] = {}
     walks: list[Walk] = []
-    for root, path in zip(roots, [check_root(root) for root in roots], strict=True):
+    paths = [check_root(root, lambda p: len(index.files_below(p))) for root in roots]
+    for root, path in zip(roots, paths, strict=True):
         root_id = index.root_id(path, os.stat(path).st_dev)
         walk = Walk(path, settings)
         rows = index.files_below(path)

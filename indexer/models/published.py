@@ -203,7 +203,8 @@ def _deepdanbooru_onnx(folder: Path, onnx: Path) -> Detected | None:
 
 
 _RECOGNISERS: tuple[Callable[[Path, Path], Detected | None], ...] = (
-    _beside_model_file, _deepghs, _wd, _joytag, _camie, _cl_tagger, _ml_danbooru, _deepdanbooru_onnx,
+    _beside_model_file, _deepghs, _wd, _joytag, _camie, _cl_tagger, _ml_danbooru,
+    _deepdanbooru_onnx,
 )  # fmt: skip
 
 

@@ -87,6 +87,12 @@ _FAILED = (
     .order_by(model_versions.c.model, model_versions.c.id)
 )
 _VERSION = select(chosen_version(bindparam("content")))
+_CHOSEN = (
+    select(model_versions.c.version)
+    .select_from(files)
+    .join(model_versions, model_versions.c.id == chosen_version(files.c.content_id))
+    .where(files.c.path == _PATH)
+)
 # Ordered, not MIN: PostgreSQL has no MIN over bytes.
 _PATHS = (
     select(files.c.content_id, files.c.path)
@@ -118,6 +124,12 @@ def scores_above(
     return [
         (str(m), str(v), str(t), c, float(s)) for m, v, t, c, s in conn.execute(_SCORES, values)
     ]
+
+
+def chosen_version_of(conn: Connection, path: bytes, model: str, current: str | None) -> str:
+    """The version of `model` whose result counts for the file's picture ("" if none)."""
+    values = {"path": path, "model": model, "current": current}
+    return str(conn.execute(_CHOSEN, values).scalar() or "")
 
 
 def failed_versions(conn: Connection, path: bytes) -> list[Failed]:

@@ -35,6 +35,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     ]
     for result in found.results:
         lines.append(f"{result.model} (version {result.version}):")
+        if not result.tags:
+            lines.append(f"  no tag scored above {args.threshold:g} (-t sets the threshold)")
         for tag in result.tags:
             kind = f" [{tag.category}]" if tag.category is not None else ""
             lines.append(f"  {tag.tag}\t{tag.score:.3f}{kind}")

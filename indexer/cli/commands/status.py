@@ -52,6 +52,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         )
     lines += _count_lines(found)
     lines += [_failure_line(f, found.configured) for f in found.failures]
+    if found.more_failures:
+        lines.append(f"more failures than the {args.failures} listed: --failures N lists more")
     ctx.stdout.write("\n".join(lines).encode("utf-8", "surrogateescape") + b"\n")
     return 0
 
@@ -74,6 +76,7 @@ def _record(found: Status) -> dict[str, object]:
             {"path": os.fsdecode(f.path), "error": f.error, "kind": f.kind, "models": f.models}
             for f in found.failures
         ],
+        "more_failures": found.more_failures,
     }
 
 
@@ -86,9 +89,11 @@ def _count_lines(found: Status) -> list[str]:
         "(no bytes to hash: permissions, I/O)",
     ]
     models = ", ".join(f"{model} {n}" for model, n in sorted(found.failed_by_model.items()))
-    have, them = ("has", "it") if found.failed == 1 else ("have", "them")
-    line = f"{plural(found.failed, 'picture')} {have} no result of a configured model"
-    lines.append(f"{line}, which failed on {them}: {models}" if models else line)
+    if found.failed:
+        lines.append(f"{plural(found.failed, 'picture')} failed with a configured model: {models}")
+    else:
+        lines.append("no picture failed with a configured model (`dtindex models` says what is "
+                     "still to tag)")  # fmt: skip
     for model, count in sorted(found.failed_unconfigured.items()):
         lines.append(f"not configured any more: {model} failed on {plural(count, 'picture')}")
     return lines
