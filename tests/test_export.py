@@ -1,5 +1,6 @@
 """Exports people use: categories and ratings, MCut, captions, csv, changed-since, search, show;
-the edits (--replace, --exclude) alike in every format."""
+the edits (--replace, --exclude) alike in every format, and names that are not UTF-8 in
+what other programs read."""
 
 from __future__ import annotations
 
@@ -300,3 +301,21 @@ def test_unknown_tags_to_exclude_or_replace_are_refused_before_anything_is_writt
     # A rating is a tag of the model like any other.
     rows = lines(cli, "--exclude", "general", "--replace", "hatsune_miku=miku", "-t", "0.3")
     assert {tag for _, tag, _ in rows} == {"blue_hair", "miku"}
+
+
+def test_jsonl_is_utf8_and_gives_back_a_name_that_is_not(cli, wd_like: Path) -> None:
+    """JSON must be UTF-8: a byte that is not is written as Python's surrogate escape
+    (`\\udcff`), which `os.fsencode(json.loads(...))` turns back into the file's name."""
+    name = os.fsencode(wd_like) + b"/\xff\xfe caf\xe9.png"
+    with open(name, "wb") as handle:
+        handle.write((wd_like / "a.png").read_bytes())
+    code, _, err = cli("scan", str(wd_like))
+    assert code == 0, err
+    code, out, err = cli("export", "--model", "wd", "--format", "jsonl")
+    assert code == 0, err
+    text = out.decode("utf-8")  # strict: raw \xff would fail here
+    assert "\\udcff\\udcfe caf\\udce9.png" in text
+    paths = [os.fsencode(p) for line in text.splitlines() for p in json.loads(line)["paths"]]
+    assert name in paths and os.fsencode(wd_like / "a.png") in paths
+    code, out, err = cli("export", "--model", "wd", "--id", "path")
+    assert code == 0 and name + b"\tblue_hair\t0.78\n" in out  # tsv: the name's own bytes
