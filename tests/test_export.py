@@ -1,6 +1,6 @@
 """Exports people use: categories and ratings, MCut, captions, csv, changed-since, search, show;
-the edits (--replace, --exclude) alike in every format, and names that are not UTF-8 in
-what other programs read."""
+the edits (--replace, --exclude) alike in every format, and names that are not UTF-8 or
+hold a line break in what other programs read."""
 
 from __future__ import annotations
 
@@ -319,3 +319,18 @@ def test_jsonl_is_utf8_and_gives_back_a_name_that_is_not(cli, wd_like: Path) -> 
     assert name in paths and os.fsencode(wd_like / "a.png") in paths
     code, out, err = cli("export", "--model", "wd", "--id", "path")
     assert code == 0 and name + b"\tblue_hair\t0.78\n" in out  # tsv: the name's own bytes
+
+
+def test_search_ends_paths_with_nul_when_asked(cli, wd_like: Path, capsysbinary) -> None:
+    picture(wd_like / "two\nlines.png", (10, 200, 100))
+    code, _, err = cli("scan", str(wd_like))
+    assert code == 0, err
+    code, out, err = cli("search", "blue_hair", "--general", "0.5", "-0")
+    assert code == 0, err
+    assert sorted(out.split(b"\0")) == [b"", os.fsencode(wd_like / "a.png"),
+                                        os.fsencode(wd_like / "two\nlines.png")]  # fmt: skip
+    code, out, _ = cli("search", "blue_hair", "--general", "0.5", "--null")
+    assert out.endswith(b"\0") and out.count(b"\0") == 2
+    with pytest.raises(SystemExit):
+        cli("search", "--help")
+    assert b"one per line" in capsysbinary.readouterr().out
