@@ -1,4 +1,6 @@
-"""Exports people use: categories and ratings, MCut, captions, csv, changed-since, search, show."""
+"""Exports people use: categories and ratings, MCut, captions, csv, changed-since, search, show;
+the edits (--replace, --exclude) alike in every format, and names that are not UTF-8 or
+hold a line break in what other programs read."""
 
 from __future__ import annotations
 
@@ -234,3 +236,101 @@ def test_captions_never_replace_a_file_of_the_users(cli, wd_like: Path) -> None:
     assert notes.read_text() != "my own notes\n" and caption.read_text() != "stale\n"
     code, _, err = cli("export", "--model", "wd", "--format", "captions", "--beside")
     assert code == 0, err  # now dtindex's own
+
+
+def test_a_tag_replaced_onto_one_the_picture_has_is_one_tag_in_every_format(
+    cli, wd_like: Path
+) -> None:
+    """a.png has blue_hair 0.78 and hatsune_miku 0.39 (--character 0.3): renaming the one
+    into the other merges them, at the higher weight, whatever the format."""
+    from test_xmp import SUBJECT, TAGS_LIST, read_xmp
+
+    merge = ("--character", "0.3", "--replace", "blue_hair=hatsune_miku")
+    rows = [r for r in lines(cli, "--id", "path", *merge) if r[0].endswith("a.png")]
+    assert sorted(rows) == [[str(wd_like / "a.png"), "general", "0.04"],
+                            [str(wd_like / "a.png"), "hatsune_miku", "0.78"]]  # fmt: skip
+    limited = [r[1] for r in lines(cli, "--id", "path", *merge, "--limit", "2")
+               if r[0].endswith("a.png")]  # fmt: skip
+    assert sorted(limited) == ["general", "hatsune_miku"]  # --limit counts distinct tags
+
+    code, out, err = cli("export", "--model", "wd", "--format", "csv", "--id", "path", *merge)
+    assert code == 0, err
+    table = [r for r in csv.reader(io.StringIO(out.decode())) if r[0].endswith("a.png")]
+    assert sorted(r[1] for r in table) == ["general", "hatsune_miku"]
+    assert next(float(r[2]) for r in table if r[1] == "hatsune_miku") > 0.7
+    code, out, err = cli("export", "--model", "wd", "--format", "jsonl", *merge)
+    assert code == 0, err
+    record = next(json.loads(line) for line in out.splitlines()
+                  if str(wd_like / "a.png") in json.loads(line)["paths"])  # fmt: skip
+    assert sorted(record["tags"]) == ["general", "hatsune_miku"]
+    assert record["tags"]["hatsune_miku"] > 0.7
+
+    code, _, err = cli("export", "--model", "wd", "--format", "captions", "--beside", *merge)
+    assert code == 0, err
+    assert (wd_like / "a.png.txt").read_text() == "hatsune miku, rating:general\n"
+    code, _, err = cli("export", "--model", "wd", "--format", "hydrus", "--out", "h", *merge)
+    assert code == 0, err
+    assert Path("h/a.png.txt").read_text() == "hatsune miku\nrating:general\n"  # blue's kind
+    code, _, err = cli("export", "--model", "wd", "--format", "xmp", "--beside", *merge)
+    assert code == 0, err
+    sidecar = read_xmp(wd_like / "a.png.xmp")
+    assert sidecar[SUBJECT] == ["hatsune_miku", "rating:general"]
+    assert sidecar[TAGS_LIST] == ["hatsune_miku", "rating/general"]
+
+
+def test_unknown_tags_to_exclude_or_replace_are_refused_before_anything_is_written(
+    cli, wd_like: Path
+) -> None:
+    refused = [
+        (["--exclude", "blue_hiar"], "--exclude: model 'wd' has no tag 'blue_hiar'; did you "
+                                     "mean blue_hair?"),
+        (["--exclude", "general,hatsune_mku"], "no tag 'hatsune_mku'; did you mean hatsune_miku"),
+        (["--replace", "blue hair=aqua"], "--replace: model 'wd' has no tag 'blue hair'; did "
+                                          "you mean blue_hair?"),
+        (["--replace", "blue_hair=aqua", "--format", "captions", "--beside", "--exclude",
+          "sensitive"], "no tag 'sensitive'"),  # a rating the list does not have
+        (["--replace", "blue_hair=aqua\thair"], "a tag cannot hold a tab or line break"),
+        (["--replace", "blue_hair=aqua\nhair"], "a tag cannot hold a tab or line break"),
+        (["--replace", "blue_hair="], "must be OLD=NEW"),
+        (["--replace", "blue_hair=\udcff"], "the new tag is not UTF-8 text"),  # argv's \xff
+    ]  # fmt: skip
+    for args, message in refused:
+        code, out, err = cli("export", "--model", "wd", *args)
+        assert (code, out) == (1, b"") and message in err, (args, err)
+    assert not [p for p in wd_like.rglob("*") if p.suffix == ".txt"]
+    # A rating is a tag of the model like any other.
+    rows = lines(cli, "--exclude", "general", "--replace", "hatsune_miku=miku", "-t", "0.3")
+    assert {tag for _, tag, _ in rows} == {"blue_hair", "miku"}
+
+
+def test_jsonl_is_utf8_and_gives_back_a_name_that_is_not(cli, wd_like: Path) -> None:
+    """JSON must be UTF-8: a byte that is not is written as Python's surrogate escape
+    (`\\udcff`), which `os.fsencode(json.loads(...))` turns back into the file's name."""
+    name = os.fsencode(wd_like) + b"/\xff\xfe caf\xe9.png"
+    with open(name, "wb") as handle:
+        handle.write((wd_like / "a.png").read_bytes())
+    code, _, err = cli("scan", str(wd_like))
+    assert code == 0, err
+    code, out, err = cli("export", "--model", "wd", "--format", "jsonl")
+    assert code == 0, err
+    text = out.decode("utf-8")  # strict: raw \xff would fail here
+    assert "\\udcff\\udcfe caf\\udce9.png" in text
+    paths = [os.fsencode(p) for line in text.splitlines() for p in json.loads(line)["paths"]]
+    assert name in paths and os.fsencode(wd_like / "a.png") in paths
+    code, out, err = cli("export", "--model", "wd", "--id", "path")
+    assert code == 0 and name + b"\tblue_hair\t0.78\n" in out  # tsv: the name's own bytes
+
+
+def test_search_ends_paths_with_nul_when_asked(cli, wd_like: Path, capsysbinary) -> None:
+    picture(wd_like / "two\nlines.png", (10, 200, 100))
+    code, _, err = cli("scan", str(wd_like))
+    assert code == 0, err
+    code, out, err = cli("search", "blue_hair", "--general", "0.5", "-0")
+    assert code == 0, err
+    assert sorted(out.split(b"\0")) == [b"", os.fsencode(wd_like / "a.png"),
+                                        os.fsencode(wd_like / "two\nlines.png")]  # fmt: skip
+    code, out, _ = cli("search", "blue_hair", "--general", "0.5", "--null")
+    assert out.endswith(b"\0") and out.count(b"\0") == 2
+    with pytest.raises(SystemExit):
+        cli("search", "--help")
+    assert b"one per line" in capsysbinary.readouterr().out

@@ -102,11 +102,14 @@ def parse_query(query: str) -> tuple[list[str], list[str]]:
     return wanted, unwanted
 
 
-def check_names(model: str, names: set[str], terms: Iterable[str]) -> None:
-    """An unknown tag is an error, not an empty result that looks like "none"."""
+def check_names(model: str, names: set[str], terms: Iterable[str], option: str = "") -> None:
+    """An unknown tag is an error, not an empty result that looks like "none" (a search)
+    or an edit that silently does nothing (`option`: the export's `--exclude`, ...)."""
     for term in terms:
         if term not in names:
-            raise UsageError(f"model {model!r} has no tag {term!r}{closest(term, names)}")
+            lead = f"{option}: " if option else ""
+            unknown = f"model {model!r} has no tag {term!r}{closest(term, names)}"
+            raise UsageError(lead + unknown)
 
 
 def batch_size(asked: int | None, config: Config) -> int:

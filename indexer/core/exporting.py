@@ -24,6 +24,7 @@ from indexer.store.queries import (
     tagged_contents,
     versions,
 )
+from indexer.store.search import tag_names
 
 FILES = ("captions", "xmp", "hydrus")  # a file per picture
 NO_EDITS = Edits((), (), None)
@@ -47,10 +48,17 @@ def plan(
     rules: Rules,
     since: int | None,
     current: Callable[[str], str | None],
+    edits: Edits,
 ) -> ExportPlan:
-    """The model asked for (else the only one indexed) and its thresholds, checked before
-    anything is printed or written."""
+    """The model asked for (else the only one indexed), its thresholds, and the tags
+    `edits` name (each a tag of the model's: a misspelt one would edit nothing), checked
+    before anything is printed or written."""
     model = choosing.indexed_model((m for m, _, _, _ in versions(conn)), asked)
+    named = edits.names()
+    if named:
+        known = tag_names(conn, model)
+        for option, tag in named:
+            choosing.check_names(model, known, [tag], option)
     limits = choosing.thresholds(config, model, rules, categories(conn, model))
     return ExportPlan(model, current(model), limits, since)
 

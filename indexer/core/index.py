@@ -181,13 +181,14 @@ class Index(Connections):
         """Each picture `model` (default: the only one indexed) tagged, with the tags
         that pass the thresholds (the model table's, or those `rules` ask for), as
         `dtindex export` prints them; `since`: only results recorded at or after it (ns
-        since the epoch). The model and thresholds are checked here, before the first
-        record."""
+        since the epoch). The model, the thresholds and the tags `edits` name are checked
+        here, before the first record."""
+        edits = edits or exporting.NO_EDITS
         with self.reading() as conn:
             chosen = exporting.plan(
-                conn, self.config, model, rules or Rules(), since, self.current_version
+                conn, self.config, model, rules or Rules(), since, self.current_version, edits
             )
-        return self._exported(chosen, edits or exporting.NO_EDITS, with_paths)
+        return self._exported(chosen, edits, with_paths)
 
     def _exported(
         self, chosen: exporting.ExportPlan, edits: Edits, with_paths: bool
@@ -212,13 +213,12 @@ class Index(Connections):
         `replace_existing`, XMP sidecars are merged into. What became of them."""
         levels = hierarchy(xmp_prefix)
         folder = os.fspath(places.absolute(out)) if out is not None else None
+        edits = edits or exporting.NO_EDITS
         with self.reading() as conn:
             chosen = exporting.plan(
-                conn, self.config, model, rules or Rules(), since, self.current_version
+                conn, self.config, model, rules or Rules(), since, self.current_version, edits
             )
-            return exporting.write(
-                conn, chosen, edits or exporting.NO_EDITS, fmt, folder, levels, replace_existing
-            )
+            return exporting.write(conn, chosen, edits, fmt, folder, levels, replace_existing)
 
     def taggers(self, models: Sequence[str] = ()) -> list[Tagger]:
         """`models` from the config (default: the enabled ones, else the built-in

@@ -2,7 +2,8 @@
 
 tsv is what `gallery tag` reads: `id<TAB>tag<TAB>weight`, where a line with any other
 number of fields rejects the whole import, so a path holding a tab or line break is
-refused (named on stderr, exit 1) rather than printed.
+refused (named on stderr, exit 1) rather than printed. tsv and csv write a path's own
+bytes; jsonl, which must be UTF-8, escapes those that are not (`ESCAPED`).
 """
 
 from __future__ import annotations
@@ -12,12 +13,18 @@ import io
 import json
 import logging
 import os
+import re
 from collections.abc import Iterator
 from typing import BinaryIO
 
 from indexer.core.records import Exported, Scored
 
 log = logging.getLogger("dtindex")
+
+# A path's bytes that are not UTF-8, as `os.fsdecode` gives them (U+DC80..U+DCFF). JSON
+# must be UTF-8, so jsonl writes each as the escape Python's json writes (`\udcff`):
+# valid JSON, and `os.fsencode(json.loads(line)["paths"][0])` gives the exact bytes back.
+ESCAPED = re.compile("[\udc80-\udcff]")
 
 
 def stream(items: Iterator[Exported], fmt: str, ident: str, out: BinaryIO) -> int:
@@ -60,4 +67,5 @@ def _json_line(sha1: str, paths: list[bytes], tags: list[Scored]) -> bytes:
         "tags": {t.tag: round(t.score, 4) for t in tags},
         "categories": {t.tag: t.category for t in tags if t.category is not None},
     }
-    return json.dumps(record, ensure_ascii=False).encode("utf-8", "surrogateescape") + b"\n"
+    text = json.dumps(record, ensure_ascii=False)
+    return ESCAPED.sub(lambda m: f"\\u{ord(m[0]):04x}", text).encode("utf-8") + b"\n"
