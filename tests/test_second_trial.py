@@ -9,7 +9,7 @@ import json
 import os
 from pathlib import Path
 
-from conftest import picture
+from conftest import BOTH, picture
 
 
 def test_show_names_a_model_that_tagged_the_picture_with_nothing_above_the_threshold(
@@ -81,3 +81,19 @@ def test_a_mistyped_root_is_no_such_folder_and_a_vanished_one_is_kept(cli, tmp_p
     (tmp_path / "g").rename(tmp_path / "away")
     code, _, err = cli("scan", "g")
     assert code == 1 and "g: root not found (unmounted?); the index holds 1 file" in err, err
+
+
+@BOTH
+def test_status_counts_the_files_under_each_of_nested_roots(cli, tmp_path: Path) -> None:
+    """The inner root was scanned after the outer one had found its files: it still
+    holds them (it showed 0 files), each file counted once, under the innermost root (as
+    `forget` keeps them); a sibling with a longer name is not inside it."""
+    picture(tmp_path / "g" / "a.png")
+    picture(tmp_path / "g" / "inner" / "b.png", (0, 0, 255))
+    picture(tmp_path / "g" / "inner2" / "c.png", (0, 255, 0))
+    assert cli("scan", "g")[0] == 0
+    assert cli("scan", "g/../g/inner")[0] == 0
+    record = json.loads(cli("status", "--json")[1])
+    counted = {Path(root["path"]).name: root["files"] for root in record["roots"]}
+    assert counted == {"g": 2, "inner": 1}, record["roots"]
+    assert f"root: {tmp_path / 'g' / 'inner'} (1 file, scanned " in cli("status")[1].decode()

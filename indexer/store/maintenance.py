@@ -30,6 +30,7 @@ from indexer.store.schema import (
     taggings,
     tags,
 )
+from indexer.store.under import bounds, holds
 from indexer.store.unit import unit
 
 # Tables holding per-content or per-version results, none of them with a foreign key
@@ -68,14 +69,9 @@ def _delete_where_in(conn: Connection, column: Column[int], ids: Sequence[int]) 
 
 
 # -- forget ---------------------------------------------------------------------------
-def _below(root: bytes) -> bytes:
-    """The prefix every path strictly inside `root` starts with (`/` stays `/`)."""
-    return root.rstrip(b"/") + b"/"
-
-
 def _innermost(path: bytes, roots: Mapping[bytes, int]) -> int | None:
     """The id of the longest root holding `path`, so nested roots keep their own files."""
-    holders = [r for r in roots if path.startswith(_below(r))]
+    holders = [r for r in roots if holds(r, path)]
     return roots[max(holders, key=len)] if holders else None
 
 
@@ -89,8 +85,8 @@ def _affected(conn: Connection, gone: Mapping[bytes, int]) -> dict[int, tuple[by
     """
     found: dict[int, tuple[bytes, int]] = {}
     for root, root_id in gone.items():
-        low = _below(root)
-        inside = (files.c.path >= low) & (files.c.path < low[:-1] + b"0")
+        low, high = bounds(root)
+        inside = (files.c.path >= low) & (files.c.path < high)
         query = select(files.c.id, files.c.path, files.c.root_id)
         rows = conn.execute(query.where(inside | (files.c.root_id == root_id)))
         found.update((int(i), (bytes(p), int(r))) for i, p, r in rows)

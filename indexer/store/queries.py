@@ -14,6 +14,7 @@ from sqlalchemy import Connection, Select, func, literal, null, select, union_al
 
 from indexer.store.current import present_best
 from indexer.store.schema import contents, files, model_versions, roots, scores, taggings, tags
+from indexer.store.under import bounds, holds
 
 
 @dataclass(frozen=True)
@@ -152,14 +153,21 @@ def versions(conn: Connection) -> list[tuple[str, str, str, int]]:
 
 
 def roots_summary(conn: Connection) -> list[tuple[bytes, int | None, int]]:
-    query = (
-        select(roots.c.path, roots.c.scanned_ns, func.count(files.c.id))
-        .select_from(roots)
-        .outerjoin(files, files.c.root_id == roots.c.id)
-        .group_by(roots.c.id)
-        .order_by(roots.c.path)
-    )
-    return [(bytes(p), s, int(n)) for p, s, n in conn.execute(query)]
+    """Each root: its path, when it was last scanned, and the files it holds by path,
+    each file counted once, under the innermost root holding it (as `forget` keeps them),
+    whichever root's scan found it first."""
+    rows = [(bytes(p), s) for p, s in conn.execute(select(roots.c.path, roots.c.scanned_ns))]
+    under: dict[bytes, int] = {}
+    for path, _ in rows:
+        low, high = bounds(path)
+        count = select(func.count()).where(files.c.path >= low, files.c.path < high)
+        under[path] = int(conn.execute(count).scalar_one())
+    found = []
+    for path, scanned in rows:
+        inner = [r for r in under if holds(path, r)]
+        direct = [r for r in inner if not any(holds(o, r) for o in inner)]
+        found.append((path, scanned, under[path] - sum(under[r] for r in direct)))
+    return sorted(found)
 
 
 def totals(conn: Connection) -> dict[str, int]:

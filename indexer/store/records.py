@@ -39,6 +39,7 @@ from indexer.store.schema import (
     taggings,
     tags,
 )
+from indexer.store.under import bounds
 from indexer.store.unit import batch, settle
 
 
@@ -73,13 +74,6 @@ class Stat(NamedTuple):
     @classmethod
     def of(cls, info: os.stat_result) -> Stat:
         return cls(info.st_size, info.st_mtime_ns, info.st_ino, info.st_dev, info.st_ctime_ns)
-
-
-def _below(folder: bytes) -> tuple[bytes, bytes]:
-    """Bounds of the paths under a folder: `/a/g/` up to `/a/g0` (`0` follows `/`), so a
-    sibling `/a/g2` is not below `/a/g`."""
-    low = folder.rstrip(b"/") + b"/"
-    return low, low[:-1] + b"0"
 
 
 # The raw cursor: SQLAlchemy's row objects cost half a second per 100,000 files, and an
@@ -135,14 +129,14 @@ class Records:
         By path, not by root: with nested roots (a disk mounted inside another root)
         the same files lie under both, and a scan of either must see them as known.
         """
-        cursor = _FILES_BELOW.run(self.conn, _below(folder)).cursor
+        cursor = _FILES_BELOW.run(self.conn, bounds(folder)).cursor
         assert cursor is not None
         make = FileRow._make
         return {row[1]: make(row) for row in cursor.fetchall()}
 
     def files_at(self, path: bytes) -> dict[bytes, FileRow]:
         """The row for `path` and, when it is (or was) a folder, every row below it."""
-        low, high = _below(path)
+        low, high = bounds(path)
         query = select(files).where(
             (files.c.path == path) | ((files.c.path >= low) & (files.c.path < high))
         )
