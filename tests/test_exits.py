@@ -434,3 +434,28 @@ def test_forget_while_a_scan_tags_fails_that_root_in_one_line(
     ), err
     assert "scan done" not in err and "Traceback" not in err, err
     assert count(db, "SELECT COUNT(*) FROM roots") == 0
+
+
+def test_forget_while_a_watch_catches_up_goes_on_with_its_other_roots(
+    tmp_path: Path, slow_gallery: tuple[Path, bytes]
+) -> None:
+    """A root forgotten during the catch-up is dropped (said) and the others caught up
+    with; the old code ended the watch with exit 1."""
+    slow_copy(tmp_path, slow_gallery, "a")
+    picture(tmp_path / "b" / "old.png", (9, 200, 9))
+    db = tmp_path / "index.sqlite"
+    with running(tmp_path, "index.sqlite", "watch", "-b", "1", "a", "b") as watch:
+        tagging = "SELECT COUNT(*) FROM taggings WHERE status = 'done'"
+        wait_for(lambda: count(db, tagging) >= 2 or watch.process.poll() is not None, watch.process)
+        code, _, err = dtindex(tmp_path, "index.sqlite", "forget", "a")
+        assert code == 0, err
+        watch.wait_until_said("watching")
+        assert watch.process.poll() is None, watch.lines
+        watch.process.send_signal(signal.SIGTERM)
+        code, _, err = watch.finish()
+    assert code == 0, err
+    assert f"{tmp_path / 'a'}: forgotten (dtindex forget); no longer watched" in err, err
+    assert f"watching {tmp_path / 'b'}\n" in err, err
+    assert query(db, "SELECT CAST(path AS TEXT) FROM roots") == [(str(tmp_path / "b"),)]
+    in_b = "SELECT COUNT(*) FROM files WHERE CAST(path AS TEXT) LIKE '%/b/old.png'"
+    assert count(db, in_b) == 1
