@@ -12,6 +12,7 @@ import contextlib
 import fcntl
 import json
 import os
+import shutil
 import signal
 import threading
 from collections.abc import Iterator
@@ -397,3 +398,64 @@ def test_forget_during_a_scan_fails_that_root_in_one_line(
     code, _, err = cli("scan", "b")  # the index is whole again; a stays forgotten
     assert code == 0, err
     assert query(tmp_path / "index.sqlite", "SELECT COUNT(*) FROM roots") == [(1,)]
+
+
+def slow_copy(tmp_path: Path, slow_gallery: tuple[Path, bytes], folder: str) -> int:
+    """The shared slow gallery (conftest) copied to `folder` with its config (mtimes kept);
+    how many files it holds."""
+    home, _ = slow_gallery
+    (tmp_path / "deeptagger.toml").write_text((home / "deeptagger.toml").read_text())
+    shutil.copytree(home / "gallery", tmp_path / folder)
+    return len(list((tmp_path / folder).iterdir()))
+
+
+def test_forget_while_a_scan_tags_fails_that_root_in_one_line(
+    tmp_path: Path, slow_gallery: tuple[Path, bytes], mean_model: Path
+) -> None:
+    """`forget` lands while a scan tags pictures whose files it already knows (a model
+    added since): no write of the scan breaks, and the old code said `scan done`, exit 0."""
+    slow_copy(tmp_path, slow_gallery, "gallery")
+    slow = (tmp_path / "deeptagger.toml").read_text()
+    configure(tmp_path, {"means": mean_model})
+    code, _, err = dtindex(tmp_path, "index.sqlite", "scan", "gallery")
+    assert code == 0, err
+    (tmp_path / "deeptagger.toml").write_text(slow + f'[models.means]\nmodel = "{mean_model}"\n')
+    db, done = tmp_path / "index.sqlite", "SELECT COUNT(*) FROM taggings WHERE status = 'done'"
+    with running(tmp_path, "index.sqlite", "scan", "-b", "1", "gallery") as scan:
+        wait_for(lambda: count(db, done) >= 62 or scan.process.poll() is not None, scan.process)
+        code, _, err = dtindex(tmp_path, "index.sqlite", "forget", "gallery")
+        assert code == 0, err
+        assert count(db, done) < 120, "the scan had tagged every picture before the forget"
+        code, _, err = scan.finish()
+    assert code == 1, err
+    assert err.strip().splitlines()[-1] == (
+        f"dtindex: {tmp_path / 'gallery'}: forgotten (dtindex forget) while this scan ran; "
+        "its files were not indexed (scan it again to index it anew)"
+    ), err
+    assert "scan done" not in err and "Traceback" not in err, err
+    assert count(db, "SELECT COUNT(*) FROM roots") == 0
+
+
+def test_forget_while_a_watch_catches_up_goes_on_with_its_other_roots(
+    tmp_path: Path, slow_gallery: tuple[Path, bytes]
+) -> None:
+    """A root forgotten during the catch-up is dropped (said) and the others caught up
+    with; the old code ended the watch with exit 1."""
+    slow_copy(tmp_path, slow_gallery, "a")
+    picture(tmp_path / "b" / "old.png", (9, 200, 9))
+    db = tmp_path / "index.sqlite"
+    with running(tmp_path, "index.sqlite", "watch", "-b", "1", "a", "b") as watch:
+        tagging = "SELECT COUNT(*) FROM taggings WHERE status = 'done'"
+        wait_for(lambda: count(db, tagging) >= 2 or watch.process.poll() is not None, watch.process)
+        code, _, err = dtindex(tmp_path, "index.sqlite", "forget", "a")
+        assert code == 0, err
+        watch.wait_until_said("watching")
+        assert watch.process.poll() is None, watch.lines
+        watch.process.send_signal(signal.SIGTERM)
+        code, _, err = watch.finish()
+    assert code == 0, err
+    assert f"{tmp_path / 'a'}: forgotten (dtindex forget); no longer watched" in err, err
+    assert f"watching {tmp_path / 'b'}\n" in err, err
+    assert query(db, "SELECT CAST(path AS TEXT) FROM roots") == [(str(tmp_path / "b"),)]
+    in_b = "SELECT COUNT(*) FROM files WHERE CAST(path AS TEXT) LIKE '%/b/old.png'"
+    assert count(db, in_b) == 1

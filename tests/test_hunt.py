@@ -54,6 +54,7 @@ class Gallery(Owner):
         self.settled = False  # the last scan exited 0 and nothing changed since
         self.tally = Counter()
         self.watcher: subprocess.Popen[bytes] | None = None
+        self.watch_log_from = 0  # where the running watch's messages begin in watch.log
 
     @initialize(
         first=st.lists(colours, min_size=1, max_size=3),
@@ -189,6 +190,8 @@ class Gallery(Owner):
     @precondition(lambda self: self.watcher is None)
     @step()
     def start_watch(self) -> None:
+        log = self.world.base / "watch.log"  # appended to by each watch
+        self.watch_log_from = log.stat().st_size if log.exists() else 0
         self.watcher = self.world.start(
             "watch", "--settle", "0.2", "--allow-empty", *self.world.roots, log=True
         )
@@ -202,11 +205,18 @@ class Gallery(Owner):
     @precondition(lambda self: self.watcher is not None)
     @step()
     def stop_watch(self) -> None:
-        """SIGTERM: the batch in flight is finished, exit 0; during start-up, before
-        dtindex's handlers are in place, Python's default ends it by the signal."""
+        """SIGTERM: the batch in flight is finished, exit 0; while it catches up, as a
+        stopped scan (143); during start-up, before dtindex's handlers are in place,
+        Python's default ends it by the signal."""
         assert self.watcher is not None
         code = self.world.finish(self.watcher, 0, signal.SIGTERM)
-        assert code in (0, -signal.SIGTERM), self.world.log[-1]
+        with open(self.world.base / "watch.log", "rb") as handle:
+            handle.seek(self.watch_log_from)
+            log = handle.read().decode(errors="replace")  # this watch's messages
+        if code == 128 + signal.SIGTERM:
+            assert "interrupted by SIGTERM" in log and "watching" not in log, log
+        else:
+            assert code in (0, -signal.SIGTERM), self.world.log[-1] + log
         self.watcher = None
 
     def restart_watch(self) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pgserver
 import pytest
 from conftest import BOTH, make_gallery, slow_model, wait_for
+from test_watch import Watcher
 
 
 def dtindex(tmp_path: Path, db: Path | str, *args: str) -> subprocess.Popen[bytes]:
@@ -69,8 +70,19 @@ def tagged_in_log(stderr: bytes) -> int:
     return int(found[1].replace(b",", b""))
 
 
+def watching(
+    tmp_path: Path, db: Path | str, monkeypatch: pytest.MonkeyPatch, *args: str
+) -> Watcher:
+    """`dtindex watch ARGS` on `db`, its stderr read as it comes (to wait until it caught up)."""
+    monkeypatch.setenv("DTINDEX_DB", str(db))
+    monkeypatch.setenv("DTINDEX_CONFIG", str(tmp_path / "deeptagger.toml"))
+    return Watcher(*args)
+
+
 @BOTH
-def test_two_writers_never_lock_or_tag_twice(tmp_path: Path, index_db: str) -> None:
+def test_two_writers_never_lock_or_tag_twice(
+    tmp_path: Path, index_db: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     model = slow_model(tmp_path / "models")
     (tmp_path / "deeptagger.toml").write_text(f'[models.slow]\nmodel = "{model}"\n')
     gallery = tmp_path / "gallery"
@@ -87,19 +99,20 @@ def test_two_writers_never_lock_or_tag_twice(tmp_path: Path, index_db: str) -> N
 
     more = tmp_path / "more"
     make_gallery(more, 30, blue=200)
-    watch = dtindex(tmp_path, db, "watch", "--settle", "0.2", "-b", "2", str(more))
+    watch = watching(tmp_path, db, monkeypatch, "-b", "2", str(more))
     scan = dtindex(tmp_path, db, "scan", "--json", "-b", "2", str(more))
     out, err = scan.communicate(timeout=180)
     assert scan.returncode == 0, err
-    wait_for(lambda: count(db, "SELECT COUNT(*) FROM taggings") == 90, watch)
-    watch.send_signal(signal.SIGTERM)
-    _, watch_err = watch.communicate(timeout=30)
-    assert watch.returncode == 0, watch_err
+    # caught up (a stop before that is an interrupted watch, 143) and every picture tagged
+    tagged = "SELECT COUNT(*) FROM taggings"
+    watch.wait_until(lambda: "watching" in watch.log() and count(db, tagged) == 90, 180)
+    assert watch.terminate() == 0, watch.log()
+    watch_err = watch.log().encode()
     assert b"locked" not in err + watch_err
     assert json.loads(out)["tagged"] + tagged_in_log(watch_err) == 30
 
 
-def test_sigkill_during_watch_then_restart(tmp_path: Path) -> None:
+def test_sigkill_during_watch_then_restart(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     model = slow_model(tmp_path / "models", rounds=400)  # killed mid-watch: slow enough
     (tmp_path / "deeptagger.toml").write_text(f'[models.slow]\nmodel = "{model}"\n')
     gallery = tmp_path / "gallery"
@@ -110,10 +123,10 @@ def test_sigkill_during_watch_then_restart(tmp_path: Path) -> None:
     watch.send_signal(signal.SIGKILL)
     watch.wait(30)
     assert count(db, "SELECT COUNT(*) FROM taggings") < 60
-    restarted = dtindex(tmp_path, db, "watch", "-b", "2", str(gallery))
-    wait_for(lambda: count(db, "SELECT COUNT(*) FROM taggings") == 60, restarted)
-    restarted.send_signal(signal.SIGTERM)
-    assert restarted.wait(30) == 0
+    restarted = watching(tmp_path, db, monkeypatch, "-b", "2", str(gallery))
+    tagged = "SELECT COUNT(*) FROM taggings"
+    restarted.wait_until(lambda: "watching" in restarted.log() and count(db, tagged) == 60, 120)
+    assert restarted.terminate() == 0, restarted.log()
     with sqlite3.connect(db) as conn:
         assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         assert conn.execute("SELECT COUNT(*) FROM claims").fetchone() == (0,)

@@ -398,17 +398,30 @@ def test_group_signal_stops_a_scan_after_its_batch(
     assert export(base, db, "slow") == slow.expected
 
 
-def test_group_sigterm_stops_watch_while_it_catches_up(slow: Slow, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "signum", [signal.SIGTERM, signal.SIGINT], ids=lambda s: signal.Signals(s).name
+)
+def test_group_signal_stops_watch_while_it_catches_up_as_a_scan(
+    slow: Slow, tmp_path: Path, signum: signal.Signals
+) -> None:
+    """Stopped before it caught up, a watch ends as a stopped scan does (128+N): it never
+    says it caught up or is watching (the old code said both, then exited 0)."""
     base = slow_copy(slow, tmp_path)
     db = base / "index.sqlite"
     env = environment(base, db)
     with running(base, env, "-v", "watch", "-b", "2", "gallery") as watch:
         watch.wait_until(lambda: query(db, "SELECT COUNT(*) FROM taggings") >= 4)
-        assert_decoders_ignore(watch.process.pid, signal.SIGTERM)
-        code = watch.signal_group(signal.SIGTERM)
-    assert code == 0, watch.log()
-    assert "watch stopped" in watch.log()
-    assert_clean_stop(db, watch.log())
+        assert_decoders_ignore(watch.process.pid, signum)
+        code = watch.signal_group(signum)
+    log = watch.log()
+    assert code == 128 + signum, log
+    assert f"{signal.Signals(signum).name}: finishing the batch in flight" in log
+    assert log.strip().splitlines()[-1] == (
+        f"dtindex: interrupted by {signal.Signals(signum).name}; a rerun resumes"
+    ), log
+    assert "caught up" not in log and "watching" not in log and "watch stopped" not in log
+    assert query(db, "SELECT COUNT(*) FROM roots WHERE scanned_ns IS NOT NULL") == 0, log
+    assert_clean_stop(db, log)
     assert query(db, "SELECT COUNT(*) FROM taggings") < 60, "caught up before the stop"
 
     resumed = dtindex(base, env, "scan", "gallery")
@@ -440,17 +453,16 @@ class Stopped:
     masks: dict[int, int]
 
 
-@pytest.mark.parametrize(("command", "expected"), [("watch", 0), ("scan", 128 + signal.SIGTERM)])
-def test_group_sigterm_while_the_decoders_start(
-    slow: Slow, tmp_path: Path, command: str, expected: int
-) -> None:
+@pytest.mark.parametrize("command", ["watch", "scan"])
+def test_group_sigterm_while_the_decoders_start(slow: Slow, tmp_path: Path, command: str) -> None:
     """Whatever becomes of a decoder still booting, the stop is clean: nothing recorded
-    as failed, no claim left, and a rescan completes the export."""
+    as failed, no claim left, and a rescan completes the export. A watch has not caught
+    up by then: it ends as the scan does (143)."""
     base = slow_copy(slow, tmp_path, "decoders = 2\n")
     db = base / "index.sqlite"
     env = environment(base, db)
     stopped = signal_while_decoders_boot(base, env, command)
-    assert stopped.code == expected, stopped.log
+    assert stopped.code == 128 + signal.SIGTERM, stopped.log
     assert "SIGTERM: finishing the batch in flight" in stopped.log
     assert_clean_stop(db, stopped.log, booting=True)
     assert query(db, "SELECT COUNT(*) FROM taggings") < 60, "done before the stop"
@@ -468,7 +480,7 @@ def test_decoders_booting_survive_a_group_sigterm(slow: Slow, tmp_path: Path) ->
     base = slow_copy(slow, tmp_path, "decoders = 2\n")
     db = base / "index.sqlite"
     stopped = signal_while_decoders_boot(base, environment(base, db), "watch")
-    assert stopped.code == 0, stopped.log
+    assert stopped.code == 128 + signal.SIGTERM, stopped.log  # before it caught up
     stoppable = {p: f"{m:#x}" for p, m in stopped.masks.items() if not m & bit(signal.SIGTERM)}
     assert not stoppable, f"decoders booting with SIGTERM neither blocked nor ignored: {stoppable}"
     assert_clean_stop(db, stopped.log)  # and, with -v, no "decoder crashed" in the log

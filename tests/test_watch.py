@@ -124,6 +124,7 @@ def test_watch_follows_the_gallery(cli, gallery: Path, tmp_path: Path, observer:
     restarted = Watcher(*observer, str(gallery))
     try:
         restarted.wait_until(lambda: sha1(gallery / "while-stopped.png") in exported(cli))
+        restarted.wait_until(lambda: "watching" in restarted.log())  # else stopped: 143
     finally:
         assert restarted.terminate() == 0
     with sqlite3.connect(db) as conn:

@@ -264,7 +264,8 @@ class Index(Connections):
         """Catch up with `roots` (chosen as `scan` chooses them), then tag pictures as
         they arrive, until `stop` is set (the batch in flight is finished). `listener`
         hears each rescan and settled batch; each rescan marks the roots scanned (see
-        `status`). One watch per SQLite index. What was done since start."""
+        `status`). One watch per SQLite index. What was done since start; its
+        `caught_up` is False when `stop` came before the catch-up went through."""
         chosen = options or WatchOptions()
         chosen.check()  # before a model is loaded
         loaded, size = self._loaded(models), choosing.batch_size(batch, self.config)

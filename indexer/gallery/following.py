@@ -64,6 +64,9 @@ class Totals:
         self.counts, self.headway = Counts(), Headway()
         self.failing: set[bytes] = set()
         self.reconciled_ns: int | None = None  # when the last full rescan began
+        # The catch-up went through: False when stopped before, so the caller can tell
+        # a watch stopped while it caught up (work left undone) from one stopped watching.
+        self.caught_up = False
 
     def add(
         self,
@@ -150,24 +153,33 @@ class Follower:
             for root in roots
         }
 
-    def _rescan(self, why: str, strict: bool = False) -> None:
-        """A full scan; after start-up a missing root is reported and watching goes on."""
+    def _rescan(self, why: str, strict: bool = False) -> bool:
+        """A full scan; whether it went through (not stopped). After start-up a missing
+        root is reported and watching goes on. A root forgotten under it is dropped
+        (said) and the others scanned again; a stopped pass is not reported as done."""
         self._forgotten()
         try:
             done = rescan(self.indexer, self.roots, self.options.allow_empty)
         except ScanError as exc:
+            if self._forgotten():
+                return self._rescan(why, strict)
             if strict:
                 raise
             log.error("%s", exc)
-            return
+            return False
         self.totals.reconciled_ns = done.scanned_ns or self.totals.reconciled_ns
         indexer = self.indexer
         self.totals.add(done.counts, indexer.ledger.headway, done.read, indexer.failed_paths)
+        if done.scanned_ns is None:
+            return False
         self.listener.rescanned(why, done.counts)
+        return True
 
     def run(self, stop: threading.Event) -> None:
         try:
-            self._rescan("caught up", strict=True)
+            if not self._rescan("caught up", strict=True):
+                return  # stopped while catching up: `totals.caught_up` stays False
+            self.totals.caught_up = True
             self.listener.watching(list(self.roots))
             next_rescan = time.monotonic() + self.options.rescan
             while not stop.is_set():
@@ -210,11 +222,14 @@ class Follower:
         log.warning("events may have been lost; rescanning")
         return True
 
-    def _forgotten(self) -> None:
-        """Its events are ignored from here on; the observer is left running, as a new
-        one would miss what the others' folders do while it starts."""
-        if drop_forgotten(self.indexer.index, self.roots, self.root_ids):
-            self.identities = {root: self.identities[root] for root in self.roots}
+    def _forgotten(self) -> bool:
+        """Drop the roots forgotten meanwhile; whether any was. Their events are ignored
+        from here on; the observer is left running, as a new one would miss what the
+        others' folders do while it starts."""
+        if not drop_forgotten(self.indexer.index, self.roots, self.root_ids):
+            return False
+        self.identities = {root: self.identities[root] for root in self.roots}
+        return True
 
     def _restart_observer(self) -> None:
         self.observer.stop()

@@ -2,9 +2,11 @@
 
 A running process keeps its roots' ids; `forget` deletes the root rows (and their files,
 by cascade) under it, and the process's next file row for such a root failed with
-"FOREIGN KEY constraint failed", ending it. The user asked for that root to go, so it is
-not indexed anew (a rescan would insert the root again): a watch stops watching it and
-goes on with the others; a scan fails that root with this message (exit 1).
+"FOREIGN KEY constraint failed", ending it; one that lands once its file rows are all
+written breaks nothing, and is found when the scan marks its roots scanned
+(`gallery.scanning`). The user asked for that root to go, so it is not indexed anew (a
+rescan would insert the root again): a watch stops watching it and goes on with the
+others; a scan fails that root with this message (exit 1).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ def drop_forgotten(index: Records, roots: list[Path], root_ids: dict[bytes, int]
 
 
 def forgotten_error(index: Records, root_ids: Mapping[bytes, int]) -> ScanError | None:
-    """For a scan whose write failed: the error to report when roots were forgotten."""
+    """For a scan: the error to report when roots were forgotten under it."""
     gone = [os.fsdecode(root) for root in forgotten(index, root_ids)]
     if not gone:
         return None

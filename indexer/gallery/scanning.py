@@ -60,18 +60,39 @@ def rescan(
         indexer.process(plan.reads, counts, wait=wait)
     except SQLAlchemyError:  # a root's row deleted under us: say which, not the key
         indexer.index.settle()
-        ids = {os.fsencode(root): i for root, i in zip(roots, plan.root_ids, strict=True)}
-        forgotten = forgotten_error(indexer.index, ids)
+        forgotten = forgotten_error(indexer.index, _ids(roots, plan.root_ids))
         if forgotten is None:
             raise
         raise forgotten from None
     indexer.listener.done()
     stopped = indexer.stop is not None and indexer.stop.is_set()
-    if not stopped:
-        for root_id in plan.root_ids:
-            indexer.index.mark_scanned(root_id, started)
+    _finish(indexer, roots, plan.root_ids, None if stopped else started)
     read = [job.path for job in plan.reads]
     return Pass(counts, read, reading_started, None if stopped else started)
+
+
+def _ids(roots: Sequence[Path], root_ids: Sequence[int]) -> dict[bytes, int]:
+    return {os.fsencode(root): i for root, i in zip(roots, root_ids, strict=True)}
+
+
+def _finish(
+    indexer: Indexer, roots: Sequence[Path], root_ids: Sequence[int], scanned_ns: int | None
+) -> None:
+    """Mark the roots scanned (`scanned_ns`; None: stopped, not marked), unless one was
+    forgotten meanwhile: then raise its ScanError, marking none.
+
+    A forget that lands once every file row is written (the tagging, or an unchanged
+    rescan) breaks no write, so only this look finds it. The marks come first: their
+    write takes the write lock (`store.writelock`), so a forget commits before the look
+    sees the roots, or after this scan's last write."""
+    index = indexer.index
+    with index.batch():
+        if scanned_ns is not None:
+            for root_id in root_ids:
+                index.mark_scanned(root_id, scanned_ns)
+        forgotten = forgotten_error(index, _ids(roots, root_ids))
+        if forgotten is not None:
+            raise forgotten
 
 
 def scan_roots(

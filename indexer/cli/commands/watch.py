@@ -8,7 +8,9 @@ in files (one `mv` is one file moved) with the totals since start; a batch in wh
 file changed says nothing. A reconciling rescan runs every `--rescan` seconds and
 whenever the observer reports an overflow or dies; `dtindex status` shows when the last
 one began as the roots' scan time.
-SIGINT and SIGTERM finish the batch in flight, commit, and exit 0.
+SIGINT and SIGTERM finish the batch in flight, commit, and exit 0 once the watch has
+caught up; one that lands while it catches up ends it as a stopped scan ends (128+N, a
+rerun resumes): the gallery was not caught up with.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from indexer.cli.options import Context, add_gallery_arguments, add_runtime_argu
 from indexer.cli.progress import changes, tally
 from indexer.cli.stopping import stop_on_signals
 from indexer.core.records import Counts, Headway, Totals, WatchOptions
+from indexer.errors import Interrupted
 
 log = logging.getLogger("dtindex")
 FAILURE = 1
@@ -88,10 +91,12 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     stop = threading.Event()
     with ctx.index(args) as index:
         taggers = index.taggers(args.model)  # a Ctrl-C while they load: interrupted
-        with stop_on_signals(stop):
+        with stop_on_signals(stop) as received:
             totals = index.watch(
                 args.roots, models=taggers, batch=args.batch, options=options,
                 listener=_Lines(), stop=stop,
             )  # fmt: skip
+    if received and not totals.caught_up:
+        raise Interrupted(received[0])
     log.info("watch stopped; since start: %s", tally(totals.counts, totals.headway))
     return 0
