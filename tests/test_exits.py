@@ -413,15 +413,21 @@ def test_forget_while_a_scan_tags_fails_that_root_in_one_line(
     tmp_path: Path, slow_gallery: tuple[Path, bytes], mean_model: Path
 ) -> None:
     """`forget` lands while a scan tags pictures whose files it already knows (a model
-    added since): no write of the scan breaks, and the old code said `scan done`, exit 0."""
+    added since): no write of the scan breaks, and the old code said `scan done`, exit 0.
+    One picture's decoder hangs until the decode time limit, so the scan is still running
+    when the forget commits however loaded the machine is (it raced the scan before)."""
     slow_copy(tmp_path, slow_gallery, "gallery")
+    mark(sorted((tmp_path / "gallery").iterdir())[-1], HANG)
     slow = (tmp_path / "deeptagger.toml").read_text()
     configure(tmp_path, {"means": mean_model})
     code, _, err = dtindex(tmp_path, "index.sqlite", "scan", "gallery")
     assert code == 0, err
-    (tmp_path / "deeptagger.toml").write_text(slow + f'[models.means]\nmodel = "{mean_model}"\n')
+    (tmp_path / "deeptagger.toml").write_text(
+        f'decode_timeout = 15\n{slow}[models.means]\nmodel = "{mean_model}"\n'
+    )
     db, done = tmp_path / "index.sqlite", "SELECT COUNT(*) FROM taggings WHERE status = 'done'"
-    with running(tmp_path, "index.sqlite", "scan", "-b", "1", "gallery") as scan:
+    hang = "UNUSED," + HANG.decode()
+    with running(tmp_path, "index.sqlite", "scan", "-b", "1", "gallery", faults=hang) as scan:
         wait_for(lambda: count(db, done) >= 62 or scan.process.poll() is not None, scan.process)
         code, _, err = dtindex(tmp_path, "index.sqlite", "forget", "gallery")
         assert code == 0, err
