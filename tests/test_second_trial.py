@@ -97,3 +97,17 @@ def test_status_counts_the_files_under_each_of_nested_roots(cli, tmp_path: Path)
     counted = {Path(root["path"]).name: root["files"] for root in record["roots"]}
     assert counted == {"g": 2, "inner": 1}, record["roots"]
     assert f"root: {tmp_path / 'g' / 'inner'} (1 file, scanned " in cli("status")[1].decode()
+
+
+def test_models_and_status_name_the_config_they_read(cli, tmp_path: Path) -> None:
+    """A ./deeptagger.toml takes precedence over the user's own: the listings say which
+    file was read, or that none was."""
+    code, out, _ = cli("models")
+    assert out.decode().splitlines()[0].startswith("config: none found"), out
+    Path("deeptagger.toml").write_text("")
+    picture(tmp_path / "g" / "red.png")
+    assert cli("scan", "g")[0] == 0
+    for command in (["models"], ["status"]):
+        code, out, err = cli(*command)
+        assert code == 0 and f"config: {tmp_path / 'deeptagger.toml'}\n" in out.decode(), err
+    assert json.loads(cli("status", "--json")[1])["config"] == str(tmp_path / "deeptagger.toml")
