@@ -111,3 +111,11 @@ def test_models_and_status_name_the_config_they_read(cli, tmp_path: Path) -> Non
         code, out, err = cli(*command)
         assert code == 0 and f"config: {tmp_path / 'deeptagger.toml'}\n" in out.decode(), err
     assert json.loads(cli("status", "--json")[1])["config"] == str(tmp_path / "deeptagger.toml")
+
+
+def test_search_for_a_rating_with_a_model_that_has_none_says_so(cli, tmp_path: Path) -> None:
+    picture(tmp_path / "g" / "red.png")
+    assert cli("scan", "g")[0] == 0
+    code, out, err = cli("search", "rating:general")
+    assert (code, out) == (1, b""), err
+    assert "model 'palette' has no ratings (rating:general)" in err, err
