@@ -119,3 +119,15 @@ def test_search_for_a_rating_with_a_model_that_has_none_says_so(cli, tmp_path: P
     code, out, err = cli("search", "rating:general")
     assert (code, out) == (1, b""), err
     assert "model 'palette' has no ratings (rating:general)" in err, err
+
+
+def test_show_takes_several_pictures_and_names_those_it_cannot_show(cli, tmp_path: Path) -> None:
+    picture(tmp_path / "g" / "red.png")
+    picture(tmp_path / "g" / "blue.png", (0, 0, 255))
+    assert cli("scan", "g")[0] == 0
+    one = [cli("show", f"g/{name}.png")[1].decode() for name in ("red", "blue")]
+    code, out, err = cli("show", "g/red.png", "g/../g/nope.png", "g/blue.png")
+    assert code == 1 and out.decode() == one[0] + "\n" + one[1], err
+    assert "dtindex: g/../g/nope.png: no such file" in err, err
+    code, out, err = cli("show", "g/red.png", "g/blue.png")
+    assert (code, out.decode()) == (0, one[0] + "\n" + one[1]), err
