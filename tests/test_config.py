@@ -181,7 +181,9 @@ def test_dtindex_in_the_projects_folder_lists_no_example_model(cli, monkeypatch)
     monkeypatch.chdir(EXAMPLE.parent)
     code, out, err = cli("models")
     assert code == 0, err
-    assert out.decode().splitlines()[0].startswith("* palette: "), out
+    lines = out.decode().splitlines()
+    assert lines[0] == f"config: {EXAMPLE}", lines  # named: it is not the user's own
+    assert lines[1].startswith("* palette: "), out
     assert b"unavailable" not in out and b"deepdanbooru" not in out
 
 

@@ -97,3 +97,37 @@ def test_status_counts_the_files_under_each_of_nested_roots(cli, tmp_path: Path)
     counted = {Path(root["path"]).name: root["files"] for root in record["roots"]}
     assert counted == {"g": 2, "inner": 1}, record["roots"]
     assert f"root: {tmp_path / 'g' / 'inner'} (1 file, scanned " in cli("status")[1].decode()
+
+
+def test_models_and_status_name_the_config_they_read(cli, tmp_path: Path) -> None:
+    """A ./deeptagger.toml takes precedence over the user's own: the listings say which
+    file was read, or that none was."""
+    code, out, _ = cli("models")
+    assert out.decode().splitlines()[0].startswith("config: none found"), out
+    Path("deeptagger.toml").write_text("")
+    picture(tmp_path / "g" / "red.png")
+    assert cli("scan", "g")[0] == 0
+    for command in (["models"], ["status"]):
+        code, out, err = cli(*command)
+        assert code == 0 and f"config: {tmp_path / 'deeptagger.toml'}\n" in out.decode(), err
+    assert json.loads(cli("status", "--json")[1])["config"] == str(tmp_path / "deeptagger.toml")
+
+
+def test_search_for_a_rating_with_a_model_that_has_none_says_so(cli, tmp_path: Path) -> None:
+    picture(tmp_path / "g" / "red.png")
+    assert cli("scan", "g")[0] == 0
+    code, out, err = cli("search", "rating:general")
+    assert (code, out) == (1, b""), err
+    assert "model 'palette' has no ratings (rating:general)" in err, err
+
+
+def test_show_takes_several_pictures_and_names_those_it_cannot_show(cli, tmp_path: Path) -> None:
+    picture(tmp_path / "g" / "red.png")
+    picture(tmp_path / "g" / "blue.png", (0, 0, 255))
+    assert cli("scan", "g")[0] == 0
+    one = [cli("show", f"g/{name}.png")[1].decode() for name in ("red", "blue")]
+    code, out, err = cli("show", "g/red.png", "g/../g/nope.png", "g/blue.png")
+    assert code == 1 and out.decode() == one[0] + "\n" + one[1], err
+    assert "dtindex: g/../g/nope.png: no such file" in err, err
+    code, out, err = cli("show", "g/red.png", "g/blue.png")
+    assert (code, out.decode()) == (0, one[0] + "\n" + one[1]), err

@@ -33,6 +33,13 @@ class Context:
         password)."""
         return places.shown(places.database(self.db_option, self.env, self.config))
 
+    def config_shown(self) -> str:
+        """Which config file this run read, for listings: a `./deeptagger.toml` takes
+        precedence over the user's own (README, Configuration), which surprises."""
+        if self.config.path is None:
+            return "none found (the built-in palette runs where no model is configured)"
+        return str(self.config.path.absolute())
+
     def index(self, args: argparse.Namespace | None = None) -> Index:
         """The index the command works on; `args`: with its runtime options (`--cpu`,
         `-o`), for the commands that run models."""

@@ -87,19 +87,22 @@ def thresholds(config: Config, model: str, rules: Rules, present: set[str]) -> T
     return Thresholds(default, tuple(categories.items()), rules.mcut, rules.tag_thresholds)
 
 
-def parse_query(query: str) -> tuple[list[str], list[str]]:
-    """`1girl -solo rating:general` as the tags wanted and the tags unwanted."""
+def parse_query(query: str) -> tuple[list[str], list[str], list[str]]:
+    """`1girl -solo rating:general` as the tags wanted, the tags unwanted, and those of
+    them named as ratings (`rating:`, which only a model with ratings has)."""
     wanted: list[str] = []
     unwanted: list[str] = []
+    ratings: list[str] = []
     for term in query.split():
         negative = term.startswith("-") and len(term) > 1
         name = term[1:] if negative else term
         if name.startswith("rating:"):
             name = name.split(":", 1)[1]
+            ratings.append(name)
         (unwanted if negative else wanted).append(name)
     if not wanted and not unwanted:
         raise UsageError("the query names no tag")
-    return wanted, unwanted
+    return wanted, unwanted, ratings
 
 
 def check_names(model: str, names: set[str], terms: Iterable[str], option: str = "") -> None:

@@ -41,6 +41,7 @@ from indexer.core.records import (
 from indexer.errors import UsageError
 from indexer.export.files import Written
 from indexer.export.selection import Edits
+from indexer.export.thresholds import RATING
 from indexer.export.xmp import hierarchy
 from indexer.gallery.following import Totals, WatchListener, WatchOptions
 from indexer.gallery.headway import Listener
@@ -136,11 +137,13 @@ class Index(Connections):
         """Paths of the files whose stored tags match `query` (`1girl -solo
         rating:general`; `any_of`: any wanted tag rather than all), a tag being had where
         the export gives it (the model table's thresholds, or those `rules` ask for)."""
-        wanted, unwanted = choosing.parse_query(query)
+        wanted, unwanted, ratings = choosing.parse_query(query)
         with self.reading() as conn:
             chosen = self._indexed_model(conn, model)
-            choosing.check_names(chosen, tag_names(conn, chosen), [*wanted, *unwanted])
             present = categories(conn, chosen)
+            if ratings and RATING not in present:
+                raise UsageError(f"model {chosen!r} has no ratings (rating:{ratings[0]})")
+            choosing.check_names(chosen, tag_names(conn, chosen), [*wanted, *unwanted])
             limits = choosing.thresholds(self.config, chosen, rules or Rules(), present)
             current = self.current_version(chosen)
             return search(conn, chosen, current, wanted, unwanted, limits.limit, any_of)

@@ -67,7 +67,10 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     with ctx.index() as index:
         found = index.models()
     rows = [info.as_dict() for info in found.models]
-    lines = [json.dumps(row) for row in rows] if args.json else _listing(rows, found.stored)
+    if args.json:
+        lines = [json.dumps(row) for row in rows]
+    else:
+        lines = [f"config: {ctx.config_shown()}", *_listing(rows, found.stored)]
     ctx.stdout.write("".join(f"{line}\n" for line in lines).encode())
     ctx.stdout.flush()
     return 0

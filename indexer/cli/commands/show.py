@@ -1,18 +1,24 @@
-"""`dtindex show PATH`: a picture's stored tags, per model, with their scores, and each
-model version that failed on it, with the reason."""
+"""`dtindex show PATH...`: each picture's stored tags, per model, with their scores, and
+each model version that failed on it, with the reason. A path that cannot be shown is
+said on stderr and the others still shown (exit 1), as `ls` does."""
 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 
 from indexer.cli.options import Context
+from indexer.core.records import Shown
+from indexer.errors import UsageError
+
+log = logging.getLogger("dtindex")
 
 FAILURE = 1
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("path", metavar="PATH", help="a picture in an indexed root")
+    parser.add_argument("paths", metavar="PATH", nargs="+", help="pictures in indexed roots")
     parser.add_argument(
         "-t",
         "--threshold",
@@ -24,8 +30,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
+    blocks: list[str] = []
+    failed = False
     with ctx.index() as index:
-        found = index.show(args.path, args.threshold)
+        for path in args.paths:
+            try:
+                blocks.append(_block(index.show(path, args.threshold), args.threshold))
+            except UsageError as exc:
+                if len(args.paths) == 1:
+                    raise
+                log.error("%s", exc)
+                failed = True
+    if blocks:
+        text = "\n\n".join(blocks) + "\n"
+        ctx.stdout.write(text.encode("utf-8", "surrogateescape"))
+    return FAILURE if failed else 0
+
+
+def _block(found: Shown, threshold: float) -> str:
+    """One picture: its path, hash and size, what failed on it, each model's tags."""
     size = f", {found.width}x{found.height}" if found.width is not None else ""
     lines = [f"{os.fsdecode(found.path)}", f"  sha1 {found.sha1}{size}" if found.sha1 else ""]
     if found.error:
@@ -36,11 +59,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     for result in found.results:
         lines.append(f"{result.model} (version {result.version}):")
         if not result.tags:
-            lines.append(f"  no tag scored above {args.threshold:g} (-t sets the threshold)")
+            lines.append(f"  no tag scored above {threshold:g} (-t sets the threshold)")
         for tag in result.tags:
             kind = f" [{tag.category}]" if tag.category is not None else ""
             lines.append(f"  {tag.tag}\t{tag.score:.3f}{kind}")
-    ctx.stdout.write(
-        "\n".join(line for line in lines if line).encode("utf-8", "surrogateescape") + b"\n"
-    )
-    return 0
+    return "\n".join(line for line in lines if line)

@@ -39,9 +39,11 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     with ctx.index() as index:
         found = index.status(args.failures)
     if args.json:
-        ctx.stdout.write(json.dumps(_record(found)).encode() + b"\n")
+        config = ctx.config.path
+        record = {**_record(found), "config": str(config.absolute()) if config else None}
+        ctx.stdout.write(json.dumps(record).encode() + b"\n")
         return 0
-    lines = [f"index: {found.database}"]
+    lines = [f"index: {found.database}", f"config: {ctx.config_shown()}"]
     for root in found.roots:
         scanned = root.scanned_ns
         when = (
