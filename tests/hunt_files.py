@@ -6,10 +6,8 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
-
-from indexer.config import DEFAULT_EXTENSIONS
 
 # The user's photo tool writes simple properties as attributes with escaped line breaks
 # and tabs, as exiv2 (digiKam, darktable) does.
@@ -39,12 +37,14 @@ def photo_tool_save(picture: Path, rating: int, label: str) -> tuple[Path, str] 
     return sidecar, label
 
 
-def caption_path(path: Path) -> Path:
-    """The README's rule, by the picture's own name alone: a picture extension (any case)
-    dropped, `stem.txt`; any other name kept whole (`image.png.1.txt`)."""
-    stem, extension = os.path.splitext(path.name)
-    picture_extension = extension[1:].lower() in DEFAULT_EXTENSIONS
-    return path.with_name((stem if picture_extension else path.name) + ".txt")
+def caption_path(path: Path, pictures: Iterable[Path]) -> Path:
+    """The README's rule: `stem.txt`, or `name.ext.txt` where another picture shares the
+    stem or is named the stem (`image.png` beside `image.png.1`), both folding case."""
+    stem = path.with_suffix("")
+    key = str(stem).casefold()
+    others = [str(p).casefold() for p in pictures if p != path]
+    shared = any(o == key or os.path.splitext(o)[0] == key for o in others)
+    return path.with_name(path.name + ".txt") if shared else stem.with_name(stem.name + ".txt")
 
 
 def exiftool(paths: Sequence[Path]) -> dict[Path, dict[str, object]]:

@@ -210,6 +210,6 @@ class Owner(RuleBasedStateMachine):
         path = self.pick(index)
         if path is None:
             return
-        caption = caption_path(path)
+        caption = caption_path(path, self.world.pictures())
         caption.write_bytes(text.encode())
         self.world.user_captions[caption] = text.encode()

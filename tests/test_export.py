@@ -32,7 +32,7 @@ def wd_like(tmp_path: Path, cli) -> Path:
     del model
     gallery = tmp_path / "gallery"
     picture(gallery / "a.png", (10, 200, 100))  # general 0.04, blue_hair 0.78, miku 0.39
-    picture(gallery / "c.jpg", (250, 20, 200), fmt="JPEG")
+    picture(gallery / "a.jpg", (250, 20, 200), fmt="JPEG")
     picture(gallery / "sub" / "b.png", (120, 80, 250))
     code, _, err = cli("scan", str(gallery))
     assert code == 0, err
@@ -59,15 +59,15 @@ def test_captions_beside_and_mirrored(cli, wd_like: Path, tmp_path: Path) -> Non
     code, _, err = cli("export", "--model", "wd", "--format", "captions", "--beside",
                        "--replace", "blue_hair=aqua_hair", "--exclude", "general")  # fmt: skip
     assert code == 0, err
-    assert (wd_like / "a.txt").read_text() == "aqua hair\n"  # the picture extension dropped
-    assert (wd_like / "c.txt").exists() and not (wd_like / "a.png.txt").exists()
+    assert (wd_like / "a.png.txt").read_text() == "aqua hair\n"  # shares the stem with a.jpg
+    assert (wd_like / "a.jpg.txt").exists() and not (wd_like / "a.txt").exists()
     assert (wd_like / "sub" / "b.txt").exists()
     out = tmp_path / "captions"
     code, _, _ = cli("export", "--model", "wd", "--format", "captions", "--out", str(out),
                      "--limit", "1")  # fmt: skip
     assert code == 0
     assert (out / "sub" / "b.txt").read_text().count(",") == 0
-    text = (out / "a.txt").read_text().strip()
+    text = (out / "a.png.txt").read_text().strip()
     assert text in ("blue hair", "general")
 
 
@@ -97,12 +97,12 @@ def test_search_and_show(cli, wd_like: Path) -> None:
     code, out, _ = cli("search", "blue_hair")  # general = 0.3 in the model's table
     assert out.decode().splitlines() == [str(wd_like / "a.png"), str(wd_like / "sub" / "b.png")]
     code, out, _ = cli("search", "rating:general -blue_hair", "--general", "0.5")
-    assert out.decode().splitlines() == [str(wd_like / "c.jpg"), str(wd_like / "sub" / "b.png")]
+    assert out.decode().splitlines() == [str(wd_like / "a.jpg"), str(wd_like / "sub" / "b.png")]
     code, out, _ = cli("search", "--general", "0.5", "--", "-blue_hair")
-    assert out.decode().splitlines() == [str(wd_like / "c.jpg"), str(wd_like / "sub" / "b.png")]
+    assert out.decode().splitlines() == [str(wd_like / "a.jpg"), str(wd_like / "sub" / "b.png")]
     code, out, _ = cli("search", "blue_hair hatsune_miku", "--any", "--general", "0.7",
                        "--character", "0.7")  # fmt: skip
-    assert set(out.decode().splitlines()) == {str(wd_like / "a.png"), str(wd_like / "c.jpg"),
+    assert set(out.decode().splitlines()) == {str(wd_like / "a.png"), str(wd_like / "a.jpg"),
                                               str(wd_like / "sub" / "b.png")}  # fmt: skip
     code, out, _ = cli("show", str(wd_like / "a.png"))
     text = out.decode()
@@ -143,7 +143,7 @@ def test_the_rating_is_exported_as_a_rating_in_every_file_format(cli, wd_like: P
 
     code, _, err = cli("export", "--model", "wd", "--format", "captions", "--beside")
     assert code == 0, err
-    assert (wd_like / "a.txt").read_text() == "blue hair, rating:general\n"
+    assert (wd_like / "a.png.txt").read_text() == "blue hair, rating:general\n"
     code, _, err = cli("export", "--model", "wd", "--format", "xmp", "--beside",
                        "--category", "rating=0.5")  # fmt: skip
     assert code == 0, err
@@ -167,7 +167,7 @@ def test_files_dtindex_wrote_go_when_no_tag_passes_and_the_users_stay(cli, wd_li
         assert f"removed {removed} that dtindex wrote: no tag passes any more" in err
     assert corrected.read_text() == "a purple picture\n"
     left = {p.relative_to(wd_like).as_posix() for p in wd_like.rglob("*") if p.is_file()}
-    assert left == {"a.png", "c.jpg", "sub/b.png", "sub/b.txt", ".dtindex-sidecars",
+    assert left == {"a.png", "a.jpg", "sub/b.png", "sub/b.txt", ".dtindex-sidecars",
                     "sub/.dtindex-sidecars"}  # fmt: skip
     assert {p.name for p in Path("h").rglob("*") if p.is_file()} == {".dtindex-sidecars"}
 
@@ -176,8 +176,8 @@ def test_a_caption_run_counts_the_pictures_that_got_no_file(cli, wd_like: Path) 
     code, _, err = cli("export", "--model", "wd", "--format", "captions", "--beside",
                        "--exclude", "general,hatsune_miku", "--general", "0.7")  # fmt: skip
     assert code == 0, err
-    assert (wd_like / "a.txt").read_text() == "blue hair\n"  # 0.78; the others lower
-    assert not (wd_like / "c.txt").exists() and not (wd_like / "sub" / "b.txt").exists()
+    assert (wd_like / "a.png.txt").read_text() == "blue hair\n"  # 0.78; the others lower
+    assert not (wd_like / "a.jpg.txt").exists() and not (wd_like / "sub" / "b.txt").exists()
     assert "wrote 1 caption file" in err
     assert "2 pictures got no caption file: no tag passed the threshold" in err
 
@@ -224,12 +224,12 @@ def test_captions_never_replace_a_file_of_the_users(cli, wd_like: Path) -> None:
     code, _, err = cli("export", "--model", "wd", "--format", "captions", "--beside")
     assert code == 1 and "a file dtindex did not write is there" in err, err
     assert notes.read_text() == "my own notes\n"
-    caption = wd_like / "a.txt"
+    caption = wd_like / "a.png.txt"
     assert caption.exists()
     caption.write_text("stale\n")  # a file dtindex wrote, changed since: the user's now
     code, _, err = cli("export", "--model", "wd", "--format", "captions", "--beside")
     assert code == 1 and caption.read_text() == "stale\n" and notes.read_text() == "my own notes\n"
-    assert "a.txt: changed since dtindex wrote it" in err, err
+    assert "a.png.txt: changed since dtindex wrote it" in err, err
     code, _, err = cli("export", "--model", "wd", "--format", "captions", "--beside",
                        "--replace-existing")  # fmt: skip
     assert code == 0, err

@@ -33,19 +33,19 @@ def captions(cli, *args: str, code: int = 0) -> str:
 
 
 def test_a_second_download_gets_a_caption_of_its_own(cli, tmp_path: Path, mean_model: Path) -> None:
-    """wget names a second download `image.png.1`: `.1` is no picture extension, so its
-    caption keeps the whole name, `image.png.1.txt`, and `image.png`'s is `image.txt`."""
+    """wget names a second download `image.png.1`: its caption is not `image.png.txt`,
+    which is `image.png`'s (the stem `image` is shared with `image.jpg`)."""
     configure(tmp_path, mean_model)
     gallery = tmp_path / "gallery"
     picture(gallery / "image.png", (255, 0, 0))
+    picture(gallery / "image.jpg", (0, 255, 0), fmt="JPEG")
     picture(gallery / "image.png.1", (0, 0, 255), fmt="PNG")
-    picture(gallery / "other.jpg", (0, 255, 0), fmt="JPEG")
     scan(cli, "gallery")
     err = captions(cli, "--beside")
     assert "wrote 3 caption files" in err, err
-    assert (gallery / "image.txt").read_text() == "c0\n"
+    assert (gallery / "image.png.txt").read_text() == "c0\n"
     assert (gallery / "image.png.1.txt").read_text() == "c2\n"
-    assert (gallery / "other.txt").read_text().startswith("c1")
+    assert (gallery / "image.jpg.txt").read_text().startswith("c1")
 
 
 def test_roots_whose_labels_nest_get_files_of_their_own(

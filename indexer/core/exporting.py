@@ -17,9 +17,9 @@ from indexer.export.ownership import Ownership
 from indexer.export.selection import Edits, pictures
 from indexer.export.thresholds import Thresholds
 from indexer.store.queries import (
+    all_paths,
     categories,
     paths_by_content,
-    root_paths,
     scored,
     tagged_contents,
     versions,
@@ -97,6 +97,6 @@ def write(
     items = pictures(rows, chosen.thresholds, edits)
     paths = paths_by_content(conn)
     kind = sidecar_format(fmt, chosen.model, levels)
-    where = namer(kind, out, paths, root_paths(conn))
+    where = namer(kind, out, paths, lambda: all_paths(conn))
     tagged = tagged_contents(conn, chosen.model, chosen.current, chosen.since)
     return write_sidecars(kind, items, tagged, paths, where, Ownership(replace_existing))

@@ -1,7 +1,7 @@
 """Caption files for training tools: one `.txt` per picture, tags by descending score.
 
-`stem.txt` beside the picture, or mirrored under a folder (`export.sidecars` says where:
-only a picture extension is dropped, so `scan.0001` gets `scan.0001.txt`). The rating is written
+`stem.txt` beside the picture, or mirrored under a folder (`export.sidecars` says where;
+`1.png` and `1.jpg` in one folder get `1.png.txt` and `1.jpg.txt`). The rating is written
 `rating:general`, as Hydrus and booru prompts write it: a bare `general` would read as
 a feature of the picture (leave it out with `--exclude general`).
 """

@@ -7,8 +7,7 @@ and the export exits 1. The summary on stderr says how many files were written, 
 already held the export (left untouched: their times do not change), and how many
 pictures got no file because no tag passed the thresholds. Those pictures' XMP sidecars
 still lose the tags this model wrote there before, and a file dtindex made for them
-(a sidecar it created, a caption still as it wrote it) is removed and counted. So is a
-caption dtindex wrote that is no picture's any more (`_remove_leftovers`).
+(a sidecar it created, a caption still as it wrote it) is removed and counted.
 """
 
 from __future__ import annotations
@@ -16,15 +15,15 @@ from __future__ import annotations
 import errno
 import logging
 import os
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from indexer.errors import SidecarError
 from indexer.export import captions, hydrus, xmp, xmp_packet
-from indexer.export.ownership import Ownership, listed_folders
+from indexer.export.ownership import Ownership
 from indexer.export.selection import Picture
-from indexer.export.sidecars import SidecarNamer, folds_case
+from indexer.export.sidecars import SidecarNamer
 from indexer.export.thresholds import Scored
 from indexer.export.writing import Outcome
 from indexer.wording import plural
@@ -62,7 +61,6 @@ class SidecarFormat:
     update: Update
     keeps_extension: bool  # a.png.xmp, not a.xmp
     merges: bool  # into the user's files (XMP), rather than replacing files of its own
-    sweeps: bool = False  # removes its files that are no picture's any more (captions)
     left_out: set[str] = field(default_factory=set)  # tags the format cannot hold
 
 
@@ -90,7 +88,6 @@ def sidecar_format(fmt: str, model: str, levels: tuple[str, ...]) -> SidecarForm
         _whole(captions.caption_file),
         keeps_extension=False,
         merges=False,
-        sweeps=True,
     )
 
 
@@ -125,13 +122,14 @@ def _xml_tags(kind: SidecarFormat, tags: list[Scored]) -> list[Scored]:
 
 
 def namer(
-    kind: SidecarFormat, out: str | None, paths: Files, every_root: Iterable[bytes]
+    kind: SidecarFormat, out: str | None, paths: Files, every_path: Callable[[], Iterable[bytes]]
 ) -> SidecarNamer:
-    """Where `kind`'s files go; `every_root` (the index's, also those no picture lies
-    under any more) is where captions left over are looked for."""
+    """Where `kind`'s files go; `every_path` (all indexed files) is read only for
+    captions, which need it to know which stems are shared."""
     roots = {root for files in paths.values() for _, root in files}
     folder = os.fsencode(os.path.abspath(out)) if out else None
-    return SidecarNamer(folder, roots, kind.suffix, not kind.keeps_extension, every_root)
+    shared = None if kind.keeps_extension else every_path()
+    return SidecarNamer(folder, roots, kind.suffix, shared)
 
 
 def write_sidecars(
@@ -144,7 +142,7 @@ def write_sidecars(
 ) -> Written:
     """Write each picture's sidecars; what became of them."""
     counts: Counter[str] = Counter()
-    every, paths = paths, _without_clashes(kind, paths, where, counts)
+    paths = _without_clashes(kind, paths, where, counts)
     seen = set()
     try:
         for content_id, _, tags in items:
@@ -153,14 +151,11 @@ def write_sidecars(
         bare = tagged - seen  # their old files lose this model's tags, or go
         for content_id in sorted(bare):
             _write(kind, where, paths.get(content_id, []), [], counts, owner)
-        if kind.sweeps:
-            _remove_leftovers(kind, where, every, paths, counts, owner)
     finally:
         owner.save()
     _report(kind, counts, len(bare))
-    removed = counts["removed"] + counts["gone"]
     return Written(
-        counts["written"], counts["unchanged"], removed, counts["failed"], len(bare),
+        counts["written"], counts["unchanged"], counts["removed"], counts["failed"], len(bare),
         tuple(sorted(kind.left_out)),
     )  # fmt: skip
 
@@ -217,46 +212,6 @@ def _write(
             counts["unchanged"] += 1
 
 
-def _remove_leftovers(
-    kind: SidecarFormat,
-    where: SidecarNamer,
-    every: Files,
-    paths: Files,
-    counts: Counter[str],
-    owner: Ownership,
-) -> None:
-    """Remove each file dtindex wrote (by its folder's manifest) that is no indexed
-    picture's caption: its picture was deleted, moved or renamed, or another picture's
-    caption would be the same file (a clash). A caption's name is made of its picture's
-    alone, so one under another name is left over, never another picture's; captions of
-    the pictures this export leaves out (`--changed-since`, `--limit`) stay. So does the
-    name each picture's Hydrus file has there (`a.png.txt`): Hydrus files beside the
-    pictures are listed in the same manifest. A file the user wrote or changed stays, as
-    `Ownership.discard` judges."""
-    captioned = {path for pairs in paths.values() for path, _ in pairs}  # no clash
-    kept: dict[bytes, set[bytes]] = defaultdict(set)
-    for path, root in (pair for pairs in every.values() for pair in pairs):
-        folder, name = os.path.split(where.target(path, root))
-        names = kept[os.path.normpath(folder)]
-        names.add(os.path.basename(path) + kind.suffix)  # its Hydrus file's
-        if path in captioned:
-            names.add(name)
-    for folder in sorted(listed_folders(where.tops)):
-        folded = folds_case(folder)
-        keep = {n.lower() for n in kept[folder]} if folded else kept[folder]
-        for name in sorted(owner.listed(folder)):
-            if not name.endswith(kind.suffix) or (name.lower() if folded else name) in keep:
-                continue
-            target = os.path.join(folder, name)
-            try:
-                if owner.discard(target) is Outcome.REMOVED:
-                    counts["gone"] += 1
-            except (OSError, SidecarError) as exc:
-                counts["failed"] += 1
-                reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
-                log.warning("%s: not removed: %s", os.fsdecode(target), reason)
-
-
 def _make_room(where: SidecarNamer, target: bytes) -> None:
     """Under `--out`, the mirrored folder is made; beside the picture, a missing folder
     means the picture went away since the last scan, and its folder is not made again."""
@@ -279,12 +234,6 @@ def _report(kind: SidecarFormat, counts: Counter[str], bare: int) -> None:
             "removed %s that dtindex %s: no tag passes any more",
             plural(counts["removed"], kind.noun),
             made,
-        )
-    if counts["gone"]:
-        log.info(
-            "removed %s that dtindex wrote for %s no longer there",
-            plural(counts["gone"], kind.noun),
-            "a picture" if counts["gone"] == 1 else "pictures",
         )
     if counts["failed"]:
         log.warning("%s could not be written", plural(counts["failed"], kind.noun))

@@ -18,8 +18,6 @@ hashes: that file is dtindex's until dtindex next writes it, as it was then.
 
 A picture no tag of which passes any more has its file of dtindex's removed (`discard`):
 one that still holds bytes dtindex wrote there; a file the user wrote or changed stays.
-So is a caption that is no picture's any more (`listed_folders` and `listed` find them):
-its picture deleted, moved or renamed.
 """
 
 from __future__ import annotations
@@ -27,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from indexer.errors import SidecarError
@@ -90,11 +87,6 @@ class Ownership:
 
         return update_file(target, change)
 
-    def listed(self, folder: bytes) -> set[bytes]:
-        """The names `folder`'s manifest lists with a hash: the files there dtindex wrote
-        (`discard` tells whether each still holds what it wrote)."""
-        return set(self._listing(folder).hashes)
-
     def save(self) -> None:
         """Sync the manifests this run added to, so a power cut keeps them too."""
         for folder in self._touched:
@@ -131,17 +123,6 @@ class Ownership:
         if folder not in self._listings:
             self._listings[folder] = _read(os.path.join(folder or b".", MANIFEST))
         return self._listings[folder]
-
-
-def listed_folders(tops: Iterable[bytes]) -> set[bytes]:
-    """The folders at or below `tops` that hold a manifest: where dtindex wrote files,
-    also those no indexed picture lies in any more (symbolic links are not followed)."""
-    found = set()
-    for top in tops:
-        for folder, _, names in os.walk(top):
-            if MANIFEST in names:
-                found.add(os.path.normpath(folder))
-    return found
 
 
 def _check(listing: Listing, name: bytes, current: bytes) -> None:

@@ -1,27 +1,16 @@
 """Sidecar files: where each picture's goes (how one is replaced: `writing`).
 
 A sidecar lies beside its picture, or under `--out` at the picture's path below its root.
-XMP and Hydrus sidecars keep the picture's whole name (`a.png.xmp`), as digiKam,
-darktable and Hydrus look for them. Captions drop a picture extension (`a.png` gets
-`a.txt`, which training tools read), and only that: `scan.0001` and `image.png.1` (wget's
-second download) keep their whole name. A caption's name is so made of the picture's own
-name alone, and stays the same as other files come and go; were it chosen by the
-neighbours (`a.png.txt` while an `a.jpg` is there), each such change would leave a
-caption behind under the old name. Two pictures of one stem (`1.png`, `1.jpg`) would get
-one caption, which a training tool would read for either: that is a clash (`clashes`).
+Captions drop the picture's extension (`a.txt`) unless another picture shares the stem;
+XMP and Hydrus sidecars always keep it (`a.png.xmp`), as digiKam, darktable and Hydrus
+look for them.
 """
 
 from __future__ import annotations
 
 import os
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
-
-from indexer.config import DEFAULT_EXTENSIONS
-
-# The extensions a caption drops: those of the picture formats dtindex reads, whatever the
-# configuration says, so that a caption's name never depends on a setting either.
-PICTURE_SUFFIXES = frozenset(b"." + e.encode() for e in DEFAULT_EXTENSIONS)
 
 
 def root_labels(roots: Iterable[bytes]) -> dict[bytes, bytes]:
@@ -53,13 +42,15 @@ def _apart(labels: Iterable[bytes]) -> bool:
 
 
 class SidecarNamer:
-    """Where each picture's sidecar goes, knowing every root the index holds.
+    """Where each picture's sidecar goes, knowing every root (and, for captions, every
+    picture) the index holds.
 
     Under `--out`, one root's pictures mirror their paths below it; with several roots
     each gets a folder of its own (`root_labels`), so two roots holding the same
-    relative path never share a sidecar. With `drops_extension` (captions), a picture
-    extension is dropped (`caption_base`). `tops`: the folders below which its files lie,
-    `--out` or every root (`every_root`: also those no picture lies under any more).
+    relative path never share a sidecar. With `all_paths`, the picture's extension is
+    dropped where no other picture has the same stem, and no picture's path is that stem
+    (`image.png.1`, wget's second download, keeps `.1` beside `image.png`); stems are
+    compared as a file system that folds case would.
     """
 
     def __init__(
@@ -67,12 +58,14 @@ class SidecarNamer:
         out: bytes | None,
         roots: Iterable[bytes],
         suffix: bytes,
-        drops_extension: bool = False,
-        every_root: Iterable[bytes] = (),
+        all_paths: Iterable[bytes] | None = None,
     ) -> None:
-        self.out, self.suffix, self.drops_extension = out, suffix, drops_extension
-        roots = set(roots)
-        self.tops = [out] if out is not None else sorted(roots.union(every_root))
+        self.out, self.suffix = out, suffix
+        self._bare: set[bytes] | None = None
+        if all_paths is not None:
+            folded = [path.lower() for path in all_paths]
+            stems = Counter(_stem(path) for path in folded)
+            self._bare = {stem for stem, n in stems.items() if n == 1} - set(folded)
         labels = root_labels(roots)
         self._labels = labels if len(labels) > 1 else {}
         self._targets: dict[bytes, bytes] = {}  # a path lies under one root
@@ -86,7 +79,9 @@ class SidecarNamer:
         return known
 
     def _target(self, path: bytes, root: bytes) -> bytes:
-        base = caption_base(path) if self.drops_extension else path
+        base = path
+        if self._bare is not None and _stem(path.lower()) in self._bare:
+            base = _stem(path)
         if self.out is None:
             return base + self.suffix
         inside = root.rstrip(b"/") + b"/"  # relpath's answer, without its cost a file
@@ -130,8 +125,5 @@ def folds_case(folder: bytes) -> bool:
     return False
 
 
-def caption_base(path: bytes) -> bytes:
-    """`path` less its extension where that is a picture's (any case): `a.PNG` -> `a`,
-    `scan.0001` and `image.png.1` stay whole."""
-    stem, extension = os.path.splitext(path)
-    return stem if extension.lower() in PICTURE_SUFFIXES else path
+def _stem(path: bytes) -> bytes:
+    return os.path.splitext(path)[0]

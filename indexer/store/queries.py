@@ -111,6 +111,10 @@ def paths_by_content(conn: Connection) -> dict[int, list[tuple[bytes, bytes]]]:
     return paths
 
 
+def all_paths(conn: Connection) -> list[bytes]:
+    return [bytes(p) for p in conn.execute(select(files.c.path)).scalars()]
+
+
 @dataclass(frozen=True)
 class Coverage:
     present: int
@@ -146,10 +150,6 @@ def versions(conn: Connection) -> list[tuple[str, str, str, int]]:
     v = model_versions.c
     query = select(v.model, v.version, v.title, v.tag_count).order_by(v.model, v.id)
     return [(str(m), str(n), str(t), int(c)) for m, n, t, c in conn.execute(query)]
-
-
-def root_paths(conn: Connection) -> list[bytes]:
-    return [bytes(p) for p in conn.execute(select(roots.c.path)).scalars()]
 
 
 def roots_summary(conn: Connection) -> list[tuple[bytes, int | None, int]]:
