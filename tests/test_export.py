@@ -267,7 +267,7 @@ def test_a_tag_replaced_onto_one_the_picture_has_is_one_tag_in_every_format(
 
     code, _, err = cli("export", "--model", "wd", "--format", "captions", "--beside", *merge)
     assert code == 0, err
-    assert (wd_like / "a.txt").read_text() == "hatsune miku, rating:general\n"
+    assert (wd_like / "a.png.txt").read_text() == "hatsune miku, rating:general\n"
     code, _, err = cli("export", "--model", "wd", "--format", "hydrus", "--out", "h", *merge)
     assert code == 0, err
     assert Path("h/a.png.txt").read_text() == "hatsune miku\nrating:general\n"  # blue's kind

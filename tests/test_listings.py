@@ -26,7 +26,8 @@ def test_models_fit_100_columns_and_mark_what_scan_runs(cli, tmp_path: Path) -> 
     # A path is never broken: one that is longer alone (a deep tmp_path) has its own line.
     too_long = [line for line in lines if len(line) > 100 and " " in line.strip()]
     assert not too_long, "\n".join(lines)
-    starts = [line for line in lines if not line.startswith("    ")]
+    assert lines[0] == f"config: {tmp_path / 'deeptagger.toml'}"
+    starts = [line for line in lines[1:] if not line.startswith("    ")]
     assert starts[0].startswith('* long: custom "A very long title')
     assert starts[1] == '  off: custom "off" (disabled)'
     assert starts[2].startswith("* gone: unavailable:") and "gone.model" in out.decode()

@@ -17,8 +17,12 @@ from conftest import BOTH, make_gallery, slow_model, wait_for
 from test_watch import Watcher
 
 
-def dtindex(tmp_path: Path, db: Path | str, *args: str) -> subprocess.Popen[bytes]:
+def dtindex(
+    tmp_path: Path, db: Path | str, *args: str, extra: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    """`dtindex ARGS` on `db` with tmp_path's config; `extra`: more environment."""
     env = {**os.environ, "DTINDEX_DB": str(db), "DTINDEX_CONFIG": str(tmp_path / "deeptagger.toml")}
+    env.update(extra or {})
     return subprocess.Popen(
         [sys.executable, "-m", "indexer", *args],
         env=env,
