@@ -465,3 +465,32 @@ def test_forget_while_a_watch_catches_up_goes_on_with_its_other_roots(
     assert query(db, "SELECT CAST(path AS TEXT) FROM roots") == [(str(tmp_path / "b"),)]
     in_b = "SELECT COUNT(*) FROM files WHERE CAST(path AS TEXT) LIKE '%/b/old.png'"
     assert count(db, in_b) == 1
+
+
+def test_a_root_forgotten_while_an_earlier_root_is_walked_fails_the_scan(
+    cli, tmp_path: Path, mean_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`scan g1 g2` walks g1 while `forget g2` commits: g2 is not indexed anew behind the
+    forget's back with exit 0 (its root row was made only after g1's walk; found in
+    review), but named in one line, exit 1."""
+    from indexer.gallery.walk import Walk
+
+    configure(tmp_path, {"means": mean_model})
+    picture(tmp_path / "g1" / "a.png", (200, 10, 10))
+    picture(tmp_path / "g2" / "b.png", (10, 10, 200))
+    assert cli("scan", "g1", "g2")[0] == 0
+    picture(tmp_path / "g1" / "new.png", (10, 200, 10), old=False)
+    files = Walk.files
+    forgot: list[int] = []
+
+    def forget_g2_first(self: Walk, *args: object, **kwargs: object) -> object:
+        if not forgot and self.root.endswith(b"g1"):
+            forgot.append(cli("forget", "g2")[0])
+        return files(self, *args, **kwargs)
+
+    monkeypatch.setattr(Walk, "files", forget_g2_first)
+    code, _, err = cli("scan", "g1", "./g2")
+    assert forgot == [0] and code == 1, err
+    assert f"{tmp_path / 'g2'}: forgotten (dtindex forget) while this scan ran" in err, err
+    roots = json.loads(cli("status", "--json")[1])["roots"]
+    assert [Path(r["path"]).name for r in roots] == ["g1"], roots

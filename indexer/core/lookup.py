@@ -11,7 +11,7 @@ from sqlalchemy import Connection
 from indexer.errors import Kind
 from indexer.imaging.sniff import Pictures
 from indexer.store.pictures import failed_versions, file_row
-from indexer.store.queries import roots_summary
+from indexer.store.queries import root_paths
 from indexer.store.under import holds
 
 RETRIED = " (the next scan tries it again)"
@@ -28,8 +28,7 @@ def not_indexed(conn: Connection, given: str, path: bytes, extensions: frozenset
         )
     if os.path.isfile(path) and not Pictures(extensions)(path):
         return f"{given}: not a picture; dtindex does not index it (see [scan] extensions)"
-    roots = [root for root, _, _ in roots_summary(conn)]
-    holding = [root for root in roots if holds(root, path)]
+    holding = [root for root in root_paths(conn) if holds(root, path)]
     if not holding:
         return (
             f"{given}: not under an indexed root (`dtindex status` lists them); "

@@ -132,8 +132,10 @@ def _plan_scan(
     known: dict[bytes, FileRow] = {}
     walks: list[Walk] = []
     paths = [check_root(root, lambda p: len(index.files_below(p))) for root in roots]
-    for root, path in zip(roots, paths, strict=True):
-        root_id = index.root_id(path, os.stat(path).st_dev)
+    # Every root's row before any walk: a root forgotten while an earlier one is walked is
+    # then missing at the end (`scanning`), not made anew behind the forget's back.
+    ids = [index.root_id(path, os.stat(path).st_dev) for path in paths]
+    for root, path, root_id in zip(roots, paths, ids, strict=True):
         walk = Walk(path, settings)
         rows = index.files_below(path)
         here = {p: (root_id, stat) for p, stat in walk.files(known=rows)}

@@ -152,6 +152,11 @@ def versions(conn: Connection) -> list[tuple[str, str, str, int]]:
     return [(str(m), str(n), str(t), int(c)) for m, n, t, c in conn.execute(query)]
 
 
+def root_paths(conn: Connection) -> list[bytes]:
+    """The roots' paths, without counting their files."""
+    return [bytes(p) for p in conn.execute(select(roots.c.path).order_by(roots.c.path)).scalars()]
+
+
 def roots_summary(conn: Connection) -> list[tuple[bytes, int | None, int]]:
     """Each root: its path, when it was last scanned, and the files it holds by path,
     each file counted once, under the innermost root holding it (as `forget` keeps them),
