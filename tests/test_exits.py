@@ -494,3 +494,43 @@ def test_a_root_forgotten_while_an_earlier_root_is_walked_fails_the_scan(
     assert f"{tmp_path / 'g2'}: forgotten (dtindex forget) while this scan ran" in err, err
     roots = json.loads(cli("status", "--json")[1])["roots"]
     assert [Path(r["path"]).name for r in roots] == ["g1"], roots
+
+
+def test_a_root_forgotten_just_before_a_watch_rescans_is_not_made_anew(
+    cli, tmp_path: Path, mean_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`forget b` commits between a watch's check for forgotten roots and its periodic
+    rescan: the rescan does not make b's row anew (which kept b indexed and watched;
+    found in review); the watch drops b, says so, and goes on with a."""
+    from indexer.core import Index, WatchOptions
+    from indexer.gallery import following
+
+    configure(tmp_path, {"means": mean_model})
+    picture(tmp_path / "a" / "red.png", (200, 10, 10))
+    picture(tmp_path / "b" / "blue.png", (10, 10, 200))
+    assert cli("scan", "a", "b")[0] == 0
+    real, calls = following.rescan, []
+
+    def forget_b_first(*args: object, **kwargs: object) -> object:
+        calls.append(len(calls))
+        if len(calls) == 2:  # the first periodic rescan, just after the check
+            assert cli("forget", "b")[0] == 0
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(following, "rescan", forget_b_first)
+    stop = threading.Event()
+
+    class StopAfterTheRescan(following.Unheard):
+        def rescanned(self, why: str, counts: object) -> None:
+            if len(calls) >= 2:
+                stop.set()
+
+    roots = [tmp_path / "a", tmp_path / "b"]
+    options = WatchOptions(rescan=0.2)
+    deadline = threading.Timer(60, stop.set)  # a watch that never rescans ends anyway
+    deadline.start()
+    with Index.open(str(tmp_path / "index.sqlite"), str(tmp_path / "deeptagger.toml")) as index:
+        index.watch(roots, options=options, listener=StopAfterTheRescan(), stop=stop)
+        kept = [Path(os.fsdecode(root.path)).name for root in index.status().roots]
+    deadline.cancel()
+    assert len(calls) == 3 and kept == ["a"], (calls, kept)

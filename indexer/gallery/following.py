@@ -159,7 +159,7 @@ class Follower:
         (said) and the others scanned again; a stopped pass is not reported as done."""
         self._forgotten()
         try:
-            done = rescan(self.indexer, self.roots, self.options.allow_empty)
+            done = rescan(self.indexer, self.roots, self.options.allow_empty, held=self.root_ids)
         except ScanError as exc:
             if self._forgotten():
                 return self._rescan(why, strict)

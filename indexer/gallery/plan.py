@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import gc
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from indexer.config import ScanConfig
 from indexer.errors import ScanError
+from indexer.gallery.forgotten import forgotten_error
 from indexer.gallery.jobs import Counts, ReadJob, is_moved, is_unchanged
 from indexer.gallery.walk import Walk
 from indexer.store.records import FileRow, Records, Stat
@@ -119,22 +120,44 @@ def plan_scan(
     settings: ScanConfig,
     counts: Counts,
     allow_empty: bool = False,
+    held: Mapping[bytes, int] | None = None,
 ) -> ScanPlan:
+    """`held`: the roots (path: id) a running watch holds; their rows are not made anew."""
     with _uncollected():
-        return _plan_scan(index, roots, settings, counts, allow_empty)
+        return _plan_scan(index, roots, settings, counts, allow_empty, held or {})
+
+
+def _root_ids(index: Records, paths: list[bytes], held: Mapping[bytes, int]) -> list[int]:
+    """Every root's row before any walk: a root forgotten while an earlier one is walked
+    is then missing at the end (`scanning`), not made anew behind the forget's back; nor is
+    one a watch holds (`held`) forgotten before this pass."""
+    ids = []
+    for path in paths:
+        device = os.stat(path).st_dev
+        if path not in held:
+            ids.append(index.root_id(path, device))
+            continue
+        found = index.existing_root_id(path, device)
+        if found is None:
+            raise forgotten_error(index, {path: held[path]}) or ScanError(os.fsdecode(path))
+        ids.append(found)
+    return ids
 
 
 def _plan_scan(
-    index: Records, roots: list[Path], settings: ScanConfig, counts: Counts, allow_empty: bool
+    index: Records,
+    roots: list[Path],
+    settings: ScanConfig,
+    counts: Counts,
+    allow_empty: bool,
+    held: Mapping[bytes, int],
 ) -> ScanPlan:
     plan = ScanPlan()
     found: Found = {}
     known: dict[bytes, FileRow] = {}
     walks: list[Walk] = []
     paths = [check_root(root, lambda p: len(index.files_below(p))) for root in roots]
-    # Every root's row before any walk: a root forgotten while an earlier one is walked is
-    # then missing at the end (`scanning`), not made anew behind the forget's back.
-    ids = [index.root_id(path, os.stat(path).st_dev) for path in paths]
+    ids = _root_ids(index, paths, held)
     for root, path, root_id in zip(roots, paths, ids, strict=True):
         walk = Walk(path, settings)
         rows = index.files_below(path)

@@ -11,7 +11,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,16 +44,22 @@ class Pass:
 
 
 def rescan(
-    indexer: Indexer, roots: Sequence[Path], allow_empty: bool = False, wait: bool = False
+    indexer: Indexer,
+    roots: Sequence[Path],
+    allow_empty: bool = False,
+    wait: bool = False,
+    held: Mapping[bytes, int] | None = None,
 ) -> Pass:
     """Bring the index up to date with `roots` (absolute paths) and tag what is missing;
-    `wait`: also for the pictures other processes hold (`gallery.waiting`).
+    `wait`: also for the pictures other processes hold (`gallery.waiting`); `held`: the
+    roots a running watch holds (path: id), whose rows are not made anew.
 
     The roots are marked scanned (at the time the walk began) only when the pass was not
     stopped. A root forgotten (`dtindex forget`) under it is a ScanError naming it."""
     counts = Counts()
     started = time.time_ns()
-    plan = plan_scan(indexer.index, list(roots), indexer.config.scan, counts, allow_empty)
+    scan = indexer.config.scan
+    plan = plan_scan(indexer.index, list(roots), scan, counts, allow_empty, held)
     reading_started = time.perf_counter()
     try:
         apply_moves(indexer.index, plan, counts)

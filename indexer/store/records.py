@@ -102,13 +102,27 @@ class Records:
 
     # -- roots --------------------------------------------------------------------
     def root_id(self, path: bytes, device: int) -> int:
+        """The root's id, its row made where there is none."""
         # Insert first: the write takes the lock, so a concurrent writer cannot race us.
         # Its own batch: never hold the write lock through a walk.
         with self.batch() as conn:
             add = INSERTS[conn.dialect.name](roots).values(path=path, device=device)
             conn.execute(add.on_conflict_do_nothing())
-            conn.execute(update(roots).where(roots.c.path == path).values(device=device))
-            return int(conn.execute(select(roots.c.id).where(roots.c.path == path)).scalar_one())
+            found = self._root_row(conn, path, device)
+        assert found is not None  # inserted, or there already
+        return found
+
+    def existing_root_id(self, path: bytes, device: int) -> int | None:
+        """The root's id; None where its row is gone (a root a running watch holds,
+        forgotten meanwhile, is not made anew behind `forget`)."""
+        with self.batch() as conn:
+            return self._root_row(conn, path, device)
+
+    @staticmethod
+    def _root_row(conn: Connection, path: bytes, device: int) -> int | None:
+        conn.execute(update(roots).where(roots.c.path == path).values(device=device))
+        found = conn.execute(select(roots.c.id).where(roots.c.path == path)).scalar()
+        return None if found is None else int(found)
 
     def present_root_ids(self) -> set[int]:
         found = set(self.conn.execute(select(roots.c.id)).scalars())
