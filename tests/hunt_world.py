@@ -241,9 +241,10 @@ class World:
         """A running watch brings each model's export to a clean scan's, within a deadline."""
         clean = self.clean()
         deadline = time.monotonic() + within
-        while self.exports() != clean:
-            assert watcher.poll() is None, (self.base / "watch.log").read_text()
-            assert time.monotonic() < deadline, (self.base / "watch.log").read_text()
+        while (got := self.exports()) != clean:
+            said = (self.base / "watch.log").read_text()
+            assert watcher.poll() is None, said
+            assert time.monotonic() < deadline, f"{self.difference(got, clean)}\n{said}"
             with contextlib.suppress(subprocess.TimeoutExpired):
                 watcher.wait(0.2)  # wakes at once if the watch dies; else looks again
 
