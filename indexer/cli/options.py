@@ -33,12 +33,16 @@ class Context:
         password)."""
         return places.shown(places.database(self.db_option, self.env, self.config))
 
+    def config_file(self) -> str | None:
+        """The config file this run read (absolute), None where none was found: a
+        `./deeptagger.toml` takes precedence over the user's own (README, Configuration),
+        which surprises, so listings say which."""
+        return None if self.config.path is None else str(self.config.path.absolute())
+
     def config_shown(self) -> str:
-        """Which config file this run read, for listings: a `./deeptagger.toml` takes
-        precedence over the user's own (README, Configuration), which surprises."""
-        if self.config.path is None:
-            return "none found (the built-in palette runs where no model is configured)"
-        return str(self.config.path.absolute())
+        """`config_file` in words."""
+        found = self.config_file()
+        return found or "none found (the built-in palette runs where no model is configured)"
 
     def index(self, args: argparse.Namespace | None = None) -> Index:
         """The index the command works on; `args`: with its runtime options (`--cpu`,

@@ -44,10 +44,14 @@ def drop_forgotten(index: Records, roots: list[Path], root_ids: dict[bytes, int]
 
 def forgotten_error(index: Records, root_ids: Mapping[bytes, int]) -> ScanError | None:
     """For a scan: the error to report when roots were forgotten under it."""
-    gone = [os.fsdecode(root) for root in forgotten(index, root_ids)]
-    if not gone:
-        return None
+    gone = forgotten(index, root_ids)
+    return forgotten_roots(gone) if gone else None
+
+
+def forgotten_roots(gone: list[bytes]) -> ScanError:
+    """The error a scan reports for roots forgotten under it."""
+    named = ", ".join(map(os.fsdecode, gone))
     return ScanError(
-        f"{', '.join(gone)}: forgotten (dtindex forget) while this scan ran; its files "
+        f"{named}: forgotten (dtindex forget) while this scan ran; its files "
         "were not indexed (scan it again to index it anew)"
     )

@@ -17,9 +17,10 @@ from pathlib import Path
 
 from indexer.config import ScanConfig
 from indexer.errors import ScanError
-from indexer.gallery.forgotten import forgotten_error
+from indexer.gallery.forgotten import forgotten_roots
 from indexer.gallery.jobs import Counts, ReadJob, is_moved, is_unchanged
 from indexer.gallery.walk import Walk
+from indexer.store.queries import files_under
 from indexer.store.records import FileRow, Records, Stat
 from indexer.wording import plural
 
@@ -42,10 +43,11 @@ def check_root(root: Path, held: Callable[[bytes], int] = lambda path: 0) -> byt
     kept) from a path mistyped or never there."""
     path = os.fsencode(os.path.abspath(root))
     if not root.exists():
-        if held(path):
+        kept = held(path)
+        if kept:
             raise ScanError(
                 f"{root}: root not found (unmounted?); the index holds "
-                f"{plural(held(path), 'file')} under it, and nothing was removed"
+                f"{plural(kept, 'file')} under it, and nothing was removed"
             )
         raise ScanError(f"{root}: no such folder")
     if not root.is_dir():
@@ -139,7 +141,7 @@ def _root_ids(index: Records, paths: list[bytes], held: Mapping[bytes, int]) -> 
             continue
         found = index.existing_root_id(path, device)
         if found is None:
-            raise forgotten_error(index, {path: held[path]}) or ScanError(os.fsdecode(path))
+            raise forgotten_roots([path])
         ids.append(found)
     return ids
 
@@ -156,7 +158,7 @@ def _plan_scan(
     found: Found = {}
     known: dict[bytes, FileRow] = {}
     walks: list[Walk] = []
-    paths = [check_root(root, lambda p: len(index.files_below(p))) for root in roots]
+    paths = [check_root(root, lambda p: files_under(index.conn, p)) for root in roots]
     ids = _root_ids(index, paths, held)
     for root, path, root_id in zip(roots, paths, ids, strict=True):
         walk = Walk(path, settings)

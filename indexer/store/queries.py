@@ -157,16 +157,19 @@ def root_paths(conn: Connection) -> list[bytes]:
     return [bytes(p) for p in conn.execute(select(roots.c.path).order_by(roots.c.path)).scalars()]
 
 
+def files_under(conn: Connection, folder: bytes) -> int:
+    """How many files the index holds under `folder` (by path, whichever root owns them)."""
+    low, high = bounds(folder)
+    count = select(func.count()).where(files.c.path >= low, files.c.path < high)
+    return int(conn.execute(count).scalar_one())
+
+
 def roots_summary(conn: Connection) -> list[tuple[bytes, int | None, int]]:
     """Each root: its path, when it was last scanned, and the files it holds by path,
     each file counted once, under the innermost root holding it (as `forget` keeps them),
     whichever root's scan found it first."""
     rows = [(bytes(p), s) for p, s in conn.execute(select(roots.c.path, roots.c.scanned_ns))]
-    under: dict[bytes, int] = {}
-    for path, _ in rows:
-        low, high = bounds(path)
-        count = select(func.count()).where(files.c.path >= low, files.c.path < high)
-        under[path] = int(conn.execute(count).scalar_one())
+    under = {path: files_under(conn, path) for path, _ in rows}
     found = []
     for path, scanned in rows:
         inner = [r for r in under if holds(path, r)]

@@ -37,8 +37,6 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             try:
                 blocks.append(_block(index.show(path, args.threshold), args.threshold))
             except UsageError as exc:
-                if len(args.paths) == 1:
-                    raise
                 log.error("%s", exc)
                 failed = True
     if blocks:

@@ -39,8 +39,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     with ctx.index() as index:
         found = index.status(args.failures)
     if args.json:
-        config = ctx.config.path
-        record = {**_record(found), "config": str(config.absolute()) if config else None}
+        record = {**_record(found), "config": ctx.config_file()}
         ctx.stdout.write(json.dumps(record).encode() + b"\n")
         return 0
     lines = [f"index: {found.database}", f"config: {ctx.config_shown()}"]
