@@ -4,6 +4,7 @@ goes away; either way the next scan's export equals a clean scan's."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import select
@@ -14,7 +15,7 @@ from pathlib import Path
 
 import pgserver
 import pytest
-from conftest import BOTH, fault_env, make_gallery, picture, slow_model, wait_for
+from conftest import BOTH, fault_env, make_gallery, picture, slow_model, wait_for, workers_of
 from PIL import Image
 from test_resume import count, dtindex
 from test_truth_store import HANG, mark
@@ -102,9 +103,7 @@ def test_a_killed_writer_fails_the_scan_and_the_next_scan_completes(
     running once its writer is ready however loaded the machine is (under load the scan
     had finished inline before its writer was ready to be killed)."""
     gallery = setup(tmp_path)
-    held = mark(picture(gallery / "held.png", (1, 2, 3)), HANG)
-    config = tmp_path / "deeptagger.toml"
-    config.write_text("decode_timeout = 10\n" + config.read_text())
+    held = hold_one_picture(tmp_path, gallery)
 
     scan = ("-v", "scan", "-b", "2", roundabout(gallery))
     victim = dtindex(tmp_path, index_db, *scan, extra=fault_env())
@@ -124,17 +123,25 @@ def test_a_killed_writer_fails_the_scan_and_the_next_scan_completes(
 def test_a_killed_scans_writer_stores_what_it_has_and_exits(
     tmp_path: Path, expected: bytes
 ) -> None:
+    """One picture's decoder is held, as in the test above, so the scan is still running
+    once its writer is ready (under load it had finished first)."""
     gallery = setup(tmp_path)
+    held = hold_one_picture(tmp_path, gallery)
     db = str(tmp_path / "index.sqlite")
 
-    victim = dtindex(tmp_path, db, "-v", "scan", "-b", "2", roundabout(gallery))
+    scan = ("-v", "scan", "-b", "2", roundabout(gallery))
+    victim = dtindex(tmp_path, db, *scan, extra=fault_env())
     lines = Lines(victim)
     wait_for(lambda: count(db, "SELECT COUNT(*) FROM taggings") >= 4, victim)
     wait_for(lambda: lines.writer_pid() is not None or victim.poll() is not None, victim)
+    pid = lines.writer_pid()
+    decoders = [worker for worker in workers_of(victim.pid) if worker != pid]
     victim.send_signal(signal.SIGKILL)
     victim.wait(30)
+    for decoder in decoders:  # the held one spins on without its scan: the test's fault
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(decoder, signal.SIGKILL)
     err = lines.text()
-    pid = lines.writer_pid()
     assert pid is not None, err
     assert exits_within(pid, 60), "the writer outlived its scan"
 
@@ -142,4 +149,15 @@ def test_a_killed_scans_writer_stores_what_it_has_and_exits(
     done = count(db, "SELECT COUNT(*) FROM taggings WHERE status = 'done'")
     with_scores = count(db, "SELECT COUNT(DISTINCT content_id) FROM scores")
     assert done == with_scores, "a tagging marked done without its scores"
+    held.unlink()
     assert resumed_export(tmp_path, db, gallery) == expected
+
+
+def hold_one_picture(tmp_path: Path, gallery: Path) -> Path:
+    """One more picture, whose decoder hangs (under `fault_env`) until the decode time
+    limit: the scan cannot end before then, so its writer is ready while it runs however
+    loaded the machine is. The test removes it before the scan that completes."""
+    held = mark(picture(gallery / "held.png", (1, 2, 3)), HANG)
+    config = tmp_path / "deeptagger.toml"
+    config.write_text("decode_timeout = 10\n" + config.read_text())
+    return held
