@@ -415,7 +415,8 @@ def test_forget_while_a_scan_tags_fails_that_root_in_one_line(
     """`forget` lands while a scan tags pictures whose files it already knows (a model
     added since): no write of the scan breaks, and the old code said `scan done`, exit 0.
     One picture's decoder hangs until the decode time limit, so the scan is still running
-    when the forget commits however loaded the machine is (it raced the scan before)."""
+    when the forget commits however loaded the machine is (it raced the scan before); the
+    other pictures may all be tagged by then, which is still a scan that has not finished."""
     slow_copy(tmp_path, slow_gallery, "gallery")
     mark(sorted((tmp_path / "gallery").iterdir())[-1], HANG)
     slow = (tmp_path / "deeptagger.toml").read_text()
@@ -431,7 +432,7 @@ def test_forget_while_a_scan_tags_fails_that_root_in_one_line(
         wait_for(lambda: count(db, done) >= 62 or scan.process.poll() is not None, scan.process)
         code, _, err = dtindex(tmp_path, "index.sqlite", "forget", "gallery")
         assert code == 0, err
-        assert count(db, done) < 120, "the scan had tagged every picture before the forget"
+        assert scan.process.poll() is None, "the scan ended before the forget committed"
         code, _, err = scan.finish()
     assert code == 1, err
     assert err.strip().splitlines()[-1] == (
