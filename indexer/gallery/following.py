@@ -248,7 +248,9 @@ class Follower:
         index, settings = self.indexer.index, self.indexer.config.scan
         plan = plan_paths(index, ready, self.root_ids, settings, counts)
         apply_moves(index, plan, counts)
-        self.indexer.process(plan.reads, counts, pending=False)
+        moved_or_gone = [row for row, _, _ in plan.moves] + plan.removals
+        touched = [row.content_id for row in moved_or_gone if row.content_id is not None]
+        self.indexer.process(plan.reads, counts, pending=False, touched=touched)
         headway = self.indexer.ledger.headway
         gone = [path for path in ready if not os.path.lexists(path)]
         handled = [*gone, *(job.path for job in plan.reads)]  # read again, or no more

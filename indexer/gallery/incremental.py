@@ -17,7 +17,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -28,7 +28,8 @@ from sqlalchemy.exc import SQLAlchemyError
 from indexer.config import Config
 from indexer.errors import Failure, Kind, StoreError
 from indexer.gallery.headway import Ledger, Listener, Silent
-from indexer.gallery.jobs import Counts, ReadJob, TagJob, count_read
+from indexer.gallery.jobs import Counts, ReadJob, TagJob, record_looked
+from indexer.gallery.pending import pending_jobs
 from indexer.gallery.unfinished import unread
 from indexer.gallery.waiting import wait_for_others
 from indexer.gallery.writer import ResultWriter
@@ -41,10 +42,9 @@ from indexer.pipeline.flow import Budget, Order
 from indexer.pipeline.inference import Timings
 from indexer.pipeline.runner import Local, Runner
 from indexer.store.claims import claim_pairs, reap, release_claims, release_pairs
-from indexer.store.intake import add_contents, put_files
 from indexer.store.location import location_of
 from indexer.store.owners import owner_for
-from indexer.store.records import Records, Stat
+from indexer.store.records import Records
 from indexer.store.retry import Attempt
 from indexer.wording import plural
 
@@ -94,6 +94,7 @@ class Indexer:
         self.timings = Timings()  # summed over every `process` call
         self.counts = Counts()  # the current `process` call's
         self.failed_paths: set[bytes] = set()  # the current `process` call's failures
+        self.aside: set[bytes] = set()  # and the paths it gave up without a result
         self.ledger = Ledger(self.counts, (), 0)  # the current `process` call's
         self.every_model = tuple(range(len(taggers)))
         # Whether a failure is not recorded but its file put back unread (`unfinished`).
@@ -142,7 +143,9 @@ class Indexer:
                     looked.append((job, reply))
                 else:
                     self._not_looked(job, reply)
-            for (job, seen), content_id in zip(looked, self._record_looked(looked), strict=True):
+            for (job, seen), content_id in zip(
+                looked, record_looked(self.index.conn, looked, self.counts), strict=True
+            ):
                 wanted.append((job, content_id, seen.xxh128, self.every_model))
             orders = self._claim(wanted)
         self._report()
@@ -158,31 +161,10 @@ class Indexer:
             self._left(job.path, reply)
         else:
             failure = reply if isinstance(reply, Failure) else Failure("no answer", Kind.CRASH)
-            self.counts.failed += 1
-            self.counts.to_retry += failure.kind.retried
-            self.failed_paths.add(job.path)
-            log.warning("%s: %s", os.fsdecode(job.path), failure.reason)
+            self._count_failure(job.path, failure)
             self.index.put_file(
                 job.path, job.root_id, job.stat, None, job.read_ns, failure.reason, failure.kind
             )
-
-    def _record_looked(self, looked: list[tuple[ReadJob, Looked]]) -> list[int]:
-        if not looked:
-            return []
-        conn, counts = self.index.conn, self.counts
-        ids = add_contents(conn, [(s.xxh128, s.sha1, s.size, s.width, s.height) for _, s in looked])
-        rows = []
-        for job, seen in looked:
-            content_id = ids[seen.xxh128]
-            job.stat = Stat(seen.size, seen.mtime_ns, seen.inode, seen.device, seen.ctime_ns)
-            job.content_id = content_id
-            stat = job.stat
-            rows.append((job.path, job.root_id, stat.size, stat.mtime_ns, stat.inode, stat.device,
-                         content_id, job.read_ns, None, None, seen.ctime_ns))  # fmt: skip
-            count_read(counts, job, content_id)
-        counts.hashed += len(looked)
-        put_files(conn, rows)
-        return [ids[seen.xxh128] for _, seen in looked]
 
     def _claim(
         self, wanted: list[tuple[ReadJob | TagJob, int, str, tuple[int, ...]]]
@@ -217,12 +199,19 @@ class Indexer:
         if isinstance(why, Skipped):
             self._left(job.path, why)
             release_pairs(self.index, [(self.version_ids[i], job.content_id) for i in order.wanted])
+            self._set_aside(order)
         elif isinstance(job, ReadJob) and self.put_back(job, why):
             unread(self.index, job, [self.version_ids[i] for i in order.wanted], self.counts)
+            self._set_aside(order)
         else:
             versions = [self.version_ids[i] for i in order.wanted]
             self._fail(job.path, why, versions, job.content_id)
         self.ledger.came(job.content_id, len(order.wanted))
+
+    def _set_aside(self, order: Order[Any]) -> None:
+        """Claims given up: the content may be tagged through its other paths (`pending`)."""
+        self.aside.add(order.path)
+        self._inflight.difference_update((order.job.content_id, i) for i in order.wanted)
 
     def _left(self, path: bytes, why: Skipped) -> None:
         """A file saved again while read: the index is not complete until a scan reads it."""
@@ -253,35 +242,42 @@ class Indexer:
         if self._stopping() and failure.kind in _STOP_VICTIMS:
             log.debug("%s: %s while stopping; not recorded", os.fsdecode(path), failure.reason)
             return
-        self.counts.failed += 1
-        self.counts.to_retry += failure.kind.retried
-        self.failed_paths.add(path)
-        log.warning("%s: %s", os.fsdecode(path), failure.reason)
+        self._count_failure(path, failure)
         with self.index.batch():  # committed now: the result writer waits on its lock
             for version_id in version_ids:
                 self.index.record_failure(version_id, content_id, failure)
 
+    def _count_failure(self, path: bytes, failure: Failure) -> None:
+        self.counts.failed += 1
+        self.counts.to_retry += failure.kind.retried
+        self.failed_paths.add(path)
+        log.warning("%s: %s", os.fsdecode(path), failure.reason)
+
     def process(
-        self, reads: Sequence[ReadJob], counts: Counts, pending: bool = True, wait: bool = False
-    ) -> None:
-        """Read and tag the given files, then (with `pending`) every content missing a
-        result; with `wait`, also those other processes hold (`gallery.waiting`)."""
+        self, reads: Sequence[ReadJob], counts: Counts, pending: bool = True,
+        wait: bool = False, touched: Iterable[int] = (),
+    ) -> None:  # fmt: skip
+        """Read and tag the given files, then the contents missing a result: every one
+        (`pending`), else those of the files read and of `touched` (a watch's batch: the
+        contents of the files it moved or found gone); with `wait`, also those other
+        processes hold (`gallery.waiting`)."""
         self.attempt = self._attempt()  # failures from before this call are retried
         self.counts = counts
-        self.failed_paths = set()
+        self.failed_paths, self.aside = set(), set()
         self.ledger = Ledger(counts, (t.name for t in self.taggers), len(reads))
         self._inflight.clear()
         self._run(reads)
-        if pending and not self._stopping():
-            self._tag_pending()
-            if wait:
+        if not self._stopping():
+            read = (job.content_id for job in reads if job.content_id is not None)
+            self._tag_pending(None if pending else [*read, *touched])
+            if pending and wait:
                 ids, stop = self.version_ids, self.stop
                 wait_for_others(self.index, ids, self.owner, self.attempt, counts,
                                 self._tag_pending, stop)  # fmt: skip
         self._report()
 
-    def _tag_pending(self) -> None:
-        waiting = self._pending()
+    def _tag_pending(self, among: Collection[int] | None = None) -> None:
+        waiting = pending_jobs(self.index, self.version_ids, self.attempt, among, self.aside)
         self.ledger.headway.known += len(waiting)
         self._run(waiting)
 
@@ -289,12 +285,3 @@ class Indexer:
         self.runner.run(self.taggers, jobs, self, self.decoders, self.batch,
                         stop=self.stop, timings=self.timings, idle=self.index.settle)  # fmt: skip
         self.writer.flush()  # the run's results are in before it is counted or read
-
-    def _pending(self) -> list[TagJob]:
-        wanted: dict[int, TagJob] = {}
-        for i, version_id in enumerate(self.version_ids):
-            rows = self.index.unsettled(version_id, self.attempt)
-            for content_id, path, xxh in rows:
-                job = wanted.setdefault(content_id, TagJob(path, content_id, xxh, ()))
-                job.wanted = (*job.wanted, i)
-        return list(wanted.values())

@@ -8,7 +8,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields
 
+from sqlalchemy import Connection
+
 from indexer.errors import Kind
+from indexer.imaging.messages import Looked
+from indexer.store.intake import add_contents, put_files
 from indexer.store.records import FileRow, Stat
 
 RACY_NS = 2_000_000_000  # coarse file-system clocks: FAT keeps 2 s, some NFS servers 1 s
@@ -121,3 +125,24 @@ def uncount_read(counts: Counts, job: ReadJob, content_id: int) -> None:
         counts.removed += 1
     else:
         counts.new -= 1
+
+
+def record_looked(
+    conn: Connection, looked: list[tuple[ReadJob, Looked]], counts: Counts
+) -> list[int]:
+    """Record a group of files hashed by the decoders: their contents, then their rows
+    with the stat seen at the read; counted. Their content ids, in order."""
+    if not looked:
+        return []
+    ids = add_contents(conn, [(s.xxh128, s.sha1, s.size, s.width, s.height) for _, s in looked])
+    rows = []
+    for job, seen in looked:
+        content_id = ids[seen.xxh128]
+        job.stat = stat = Stat(seen.size, seen.mtime_ns, seen.inode, seen.device, seen.ctime_ns)
+        job.content_id = content_id
+        rows.append((job.path, job.root_id, stat.size, stat.mtime_ns, stat.inode, stat.device,
+                     content_id, job.read_ns, None, None, seen.ctime_ns))  # fmt: skip
+        count_read(counts, job, content_id)
+    counts.hashed += len(looked)
+    put_files(conn, rows)
+    return [ids[seen.xxh128] for _, seen in looked]

@@ -27,6 +27,7 @@ from indexer.store.intake import (
     PUT_EMBEDDING,
     PUT_TAGGING,
     RELEASE,
+    chunks,
     put_files,
 )
 from indexer.store.likeness import stored_vectors
@@ -228,8 +229,11 @@ class Records:
                 conn.execute(insert(tags), rows)
         return version_id
 
-    def unsettled(self, version_id: int, attempt: Attempt) -> Iterator[tuple[int, bytes, str]]:
-        """Present contents the version still has to tag: id, one path, xxh3-128."""
+    def unsettled(
+        self, version_id: int, attempt: Attempt, among: Sequence[int] | None = None
+    ) -> Iterator[tuple[int, bytes, str]]:
+        """Present contents the version still has to tag: id, path, xxh3-128, once per
+        path, each content's paths together and least first; `among`: only these."""
         done = exists().where(
             and_(
                 taggings.c.content_id == files.c.content_id,
@@ -243,11 +247,12 @@ class Records:
             .where(~done)
             .order_by(files.c.content_id, files.c.path)
         )
-        last = None
-        for content_id, path, xxh in self.conn.execute(query).all():
-            if content_id != last:  # the first path of each content: the least
+        parts = [query] if among is None else [
+            query.where(files.c.content_id.in_(part)) for part in chunks(sorted(set(among)))
+        ]  # fmt: skip
+        for part in parts:
+            for content_id, path, xxh in self.conn.execute(part).all():
                 yield int(content_id), bytes(path), str(xxh)
-            last = content_id
 
     def record_scores(
         self,
