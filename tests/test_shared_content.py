@@ -4,22 +4,26 @@ A content listed by several paths in one pass is decoded once, for the first pat
 claims it. When that file vanishes between its hash and its decode (the user copied a
 picture and moved the original away), the content's results must still come, through
 another path that holds the same bytes: a watch that let it go left the copy untagged
-until its hourly rescan, its export short of a clean scan's.
+until its hourly rescan, its export short of a clean scan's. A watch's batch tags what
+was never tried among the contents it saw move or go, and no more: an old failure moved
+is the rescan's to retry.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import export, picture
+from conftest import clean_export, export, inject_faults, picture
+from test_truth_store import mark
 
 from indexer.gallery.incremental import Indexer
 
@@ -77,20 +81,57 @@ def test_a_scan_tags_the_copy_when_the_name_it_read_goes(
     shutil.copyfile(source, gallery / "new" / "b.png")
     real = Indexer.decide
     moved = vanish_the_claimer(monkeypatch, {"a.png", "b.png"}, tmp_path / "trash")
-    code, _, err = cli("scan", "gallery/new/../")
+    code, _, err = cli("scan", "gallery/new/../")  # the root, named through `..`
     assert moved and code == 1, err
     assert err.count("vanished; left for the next scan") == 1, err
     assert counts(Path(os.environ["DTINDEX_DB"])) == (3, 0), err
     monkeypatch.setattr(Indexer, "decide", real)
     assert cli("scan", "gallery")[0] == 0
-    assert export(cli) == clean_export(cli, tmp_path)
+    assert export(cli) == clean_export(cli, monkeypatch, tmp_path, ["gallery"])
 
 
-def clean_export(cli: Any, tmp_path: Path) -> bytes:
-    """What a clean scan of the gallery, into an index of its own, exports."""
-    clean = str(tmp_path / "clean.sqlite")
-    assert cli("--db", clean, "scan", "gallery")[0] == 0
-    return export(cli, "--db", clean)
+class Batches:
+    """What a watch run by `watching` said: each settled batch's counts."""
+
+    def __init__(self) -> None:
+        self.ready, self.counts = threading.Event(), []
+
+    def rescanned(self, why: str, counts: object) -> None:
+        pass
+
+    def watching(self, roots: object) -> None:
+        self.ready.set()
+
+    def changed(self, counts: object, headway: object, totals: object) -> None:
+        self.counts.append(counts)
+
+
+@contextlib.contextmanager
+def watching(tmp_path: Path) -> Iterator[Batches]:
+    """`gallery` watched in-process (the index of the `cli` fixture) until the block ends."""
+    from indexer.core import Index, WatchOptions
+
+    heard, stop, failed = Batches(), threading.Event(), []
+
+    def run() -> None:
+        try:
+            with Index.open(os.environ["DTINDEX_DB"], str(tmp_path / "deeptagger.toml")) as index:
+                index.watch(
+                    ["gallery"], options=WatchOptions(settle=0.5), listener=heard, stop=stop
+                )
+        except BaseException as exc:  # reported by the test's thread
+            failed.append(exc)
+            heard.ready.set()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    try:
+        assert heard.ready.wait(60) and not failed, failed
+        yield heard
+    finally:
+        stop.set()
+        thread.join(60)
+    assert not failed and not thread.is_alive(), failed
 
 
 def test_a_watch_tags_the_copy_when_the_name_it_read_goes(
@@ -98,33 +139,11 @@ def test_a_watch_tags_the_copy_when_the_name_it_read_goes(
 ) -> None:
     """Copied in while a watch runs, the original moved away after its hash: the watch
     hears it go and tags the copy through its own name, well before its periodic rescan."""
-    from indexer.core import Index, WatchOptions
-    from indexer.gallery.following import Unheard
-
     db = Path(os.environ["DTINDEX_DB"])
     assert cli("scan", "gallery")[0] == 0
     real = Indexer.decide
     moved = vanish_the_claimer(monkeypatch, {"a.png", "b.png"}, tmp_path / "trash")
-    watching, stop, failed = threading.Event(), threading.Event(), []
-
-    class Listener(Unheard):
-        def watching(self, roots: object) -> None:
-            watching.set()
-
-    def run() -> None:
-        try:
-            with Index.open(str(db), str(tmp_path / "deeptagger.toml")) as index:
-                index.watch(
-                    ["gallery"], options=WatchOptions(settle=0.5), listener=Listener(), stop=stop
-                )
-        except BaseException as exc:  # reported by the test's thread
-            failed.append(exc)
-            watching.set()
-
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    try:
-        assert watching.wait(60) and not failed, failed
+    with watching(tmp_path) as heard:
         source = picture(tmp_path / "download" / "a.png", (200, 30, 30), old=False)
         shutil.copyfile(source, tmp_path / "download" / "b.png")
         for name in ("a.png", "b.png"):  # both land by rename: they settle in one batch
@@ -134,9 +153,43 @@ def test_a_watch_tags_the_copy_when_the_name_it_read_goes(
             lambda: f"the watch left {counts(db)} (files, untagged); moved {moved}",
             30,
         )
-    finally:
-        stop.set()
-        thread.join(60)
-    assert not failed and not thread.is_alive(), failed
     monkeypatch.setattr(Indexer, "decide", real)
-    assert export(cli) == clean_export(cli, tmp_path)
+    news = [batch.new for batch in heard.counts]
+    assert 2 in news, f"the copies did not settle in one batch, so this tests nothing: {news}"
+    assert export(cli) == clean_export(cli, monkeypatch, tmp_path, ["gallery"])
+
+
+def test_a_watch_does_not_decode_again_failed_pictures_it_sees_moved(
+    cli: Any, tmp_path: Path, gallery: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A folder holding a picture whose decoder crashed (a failure the next scan retries)
+    is renamed while a watch runs: the move is recorded and nothing decoded again (a
+    folder of undecodable files renamed would be decoded all over); the retry is the
+    rescan's. The files were read long after they were made, as a real gallery's are, so
+    the rename is a move without a read (`jobs.is_moved`)."""
+    inject_faults(monkeypatch, "CRASH-THIS-DECODER")
+    made = mark(picture(gallery / "set" / "crash.png", (1, 2, 3)), b"CRASH-THIS-DECODER")
+    code, _, err = cli("scan", "gallery")
+    assert code == 1 and "to_retry 1" in err, err
+    db = Path(os.environ["DTINDEX_DB"])
+    with sqlite3.connect(db) as conn:
+        later = made.stat().st_ctime_ns + 60 * 10**9
+        conn.execute("UPDATE files SET checked_ns = ?", (later,))
+    with watching(tmp_path) as heard:  # its catch-up retries the crash, once
+        failures = tried(db)
+        os.rename(gallery / "set", gallery / "renamed")
+        wait_until(
+            lambda: any(batch.moved for batch in heard.counts),
+            lambda: f"the watch did not record the move: {heard.counts}",
+            30,
+        )
+    (batch,) = heard.counts
+    assert (batch.moved, batch.hashed, batch.failed) == (1, 0, 0), batch
+    assert tried(db) == failures
+
+
+def tried(db: Path) -> list[tuple[str, int]]:
+    """Every failure recorded, with when."""
+    with sqlite3.connect(db) as conn:
+        query = "SELECT status, tagged_ns FROM taggings WHERE status = 'failed'"
+        return sorted(conn.execute(query).fetchall())

@@ -45,7 +45,7 @@ from indexer.store.claims import claim_pairs, reap, release_claims, release_pair
 from indexer.store.location import location_of
 from indexer.store.owners import owner_for
 from indexer.store.records import Records
-from indexer.store.retry import Attempt
+from indexer.store.retry import UNTRIED, Attempt
 from indexer.wording import plural
 
 log = logging.getLogger("dtindex")
@@ -159,6 +159,7 @@ class Indexer:
                 self.counts.removed += 1
         elif isinstance(reply, Skipped):
             self._left(job.path, reply)
+            self.aside.add(job.path)
         else:
             failure = reply if isinstance(reply, Failure) else Failure("no answer", Kind.CRASH)
             self._count_failure(job.path, failure)
@@ -258,9 +259,9 @@ class Indexer:
         wait: bool = False, touched: Iterable[int] = (),
     ) -> None:  # fmt: skip
         """Read and tag the given files, then the contents missing a result: every one
-        (`pending`), else those of the files read and of `touched` (a watch's batch: the
-        contents of the files it moved or found gone); with `wait`, also those other
-        processes hold (`gallery.waiting`)."""
+        (`pending`), else those never tried among the contents of the files read and
+        `touched` (a watch's batch: the contents of the files it moved or found gone);
+        with `wait`, also those other processes hold (`gallery.waiting`)."""
         self.attempt = self._attempt()  # failures from before this call are retried
         self.counts = counts
         self.failed_paths, self.aside = set(), set()
@@ -277,7 +278,8 @@ class Indexer:
         self._report()
 
     def _tag_pending(self, among: Collection[int] | None = None) -> None:
-        waiting = pending_jobs(self.index, self.version_ids, self.attempt, among, self.aside)
+        attempt = self.attempt if among is None else UNTRIED
+        waiting = pending_jobs(self.index, self.version_ids, attempt, among, self.aside)
         self.ledger.headway.known += len(waiting)
         self._run(waiting)
 

@@ -1,4 +1,5 @@
-"""The units of work of a scan: what to read or tag, and the counts a scan reports.
+"""The units of work of a scan: what to read or tag, the counts a scan reports, and how
+a group of files read is recorded and counted (`record_looked`).
 
 Whether a file needs reading is decided from its stat alone (`is_unchanged`); the read
 itself happens in a decoder process (`imaging.tasks.look`).

@@ -11,7 +11,7 @@ from __future__ import annotations
 import itertools
 import os
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import NamedTuple
 
@@ -230,7 +230,7 @@ class Records:
         return version_id
 
     def unsettled(
-        self, version_id: int, attempt: Attempt, among: Sequence[int] | None = None
+        self, version_id: int, attempt: Attempt, among: Collection[int] | None = None
     ) -> Iterator[tuple[int, bytes, str]]:
         """Present contents the version still has to tag: id, path, xxh3-128, once per
         path, each content's paths together and least first; `among`: only these."""

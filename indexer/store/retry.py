@@ -30,3 +30,10 @@ class Attempt:
             over = (taggings.c.kind == Kind.LIMIT.value) & (taggings.c.needs > self.max_pixels)
             kept = kept | (taggings.c.kind == Kind.PICTURE.value) | over
         return (taggings.c.status == "done") | ((taggings.c.status == "failed") & kept)
+
+
+# Every failure, of any kind and time, leaves nothing to do: only what was never tried
+# is. A watch's batch tags that much for the contents it moved or found gone; their old
+# failures wait for a rescan, as a renamed folder of undecodable files is no reason to
+# decode them all again.
+UNTRIED = Attempt(since_ns=0)
