@@ -12,9 +12,13 @@ Only dtindex's own keywords are ever removed. For each field, a property in dtin
 namespace (`dtindex:writtenTagsList`, ...) lists the keywords each model put there, as
 `MODEL<TAB>KEYWORD`; an export of a model removes its keywords that no longer pass,
 unless another model also put them there, and adds the missing ones. A keyword that was
-already there when dtindex first wanted it is the user's, and stays the user's. Nothing
-else in the sidecar changes, and a sidecar already holding what the export would write is
-not written at all.
+already there when dtindex first wanted it is the user's, and stays the user's. A keyword
+dtindex put there that the user took out (a wrong tag removed in digiKam or with
+exiftool) stays out while the model gives it: its record is kept to say so, and it
+leaves the other fields too, where it is dtindex's, as a photo manager reading another
+field would show it again. Once the model no longer gives it, the record goes, and a
+later export may add it anew. Nothing else in the sidecar changes, and a sidecar already
+holding what the export would write is not written at all.
 
 A sidecar dtindex creates is marked so (`dtindex:created`), and removed again once it
 would hold nothing else: no keyword of any model's, and nothing another program wrote
@@ -108,7 +112,13 @@ def merged(
     if data is None and not tags:
         return None
     packet = Packet(EMPTY if data is None else data)
-    plans = [_plan(packet, field, model, keywords(field, tags, levels)) for field in FIELDS]
+    out = _taken_out(packet, tags, levels)
+    given = [tag for tag in tags if named(tag) not in out]
+    dropped = [tag for tag in tags if named(tag) in out]
+    plans = [
+        _plan(packet, f, model, keywords(f, given, levels), set(keywords(f, dropped, levels)))
+        for f in FIELDS
+    ]
     for field, plan in zip(FIELDS, plans, strict=True):
         kind = (field.prefix, field.container)
         packet.edit(field.namespace, field.name, kind, plan.remove, plan.add)
@@ -130,6 +140,27 @@ def _only_bookkeeping(packet: Packet) -> bool:
     return unmarked.is_empty()
 
 
+def _taken_out(
+    packet: Packet, tags: Sequence[Scored], levels: tuple[str, ...]
+) -> set[tuple[str, ...]]:
+    """The tags (as `named` gives them) whose keyword some model's record says dtindex
+    put into a field, and which that field no longer holds: the user took them out."""
+    out = set()
+    for field in FIELDS:
+        present = set(packet.items(field.namespace, field.name) or ())
+        records = packet.items(DTINDEX, field.record) or ()
+        written = {keyword for _, tab, keyword in map(_split, records) if tab}
+        for tag in tags:
+            (keyword,) = keywords(field, [tag], levels)
+            if keyword in written and keyword not in present:
+                out.add(named(tag))
+    return out
+
+
+def _split(record: str) -> tuple[str, str, str]:
+    return record.partition("\t")
+
+
 class KeywordChanges(NamedTuple):
     remove: set[str]  # keywords
     add: list[str]
@@ -137,20 +168,23 @@ class KeywordChanges(NamedTuple):
     claimed: list[str]
 
 
-def _plan(packet: Packet, field: Field, model: str, wanted: list[str]) -> KeywordChanges:
+def _plan(
+    packet: Packet, field: Field, model: str, wanted: list[str], taken_out: set[str]
+) -> KeywordChanges:
     """The keywords to remove from and add to `field`, and the records of `model` to
     drop and add: its keywords that no longer pass go unless another model also wrote
-    them; a keyword the user had before dtindex wanted it is never claimed."""
+    them; a keyword the user had before dtindex wanted it is never claimed; one the user
+    took out (`taken_out`, still given) goes where it is still `model`'s, its record kept."""
     present = set(packet.items(field.namespace, field.name) or ())
     mine: set[str] = set()
     theirs: set[str] = set()
     for record in packet.items(DTINDEX, field.record) or ():
-        owner, tab, keyword = record.partition("\t")
+        owner, tab, keyword = _split(record)
         if tab:
             (mine if owner == model else theirs).add(keyword)
     remove = (mine - set(wanted) - theirs) & present
     add = [k for k in wanted if k not in present]
     claimed = [k for k in wanted if k not in present or k in mine or k in theirs]
-    unclaimed = {f"{model}\t{k}" for k in mine - set(claimed)}
+    unclaimed = {f"{model}\t{k}" for k in mine - set(claimed) - taken_out}
     newly = [f"{model}\t{k}" for k in claimed if k not in mine]
     return KeywordChanges(remove, add, unclaimed, newly)
