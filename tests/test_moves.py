@@ -8,7 +8,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import sqlite3
+import time
 from contextlib import closing
 from pathlib import Path
 
@@ -215,3 +217,35 @@ def test_an_archive_unpacked_again_over_the_same_names_is_read(
     assert b"c0\t1.00" not in export(cli, "--id", "path")
     again = scan(cli, "gallery")  # read (again while racy: ctimes of a moment ago), not tagged
     assert (again["unchanged"], again["tagged"]) == (3, 0)
+
+
+def test_changed_since_lists_pictures_copied_moved_or_renamed_since(
+    cli, configured: Path, tmp_path: Path
+) -> None:
+    """A cron job exporting by path (`--id path`, captions) with `--changed-since` must
+    see a picture tagged before TIME under the names it got since: a copy, a folder
+    renamed (a move without a read), a case-only rename. The old rule (tagged since)
+    listed none of them, exit 0, and their captions were never written."""
+    a = picture(configured / "a.png", (200, 0, 0))
+    inner = picture(configured / "sub" / "b.png", (0, 200, 0))
+    c = picture(configured / "c.png", (0, 0, 200))
+    picture(configured / "d.png", (90, 90, 90))  # left alone: not listed
+    scan(cli, "gallery")
+    with closing(sqlite3.connect(tmp_path / "index.sqlite")) as db, db:  # read long after
+        later = inner.stat().st_ctime_ns + 60 * 10**9  # made, as a real gallery's files
+        db.execute("UPDATE files SET checked_ns = ? WHERE path = ?", (later, bytes(inner)))
+    since = str(time.time())
+    shutil.copy2(a, configured / "copy.png")  # a copy, its mtime kept
+    (configured / "sub").rename(configured / "renamed")
+    c.rename(configured / "C.png")
+    result = scan(cli, "./gallery/../gallery")
+    assert (result["moved"], result["hashed"]) == (2, 2), result  # the folder's: not read
+    out = export(cli, "--id", "path", "--changed-since", since)
+    listed = {Path(os.fsdecode(line.split(b"\t")[0])) for line in out.splitlines()}
+    names = ("a.png", "copy.png", "renamed/b.png", "C.png")  # a: the copy's content
+    assert listed == {configured / name for name in names}, listed
+    code, _, err = cli("export", "--model", "means", "--format", "captions", "--beside",
+                       "--changed-since", since)  # fmt: skip
+    assert code == 0, err
+    assert (configured / "renamed" / "b.txt").exists() and (configured / "copy.txt").exists()
+    assert not (configured / "d.txt").exists()

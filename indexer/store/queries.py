@@ -9,8 +9,20 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
-from sqlalchemy import Connection, Select, func, literal, null, select, union_all
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Select,
+    exists,
+    func,
+    literal,
+    null,
+    select,
+    true,
+    union_all,
+)
 
 from indexer.store.current import present_best
 from indexer.store.schema import contents, files, model_versions, roots, scores, taggings, tags
@@ -36,7 +48,7 @@ def scored(
 ) -> Iterator[Row]:
     """Tags above `floor` (and every rating tag) of each present content, by SHA-1.
 
-    With `since_ns`, only contents whose exported result was recorded at or after it.
+    With `since_ns`, only contents changed since (`_changed_since`).
     """
     best = present_best()
     query = (
@@ -60,7 +72,7 @@ def scored(
         .join(tags, (tags.c.model_version_id == best.c.mv) & (tags.c.idx == scores.c.tag_idx))
         .where(
             (scores.c.score > floor) | (tags.c.category == "rating"),
-            taggings.c.tagged_ns >= (since_ns or 0),
+            _changed_since(since_ns, best.c.cid),
         )
         .order_by(contents.c.sha1, contents.c.id, scores.c.tag_idx)
     )
@@ -71,8 +83,8 @@ def scored(
 def tagged_contents(
     conn: Connection, model: str, current: str | None, since_ns: int | None = None
 ) -> set[int]:
-    """Present contents with a result of `model` (recorded at or after `since_ns`): the
-    pictures an export covers, also those no tag of which passes its thresholds."""
+    """Present contents with a result of `model` (changed since `since_ns`): the pictures
+    an export covers, also those no tag of which passes its thresholds."""
     best = present_best()
     query = (
         select(best.c.cid)
@@ -81,9 +93,21 @@ def tagged_contents(
             taggings,
             (taggings.c.content_id == best.c.cid) & (taggings.c.model_version_id == best.c.mv),
         )
-        .where(taggings.c.tagged_ns >= (since_ns or 0))
+        .where(_changed_since(since_ns, best.c.cid))
     )
     return {int(cid) for cid in conn.execute(query, {"model": model, "current": current}).scalars()}
+
+
+def _changed_since(since_ns: int | None, content: Any) -> ColumnElement[bool]:
+    """A content whose result was recorded at or after `since_ns`, or one of whose files
+    got its name then (read, or moved: `files.named_ns`): a picture tagged before and
+    copied or renamed since has a path an export by path has not listed yet. A file read
+    again (its ctime changed) counts too: the export lists more, never less."""
+    if since_ns is None:
+        return true()
+    named = func.coalesce(files.c.named_ns, files.c.checked_ns)
+    renamed = exists().where(files.c.content_id == content, named >= since_ns)
+    return (taggings.c.tagged_ns >= since_ns) | renamed
 
 
 def categories(conn: Connection, model: str) -> set[str]:

@@ -13,7 +13,7 @@ import os
 import time
 from collections.abc import Collection, Iterator, Sequence
 from contextlib import AbstractContextManager
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 from numpy.typing import NDArray
@@ -79,8 +79,12 @@ class Stat(NamedTuple):
 
 # The raw cursor: SQLAlchemy's row objects cost half a second per 100,000 files, and an
 # unchanged rescan of that many should take well under two seconds.
+def _row_columns() -> list[Any]:  # a `FileRow`'s, in its order: the table has more
+    return [files.c[name] for name in FileRow._fields]
+
+
 _FILES_BELOW = Direct(
-    lambda _: select(*(files.c[name] for name in FileRow._fields)).where(
+    lambda _: select(*_row_columns()).where(
         files.c.path >= bindparam("low"), files.c.path < bindparam("high")
     ),
     "low",
@@ -152,7 +156,7 @@ class Records:
     def files_at(self, path: bytes) -> dict[bytes, FileRow]:
         """The row for `path` and, when it is (or was) a folder, every row below it."""
         low, high = bounds(path)
-        query = select(files).where(
+        query = select(*_row_columns()).where(
             (files.c.path == path) | ((files.c.path >= low) & (files.c.path < high))
         )
         return {row.path: FileRow(**row._mapping) for row in self.conn.execute(query)}
@@ -162,7 +166,7 @@ class Records:
         found: dict[bytes, FileRow] = {}
         for start in range(0, len(inodes), 500):
             pairs = tuple_(files.c.device, files.c.inode).in_(inodes[start : start + 500])
-            rows = self.conn.execute(select(files).where(pairs))
+            rows = self.conn.execute(select(*_row_columns()).where(pairs))
             found.update((row.path, FileRow(**row._mapping)) for row in rows)
         return found
 
@@ -183,11 +187,10 @@ class Records:
             put_files(conn, [row])
 
     def move_file(self, file_id: int, path: bytes, root_id: int) -> None:
+        moved = {"path": path, "root_id": root_id, "named_ns": time.time_ns()}
         with self.batch() as conn:
             conn.execute(delete(files).where(files.c.path == path))
-            conn.execute(
-                update(files).where(files.c.id == file_id).values(path=path, root_id=root_id)
-            )
+            conn.execute(update(files).where(files.c.id == file_id).values(moved))
 
     def delete_files(self, ids: Sequence[int]) -> None:
         with self.batch() as conn:

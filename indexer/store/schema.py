@@ -64,6 +64,7 @@ files = Table(
     Column("error", Text),
     Column("kind", String(12)),  # errors.Kind of `error`: read failures are retried
     Column("ctime_ns", BIG),  # the inode's ctime when read (None: read before 0006)
+    Column("named_ns", BIG),  # when moved to its path (None: named when read, checked_ns)
     Index("ix_files_root", "root_id"),
 )
 

@@ -97,7 +97,8 @@ def _output_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--changed-since",
         metavar="TIME",
-        help="only pictures tagged at or after TIME (ISO 8601 or Unix seconds)",
+        help="only pictures tagged at or after TIME, or copied, moved or renamed since "
+        "(ISO 8601 or Unix seconds)",
     )
 
 
