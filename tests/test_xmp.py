@@ -125,9 +125,7 @@ def test_merge_keeps_the_users_metadata_and_removes_only_dtindex_keywords(
     assert not list(gallery.rglob(".*.tmp"))
 
 
-def test_a_keyword_the_user_takes_out_stays_out_while_a_model_gives_it(
-    cli, gallery: Path
-) -> None:
+def test_a_keyword_the_user_takes_out_stays_out_while_a_model_gives_it(cli, gallery: Path) -> None:
     """The user takes a wrong tag out of dc:subject (exiftool, as a photo tool that edits
     that field alone): every later export, of that model or another giving the tag, leaves
     it out of all three fields; the old code put it back on each cron run, exit 0. Once
