@@ -364,3 +364,25 @@ def test_a_picture_still_truncated_after_the_grace_window_is_reported_failed(
     assert about[1].startswith(f"dtindex: {target}: cannot decode: image file is truncated")
     assert PUT_BACK not in about[1]
     assert lines[-1] == "dtindex: watch stopped; since start: tagged 1, 1 failed", lines[-1]
+
+
+def test_a_watch_stopped_before_a_change_settled_says_it_left_it(
+    cli, gallery: Path, tmp_path: Path
+) -> None:
+    """A picture copied in moments before SIGTERM is not read (it had not settled): the
+    watch still exits 0, as a daemon stopped does, and says that the next scan or watch
+    reads it, which the next scan does; the old watch said nothing of it."""
+    watcher = Watcher("-v", "--settle", "60", "./gallery/../gallery")
+    try:
+        watcher.wait_until(lambda: "watching" in watcher.log())
+        late = picture(tmp_path / "staging" / "late.png", (0, 255, 0), old=False)
+        os.replace(late, gallery / "late.png")
+        watcher.wait_until(lambda: f"event: {gallery / 'late.png'}" in watcher.log())
+    finally:
+        code = watcher.terminate()
+    assert code == 0, watcher.log()
+    said = "1 change heard in its last moments not read yet: the next scan or watch reads them"
+    assert said in watcher.log(), watcher.log()
+    assert sha1(gallery / "late.png") not in exported(cli)
+    code, _, err = cli("scan", "gallery")
+    assert code == 0 and sha1(gallery / "late.png") in exported(cli), err

@@ -67,6 +67,9 @@ class Totals:
         # The catch-up went through: False when stopped before, so the caller can tell
         # a watch stopped while it caught up (work left undone) from one stopped watching.
         self.caught_up = False
+        # Paths heard but not read when it stopped (not settled yet, or put back): the
+        # next scan or watch reads them, and the caller may say so.
+        self.unread = 0
 
     def add(
         self,
@@ -195,6 +198,7 @@ class Follower:
         finally:
             self.observer.stop()
             self.observer.join(timeout=5)
+            self.totals.unread = self.collector.waiting() + self.unfinished.waiting()
 
     def _rearmed(self) -> bool:
         changed = False

@@ -72,6 +72,10 @@ class Unfinished:
             self._due.pop(path, None)
             self._put_back.pop(path, None)
 
+    def waiting(self) -> int:
+        """How many paths are put back, to be looked at again."""
+        return len(self._due)
+
     def due(self) -> list[bytes]:
         """The paths put back whose grace window has passed."""
         now = time.monotonic()

@@ -26,6 +26,7 @@ from indexer.cli.progress import changes, tally
 from indexer.cli.stopping import stop_on_signals
 from indexer.core.records import Counts, Headway, Totals, WatchOptions
 from indexer.errors import Interrupted
+from indexer.wording import plural
 
 log = logging.getLogger("dtindex")
 FAILURE = 1
@@ -99,4 +100,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if received and not totals.caught_up:
         raise Interrupted(received[0])
     log.info("watch stopped; since start: %s", tally(totals.counts, totals.headway))
+    if totals.unread:
+        log.info(
+            "%s heard in its last moments not read yet: the next scan or watch reads them",
+            plural(totals.unread, "change"),
+        )
     return 0
