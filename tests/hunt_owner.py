@@ -16,7 +16,7 @@ from typing import BinaryIO
 
 from conftest import picture
 from hunt_files import caption_path
-from hunt_world import FOLDERS, NAMES, PALETTE, World, picture_format
+from hunt_world import FOLDERS, MODELS, NAMES, PALETTE, World, picture_format
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, precondition, rule
 
@@ -203,6 +203,14 @@ class Owner(RuleBasedStateMachine):
         if path is None:
             return
         self.world.edit_sidecar(path, rating, label)
+
+    @step(index=picks, tag=st.sampled_from([tag for tags in MODELS.values() for tag in tags]))
+    def untag_in_photo_tool(self, index: int, tag: str) -> None:
+        """The user takes a wrong tag out of a picture's sidecar: later exports leave it
+        out while a model gives it (`export.xmp`)."""
+        path = self.pick(index)
+        if path is not None:
+            self.world.untag_sidecar(path, tag)
 
     @step(index=picks, text=st.sampled_from(["my own words", "fixed, c0", ""]))
     def caption_by_hand(self, index: int, text: str) -> None:

@@ -85,6 +85,7 @@ class World:
         self.roots = ["../gallery"]
         self.user_captions: dict[Path, bytes] = {}
         self.user_xmp: dict[Path, tuple[int, str]] = {}
+        self.untagged: dict[Path, set[str]] = {}  # sidecar: tags the user took out of it
         self.run_in_process = run
         self.lane: str | None = None  # the GPU lane's decoder behaviour (hooks/gpu_lane.py)
         self.log: list[str] = []
@@ -254,6 +255,15 @@ class World:
         if saved is not None:
             self.user_xmp[saved[0]] = (rating, saved[1])
 
+    def untag_sidecar(self, picture: Path, tag: str) -> None:
+        """The user's photo tool takes `tag` out of dc:subject (the field it edits)."""
+        sidecar = picture.with_name(picture.name + ".xmp")
+        if not sidecar.exists():
+            return
+        command = ["exiftool", "-q", "-overwrite_original", f"-XMP-dc:Subject-={tag}"]
+        if subprocess.run([*command, str(sidecar)], capture_output=True).returncode == 0:
+            self.untagged.setdefault(sidecar, set()).add(tag)
+
     def check_user_files(self) -> None:
         """Every byte the user wrote is still there, and every sidecar parses."""
         for path, content in self.user_captions.items():
@@ -290,7 +300,8 @@ class World:
                 listed = [listed] if isinstance(listed, str) else listed
                 prefix = f"dtindex/{model}/"
                 mine = {str(t)[len(prefix) :] for t in listed if str(t).startswith(prefix)}
-                assert mine == tags, (path, model, mine, tags)
+                out = self.untagged.get(path.with_name(path.name + ".xmp"), set())
+                assert mine <= tags and tags - mine <= out, (path, model, mine, tags, out)
 
     def check_captions(self, model: str) -> None:
         """Each tagged picture has a caption of its own (`stem.txt` or `name.ext.txt`)
@@ -309,7 +320,7 @@ class World:
 
     def moved_folder(self, source: Path, target: Path) -> None:
         """The user's files went with a renamed folder."""
-        for kept in (self.user_captions, self.user_xmp):
+        for kept in (self.user_captions, self.user_xmp, self.untagged):
             for path in [p for p in kept if p.is_relative_to(source)]:
                 kept[target / path.relative_to(source)] = kept.pop(path)  # type: ignore[index]
 

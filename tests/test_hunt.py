@@ -32,7 +32,10 @@ from hypothesis.stateful import initialize, invariant, precondition
 
 EXAMPLES = int(os.environ.get("DTINDEX_HUNT_EXAMPLES", "0"))
 # CI's walks: a fixed seed, so a run is repeatable (DTINDEX_HUNT_CI_SEED tries another).
-CI_SEED = int(os.environ.get("DTINDEX_HUNT_CI_SEED", "1"))
+# Chosen among seeds 1 to 8 for coverage once the photo tool could untag (a new kind of
+# step draws other walks): 24 of 28 kinds, a watch catching up three times, every lane
+# behaviour, SQLite and PostgreSQL.
+CI_SEED = int(os.environ.get("DTINDEX_HUNT_CI_SEED", "6"))
 STEPS = int(os.environ.get("DTINDEX_HUNT_STEPS", "25"))
 TALLY = os.environ.get("DTINDEX_HUNT_TALLY")  # a file: a JSON line of step counts an example
 EXAMPLE = "example: "  # the tally's keys for how an example is set up, not its steps
