@@ -99,4 +99,6 @@ def write(
     kind = sidecar_format(fmt, chosen.model, levels)
     where = namer(kind, out, paths, lambda: all_paths(conn))
     tagged = tagged_contents(conn, chosen.model, chosen.current, chosen.since)
-    return write_sidecars(kind, items, tagged, paths, where, Ownership(replace_existing))
+    owner = Ownership(fmt, out is None, replace_existing)
+    full = chosen.since is None  # every picture's file: leftovers can be told
+    return write_sidecars(kind, items, tagged, paths, where, owner, full)

@@ -12,12 +12,29 @@ this: they are merged, and keep everything the user wrote.
 Each file is listed before it is renamed into place, so an export stopped at any moment
 (SIGKILL included) never leaves a file of its own unlisted; a listed file that was never
 written is harmless, as ownership goes by content. A manifest line is the SHA-256 of the
-bytes written (hex), a tab, and the file's name (`\\` and line feeds escaped); it is only
-ever appended to. A line holding a name alone was written by dtindex before it kept
-hashes: that file is dtindex's until dtindex next writes it, as it was then.
+bytes written (hex), the format that wrote them (`captions`, `hydrus`), where it was
+exported (`beside` the pictures, or under `out`), and the file's name, tab-separated
+(`\\` and line feeds escaped in the name); the manifest is only ever appended to.
+
+The format is kept because captions and Hydrus sidecars can share a name: `dup.png.txt`
+is the caption of `dup.png` beside `dup.jpg`, and always its Hydrus sidecar. A file
+whose bytes dtindex wrote only as another format is not replaced: it is reported (a
+Hydrus import would read a caption's comma-joined tags as one tag), unless the user asks
+for it (`--replace-existing`).
+
+Lines of an older dtindex are read as before: one without a format and place (the hash
+and the name) was written as some format, so such bytes are dtindex's to replace in any;
+one holding a name alone, before hashes were kept: that file is dtindex's until dtindex
+next writes it, as it was then. An older dtindex reads a line with a format as naming a
+file `captions<TAB>beside<TAB>name`, which is not there: it takes the file as the user's
+(so it replaces and removes nothing of this dtindex's). Conversely, a line of an older
+dtindex whose name began with a word, a tab and `beside` or `out` and a tab would be
+misread; no picture is so named in practice.
 
 A picture no tag of which passes any more has its file of dtindex's removed (`discard`):
-one that still holds bytes dtindex wrote there; a file the user wrote or changed stays.
+one that still holds bytes dtindex wrote there as this format (or, by an older line, as
+some format) and never as another; a file the user wrote or changed stays. Files left
+over beside pictures that went (`leftovers`) are judged by `left_over`.
 """
 
 from __future__ import annotations
@@ -25,67 +42,115 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from indexer.errors import SidecarError
 from indexer.export.writing import REMOVE, Outcome, Removal, update_file
 
 MANIFEST = b".dtindex-sidecars"
-_HASHED = re.compile(rb"([0-9a-f]{64})\t(.*)", re.DOTALL)
+_LINE = re.compile(rb"([0-9a-f]{64})\t(?:([a-z][a-z0-9-]*)\t(beside|out)\t)?(.*)", re.DOTALL)
+BESIDE, OUT = b"beside", b"out"
+NOUNS = {b"captions": "a caption file", b"hydrus": "a Hydrus sidecar"}
+
+
+class Writer(NamedTuple):
+    """What wrote a file: a format (`captions`) exported `beside` the pictures or under
+    `out`; both empty on a line of an older dtindex (`OLDER`)."""
+
+    fmt: bytes
+    place: bytes
+
+
+OLDER = Writer(b"", b"")
 
 
 @dataclass
 class Listing:
-    """One folder's manifest as read: the hashes listed for each name, and the names
-    listed without one."""
+    """One folder's manifest as read: what wrote each hash listed for each name, and the
+    names listed without one."""
 
-    hashes: dict[bytes, set[bytes]] = field(default_factory=dict)
+    hashes: dict[bytes, dict[bytes, set[Writer]]] = field(default_factory=dict)
     bare: set[bytes] = field(default_factory=set)
     ends_a_line: bool = True  # a line cut short (a power cut) is not continued
 
+    def writers(self, name: bytes, data: bytes) -> set[Writer]:
+        """What wrote `data` into the file `name`, by the lines read."""
+        return self.hashes.get(name, {}).get(_digest(data), set())
+
+    def add(self, name: bytes, digest: bytes, writer: Writer) -> None:
+        self.hashes.setdefault(name, {}).setdefault(digest, set()).add(writer)
+
 
 class Ownership:
-    """Guards a run's writes of whole files; `save` syncs the manifests it added to (call
-    it at the end, also on errors)."""
+    """Guards a run's writes of whole files in one format (`fmt`, written beside the
+    pictures or not); `save` syncs the manifests it added to (call it at the end, also
+    on errors)."""
 
-    def __init__(self, replace_existing: bool = False) -> None:
+    def __init__(self, fmt: str, beside: bool, replace_existing: bool = False) -> None:
+        self.writer = Writer(fmt.encode(), BESIDE if beside else OUT)
         self.replace_existing = replace_existing
         self._listings: dict[bytes, Listing] = {}
         self._touched: set[bytes] = set()
 
     def replace(self, target: bytes, data: bytes) -> Outcome:
         """Make `target` hold `data`, as `update_file` does; SidecarError, touching
-        nothing, where it is a file of the user's. Whose the file is is judged on the bytes
-        read under the folder's lock right before the rename, so a user's correction saved
-        during the export is the user's too."""
+        nothing, where it is a file of the user's or of another format's. Whose the file
+        is is judged on the bytes read under the folder's lock right before the rename, so
+        a user's correction saved during the export is the user's too."""
         folder, name = os.path.split(target)
         listing = self._listing(folder)
         digest = _digest(data)
 
         def change(current: bytes | None) -> bytes | None:
-            if current == data:  # nothing to replace; listed, so it stays dtindex's
-                if digest not in listing.hashes.get(name, ()):
-                    self._list(folder, name, digest, durable=False)
-                return None
-            if current is not None and not self.replace_existing:
-                _check(listing, name, current)
-            if digest not in listing.hashes.get(name, ()):
-                self._list(folder, name, digest, durable=current is not None)
-            return data
+            if current is not None and current != data and not self.replace_existing:
+                self._check(listing, name, current)
+            if self.writer not in listing.hashes.get(name, {}).get(digest, ()):
+                # listed before the rename; synced where an existing file is replaced
+                self._list(folder, name, digest, durable=current not in (None, data))
+            return None if current == data else data  # the same bytes: listed, kept
 
         return update_file(target, change)
 
     def discard(self, target: bytes) -> Outcome:
-        """Remove `target` where it holds bytes dtindex wrote there, by their hash (a file
-        listed by name alone may have been corrected since: it stays, as do the user's)."""
+        """Remove `target` where it holds bytes dtindex wrote there as this format, by
+        their hash, and never as another (a file listed by name alone may have been
+        corrected since: it stays, as do the user's)."""
         folder, name = os.path.split(target)
         listing = self._listing(folder)
 
         def change(current: bytes | None) -> Removal | None:
-            mine = current is not None and _digest(current) in listing.hashes.get(name, ())
-            return REMOVE if mine else None
+            if current is None:
+                return None
+            writers = listing.writers(name, current)
+            mine = {w.fmt for w in writers} <= {self.writer.fmt, OLDER.fmt}
+            return REMOVE if writers and mine else None
 
         return update_file(target, change)
+
+    def candidates(self, folder: bytes) -> set[bytes]:
+        """The names in `folder` this format wrote beside the pictures, by the lines read
+        so far: the files that may be left over (`left_over` judges them)."""
+        listing = self._listing(folder)
+        return {
+            name
+            for name, digests in listing.hashes.items()
+            if any(self.writer in writers for writers in digests.values())
+        }
+
+    def left_over(self, folder: bytes) -> Callable[[bytes, bytes], bool]:
+        """Whether the file `name` in `folder`, holding `data`, may go as a leftover of
+        this format's: by the manifest as it is now (read again: call it under the
+        folder's lock, so another export's lines are in), every line listing those bytes
+        for that name says this format wrote them beside the pictures; a file listed by an
+        older dtindex, by another format, or from an export under `--out` stays."""
+        listing = _read(os.path.join(folder or b".", MANIFEST))
+
+        def judge(name: bytes, data: bytes) -> bool:
+            return name not in listing.bare and listing.writers(name, data) == {self.writer}
+
+        return judge
 
     def save(self) -> None:
         """Sync the manifests this run added to, so a power cut keeps them too."""
@@ -102,11 +167,41 @@ class Ownership:
                 os.close(fd)
         self._touched.clear()
 
+    def _check(self, listing: Listing, name: bytes, current: bytes) -> None:
+        """Raise where the file `name`, holding `current`, is the user's, or another
+        format's."""
+        if name not in listing.hashes and name in listing.bare:
+            return  # listed before hashes were kept
+        if name not in listing.hashes:
+            raise SidecarError(
+                "a file dtindex did not write is there; move it away, or pass "
+                "--replace-existing to replace such files"
+            )
+        writers = listing.writers(name, current)
+        if not writers:
+            raise SidecarError(
+                "changed since dtindex wrote it, so it is the user's now; move it away, or "
+                "pass --replace-existing to replace such files"
+            )
+        if {w.fmt for w in writers} & {self.writer.fmt, OLDER.fmt}:
+            return
+        other = min(w.fmt for w in writers)
+        noun = NOUNS.get(other, f"a {other.decode('ascii')} file")
+        where = (
+            "beside these pictures share that name; export one of them with --out DIR"
+            if self.writer.place == BESIDE
+            else "under this folder share that name; export them under different --out DIRs"
+        )
+        raise SidecarError(
+            f"dtindex wrote it as {noun}: captions and Hydrus sidecars {where} (or pass "
+            "--replace-existing to replace it)"
+        )
+
     def _list(self, folder: bytes, name: bytes, digest: bytes, durable: bool) -> None:
-        """Append `name`'s line before its file is renamed into place; synced where an
-        existing file is replaced (whose new bytes `update_file` syncs too)."""
+        """Append `name`'s line (before its file is renamed into place)."""
         listing = self._listing(folder)
-        line = digest + b"\t" + name.replace(b"\\", b"\\\\").replace(b"\n", b"\\n") + b"\n"
+        escaped = name.replace(b"\\", b"\\\\").replace(b"\n", b"\\n")
+        line = b"\t".join((digest, *self.writer, escaped)) + b"\n"
         path = os.path.join(folder or b".", MANIFEST)
         fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o666)
         try:
@@ -116,30 +211,13 @@ class Ownership:
         finally:
             os.close(fd)
         listing.ends_a_line = True
-        listing.hashes.setdefault(name, set()).add(digest)
+        listing.add(name, digest, self.writer)
         self._touched.add(folder)
 
     def _listing(self, folder: bytes) -> Listing:
         if folder not in self._listings:
             self._listings[folder] = _read(os.path.join(folder or b".", MANIFEST))
         return self._listings[folder]
-
-
-def _check(listing: Listing, name: bytes, current: bytes) -> None:
-    """Raise where the file `name`, holding `current`, is the user's."""
-    hashes = listing.hashes.get(name)
-    if hashes is None and name in listing.bare:
-        return  # listed before hashes were kept
-    if hashes is None:
-        raise SidecarError(
-            "a file dtindex did not write is there; move it away, or pass "
-            "--replace-existing to replace such files"
-        )
-    if _digest(current) not in hashes:
-        raise SidecarError(
-            "changed since dtindex wrote it, so it is the user's now; move it away, or "
-            "pass --replace-existing to replace such files"
-        )
 
 
 def _read(path: bytes) -> Listing:
@@ -151,10 +229,10 @@ def _read(path: bytes) -> Listing:
         return listing
     listing.ends_a_line = not text or text.endswith(b"\n")
     for line in text.split(b"\n"):
-        hashed = _HASHED.fullmatch(line)
+        hashed = _LINE.fullmatch(line)
         if hashed:
-            name = re.sub(rb"\\(.)", _unescape, hashed[2])
-            listing.hashes.setdefault(name, set()).add(hashed[1])
+            name = re.sub(rb"\\(.)", _unescape, hashed[4])
+            listing.add(name, hashed[1], Writer(hashed[2] or b"", hashed[3] or b""))
         elif line:
             listing.bare.add(line)
     return listing

@@ -90,6 +90,17 @@ def update_file(target: bytes, change: Callable[[bytes | None], bytes | Removal 
     )
 
 
+def remove_held(target: bytes, mine: Callable[[bytes], bool]) -> bool:
+    """Remove `target` where `mine` says so of its bytes, the caller holding the folder's
+    lock (`folder_lock`); whether it was removed. A symbolic link is the user's, and a
+    file changed between the read and the unlink (by a program that takes no lock) is
+    kept as it is now."""
+    if os.path.islink(target):
+        return False
+    seen = _read(target)
+    return seen is not None and mine(seen.data) and _remove_unless_changed(target, seen)
+
+
 def _same(wanted: bytes | Removal | None, seen: Seen | None, linked: bool) -> bool:
     """Whether `wanted` leaves the file `seen` as it is."""
     if wanted is REMOVE:
