@@ -28,6 +28,7 @@ from indexer.export.selection import Picture
 from indexer.export.sidecars import SidecarNamer
 from indexer.export.thresholds import Scored
 from indexer.export.writing import Outcome
+from indexer.imaging.sniff import Pictures
 from indexer.wording import plural
 
 log = logging.getLogger("dtindex")
@@ -154,10 +155,11 @@ def write_sidecars(
     paths: Files,
     where: SidecarNamer,
     owner: Ownership,
-    full: bool = False,
+    pictures: Pictures | None = None,
 ) -> Written:
-    """Write each picture's sidecars; what became of them. `full`: the export covers
-    every picture (no `--changed-since`), so beside the pictures it removes leftovers."""
+    """Write each picture's sidecars; what became of them. `pictures`, the scanner's rule
+    of which files are pictures, given where the export covers every picture (no
+    `--changed-since`): beside the pictures it then removes leftovers."""
     run = _Run(kind, where, owner)
     paths = _without_clashes(kind, paths, where, run.counts)
     seen = set()
@@ -168,8 +170,8 @@ def write_sidecars(
         bare = tagged - seen  # their old files lose this model's tags, or go
         for content_id in sorted(bare):
             _write(run, paths.get(content_id, []), [])
-        if full and where.out is None and not kind.merges:
-            _remove_left_over(run)
+        if pictures is not None and where.out is None and not kind.merges:
+            _remove_left_over(run, pictures)
     finally:
         owner.save()
     _report(kind, run.counts, len(bare))
@@ -180,9 +182,10 @@ def write_sidecars(
     )  # fmt: skip
 
 
-def _remove_left_over(run: _Run) -> None:
+def _remove_left_over(run: _Run, pictures: Pictures) -> None:
     drops = not run.kind.keeps_extension
-    removed, failed = leftovers.remove_left_over(run.owner, run.kept, run.kind.suffix, drops)
+    owner, suffix = run.owner, run.kind.suffix
+    removed, failed = leftovers.remove_left_over(owner, run.kept, suffix, drops, pictures)
     run.counts["left over"] += removed
     run.counts["failed"] += len(failed)
     for path, exc in failed:

@@ -16,11 +16,12 @@ bytes written (hex), the format that wrote them (`captions`, `hydrus`), where it
 exported (`beside` the pictures, or under `out`), and the file's name, tab-separated
 (`\\` and line feeds escaped in the name); the manifest is only ever appended to.
 
-The format is kept because captions and Hydrus sidecars can share a name: `dup.png.txt`
-is the caption of `dup.png` beside `dup.jpg`, and always its Hydrus sidecar. A file
-whose bytes dtindex wrote only as another format is not replaced: it is reported (a
-Hydrus import would read a caption's comma-joined tags as one tag), unless the user asks
-for it (`--replace-existing`).
+The format and place are kept because captions and Hydrus sidecars share a name where two
+pictures share a stem (`dup.png.txt`), and a beside export and an `--out` mirror inside a
+root can (`g/sub/a.txt`, of `g/sub/a.png` and of `g/a.png`). A file whose bytes dtindex
+wrote only as another format, or only to the other place, is reported and not replaced
+(unless `--replace-existing`): a Hydrus import would read a caption as one tag, and two
+exports would replace each other's file for ever.
 
 Lines of an older dtindex are read as before: one without a format and place (the hash
 and the name) was written as some format, so such bytes are dtindex's to replace in any;
@@ -32,13 +33,16 @@ dtindex whose name began with a word, a tab and `beside` or `out` and a tab woul
 misread; no picture is so named in practice.
 
 A picture no tag of which passes any more has its file of dtindex's removed (`discard`):
-one that still holds bytes dtindex wrote there as this format (or, by an older line, as
-some format) and never as another; a file the user wrote or changed stays. Files left
-over beside pictures that went (`leftovers`) are judged by `left_over`.
+one that still holds bytes dtindex wrote there as this format to this place (or, by an
+older line, as some format) and never otherwise, by the manifest read again under the
+folder's lock; a file the user wrote or changed, and one a symbolic link points to, stay.
+Files left over beside pictures that went (`leftovers`) are judged by `left_over`.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import hashlib
 import os
 import re
@@ -47,7 +51,15 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from indexer.errors import SidecarError
-from indexer.export.writing import REMOVE, Outcome, Removal, update_file
+from indexer.export.writing import (
+    ATTEMPTS,
+    Outcome,
+    folder_lock,
+    holds,
+    linked_in,
+    remove_held,
+    update_file,
+)
 
 MANIFEST = b".dtindex-sidecars"
 _LINE = re.compile(rb"([0-9a-f]{64})\t(?:([a-z][a-z0-9-]*)\t(beside|out)\t)?(.*)", re.DOTALL)
@@ -79,6 +91,9 @@ class Listing:
         """What wrote `data` into the file `name`, by the lines read."""
         return self.hashes.get(name, {}).get(_digest(data), set())
 
+    def has(self, name: bytes, digest: bytes, writer: Writer) -> bool:
+        return writer in self.hashes.get(name, {}).get(digest, ())
+
     def add(self, name: bytes, digest: bytes, writer: Writer) -> None:
         self.hashes.setdefault(name, {}).setdefault(digest, set()).add(writer)
 
@@ -96,38 +111,68 @@ class Ownership:
 
     def replace(self, target: bytes, data: bytes) -> Outcome:
         """Make `target` hold `data`, as `update_file` does; SidecarError, touching
-        nothing, where it is a file of the user's or of another format's. Whose the file
-        is is judged on the bytes read under the folder's lock right before the rename, so
-        a user's correction saved during the export is the user's too."""
+        nothing, where it is a file of the user's, of another format's, or exported to the
+        other place. Whose the file is is judged on the bytes read under the folder's
+        lock right before the rename, so a user's correction saved during the export is
+        the user's too. A file found holding `data` is listed under the lock, read again
+        there: a removal of leftovers (`leftovers`) sees the line, or it is written anew."""
+        folder, name = os.path.split(target)
+        digest = _digest(data)
+        for _ in range(ATTEMPTS):
+            outcome = update_file(target, functools.partial(self._change, target, data))
+            if outcome or self._listing(folder).has(name, digest, self.writer):
+                return outcome
+            with folder_lock(folder or b"."):
+                if holds(target, data):
+                    self._list(folder, name, digest, durable=False)
+                    return outcome
+        raise SidecarError(
+            f"changed by another program while it was written, {ATTEMPTS} times in a row; "
+            "left as that program wrote it"
+        )
+
+    def _change(self, target: bytes, data: bytes, current: bytes | None) -> bytes | None:
+        """What `replace` makes of `target` holding `current`: None where that is `data`
+        (the caller lists it), else `data`, listed before the rename."""
+        if current == data:
+            return None
         folder, name = os.path.split(target)
         listing = self._listing(folder)
+        if current is not None and not self.replace_existing:
+            self._check(listing, name, current)
         digest = _digest(data)
-
-        def change(current: bytes | None) -> bytes | None:
-            if current is not None and current != data and not self.replace_existing:
-                self._check(listing, name, current)
-            if self.writer not in listing.hashes.get(name, {}).get(digest, ()):
-                # listed before the rename; synced where an existing file is replaced
-                self._list(folder, name, digest, durable=current not in (None, data))
-            return None if current == data else data  # the same bytes: listed, kept
-
-        return update_file(target, change)
+        if not listing.has(name, digest, self.writer):
+            # listed before the rename; synced where an existing file is replaced
+            self._list(folder, name, digest, durable=current is not None)
+        return data
 
     def discard(self, target: bytes) -> Outcome:
-        """Remove `target` where it holds bytes dtindex wrote there as this format, by
-        their hash, and never as another (a file listed by name alone may have been
-        corrected since: it stays, as do the user's)."""
+        """Remove `target` where it holds bytes dtindex wrote there as this format and
+        to this place, by their hash, and never otherwise (a file listed by name alone
+        may have been corrected since: it stays, as do the user's). Judged by the manifest
+        read again under the folder's lock, so another export's line written meanwhile
+        counts; a file a symbolic link in the folder points to stays."""
         folder, name = os.path.split(target)
-        listing = self._listing(folder)
+        if os.path.islink(target):
+            return Outcome.UNCHANGED  # the link is the user's
+        try:
+            with open(target, "rb") as handle:
+                current = handle.read()
+        except FileNotFoundError:
+            return Outcome.UNCHANGED
+        if not self._mine(self._listing(folder), name, current):
+            return Outcome.UNCHANGED  # by the lines read before: it stays
+        with folder_lock(folder or b"."):
+            listing = self._listings[folder] = _read(os.path.join(folder or b".", MANIFEST))
+            mine = functools.partial(self._mine, listing, name)
+            removed = remove_held(target, mine, linked_in(folder))
+        return Outcome.REMOVED if removed else Outcome.UNCHANGED
 
-        def change(current: bytes | None) -> Removal | None:
-            if current is None:
-                return None
-            writers = listing.writers(name, current)
-            mine = {w.fmt for w in writers} <= {self.writer.fmt, OLDER.fmt}
-            return REMOVE if writers and mine else None
-
-        return update_file(target, change)
+    def _mine(self, listing: Listing, name: bytes, data: bytes) -> bool:
+        """Whether `data` in `name` was written as this format to this place (or by an
+        older dtindex, as some format), by `listing`, and never otherwise."""
+        writers = listing.writers(name, data)
+        return bool(writers) and writers <= {self.writer, OLDER}
 
     def candidates(self, folder: bytes) -> set[bytes]:
         """The names in `folder` this format wrote beside the pictures, by the lines read
@@ -155,16 +200,12 @@ class Ownership:
     def save(self) -> None:
         """Sync the manifests this run added to, so a power cut keeps them too."""
         for folder in self._touched:
-            try:
+            with contextlib.suppress(OSError):
                 fd = os.open(os.path.join(folder or b".", MANIFEST), os.O_RDONLY)
-            except OSError:
-                continue
-            try:
-                os.fsync(fd)
-            except OSError:
-                pass
-            finally:
-                os.close(fd)
+                try:
+                    os.fsync(fd)
+                finally:
+                    os.close(fd)
         self._touched.clear()
 
     def _check(self, listing: Listing, name: bytes, current: bytes) -> None:
@@ -183,17 +224,12 @@ class Ownership:
                 "changed since dtindex wrote it, so it is the user's now; move it away, or "
                 "pass --replace-existing to replace such files"
             )
-        if {w.fmt for w in writers} & {self.writer.fmt, OLDER.fmt}:
+        if self.writer in writers or OLDER in writers:
             return
-        other = min(w.fmt for w in writers)
-        noun = NOUNS.get(other, f"a {other.decode('ascii')} file")
-        where = (
-            "beside these pictures share that name; export one of them with --out DIR"
-            if self.writer.place == BESIDE
-            else "under this folder share that name; export them under different --out DIRs"
-        )
+        other = min(writers)
+        noun = NOUNS.get(other.fmt, f"a {other.fmt.decode('ascii')} file")
         raise SidecarError(
-            f"dtindex wrote it as {noun}: captions and Hydrus sidecars {where} (or pass "
+            f"dtindex wrote it as {noun}{_clash(self.writer, other)} (or pass "
             "--replace-existing to replace it)"
         )
 
@@ -218,6 +254,20 @@ class Ownership:
         if folder not in self._listings:
             self._listings[folder] = _read(os.path.join(folder or b".", MANIFEST))
         return self._listings[folder]
+
+
+def _clash(writer: Writer, other: Writer) -> str:
+    """Why a file `other` wrote is not `writer`'s to replace, and the way out."""
+    if other.fmt == writer.fmt:  # a beside export and an --out mirror inside a root
+        places = {BESIDE: "beside the pictures", OUT: "under --out DIR"}
+        where = f" {places[other.place]}, and this export is {places[writer.place]}"
+        return f"{where}: export the mirror under another --out DIR"
+    where = (
+        "beside these pictures share that name; export one of them with --out DIR"
+        if writer.place == BESIDE
+        else "under this folder share that name; export them under different --out DIRs"
+    )
+    return f": captions and Hydrus sidecars {where}"
 
 
 def _read(path: bytes) -> Listing:
