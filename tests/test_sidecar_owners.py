@@ -365,6 +365,28 @@ def test_a_file_a_kept_caption_links_to_stays(cli, tmp_path: Path, mean_model: P
     assert (g / "a.txt").read_text() == "c0, c1\n"
 
 
+def test_a_file_a_kept_caption_in_another_folder_links_to_stays(
+    cli, tmp_path: Path, mean_model: Path
+) -> None:
+    """`jdupes -r -l` links identical captions across the tree: g/b/q.txt is a link to
+    g/a/p.txt. p.png renamed, p.txt is a leftover by its own folder, but q.txt, kept,
+    reads through it: it stays (found in review; it went, exit 0, and the next export
+    made it again through the link, back and forth)."""
+    configure(tmp_path, mean_model)
+    g = tmp_path / "g"
+    picture(g / "a" / "p.png", (200, 120, 40))
+    picture(g / "b" / "q.png", (200, 120, 40))
+    scan(cli, "g")
+    export(cli, "captions", "--beside")
+    (g / "b" / "q.txt").unlink()
+    (g / "b" / "q.txt").symlink_to(g / "a" / "p.txt")
+    (g / "a" / "p.png").rename(g / "a" / "r.png")
+    scan(cli, "./g/a/../")
+    err = export(cli, "captions", "--beside")
+    assert (g / "b" / "q.txt").exists(), err
+    assert (g / "b" / "q.txt").read_text() == (g / "a" / "r.txt").read_text(), err
+
+
 def test_a_file_a_link_in_the_folder_points_to_is_not_discarded(
     cli, tmp_path: Path, mean_model: Path
 ) -> None:

@@ -27,7 +27,7 @@ from indexer.export.ownership import Ownership
 from indexer.export.selection import Picture
 from indexer.export.sidecars import SidecarNamer
 from indexer.export.thresholds import Scored
-from indexer.export.writing import Outcome
+from indexer.export.writing import Outcome, identity
 from indexer.imaging.sniff import Pictures
 from indexer.wording import plural
 
@@ -146,6 +146,19 @@ class _Run:
     owner: Ownership
     counts: Counter[str] = field(default_factory=Counter)
     kept: list[bytes] = field(default_factory=list)
+    _needed: set[tuple[int, int]] = field(default_factory=set)
+    _counted: int = 0  # of `kept`, those in `_needed`
+
+    def needed(self) -> set[tuple[int, int]]:
+        """The files kept so far, links followed (device, inode): one is never removed
+        under another name, from any folder, as deduplicating tools (`rdfind
+        -makesymlinks`, `jdupes -r -l`) link identical captions across a whole tree."""
+        for target in self.kept[self._counted :]:
+            found = identity(target)
+            if found is not None:
+                self._needed.add(found)
+        self._counted = len(self.kept)
+        return self._needed
 
 
 def write_sidecars(
@@ -161,6 +174,7 @@ def write_sidecars(
     of which files are pictures, given where the export covers every picture (no
     `--changed-since`): beside the pictures it then removes leftovers."""
     run = _Run(kind, where, owner)
+    owner.needed = run.needed
     paths = _without_clashes(kind, paths, where, run.counts)
     seen = set()
     try:
@@ -185,7 +199,9 @@ def write_sidecars(
 def _remove_left_over(run: _Run, pictures: Pictures) -> None:
     drops = not run.kind.keeps_extension
     owner, suffix = run.owner, run.kind.suffix
-    removed, failed = leftovers.remove_left_over(owner, run.kept, suffix, drops, pictures)
+    removed, failed = leftovers.remove_left_over(
+        owner, run.kept, suffix, drops, pictures, run.needed()
+    )
     run.counts["left over"] += removed
     run.counts["failed"] += len(failed)
     for path, exc in failed:

@@ -41,7 +41,7 @@ from collections.abc import Iterable
 
 from indexer.export.ownership import Ownership
 from indexer.export.sidecars import bare_stems, sidecar_name
-from indexer.export.writing import folder_lock, identity, linked_in, remove_held
+from indexer.export.writing import folder_lock, linked_in, remove_held
 from indexer.imaging.sniff import Pictures
 
 
@@ -51,10 +51,12 @@ def remove_left_over(
     suffix: bytes,
     drops_extension: bool,
     pictures: Pictures,
+    needed: set[tuple[int, int]],
 ) -> tuple[int, list[tuple[bytes, OSError]]]:
     """Remove the leftovers in the folders of `kept` (the files this run wrote or found
-    up to date), `pictures` being the scanner's rule of which files are pictures; how
-    many went, and the files that could not be read or removed."""
+    up to date, `needed` their identities, links followed), `pictures` being the
+    scanner's rule of which files are pictures; how many went, and the files that could
+    not be read or removed."""
     by_folder: dict[bytes, set[bytes]] = defaultdict(set)
     for target in kept:
         folder, name = os.path.split(target)
@@ -68,8 +70,7 @@ def remove_left_over(
             with folder_lock(folder or b"."):
                 judge = owner.left_over(folder)
                 given, fold = _given(folder, suffix, drops_extension, pictures)
-                kept_files = {identity(os.path.join(folder, name)) for name in names}
-                keep = linked_in(folder) | {found for found in kept_files if found}
+                keep = linked_in(folder) | needed
                 for name in sorted(candidates):
                     if (name.lower() if fold else name) in given:
                         continue

@@ -46,7 +46,7 @@ import functools
 import hashlib
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import NamedTuple
 
@@ -56,6 +56,7 @@ from indexer.export.writing import (
     Outcome,
     folder_lock,
     holds,
+    identity,
     linked_in,
     remove_held,
     update_file,
@@ -108,6 +109,8 @@ class Ownership:
         self.replace_existing = replace_existing
         self._listings: dict[bytes, Listing] = {}
         self._touched: set[bytes] = set()
+        # The files this run keeps, by identity: never discarded (`export.files` sets it).
+        self.needed: Callable[[], Collection[tuple[int, int]]] = frozenset
 
     def replace(self, target: bytes, data: bytes) -> Outcome:
         """Make `target` hold `data`, as `update_file` does; SidecarError, touching
@@ -165,7 +168,8 @@ class Ownership:
         with folder_lock(folder or b"."):
             listing = self._listings[folder] = _read(os.path.join(folder or b".", MANIFEST))
             mine = functools.partial(self._mine, listing, name)
-            removed = remove_held(target, mine, linked_in(folder))
+            needed = identity(target) in self.needed()  # kept under another name
+            removed = not needed and remove_held(target, mine, linked_in(folder))
         return Outcome.REMOVED if removed else Outcome.UNCHANGED
 
     def _mine(self, listing: Listing, name: bytes, data: bytes) -> bool:
