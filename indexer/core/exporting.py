@@ -3,7 +3,7 @@ picture, as records or into files beside the pictures (or mirrored under a folde
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from dataclasses import dataclass
 
 from sqlalchemy import Connection
@@ -16,6 +16,7 @@ from indexer.export.files import Written, namer, sidecar_format, write_sidecars
 from indexer.export.ownership import Ownership
 from indexer.export.selection import Edits, pictures
 from indexer.export.thresholds import Thresholds
+from indexer.imaging.sniff import Pictures
 from indexer.store.queries import (
     all_paths,
     categories,
@@ -89,8 +90,11 @@ def write(
     out: str | None,
     levels: tuple[str, ...],
     replace_existing: bool,
+    extensions: Collection[str],
 ) -> Written:
-    """Write `fmt` files beside each picture (`out` None) or mirrored under `out`."""
+    """Write `fmt` files beside each picture (`out` None) or mirrored under `out`;
+    `extensions` are the scan's, so files left over are told by the scanner's rule of
+    which files are pictures."""
     if fmt not in FILES:
         raise UsageError(f"{fmt!r} is not a file format ({', '.join(FILES)})")
     rows = scored(conn, chosen.model, chosen.current, chosen.thresholds.floor(), chosen.since)
@@ -99,4 +103,7 @@ def write(
     kind = sidecar_format(fmt, chosen.model, levels)
     where = namer(kind, out, paths, lambda: all_paths(conn))
     tagged = tagged_contents(conn, chosen.model, chosen.current, chosen.since)
-    return write_sidecars(kind, items, tagged, paths, where, Ownership(replace_existing))
+    owner = Ownership(fmt, out is None, replace_existing)
+    full = chosen.since is None  # every picture's file: leftovers can be told
+    listing = Pictures(extensions) if full else None
+    return write_sidecars(kind, items, tagged, paths, where, owner, listing)

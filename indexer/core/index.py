@@ -221,7 +221,10 @@ class Index(Connections):
             chosen = exporting.plan(
                 conn, self.config, model, rules or Rules(), since, self.current_version, edits
             )
-            return exporting.write(conn, chosen, edits, fmt, folder, levels, replace_existing)
+            return exporting.write(
+                conn, chosen, edits, fmt, folder, levels, replace_existing,
+                self.config.scan.extensions,
+            )  # fmt: skip
 
     def taggers(self, models: Sequence[str] = ()) -> list[Tagger]:
         """`models` from the config (default: the enabled ones, else the built-in

@@ -7,7 +7,9 @@ and the export exits 1. The summary on stderr says how many files were written, 
 already held the export (left untouched: their times do not change), and how many
 pictures got no file because no tag passed the thresholds. Those pictures' XMP sidecars
 still lose the tags this model wrote there before, and a file dtindex made for them
-(a sidecar it created, a caption still as it wrote it) is removed and counted.
+(a sidecar it created, a caption still as it wrote it) is removed and counted. A full
+export beside the pictures also removes the captions and Hydrus files it left behind
+under names no picture has any more (`leftovers` holds the rule), and counts them.
 """
 
 from __future__ import annotations
@@ -20,12 +22,13 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
 from indexer.errors import SidecarError
-from indexer.export import captions, hydrus, xmp, xmp_packet
+from indexer.export import captions, hydrus, leftovers, xmp, xmp_packet
 from indexer.export.ownership import Ownership
 from indexer.export.selection import Picture
 from indexer.export.sidecars import SidecarNamer
 from indexer.export.thresholds import Scored
-from indexer.export.writing import Outcome
+from indexer.export.writing import Outcome, identity
+from indexer.imaging.sniff import Pictures
 from indexer.wording import plural
 
 log = logging.getLogger("dtindex")
@@ -39,7 +42,7 @@ class Written:
     """What became of an export's files: written, already holding the export (left
     untouched), removed (dtindex's own, no tag passing any more), not written (named on
     stderr); pictures that got no file (no tag passed); tags left out because the format
-    cannot hold them."""
+    cannot hold them; files of dtindex's removed as left over (`leftovers`)."""
 
     written: int
     unchanged: int
@@ -47,6 +50,7 @@ class Written:
     failed: int
     bare: int
     left_out: tuple[str, ...]
+    left_over: int = 0
 
     @property
     def complete(self) -> bool:
@@ -132,6 +136,31 @@ def namer(
     return SidecarNamer(folder, roots, kind.suffix, shared)
 
 
+@dataclass
+class _Run:
+    """One export's files: their format, where they go, their guard, what became of
+    them, and the files written or found up to date."""
+
+    kind: SidecarFormat
+    where: SidecarNamer
+    owner: Ownership
+    counts: Counter[str] = field(default_factory=Counter)
+    kept: list[bytes] = field(default_factory=list)
+    _needed: set[tuple[int, int]] = field(default_factory=set)
+    _counted: int = 0  # of `kept`, those in `_needed`
+
+    def needed(self) -> set[tuple[int, int]]:
+        """The files kept so far, links followed (device, inode): one is never removed
+        under another name, from any folder, as deduplicating tools (`rdfind
+        -makesymlinks`, `jdupes -r -l`) link identical captions across a whole tree."""
+        for target in self.kept[self._counted :]:
+            found = identity(target)
+            if found is not None:
+                self._needed.add(found)
+        self._counted = len(self.kept)
+        return self._needed
+
+
 def write_sidecars(
     kind: SidecarFormat,
     items: Iterator[Picture],
@@ -139,25 +168,44 @@ def write_sidecars(
     paths: Files,
     where: SidecarNamer,
     owner: Ownership,
+    pictures: Pictures | None = None,
 ) -> Written:
-    """Write each picture's sidecars; what became of them."""
-    counts: Counter[str] = Counter()
-    paths = _without_clashes(kind, paths, where, counts)
+    """Write each picture's sidecars; what became of them. `pictures`, the scanner's rule
+    of which files are pictures, given where the export covers every picture (no
+    `--changed-since`): beside the pictures it then removes leftovers."""
+    run = _Run(kind, where, owner)
+    owner.needed = run.needed
+    paths = _without_clashes(kind, paths, where, run.counts)
     seen = set()
     try:
         for content_id, _, tags in items:
             seen.add(content_id)
-            _write(kind, where, paths.get(content_id, []), tags, counts, owner)
+            _write(run, paths.get(content_id, []), tags)
         bare = tagged - seen  # their old files lose this model's tags, or go
         for content_id in sorted(bare):
-            _write(kind, where, paths.get(content_id, []), [], counts, owner)
+            _write(run, paths.get(content_id, []), [])
+        if pictures is not None and where.out is None and not kind.merges:
+            _remove_left_over(run, pictures)
     finally:
         owner.save()
-    _report(kind, counts, len(bare))
+    _report(kind, run.counts, len(bare))
+    counts = run.counts
     return Written(
         counts["written"], counts["unchanged"], counts["removed"], counts["failed"], len(bare),
-        tuple(sorted(kind.left_out)),
+        tuple(sorted(kind.left_out)), counts["left over"],
     )  # fmt: skip
+
+
+def _remove_left_over(run: _Run, pictures: Pictures) -> None:
+    drops = not run.kind.keeps_extension
+    owner, suffix = run.owner, run.kind.suffix
+    removed, failed = leftovers.remove_left_over(
+        owner, run.kept, suffix, drops, pictures, run.needed()
+    )
+    run.counts["left over"] += removed
+    run.counts["failed"] += len(failed)
+    for path, exc in failed:
+        log.warning("%s: not removed: %s", os.fsdecode(path), exc.strerror or exc)
 
 
 def _without_clashes(
@@ -182,20 +230,14 @@ def _without_clashes(
     return {cid: [f for f in files if f[0] not in skipped] for cid, files in paths.items()}
 
 
-def _write(
-    kind: SidecarFormat,
-    where: SidecarNamer,
-    files: list[tuple[bytes, bytes]],
-    tags: list[Scored],
-    counts: Counter[str],
-    owner: Ownership,
-) -> None:
+def _write(run: _Run, files: list[tuple[bytes, bytes]], tags: list[Scored]) -> None:
+    counts = run.counts
     for path, root in files:
-        target = where.target(path, root)
+        target = run.where.target(path, root)
         try:
             if tags:  # a file that may only lose tags, or go, needs no folder
-                _make_room(where, target)
-            outcome = kind.update(target, tags, owner)  # a whole file: never the user's
+                _make_room(run.where, target)
+            outcome = run.kind.update(target, tags, run.owner)  # a whole file: never the user's
         except SidecarError as exc:
             counts["failed"] += 1
             log.warning("%s: %s; left untouched", os.fsdecode(target), exc)
@@ -210,6 +252,8 @@ def _write(
             counts["written"] += 1
         elif tags:  # a picture without tags and without a sidecar is not "up to date"
             counts["unchanged"] += 1
+        if tags:  # written, or found up to date
+            run.kept.append(target)
 
 
 def _make_room(where: SidecarNamer, target: bytes) -> None:
@@ -234,6 +278,11 @@ def _report(kind: SidecarFormat, counts: Counter[str], bare: int) -> None:
             "removed %s that dtindex %s: no tag passes any more",
             plural(counts["removed"], kind.noun),
             made,
+        )
+    if counts["left over"]:
+        log.info(
+            "removed %s that dtindex wrote for pictures no longer there, or named otherwise now",
+            plural(counts["left over"], kind.noun),
         )
     if counts["failed"]:
         log.warning("%s could not be written", plural(counts["failed"], kind.noun))

@@ -61,11 +61,7 @@ class SidecarNamer:
         all_paths: Iterable[bytes] | None = None,
     ) -> None:
         self.out, self.suffix = out, suffix
-        self._bare: set[bytes] | None = None
-        if all_paths is not None:
-            folded = [path.lower() for path in all_paths]
-            stems = Counter(_stem(path) for path in folded)
-            self._bare = {stem for stem, n in stems.items() if n == 1} - set(folded)
+        self._bare = None if all_paths is None else bare_stems(all_paths)
         labels = root_labels(roots)
         self._labels = labels if len(labels) > 1 else {}
         self._targets: dict[bytes, bytes] = {}  # a path lies under one root
@@ -79,9 +75,7 @@ class SidecarNamer:
         return known
 
     def _target(self, path: bytes, root: bytes) -> bytes:
-        base = path
-        if self._bare is not None and _stem(path.lower()) in self._bare:
-            base = _stem(path)
+        base = sidecar_name(path, self._bare, b"")
         if self.out is None:
             return base + self.suffix
         inside = root.rstrip(b"/") + b"/"  # relpath's answer, without its cost a file
@@ -104,6 +98,22 @@ class SidecarNamer:
             if len(targets) > 1 and folds_case(os.path.dirname(targets[0])):
                 found[min(targets)] = sorted(set().union(*(by_name[t] for t in targets)))
         return found
+
+
+def bare_stems(paths: Iterable[bytes]) -> set[bytes]:
+    """The stems (folded to lower case) whose picture's caption drops its extension: no
+    other of `paths` has that stem, and none is named it."""
+    folded = [path.lower() for path in paths]
+    stems = Counter(_stem(path) for path in folded)
+    return {stem for stem, n in stems.items() if n == 1} - set(folded)
+
+
+def sidecar_name(path: bytes, bare: set[bytes] | None, suffix: bytes) -> bytes:
+    """`path`'s sidecar beside it: its stem and `suffix` where the stem is in `bare`
+    (None: the extension is always kept), else its whole name and `suffix`."""
+    if bare is not None and _stem(path.lower()) in bare:
+        return _stem(path) + suffix
+    return path + suffix
 
 
 def folds_case(folder: bytes) -> bool:

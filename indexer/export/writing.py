@@ -23,7 +23,7 @@ import fcntl
 import os
 import secrets
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from enum import Enum, IntEnum
 from typing import NamedTuple
 
@@ -88,6 +88,46 @@ def update_file(target: bytes, change: Callable[[bytes | None], bytes | Removal 
         f"changed by another program while it was merged, {ATTEMPTS} times in a row; "
         "left as that program wrote it"
     )
+
+
+def remove_held(
+    target: bytes, mine: Callable[[bytes], bool], keep: Collection[tuple[int, int]] = ()
+) -> bool:
+    """Remove `target` where `mine` says so of its bytes, the caller holding the folder's
+    lock (`folder_lock`); whether it was removed. A symbolic link is the user's; a file
+    that is one of `keep` (device, inode: a file still needed under another name, a
+    symbolic link's target) stays; and a file changed between the read and the unlink
+    (by a program that takes no lock) is kept as it is now."""
+    if os.path.islink(target):
+        return False
+    seen = _read(target)
+    if seen is None or seen.identity[:2] in keep or not mine(seen.data):
+        return False
+    return _remove_unless_changed(target, seen)
+
+
+def identity(path: bytes) -> tuple[int, int] | None:
+    """The file `path` names, following links (device, inode); None where there is none."""
+    try:
+        status = os.stat(path)
+    except OSError:
+        return None
+    return status.st_dev, status.st_ino
+
+
+def holds(target: bytes, data: bytes) -> bool:
+    """Whether the file `target` (a link followed) holds `data` now."""
+    seen = _read(target)
+    return seen is not None and seen.data == data
+
+
+def linked_in(folder: bytes) -> set[tuple[int, int]]:
+    """The files the symbolic links in `folder` point to (device, inode): deduplicating
+    tools (`rdfind -makesymlinks`, `jdupes -l`) link identical captions, so removing
+    one such file empties the link the user kept."""
+    with os.scandir(folder or b".") as entries:
+        links = [entry.path for entry in entries if entry.is_symlink()]
+    return {found for found in map(identity, links) if found is not None}
 
 
 def _same(wanted: bytes | Removal | None, seen: Seen | None, linked: bool) -> bool:

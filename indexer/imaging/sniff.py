@@ -86,19 +86,34 @@ class Pictures:
 
     def by_content(self, path: bytes) -> bool:
         """Whether the file starts as a picture of a configured format (unreadable: no)."""
-        try:  # non-blocking: a FIFO or a device answers at once, and is no picture
-            descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
-        except OSError:
-            return False
-        try:
-            head = os.read(descriptor, HEAD)
-        except OSError:
-            return False
-        finally:
-            os.close(descriptor)
-        return format_of(head) in self.formats
+        head = _head(path)
+        return head is not None and format_of(head) in self.formats
+
+    def might_be(self, path: bytes) -> bool:
+        """As a call, but a file that cannot be read, or too short yet to tell (being
+        written), counts as a picture: for a rule that must err towards pictures (the
+        names an export keeps beside them, `export.leftovers`)."""
+        named = self.by_name(os.path.basename(path))
+        if named is not None:
+            return named
+        head = _head(path)
+        return head is None or len(head) < HEAD or format_of(head) in self.formats
 
     def __call__(self, path: bytes) -> bool:
         """By name, else by content: a file not yet known to be a picture."""
         named = self.by_name(os.path.basename(path))
         return named if named is not None else self.by_content(path)
+
+
+def _head(path: bytes) -> bytes | None:
+    """The file's first `HEAD` bytes, or None where it cannot be read."""
+    try:  # non-blocking: a FIFO or a device answers at once
+        descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+    except OSError:
+        return None
+    try:
+        return os.read(descriptor, HEAD)
+    except OSError:
+        return None
+    finally:
+        os.close(descriptor)
