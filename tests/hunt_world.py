@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pgserver
 from conftest import hooks_env, save_graph
-from hunt_files import exiftool, photo_tool_save
+from hunt_files import caption_path, exiftool, photo_tool_save
 from onnx import helper, numpy_helper
 
 PALETTE = [(255, 0, 0), (0, 255, 0), (0, 0, 255), (250, 250, 0), (0, 200, 200), (90, 90, 90)]
@@ -317,6 +317,18 @@ class World:
             assert mine, (path, tags, [c for c in candidates if c.exists()])
             assert mine[0] not in claimed, (mine[0], path, claimed.get(mine[0]))
             claimed[mine[0]] = path
+        self.check_no_caption_left(model, {caption.parent for caption in claimed})
+
+    def check_no_caption_left(self, model: str, folders: set[Path]) -> None:
+        """In each folder the export wrote into, every caption is a present picture's by
+        the README's rule, or the user's: none is left behind for a picture gone or
+        renamed, or under a name a neighbour changed (`export.leftovers`)."""
+        present = self.pictures()
+        names = {caption_path(p, present) for p in present}
+        for folder in folders:
+            for caption in folder.glob("*.txt"):
+                if caption not in self.user_captions:
+                    assert caption in names, f"{caption}: a caption left behind ({model})"
 
     def moved_folder(self, source: Path, target: Path) -> None:
         """The user's files went with a renamed folder."""
