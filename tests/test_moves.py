@@ -249,3 +249,32 @@ def test_changed_since_lists_pictures_copied_moved_or_renamed_since(
     assert code == 0, err
     assert (configured / "renamed" / "b.txt").exists() and (configured / "copy.txt").exists()
     assert not (configured / "d.txt").exists()
+
+
+def test_changed_since_lists_a_moved_file_saved_over_since(
+    cli, configured: Path, tmp_path: Path
+) -> None:
+    """A file moved once, then saved over (`cp -p`) with a picture already tagged: its
+    path now shows that picture, and an export since a moment after the move must list
+    it (found in review: the move's time hid the later read)."""
+    a = picture(configured / "a.png", (200, 0, 0))
+    other = picture(configured / "d.png", (90, 90, 90))
+    scan(cli, "gallery")
+    with closing(sqlite3.connect(tmp_path / "index.sqlite")) as db, db:  # read long after
+        later = a.stat().st_ctime_ns + 60 * 10**9  # made, as a real gallery's files
+        db.execute("UPDATE files SET checked_ns = ? WHERE path = ?", (later, bytes(a)))
+    (configured / "sub").mkdir()
+    a.rename(configured / "sub" / "a.png")
+    (configured / "sub").rename(configured / "moved")  # the folder's: a move, not read
+    result = scan(cli, "gallery")
+    assert (result["moved"], result["hashed"]) == (1, 0), result
+    moved = configured / "moved" / "a.png"
+    with closing(sqlite3.connect(tmp_path / "index.sqlite")) as db, db:  # read long ago
+        db.execute("UPDATE files SET checked_ns = 1 WHERE path = ?", (bytes(moved),))
+    since = str(time.time())
+    shutil.copy2(other, moved)  # saved over, d.png's bytes and mtime
+    result = scan(cli, "gallery")
+    assert (result["changed"], result["tagged"]) == (1, 0), result
+    out = export(cli, "--id", "path", "--changed-since", since)
+    listed = {Path(os.fsdecode(line.split(b"\t")[0])) for line in out.splitlines()}
+    assert moved in listed, listed

@@ -15,6 +15,7 @@ from sqlalchemy import (
     ColumnElement,
     Connection,
     Select,
+    case,
     exists,
     func,
     literal,
@@ -100,12 +101,14 @@ def tagged_contents(
 
 def _changed_since(since_ns: int | None, content: Any) -> ColumnElement[bool]:
     """A content whose result was recorded at or after `since_ns`, or one of whose files
-    got its name then (read, or moved: `files.named_ns`): a picture tagged before and
-    copied or renamed since has a path an export by path has not listed yet. A file read
-    again (its ctime changed) counts too: the export lists more, never less."""
+    was read or moved (`files.named_ns`) then, whichever came last: a picture tagged
+    before and copied, renamed or saved over a moved file since has a path an export by
+    path has not listed with it. A file read again (its ctime changed) counts too: the
+    export lists more, never less."""
     if since_ns is None:
         return true()
-    named = func.coalesce(files.c.named_ns, files.c.checked_ns)
+    moved_last = files.c.named_ns > files.c.checked_ns  # NULL (never moved): not so
+    named = case((moved_last, files.c.named_ns), else_=files.c.checked_ns)
     renamed = exists().where(files.c.content_id == content, named >= since_ns)
     return (taggings.c.tagged_ns >= since_ns) | renamed
 
