@@ -94,6 +94,7 @@ class Collector(FileSystemEventHandler):
                     entry.signature, entry.last_event = signature, now
         return done
 
-    def waiting(self) -> int:
+    def waiting(self) -> set[bytes]:
+        """The paths heard that have not settled yet."""
         with self._lock:
-            return len(self._pending)
+            return set(self._pending)

@@ -31,6 +31,7 @@ from indexer.gallery.jobs import Counts
 from indexer.gallery.plan import apply_moves, plan_paths
 from indexer.gallery.scanning import rescan
 from indexer.gallery.unfinished import Unfinished
+from indexer.store.under import holds
 from indexer.wording import plural
 
 log = logging.getLogger("dtindex")
@@ -67,8 +68,8 @@ class Totals:
         # The catch-up went through: False when stopped before, so the caller can tell
         # a watch stopped while it caught up (work left undone) from one stopped watching.
         self.caught_up = False
-        # Paths heard but not read when it stopped (not settled yet, or put back): the
-        # next scan or watch reads them, and the caller may say so.
+        # Paths heard under its roots but not read when it stopped (not settled yet, or
+        # put back; a rename is two): the next scan or watch reads them.
         self.unread = 0
 
     def add(
@@ -198,7 +199,9 @@ class Follower:
         finally:
             self.observer.stop()
             self.observer.join(timeout=5)
-            self.totals.unread = self.collector.waiting() + self.unfinished.waiting()
+            heard = self.collector.waiting() | self.unfinished.waiting()
+            roots = [os.fsencode(root) for root in self.roots]  # those not forgotten
+            self.totals.unread = sum(any(holds(r, p) for r in roots) for p in heard)
 
     def _rearmed(self) -> bool:
         changed = False

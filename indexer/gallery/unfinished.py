@@ -72,9 +72,9 @@ class Unfinished:
             self._due.pop(path, None)
             self._put_back.pop(path, None)
 
-    def waiting(self) -> int:
-        """How many paths are put back, to be looked at again."""
-        return len(self._due)
+    def waiting(self) -> set[bytes]:
+        """The paths put back, to be looked at again."""
+        return set(self._due)
 
     def due(self) -> list[bytes]:
         """The paths put back whose grace window has passed."""
