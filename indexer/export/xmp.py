@@ -13,12 +13,13 @@ namespace (`dtindex:writtenTagsList`, ...) lists the keywords each model put the
 `MODEL<TAB>KEYWORD`; an export of a model removes its keywords that no longer pass,
 unless another model also put them there, and adds the missing ones. A keyword that was
 already there when dtindex first wanted it is the user's, and stays the user's. A keyword
-dtindex put there that the user took out (a wrong tag removed in digiKam or with
-exiftool) stays out while the model gives it: its record is kept to say so, and it
-leaves the other fields too, where it is dtindex's, as a photo manager reading another
-field would show it again. Once the model no longer gives it, the record goes, and a
-later export may add it anew. Nothing else in the sidecar changes, and a sidecar already
-holding what the export would write is not written at all.
+dtindex put into a field that the user took out of it (a wrong tag removed in digiKam,
+or with exiftool) is listed in that field's `dtindex:takenOut...` and stays out of that
+field, whichever model gives it, until the user puts it back, which makes it the user's.
+Only that field: which fields a tool edits is the user's choice, and a keyword put back
+into one field could not be told from one taken out of the others. Nothing else in the
+sidecar changes, and a sidecar already holding what the export would write is not
+written at all.
 
 A sidecar dtindex creates is marked so (`dtindex:created`), and removed again once it
 would hold nothing else: no keyword of any model's, and nothing another program wrote
@@ -51,10 +52,19 @@ class Field:
     container: str  # Bag or Seq
     separator: str | None  # between hierarchy levels; None: flat
     record: str  # dtindex's property listing what each model wrote here
+    taken: str  # dtindex's, listing the keywords the user took out of the field
 
 
 FIELDS = (
-    Field("http://www.digikam.org/ns/1.0/", "digiKam", "TagsList", "Seq", "/", "writtenTagsList"),
+    Field(
+        "http://www.digikam.org/ns/1.0/",
+        "digiKam",
+        "TagsList",
+        "Seq",
+        "/",
+        "writtenTagsList",
+        "takenOutTagsList",
+    ),
     Field(
         "http://ns.adobe.com/lightroom/1.0/",
         "lr",
@@ -62,8 +72,17 @@ FIELDS = (
         "Bag",
         "|",
         "writtenHierarchicalSubject",
+        "takenOutHierarchicalSubject",
     ),
-    Field("http://purl.org/dc/elements/1.1/", "dc", "subject", "Bag", None, "writtenSubject"),
+    Field(
+        "http://purl.org/dc/elements/1.1/",
+        "dc",
+        "subject",
+        "Bag",
+        None,
+        "writtenSubject",
+        "takenOutSubject",
+    ),
 )
 
 
@@ -112,18 +131,13 @@ def merged(
     if data is None and not tags:
         return None
     packet = Packet(EMPTY if data is None else data)
-    out = _taken_out(packet, tags, levels)
-    given = [tag for tag in tags if named(tag) not in out]
-    dropped = [tag for tag in tags if named(tag) in out]
-    plans = [
-        _plan(packet, f, model, keywords(f, given, levels), set(keywords(f, dropped, levels)))
-        for f in FIELDS
-    ]
+    plans = [_plan(packet, field, model, keywords(field, tags, levels)) for field in FIELDS]
     for field, plan in zip(FIELDS, plans, strict=True):
         kind = (field.prefix, field.container)
         packet.edit(field.namespace, field.name, kind, plan.remove, plan.add)
     for field, plan in zip(FIELDS, plans, strict=True):  # after the fields, for the reader
         packet.edit(DTINDEX, field.record, RECORDS, plan.unclaimed, plan.claimed)
+        packet.edit(DTINDEX, field.taken, RECORDS, plan.back, plan.out)
     if data is None:
         packet.edit(DTINDEX, CREATED, RECORDS, add=[MADE])
     elif not tags and _only_bookkeeping(packet):
@@ -140,51 +154,40 @@ def _only_bookkeeping(packet: Packet) -> bool:
     return unmarked.is_empty()
 
 
-def _taken_out(
-    packet: Packet, tags: Sequence[Scored], levels: tuple[str, ...]
-) -> set[tuple[str, ...]]:
-    """The tags (as `named` gives them) whose keyword some model's record says dtindex
-    put into a field, and which that field no longer holds: the user took them out."""
-    out = set()
-    for field in FIELDS:
-        present = set(packet.items(field.namespace, field.name) or ())
-        records = packet.items(DTINDEX, field.record) or ()
-        written = {keyword for _, tab, keyword in map(_split, records) if tab}
-        for tag in tags:
-            (keyword,) = keywords(field, [tag], levels)
-            if keyword in written and keyword not in present:
-                out.add(named(tag))
-    return out
-
-
-def _split(record: str) -> tuple[str, str, str]:
-    return record.partition("\t")
-
-
 class KeywordChanges(NamedTuple):
     remove: set[str]  # keywords
     add: list[str]
-    unclaimed: set[str]  # records of the model
-    claimed: list[str]
+    unclaimed: set[str]  # records, of any model
+    claimed: list[str]  # records of the model
+    back: set[str]  # keywords the user put back: no longer taken out
+    out: list[str]  # keywords the user took out since
 
 
-def _plan(
-    packet: Packet, field: Field, model: str, wanted: list[str], taken_out: set[str]
-) -> KeywordChanges:
-    """The keywords to remove from and add to `field`, and the records of `model` to
-    drop and add: its keywords that no longer pass go unless another model also wrote
-    them; a keyword the user had before dtindex wanted it is never claimed; one the user
-    took out (`taken_out`, still given) goes where it is still `model`'s, its record kept."""
+def _plan(packet: Packet, field: Field, model: str, wanted: list[str]) -> KeywordChanges:
+    """The keywords to remove from and add to `field`, the records to drop and add, and
+    the keywords the user took out of it: `model`'s keywords that no longer pass go
+    unless another model also wrote them; a keyword the user had before dtindex wanted it
+    is never claimed; one a record says dtindex wrote and the field no longer holds was
+    taken out by the user (dtindex drops a keyword's record with it): it stays out, every
+    model's record of it dropped, until the user puts it back."""
     present = set(packet.items(field.namespace, field.name) or ())
     mine: set[str] = set()
     theirs: set[str] = set()
+    gone: set[str] = set()  # records of keywords the user took out since
     for record in packet.items(DTINDEX, field.record) or ():
-        owner, tab, keyword = _split(record)
-        if tab:
+        owner, tab, keyword = record.partition("\t")
+        if tab and keyword not in present:
+            gone.add(record)
+        elif tab:
             (mine if owner == model else theirs).add(keyword)
+    taken = set(packet.items(DTINDEX, field.taken) or ())
+    out = sorted({record.partition("\t")[2] for record in gone} - taken)
+    back = taken & present
+    still_out = (taken - back) | set(out)
+    wanted = [k for k in wanted if k not in still_out]
     remove = (mine - set(wanted) - theirs) & present
     add = [k for k in wanted if k not in present]
     claimed = [k for k in wanted if k not in present or k in mine or k in theirs]
-    unclaimed = {f"{model}\t{k}" for k in mine - set(claimed) - taken_out}
+    unclaimed = {f"{model}\t{k}" for k in mine - set(claimed)} | gone
     newly = [f"{model}\t{k}" for k in claimed if k not in mine]
-    return KeywordChanges(remove, add, unclaimed, newly)
+    return KeywordChanges(remove, add, unclaimed, newly, back, out)
