@@ -6,6 +6,7 @@ import sqlite3
 from pathlib import Path
 
 import pytest
+from conftest import BOTH
 from sqlalchemy import text
 
 from indexer.errors import StoreError
@@ -190,3 +191,20 @@ def test_a_writer_opening_a_fresh_index_another_is_creating_waits(tmp_path: Path
     with engine.connect() as conn:
         assert conn.exec_driver_sql("PRAGMA journal_mode").scalar() == "wal"
     engine.dispose()
+
+
+@BOTH
+def test_the_migrations_make_the_schema_the_code_declares(index_db: str) -> None:
+    """A fresh index migrated to head has exactly `store.schema`'s tables, columns and
+    indexes: a column added in one and not the other (as 0007's `named_ns`) is found
+    here, not by a user's export."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from indexer.store.schema import metadata
+
+    engine = open_index(index_db)
+    with engine.connect() as conn:
+        differences = compare_metadata(MigrationContext.configure(conn), metadata)
+    engine.dispose()
+    assert differences == [], differences
