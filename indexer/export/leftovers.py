@@ -40,7 +40,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 
 from indexer.export.ownership import Ownership
-from indexer.export.sidecars import bare_stems, sidecar_name
+from indexer.export.sidecars import bare_stems, folds_case, sidecar_name
 from indexer.export.writing import folder_lock, linked_in, remove_held
 from indexer.imaging.sniff import Pictures
 
@@ -97,25 +97,5 @@ def _given(
     found = [name for name, path in listed if pictures.might_be(path)]
     bare = bare_stems(found) if drops_extension else None
     names = {sidecar_name(name, bare, suffix) for name in found}
-    fold = _folds_case(folder, [name for name, _ in listed])
+    fold = folds_case(folder or b".", unknown=True)
     return ({name.lower() for name in names} if fold else names), fold
-
-
-def _folds_case(folder: bytes, names: list[bytes]) -> bool:
-    """Whether `folder` itself takes a name in the other case for the same file: one of
-    its own entries is looked up with its case swapped (its parent may differ: the root
-    of an exFAT card, an ext4 folder with `chattr +F`). Where none tells, or the lookup
-    fails, it is taken to fold: names then match more widely, and fewer files go."""
-    listed = set(names)
-    for name in names:
-        swapped = name.swapcase()
-        if swapped == name or swapped in listed:
-            continue
-        try:
-            os.lstat(os.path.join(folder or b".", swapped))
-        except FileNotFoundError:
-            return False
-        except OSError:
-            return True
-        return True
-    return True

@@ -116,23 +116,45 @@ def sidecar_name(path: bytes, bare: set[bytes] | None, suffix: bytes) -> bytes:
     return path + suffix
 
 
-def folds_case(folder: bytes) -> bool:
+def folds_case(folder: bytes, unknown: bool = False) -> bool:
     """Whether the file system at `folder` (or its nearest existing parent) takes a name
-    in the other case for the same file, as macOS's and Windows's do: the last component
-    holding a letter is looked up with its case swapped."""
+    in the other case for the same file, as macOS's and Windows's do. One of the folder's
+    own entries is looked up with its case swapped, as a folder may differ from its
+    parent (the root of an exFAT card, an ext4 folder with `chattr +F`); without one that
+    tells, its own name in its parent, and so on up; `unknown` where nothing tells (a
+    caller about to remove files takes folding, so that names match more widely)."""
     while folder and not os.path.isdir(folder):
         folder = os.path.dirname(folder)
-    while folder not in (b"", b"/"):
+    try:
+        names = os.listdir(folder or b".")
+    except OSError:
+        return unknown
+    told = _told(folder or b".", names)
+    while told is None and folder not in (b"", b"/"):
         parent, name = os.path.split(folder)
-        if name.swapcase() != name:
-            try:
-                return os.path.samestat(
-                    os.stat(folder), os.stat(os.path.join(parent, name.swapcase()))
-                )
-            except OSError:
-                return False
+        told = _told(parent or b".", [name], seen=False)
         folder = parent
-    return False
+    return unknown if told is None else told
+
+
+def _told(folder: bytes, names: list[bytes], seen: bool = True) -> bool | None:
+    """What the first of `names` (entries of `folder`) holding a letter, and whose
+    other-case name is not an entry of its own, says: whether that name in the other case
+    is the same file; None where none tells, or the lookup fails."""
+    listed = set(names) if seen else set()
+    for name in names:
+        swapped = name.swapcase()
+        if swapped == name or swapped in listed:
+            continue
+        try:
+            here = os.lstat(os.path.join(folder, name))
+            there = os.lstat(os.path.join(folder, swapped))
+        except FileNotFoundError:
+            return False
+        except OSError:
+            return None
+        return os.path.samestat(here, there)
+    return None
 
 
 def _stem(path: bytes) -> bytes:
