@@ -68,11 +68,17 @@ def _output_arguments(parser: argparse.ArgumentParser) -> None:
         "hydrus: FILE.EXT.txt with namespaced tags",
     )
     parser.add_argument("--out", metavar="DIR", help="files: mirror the roots under DIR")
-    parser.add_argument("--beside", action="store_true", help="files: next to each picture")
+    parser.add_argument(
+        "--beside",
+        action="store_true",
+        help="files: next to each picture; captions and hydrus files dtindex wrote there "
+        "for pictures no longer there (or named otherwise now) go, unless --changed-since",
+    )
     parser.add_argument(
         "--replace-existing",
         action="store_true",
-        help="captions, hydrus: also replace files dtindex did not write (it never does unasked)",
+        help="captions, hydrus: also replace files dtindex did not write, or wrote as the "
+        "other format or to the other place (--out or --beside); it never does unasked",
     )
     parser.add_argument(
         "--xmp-prefix",
