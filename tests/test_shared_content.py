@@ -58,11 +58,15 @@ def vanish_the_claimer(monkeypatch: pytest.MonkeyPatch, names: set[str], away: P
     return moved
 
 
-def wait_until(condition: Callable[[], bool], what: Callable[[], str], seconds: float) -> None:
+def wait_until(
+    condition: Callable[[], bool], what: Callable[[], str], seconds: float, heard: Batches
+) -> None:
+    """Look again each time the watch reports a batch (or every half second)."""
     deadline = time.monotonic() + seconds
     while not condition():
         assert time.monotonic() < deadline, what()
-        time.sleep(0.05)  # polling a condition with a deadline, not a synchronisation
+        heard.batch.wait(0.5)
+        heard.batch.clear()
 
 
 @pytest.fixture
@@ -94,7 +98,7 @@ class Batches:
     """What a watch run by `watching` said: each settled batch's counts."""
 
     def __init__(self) -> None:
-        self.ready, self.counts = threading.Event(), []
+        self.ready, self.batch, self.counts = threading.Event(), threading.Event(), []
 
     def rescanned(self, why: str, counts: object) -> None:
         pass
@@ -104,6 +108,7 @@ class Batches:
 
     def changed(self, counts: object, headway: object, totals: object) -> None:
         self.counts.append(counts)
+        self.batch.set()
 
 
 @contextlib.contextmanager
@@ -152,6 +157,7 @@ def test_a_watch_tags_the_copy_when_the_name_it_read_goes(
             lambda: bool(moved) and counts(db) == (2, 0),
             lambda: f"the watch left {counts(db)} (files, untagged); moved {moved}",
             30,
+            heard,
         )
     monkeypatch.setattr(Indexer, "decide", real)
     news = [batch.new for batch in heard.counts]
@@ -182,6 +188,7 @@ def test_a_watch_does_not_decode_again_failed_pictures_it_sees_moved(
             lambda: any(batch.moved for batch in heard.counts),
             lambda: f"the watch did not record the move: {heard.counts}",
             30,
+            heard,
         )
     (batch,) = heard.counts
     assert (batch.moved, batch.hashed, batch.failed) == (1, 0, 0), batch
